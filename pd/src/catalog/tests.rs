@@ -1,0 +1,320 @@
+use prost::Message;
+use proto::{metapb, pdraftpb};
+
+use super::bootstrap::even_split_keys;
+use super::*;
+
+fn store(id: u64) -> metapb::Store {
+    metapb::Store { id, address: format!("127.0.0.1:{}", 20160 + id), ..Default::default() }
+}
+
+/// A catalog with stores 1..=3 registered (ids 1..=3 allocated first).
+fn with_stores() -> RouteCatalog {
+    let mut c = RouteCatalog::new();
+    c.apply(&CatalogCommand::AllocIds { count: 3 }).unwrap();
+    for id in 1..=3 {
+        c.apply(&CatalogCommand::PutStore { store: store(id) }).unwrap();
+    }
+    c
+}
+
+fn bootstrapped(split_keys: &[&str]) -> RouteCatalog {
+    let mut c = with_stores();
+    c.apply(&CatalogCommand::Bootstrap {
+        store_ids: vec![1, 2, 3],
+        split_keys: split_keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
+    })
+    .unwrap();
+    c
+}
+
+fn report(c: &mut RouteCatalog, regions: Vec<metapb::Region>, leader: metapb::Peer, term: u64) -> Result<CommandOutcome> {
+    c.apply(&CatalogCommand::ReportRegions { regions, leader: Some(leader), term })
+}
+
+fn region_at(c: &RouteCatalog, key: &str) -> metapb::Region {
+    c.region_by_key(key.as_bytes()).unwrap().region.clone()
+}
+
+#[test]
+fn ids_are_sequential_and_bounded() {
+    let mut c = RouteCatalog::new();
+    assert_eq!(c.apply(&CatalogCommand::AllocIds { count: 2 }).unwrap(), CommandOutcome::Ids { first: 1, count: 2 });
+    assert_eq!(c.apply(&CatalogCommand::AllocIds { count: 1 }).unwrap(), CommandOutcome::Ids { first: 3, count: 1 });
+    assert!(matches!(c.apply(&CatalogCommand::AllocIds { count: 0 }), Err(PdError::InvalidArgument(_))));
+    assert!(matches!(
+        c.apply(&CatalogCommand::AllocIds { count: MAX_ALLOC_BATCH + 1 }),
+        Err(PdError::InvalidArgument(_))
+    ));
+    assert_eq!(c.next_id(), 4);
+    assert_eq!(c.version(), 0, "allocation is not a route change");
+}
+
+#[test]
+fn put_store_validates_and_bumps_version_only_on_change() {
+    let mut c = RouteCatalog::new();
+    let err = c.apply(&CatalogCommand::PutStore { store: store(1) }).unwrap_err();
+    assert!(matches!(err, PdError::InvalidArgument(ref m) if m.contains("not allocated")), "{err}");
+    c.apply(&CatalogCommand::AllocIds { count: 2 }).unwrap();
+    for bad in ["", "nohost", ":80", "host:0", "host:99999", "host:http"] {
+        let s = metapb::Store { address: bad.into(), ..store(1) };
+        assert!(matches!(c.apply(&CatalogCommand::PutStore { store: s }), Err(PdError::InvalidArgument(_))), "{bad}");
+    }
+    c.apply(&CatalogCommand::PutStore { store: store(1) }).unwrap();
+    assert_eq!(c.version(), 1);
+    c.apply(&CatalogCommand::PutStore { store: store(1) }).unwrap();
+    assert_eq!(c.version(), 1, "re-registering unchanged is not a change");
+    // Another store may not take a live store's address.
+    let dup = metapb::Store { id: 2, ..store(1) };
+    assert!(matches!(c.apply(&CatalogCommand::PutStore { store: dup }), Err(PdError::StoreConflict(_))));
+    // A store cannot mark itself offline by registering.
+    let s = metapb::Store { state: metapb::StoreState::Offline as i32, ..store(1) };
+    c.apply(&CatalogCommand::PutStore { store: s }).unwrap();
+    assert_eq!(c.store(1).unwrap().state, metapb::StoreState::Up as i32);
+    assert!(c.take_dirty().stores.contains(&1));
+}
+
+#[test]
+fn bootstrap_covers_the_key_space() {
+    let mut c = with_stores();
+    let before = c.version();
+    let out = c
+        .apply(&CatalogCommand::Bootstrap { store_ids: vec![1, 2, 3], split_keys: vec![b"g".to_vec(), b"p".to_vec()] })
+        .unwrap();
+    let CommandOutcome::Bootstrapped { regions, version } = out else { panic!("{out:?}") };
+    assert_eq!(version, before + 1);
+    assert_eq!(regions.len(), 3);
+    let ranges: Vec<(&[u8], &[u8])> = regions.iter().map(|r| (r.start_key.as_slice(), r.end_key.as_slice())).collect();
+    assert_eq!(ranges, vec![(&b""[..], &b"g"[..]), (b"g", b"p"), (b"p", b"")]);
+    for r in &regions {
+        assert_eq!(r.peers.len(), 3);
+        assert_eq!(r.region_epoch, Some(metapb::RegionEpoch { conf_ver: 1, version: 1 }));
+    }
+    assert_eq!(c.region_by_key(b"").unwrap().region.id, regions[0].id);
+    assert_eq!(c.region_by_key(b"g").unwrap().region.id, regions[1].id);
+    assert_eq!(c.region_by_key(b"zzz").unwrap().region.id, regions[2].id);
+    assert_eq!(c.scan(b"h", b"q", 0).len(), 2);
+    assert_eq!(c.scan(b"", b"", 2).len(), 2);
+    assert!(matches!(
+        c.apply(&CatalogCommand::Bootstrap { store_ids: vec![1], split_keys: vec![] }),
+        Err(PdError::AlreadyBootstrapped)
+    ));
+}
+
+#[test]
+fn bootstrap_rejects_bad_input_and_changes_nothing() {
+    let mut c = with_stores();
+    let snapshot = c.clone();
+    let cases = [
+        (vec![], vec![]),
+        (vec![1, 1], vec![]),
+        (vec![1, 9], vec![]),
+        (vec![1, 2, 3], vec![b"b".to_vec(), b"a".to_vec()]),
+        (vec![1, 2, 3], vec![b"a".to_vec(), b"a".to_vec()]),
+        (vec![1, 2, 3], vec![Vec::new()]),
+    ];
+    for (store_ids, split_keys) in cases {
+        let res = c.apply(&CatalogCommand::Bootstrap { store_ids: store_ids.clone(), split_keys });
+        assert!(res.is_err(), "{store_ids:?}");
+        assert_eq!(c, snapshot, "a refused bootstrap changed the catalog");
+    }
+    assert!(matches!(
+        c.apply(&CatalogCommand::Bootstrap { store_ids: vec![1, 9], split_keys: vec![] }),
+        Err(PdError::StoreNotFound(9))
+    ));
+}
+
+#[test]
+fn even_split_keys_are_ascending() {
+    assert!(even_split_keys(b"", 1).is_empty());
+    let keys = even_split_keys(b"t", 4);
+    assert_eq!(keys, vec![b"t\x40\x00".to_vec(), b"t\x80\x00".to_vec(), b"t\xc0\x00".to_vec()]);
+    let many = even_split_keys(b"", 1000);
+    assert_eq!(many.len(), 999);
+    assert!(many.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn newer_heartbeat_is_accepted_and_bumps_version() {
+    let mut c = bootstrapped(&["m"]);
+    let mut r = region_at(&c, "a");
+    let leader = r.peers[0];
+    let v0 = c.version();
+    let out = report(&mut c, vec![r.clone()], leader, 1).unwrap();
+    assert_eq!(out, CommandOutcome::Regions { changed: true, version: v0 + 1 }, "first leader report");
+    assert_eq!(c.region(r.id).unwrap().leader, Some(leader));
+    // The same report again changes nothing.
+    assert_eq!(report(&mut c, vec![r.clone()], leader, 1).unwrap(), CommandOutcome::Regions { changed: false, version: v0 + 1 });
+    // A membership change (conf_ver + 1, one peer removed).
+    r.peers.pop();
+    r.region_epoch.as_mut().unwrap().conf_ver += 1;
+    report(&mut c, vec![r.clone()], leader, 1).unwrap();
+    assert_eq!(c.version(), v0 + 2);
+    assert_eq!(c.region(r.id).unwrap().region.peers.len(), 2);
+}
+
+#[test]
+fn stale_epoch_report_is_ignored() {
+    let mut c = bootstrapped(&[]);
+    let old = region_at(&c, "a");
+    let mut newer = old.clone();
+    newer.region_epoch.as_mut().unwrap().conf_ver = 5;
+    report(&mut c, vec![newer], old.peers[0], 2).unwrap();
+    let before = c.clone();
+    let err = report(&mut c, vec![old.clone()], old.peers[0], 3).unwrap_err();
+    assert!(matches!(err, PdError::StaleEpoch(_)), "{err}");
+    assert_eq!(c, before);
+    // Same epoch from an older term: a deposed leader.
+    let current = region_at(&c, "a");
+    let err = report(&mut c, vec![current], old.peers[1], 1).unwrap_err();
+    assert!(matches!(err, PdError::StaleEpoch(_)), "{err}");
+    assert_eq!(c, before);
+}
+
+#[test]
+fn same_epoch_with_different_meta_is_a_conflict() {
+    let mut c = bootstrapped(&[]);
+    let mut r = region_at(&c, "a");
+    r.peers.pop();
+    let err = report(&mut c, vec![r.clone()], r.peers[0], 1).unwrap_err();
+    assert!(matches!(err, PdError::RouteConflict(_)), "{err}");
+}
+
+/// Splits the region containing `at` into [start, at) (new id) and [at, end).
+/// New ids are allocated here, as PD does before it sends a split.
+fn split(c: &mut RouteCatalog, at: &str) -> Vec<metapb::Region> {
+    let Ok(CommandOutcome::Ids { first: base, .. }) = c.apply(&CatalogCommand::AllocIds { count: 4 }) else {
+        panic!("alloc failed")
+    };
+    let old = region_at(c, at);
+    let mut right = old.clone();
+    right.start_key = at.as_bytes().to_vec();
+    right.region_epoch.as_mut().unwrap().version += 1;
+    let mut left = right.clone();
+    left.id = base;
+    left.start_key = old.start_key.clone();
+    left.end_key = at.as_bytes().to_vec();
+    for (i, p) in left.peers.iter_mut().enumerate() {
+        p.id = base + 1 + i as u64;
+    }
+    vec![left, right]
+}
+
+#[test]
+fn split_report_swaps_regions_atomically() {
+    let mut c = bootstrapped(&[]);
+    let parts = split(&mut c, "k");
+    let leader = parts[1].peers[0];
+    let v0 = c.version();
+    // Half a split would leave a gap: refused, nothing changes.
+    let before = c.clone();
+    let err = report(&mut c, vec![parts[1].clone()], leader, 1).unwrap_err();
+    assert!(matches!(err, PdError::RouteConflict(_)), "{err}");
+    assert_eq!(c, before);
+    report(&mut c, parts.clone(), leader, 1).unwrap();
+    assert_eq!(c.version(), v0 + 1);
+    assert_eq!(c.region_count(), 2);
+    assert_eq!(region_at(&c, "a").id, parts[0].id);
+    assert_eq!(region_at(&c, "z").id, parts[1].id);
+    // The new region is led from the same store.
+    assert_eq!(c.region(parts[0].id).unwrap().leader.unwrap().store_id, leader.store_id);
+    // The pre-split region can no longer come back.
+    let err = report(&mut c, vec![before.region_by_key(b"a").unwrap().region.clone()], leader, 2).unwrap_err();
+    assert!(matches!(err, PdError::StaleEpoch(_)), "{err}");
+}
+
+#[test]
+fn overlapping_or_gapped_reports_are_rejected() {
+    let mut c = bootstrapped(&["m"]);
+    let mut a = split(&mut c, "f");
+    let left = region_at(&c, "a");
+    let right = region_at(&c, "z");
+    // Grow the left region over the right one without a newer version.
+    let mut grown = left.clone();
+    grown.end_key = Vec::new();
+    grown.region_epoch.as_mut().unwrap().conf_ver += 1;
+    let before = c.clone();
+    let err = report(&mut c, vec![grown], left.peers[0], 1).unwrap_err();
+    assert!(matches!(err, PdError::RouteConflict(_)), "{err}");
+    // A batch whose members overlap each other.
+    a[0].end_key = b"g".to_vec();
+    let err = report(&mut c, a, left.peers[0], 1).unwrap_err();
+    assert!(matches!(err, PdError::RouteConflict(_)), "{err}");
+    // A peer on an unknown store.
+    let mut r = right.clone();
+    r.peers[0].store_id = 42;
+    r.region_epoch.as_mut().unwrap().conf_ver += 1;
+    let err = report(&mut c, vec![r], right.peers[1], 1).unwrap_err();
+    assert!(matches!(err, PdError::StoreNotFound(42)), "{err}");
+    // Malformed ranges and shapes.
+    let mut r = right.clone();
+    r.end_key = b"a".to_vec();
+    assert!(matches!(report(&mut c, vec![r], right.peers[0], 1), Err(PdError::InvalidArgument(_))));
+    let mut r = right.clone();
+    r.region_epoch = None;
+    assert!(matches!(report(&mut c, vec![r], right.peers[0], 1), Err(PdError::InvalidArgument(_))));
+    let mut r = right.clone();
+    r.id = 0;
+    assert!(matches!(report(&mut c, vec![r], right.peers[0], 1), Err(PdError::InvalidArgument(_))));
+    let foreign = metapb::Peer { id: 999, store_id: 1, role: 0 };
+    assert!(matches!(report(&mut c, vec![right.clone()], foreign, 1), Err(PdError::InvalidArgument(_))));
+    assert_eq!(c, before, "refused reports changed the catalog");
+}
+
+#[test]
+fn reports_before_bootstrap_are_refused() {
+    let mut c = with_stores();
+    let r = metapb::Region { id: 1, region_epoch: Some(metapb::RegionEpoch { conf_ver: 1, version: 1 }), ..Default::default() };
+    assert!(matches!(
+        c.apply(&CatalogCommand::ReportRegions { regions: vec![r], leader: None, term: 1 }),
+        Err(PdError::NotBootstrapped)
+    ));
+}
+
+#[test]
+fn snapshot_round_trips_through_protobuf() {
+    let mut c = bootstrapped(&["d", "q"]);
+    let r = region_at(&c, "e");
+    report(&mut c, vec![r.clone()], r.peers[1], 4).unwrap();
+    let bytes = c.to_snapshot().encode_to_vec();
+    let decoded = RouteCatalog::from_snapshot(pdraftpb::CatalogSnapshot::decode(bytes.as_slice()).unwrap()).unwrap();
+    let mut original = c.clone();
+    original.take_dirty();
+    assert_eq!(decoded, original);
+    assert_eq!(decoded.route_snapshot(), c.route_snapshot());
+}
+
+#[test]
+fn inconsistent_rows_are_refused_on_load() {
+    let c = bootstrapped(&["m"]);
+    let mut s = c.to_snapshot();
+    s.regions.pop();
+    let err = RouteCatalog::from_snapshot(s).unwrap_err();
+    assert!(matches!(err, PdError::Storage(ref m) if m.contains("inconsistent")), "{err}");
+}
+
+#[test]
+fn route_snapshots_are_deterministic() {
+    // Two catalogs reach the same state by registering stores in different
+    // orders: their snapshots must encode to the same bytes.
+    let mut a = RouteCatalog::new();
+    let mut b = RouteCatalog::new();
+    for c in [&mut a, &mut b] {
+        c.apply(&CatalogCommand::AllocIds { count: 3 }).unwrap();
+    }
+    for id in [1, 2, 3] {
+        a.apply(&CatalogCommand::PutStore { store: store(id) }).unwrap();
+    }
+    for id in [3, 1, 2] {
+        b.apply(&CatalogCommand::PutStore { store: store(id) }).unwrap();
+    }
+    for c in [&mut a, &mut b] {
+        c.apply(&CatalogCommand::Bootstrap { store_ids: vec![1, 2, 3], split_keys: vec![b"b".to_vec(), b"a1".to_vec()] })
+            .unwrap_err();
+        c.apply(&CatalogCommand::Bootstrap { store_ids: vec![1, 2, 3], split_keys: vec![b"a1".to_vec(), b"b".to_vec()] })
+            .unwrap();
+    }
+    assert_eq!(a.route_snapshot().encode_to_vec(), b.route_snapshot().encode_to_vec());
+    let starts: Vec<Vec<u8>> = a.route_snapshot().regions.iter().map(|r| r.region.as_ref().unwrap().start_key.clone()).collect();
+    assert_eq!(starts, vec![b"".to_vec(), b"a1".to_vec(), b"b".to_vec()]);
+}

@@ -1,0 +1,153 @@
+//! The one error enum of the PD crate and its mapping to the wire.
+//!
+//! Errors are sorted by what the caller must do: retry elsewhere
+//! ([`PdError::NotLeader`]), retry later ([`PdError::Unavailable`]), fix the
+//! request (everything about ids, keys, epochs and arguments), or stop
+//! ([`PdError::Storage`], [`PdError::Fatal`]: the member is broken).
+
+use proto::pdpb;
+use serde::{Deserialize, Serialize};
+
+/// A PD member as named in errors and membership listings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderHint {
+    pub id: u64,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum PdError {
+    /// This member is not the PD leader; ask the hinted one.
+    #[error("not the PD leader{}", .0.as_ref().map(|l| format!("; leader is {} at {}", l.id, l.address)).unwrap_or_default())]
+    NotLeader(Option<LeaderHint>),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("store {0} not found")]
+    StoreNotFound(u64),
+    #[error("region {0} not found")]
+    RegionNotFound(u64),
+    #[error("no region contains key {0:?}")]
+    KeyNotCovered(String),
+    #[error("cluster is not bootstrapped")]
+    NotBootstrapped,
+    #[error("cluster is already bootstrapped")]
+    AlreadyBootstrapped,
+    #[error("store conflict: {0}")]
+    StoreConflict(String),
+    #[error("stale region epoch: {0}")]
+    StaleEpoch(String),
+    #[error("route conflict: {0}")]
+    RouteConflict(String),
+    #[error("need {need} up stores, have {have}")]
+    NotEnoughStores { need: usize, have: usize },
+    #[error("PD unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("fatal: {0}")]
+    Fatal(String),
+}
+
+pub type Result<T, E = PdError> = std::result::Result<T, E>;
+
+impl From<redb::Error> for PdError {
+    fn from(e: redb::Error) -> Self {
+        PdError::Storage(e.to_string())
+    }
+}
+
+macro_rules! storage_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for PdError {
+            fn from(e: $t) -> Self {
+                PdError::Storage(e.to_string())
+            }
+        }
+    )*};
+}
+storage_from!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    prost::DecodeError
+);
+
+impl PdError {
+    /// The wire form. Every variant is mapped explicitly so a new variant
+    /// cannot silently reach clients as something generic.
+    pub fn to_pb(&self) -> pdpb::Error {
+        use pdpb::ErrorType as T;
+        let (ty, leader) = match self {
+            PdError::NotLeader(hint) => (
+                T::NotLeader,
+                hint.as_ref().map(|h| pdpb::Member {
+                    id: h.id,
+                    address: h.address.clone(),
+                    http_address: String::new(),
+                }),
+            ),
+            PdError::InvalidArgument(_) => (T::InvalidArgument, None),
+            PdError::StoreNotFound(_) => (T::StoreNotFound, None),
+            PdError::RegionNotFound(_) | PdError::KeyNotCovered(_) => (T::RegionNotFound, None),
+            PdError::NotBootstrapped => (T::NotBootstrapped, None),
+            PdError::AlreadyBootstrapped => (T::AlreadyBootstrapped, None),
+            PdError::StoreConflict(_) => (T::StoreConflict, None),
+            PdError::StaleEpoch(_) => (T::StaleEpoch, None),
+            PdError::RouteConflict(_) => (T::RouteConflict, None),
+            PdError::NotEnoughStores { .. } => (T::NotEnoughStores, None),
+            PdError::Unavailable(_) | PdError::Storage(_) | PdError::Fatal(_) => (T::Unavailable, None),
+        };
+        pdpb::Error { r#type: ty as i32, message: self.to_string(), leader }
+    }
+
+    /// A response header carrying this error.
+    pub fn header(&self) -> Option<pdpb::ResponseHeader> {
+        Some(pdpb::ResponseHeader { error: Some(self.to_pb()) })
+    }
+
+    /// The client-side view of a wire error.
+    pub fn from_pb(e: &pdpb::Error) -> PdError {
+        use pdpb::ErrorType as T;
+        let msg = e.message.clone();
+        match T::try_from(e.r#type).unwrap_or(T::Unavailable) {
+            T::Ok => PdError::Fatal(format!("error header with type OK: {msg}")),
+            T::NotLeader => PdError::NotLeader(
+                e.leader.as_ref().filter(|l| !l.address.is_empty()).map(|l| LeaderHint {
+                    id: l.id,
+                    address: l.address.clone(),
+                }),
+            ),
+            T::InvalidArgument => PdError::InvalidArgument(msg),
+            T::StoreNotFound => PdError::StoreNotFound(id_in(&msg)),
+            T::RegionNotFound => PdError::RegionNotFound(id_in(&msg)),
+            T::NotBootstrapped => PdError::NotBootstrapped,
+            T::AlreadyBootstrapped => PdError::AlreadyBootstrapped,
+            T::StoreConflict => PdError::StoreConflict(msg),
+            T::StaleEpoch => PdError::StaleEpoch(msg),
+            T::RouteConflict => PdError::RouteConflict(msg),
+            T::NotEnoughStores => PdError::NotEnoughStores { need: 0, have: 0 },
+            T::Unavailable => PdError::Unavailable(msg),
+        }
+    }
+
+    /// Whether retrying the same request (after following a leader hint or
+    /// waiting) can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, PdError::NotLeader(_) | PdError::Unavailable(_))
+    }
+}
+
+/// The first number in an error message ("store 7 not found" -> 7), 0 if none.
+fn id_in(msg: &str) -> u64 {
+    msg.split(|c: char| !c.is_ascii_digit()).find(|s| !s.is_empty()).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// Turns a response header into a result.
+pub fn check_header(header: &Option<pdpb::ResponseHeader>) -> Result<()> {
+    match header.as_ref().and_then(|h| h.error.as_ref()) {
+        None => Ok(()),
+        Some(e) => Err(PdError::from_pb(e)),
+    }
+}

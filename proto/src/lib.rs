@@ -1,0 +1,25 @@
+//! Protocol buffers of the cluster and the tonic/prost code generated from
+//! them. Nothing else lives here.
+//!
+//! - [`metapb`]: stores, regions, peers and region epochs.
+//! - [`pdpb`]: the placement driver's API (catalog reads and writes, the store
+//!   heartbeat stream, route watches) and the directives PD sends to region
+//!   leaders.
+//! - [`pdraftpb`]: traffic between the members of PD's own raft group.
+//!
+//! The `.proto` files are compiled at build time by `protox`, so no system
+//! `protoc` is needed.
+
+#![allow(clippy::all, clippy::pedantic, missing_docs)]
+
+pub mod metapb {
+    tonic::include_proto!("metapb");
+}
+
+pub mod pdpb {
+    tonic::include_proto!("pdpb");
+}
+
+pub mod pdraftpb {
+    tonic::include_proto!("pdraftpb");
+}
