@@ -13,6 +13,10 @@
 //! defined in the protocol but not issued), store decommissioning.
 
 pub mod catalog;
+pub mod client;
+pub mod config;
 pub mod error;
+pub mod metrics;
+pub mod raft;
 
 pub use error::{PdError, Result};

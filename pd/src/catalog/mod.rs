@@ -42,7 +42,9 @@ use std::ops::Bound;
 
 use proto::{metapb, pdpb};
 
+pub use bootstrap::even_split_keys;
 pub use command::{CatalogCommand, CommandOutcome};
+pub use put_store::validate_address;
 
 use crate::error::{PdError, Result};
 

@@ -1,0 +1,344 @@
+//! PD configuration: defaults in code, then a YAML file, then environment
+//! variables, then command-line flags, then [`PdConfig::validate`].
+//!
+//! Unknown fields in the file are errors naming the field, so a typo never
+//! silently falls back to a default. See `deploy/pd.yaml` for a commented
+//! sample.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Raft heartbeat of the PD group. PD traffic is light; a quarter second
+/// keeps failover fast without chatter.
+pub const DEFAULT_RAFT_HEARTBEAT_MS: u64 = 250;
+/// Election timeouts: several heartbeats, so one late heartbeat does not
+/// depose a healthy leader; randomised in [min, max) to avoid split votes.
+pub const DEFAULT_ELECTION_TIMEOUT_MIN_MS: u64 = 1_000;
+pub const DEFAULT_ELECTION_TIMEOUT_MAX_MS: u64 = 2_000;
+/// Log entries between snapshots: the catalog snapshot is small, so keep
+/// the log short and restarts quick.
+pub const DEFAULT_SNAPSHOT_LOGS: u64 = 5_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct PdConfig {
+    /// Raft member id of this PD, unique in the PD group, never reused.
+    pub node_id: u64,
+    /// Where the raft log and the catalog live.
+    pub data_dir: PathBuf,
+    /// gRPC listen address: the client API and PD-to-PD raft traffic.
+    pub grpc_addr: String,
+    /// The gRPC address other members and clients use; defaults to the
+    /// bound listen address.
+    pub advertise_grpc_addr: String,
+    /// HTTP listen address: health, metrics and the JSON API.
+    pub http_addr: String,
+    pub advertise_http_addr: String,
+    /// gRPC addresses of existing members to join. Empty: this member starts
+    /// a new PD group on its own (or restarts one it belongs to).
+    pub join: Vec<String>,
+    pub replication: ReplicationConfig,
+    pub bootstrap: BootstrapConfig,
+    pub raft: RaftTiming,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ReplicationConfig {
+    /// Replicas per region. PD bootstraps the first regions once this many
+    /// stores have registered.
+    pub max_replicas: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct BootstrapConfig {
+    /// Pre-split the key space at these keys (UTF-8 strings), ascending.
+    pub split_keys: Vec<String>,
+    /// Or: cut the key space into this many even ranges of
+    /// `key-prefix + 2 big-endian bytes`. Ignored when `split-keys` is set.
+    pub regions: u32,
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct RaftTiming {
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    pub snapshot_logs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `debug`, `pd=debug,openraft=warn`, ...
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for PdConfig {
+    fn default() -> Self {
+        PdConfig {
+            node_id: 1,
+            data_dir: PathBuf::from("data/pd"),
+            grpc_addr: "127.0.0.1:2379".into(),
+            advertise_grpc_addr: String::new(),
+            http_addr: "127.0.0.1:2381".into(),
+            advertise_http_addr: String::new(),
+            join: Vec::new(),
+            replication: ReplicationConfig::default(),
+            bootstrap: BootstrapConfig::default(),
+            raft: RaftTiming::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig { max_replicas: 3 }
+    }
+}
+
+impl Default for BootstrapConfig {
+    fn default() -> Self {
+        BootstrapConfig { split_keys: Vec::new(), regions: 1, key_prefix: String::new() }
+    }
+}
+
+impl Default for RaftTiming {
+    fn default() -> Self {
+        RaftTiming {
+            heartbeat_interval_ms: DEFAULT_RAFT_HEARTBEAT_MS,
+            election_timeout_min_ms: DEFAULT_ELECTION_TIMEOUT_MIN_MS,
+            election_timeout_max_ms: DEFAULT_ELECTION_TIMEOUT_MAX_MS,
+            snapshot_logs: DEFAULT_SNAPSHOT_LOGS,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+/// A configuration problem, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: String, reason: String },
+    /// Syntax errors, unknown fields and wrong types; serde's message names
+    /// the field and the line.
+    #[error("invalid config file {path}: {reason}")]
+    Parse { path: String, reason: String },
+    #[error("invalid value for {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field, reason: reason.into() }
+}
+
+/// Environment variables read by [`PdConfig::apply_env`], named after the
+/// fields they override.
+pub const ENV_VARS: [&str; 7] =
+    ["PD_NODE_ID", "PD_DATA_DIR", "PD_GRPC_ADDR", "PD_ADVERTISE_GRPC_ADDR", "PD_HTTP_ADDR", "PD_JOIN", "PD_LOG_LEVEL"];
+
+impl PdConfig {
+    /// Parses a YAML document over the defaults.
+    ///
+    /// # Errors
+    ///
+    /// `Parse` for syntax errors, unknown fields and wrong types.
+    pub fn from_yaml(text: &str, path: &str) -> Result<Self, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(PdConfig::default());
+        }
+        serde_yaml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })
+    }
+
+    /// # Errors
+    ///
+    /// `Read` when the file cannot be read, otherwise as [`Self::from_yaml`].
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: shown.clone(), reason: e.to_string() })?;
+        Self::from_yaml(&text, &shown)
+    }
+
+    /// Applies `PD_*` overrides from `lookup` (the process environment in
+    /// production; a map in tests).
+    ///
+    /// # Errors
+    ///
+    /// `Invalid` naming the variable when its value does not parse.
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = lookup("PD_NODE_ID") {
+            self.node_id = v.parse().map_err(|_| invalid("PD_NODE_ID", format!("{v:?} is not a number")))?;
+        }
+        if let Some(v) = lookup("PD_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = lookup("PD_GRPC_ADDR") {
+            self.grpc_addr = v;
+        }
+        if let Some(v) = lookup("PD_ADVERTISE_GRPC_ADDR") {
+            self.advertise_grpc_addr = v;
+        }
+        if let Some(v) = lookup("PD_HTTP_ADDR") {
+            self.http_addr = v;
+        }
+        if let Some(v) = lookup("PD_JOIN") {
+            self.join = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        }
+        if let Some(v) = lookup("PD_LOG_LEVEL") {
+            self.log.level = v;
+        }
+        Ok(())
+    }
+
+    /// Checks every field; the first problem is returned naming its field.
+    ///
+    /// # Errors
+    ///
+    /// `Invalid` naming the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id == 0 {
+            return Err(invalid("node-id", "must be at least 1"));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data-dir", "must not be empty"));
+        }
+        self.grpc_addr.parse::<SocketAddr>().map_err(|e| invalid("grpc-addr", format!("{:?}: {e}", self.grpc_addr)))?;
+        self.http_addr.parse::<SocketAddr>().map_err(|e| invalid("http-addr", format!("{:?}: {e}", self.http_addr)))?;
+        for (field, addr) in [("advertise-grpc-addr", &self.advertise_grpc_addr), ("advertise-http-addr", &self.advertise_http_addr)] {
+            if !addr.is_empty() {
+                crate::catalog::validate_address(field, addr).map_err(|e| invalid(field, e.to_string()))?;
+            }
+        }
+        for addr in &self.join {
+            crate::catalog::validate_address("join", addr).map_err(|e| invalid("join", e.to_string()))?;
+        }
+        if self.replication.max_replicas == 0 || self.replication.max_replicas > 7 {
+            return Err(invalid("replication.max-replicas", format!("{} is not in 1..=7", self.replication.max_replicas)));
+        }
+        if self.bootstrap.regions == 0 || self.bootstrap.regions > 65_536 {
+            return Err(invalid("bootstrap.regions", format!("{} is not in 1..=65536", self.bootstrap.regions)));
+        }
+        for (i, k) in self.bootstrap.split_keys.iter().enumerate() {
+            if k.is_empty() {
+                return Err(invalid("bootstrap.split-keys", "keys must not be empty"));
+            }
+            if i > 0 && self.bootstrap.split_keys[i - 1] >= *k {
+                return Err(invalid("bootstrap.split-keys", format!("{k:?} is not above the key before it")));
+            }
+        }
+        let r = &self.raft;
+        if r.heartbeat_interval_ms == 0 {
+            return Err(invalid("raft.heartbeat-interval-ms", "must be positive"));
+        }
+        if r.election_timeout_min_ms < 3 * r.heartbeat_interval_ms {
+            return Err(invalid("raft.election-timeout-min-ms", "must be at least 3 heartbeat intervals"));
+        }
+        if r.election_timeout_max_ms <= r.election_timeout_min_ms {
+            return Err(invalid("raft.election-timeout-max-ms", "must be above election-timeout-min-ms"));
+        }
+        if r.snapshot_logs == 0 {
+            return Err(invalid("raft.snapshot-logs", "must be positive"));
+        }
+        if self.log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
+            return Err(invalid("log.level", format!("{:?} is not a log filter", self.log.level)));
+        }
+        Ok(())
+    }
+
+    /// The split keys the bootstrap uses.
+    pub fn bootstrap_split_keys(&self) -> Vec<Vec<u8>> {
+        if self.bootstrap.split_keys.is_empty() {
+            crate::catalog::even_split_keys(self.bootstrap.key_prefix.as_bytes(), self.bootstrap.regions)
+        } else {
+            self.bootstrap.split_keys.iter().map(|k| k.as_bytes().to_vec()).collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        PdConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_keeps_the_rest() {
+        let c = PdConfig::from_yaml("node-id: 3\nreplication:\n  max-replicas: 1\n", "t.yaml").unwrap();
+        assert_eq!(c.node_id, 3);
+        assert_eq!(c.replication.max_replicas, 1);
+        assert_eq!(c.raft, RaftTiming::default());
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let err = PdConfig::from_yaml("node-id: 1\nmax-replica: 3\n", "t.yaml").unwrap_err();
+        assert!(err.to_string().contains("max-replica"), "{err}");
+        let err = PdConfig::from_yaml("raft:\n  heartbeat-ms: 3\n", "t.yaml").unwrap_err();
+        assert!(err.to_string().contains("heartbeat-ms"), "{err}");
+        let err = PdConfig::from_yaml("node-id: one\n", "t.yaml").unwrap_err();
+        assert!(err.to_string().contains("node-id"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        let cases: [(&str, &str); 6] = [
+            ("node-id: 0", "node-id"),
+            ("grpc-addr: nowhere", "grpc-addr"),
+            ("replication: {max-replicas: 0}", "replication.max-replicas"),
+            ("bootstrap: {split-keys: [b, a]}", "bootstrap.split-keys"),
+            ("raft: {heartbeat-interval-ms: 500, election-timeout-min-ms: 600}", "raft.election-timeout-min-ms"),
+            ("join: [\"nohost\"]", "join"),
+        ];
+        for (yaml, field) in cases {
+            let err = PdConfig::from_yaml(yaml, "t.yaml").unwrap().validate().unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { field: f, .. } if f == field), "{yaml}: {err}");
+        }
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let mut c = PdConfig::from_yaml("node-id: 2", "t.yaml").unwrap();
+        c.apply_env(|k| match k {
+            "PD_NODE_ID" => Some("5".into()),
+            "PD_JOIN" => Some("10.0.0.1:2379, 10.0.0.2:2379".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.node_id, 5);
+        assert_eq!(c.join.len(), 2);
+        let err = c.apply_env(|k| (k == "PD_NODE_ID").then(|| "x".into())).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { field: "PD_NODE_ID", .. }));
+    }
+
+    #[test]
+    fn bootstrap_keys_from_count_or_list() {
+        let mut c = PdConfig::default();
+        c.bootstrap.regions = 4;
+        assert_eq!(c.bootstrap_split_keys().len(), 3);
+        c.bootstrap.split_keys = vec!["m".into()];
+        assert_eq!(c.bootstrap_split_keys(), vec![b"m".to_vec()]);
+    }
+}
