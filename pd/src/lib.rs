@@ -16,7 +16,10 @@ pub mod catalog;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod logging;
 pub mod metrics;
 pub mod raft;
+pub mod server;
+pub mod view;
 
 pub use error::{PdError, Result};

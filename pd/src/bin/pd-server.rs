@@ -1,1 +1,152 @@
-fn main(){}
+//! `pd-server`: one member of the placement driver group.
+//!
+//! Configuration: defaults, then `--config FILE` (YAML), then `PD_*`
+//! environment variables, then flags. Once both listeners are bound it
+//! prints one line to stdout:
+//!
+//! ```text
+//! pd-server ready id=1 grpc=127.0.0.1:2379 http=127.0.0.1:2381
+//! ```
+//!
+//! Logs go to stderr. SIGINT or SIGTERM stops it gracefully.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use pd::config::{LogFormat, PdConfig};
+use pd::server::PdServer;
+
+#[derive(Parser, Debug)]
+#[command(name = "pd-server", version, about = "Placement driver: owns the route catalog of the cluster")]
+struct Args {
+    /// YAML config file; see deploy/pd.yaml.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    node_id: Option<u64>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// gRPC listen address (port 0 picks a free port).
+    #[arg(long)]
+    grpc_addr: Option<String>,
+    #[arg(long)]
+    advertise_grpc_addr: Option<String>,
+    #[arg(long)]
+    http_addr: Option<String>,
+    #[arg(long)]
+    advertise_http_addr: Option<String>,
+    /// gRPC addresses of existing members to join, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    join: Vec<String>,
+    #[arg(long)]
+    max_replicas: Option<u32>,
+    /// Pre-split the first bootstrap into this many even regions.
+    #[arg(long)]
+    bootstrap_regions: Option<u32>,
+    #[arg(long)]
+    log_level: Option<String>,
+    #[arg(long, value_parser = ["text", "json"])]
+    log_format: Option<String>,
+}
+
+fn load(args: &Args) -> Result<PdConfig, pd::config::ConfigError> {
+    let mut c = match &args.config {
+        Some(path) => PdConfig::from_file(path)?,
+        None => PdConfig::default(),
+    };
+    c.apply_env(|k| std::env::var(k).ok())?;
+    if let Some(v) = args.node_id {
+        c.node_id = v;
+    }
+    if let Some(v) = &args.data_dir {
+        c.data_dir = v.clone();
+    }
+    if let Some(v) = &args.grpc_addr {
+        c.grpc_addr = v.clone();
+    }
+    if let Some(v) = &args.advertise_grpc_addr {
+        c.advertise_grpc_addr = v.clone();
+    }
+    if let Some(v) = &args.http_addr {
+        c.http_addr = v.clone();
+    }
+    if let Some(v) = &args.advertise_http_addr {
+        c.advertise_http_addr = v.clone();
+    }
+    if !args.join.is_empty() {
+        c.join = args.join.clone();
+    }
+    if let Some(v) = args.max_replicas {
+        c.replication.max_replicas = v;
+    }
+    if let Some(v) = args.bootstrap_regions {
+        c.bootstrap.regions = v;
+    }
+    if let Some(v) = &args.log_level {
+        c.log.level = v.clone();
+    }
+    if let Some(v) = &args.log_format {
+        c.log.format = if v == "json" { LogFormat::Json } else { LogFormat::Text };
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match load(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pd-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    pd::logging::init(&config.log.level, config.log.format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pd-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let node_id = config.node_id;
+        let server = match PdServer::start(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("pd-server: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "pd-server ready id={node_id} grpc={} http={}", server.advertise_grpc_addr, server.advertise_http_addr);
+        let _ = out.flush();
+        drop(out);
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

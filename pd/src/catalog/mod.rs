@@ -35,7 +35,7 @@ mod codec;
 mod command;
 pub mod keys;
 mod put_store;
-mod region_report;
+pub mod region_report;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;

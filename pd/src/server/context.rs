@@ -1,0 +1,183 @@
+//! What every PD request handler shares: the raft handle, the applied
+//! catalog, leadership, and the leader's in-memory view of store and region
+//! statistics.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use openraft::async_runtime::WatchReceiver;
+use openraft::TryAsRef;
+use openraft::errors::{ForwardToLeader, RaftError};
+use openraft::{ReadPolicy, ServerState};
+use proto::pdpb;
+use tokio::sync::watch;
+
+use crate::catalog::{CatalogCommand, CommandOutcome};
+use crate::config::PdConfig;
+use crate::error::{LeaderHint, PdError, Result};
+use crate::metrics;
+use crate::raft::PdRaft;
+use crate::raft::state_machine::SharedCatalog;
+
+/// How long a proposal may wait for commit and apply before the caller is
+/// told to retry: a leader that lost its quorum must not hang clients.
+pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the leader learned from a store's heartbeats.
+#[derive(Debug, Clone, Default)]
+pub struct StoreRuntime {
+    pub stats: pdpb::StoreStats,
+    pub last_heartbeat_ms: u64,
+}
+
+pub struct PdContext {
+    pub node_id: u64,
+    pub config: PdConfig,
+    pub raft: PdRaft,
+    pub catalog: Arc<SharedCatalog>,
+    /// True while this member leads; streams end when it turns false.
+    pub leader_rx: watch::Receiver<bool>,
+    pub stores: Mutex<HashMap<u64, StoreRuntime>>,
+    pub regions: Mutex<HashMap<u64, pdpb::RegionStats>>,
+}
+
+/// Resolves once this member is no longer the leader.
+pub async fn until_not_leader(rx: &mut watch::Receiver<bool>) {
+    // The guard wait_for returns is not Send: drop it before returning.
+    let _ = rx.wait_for(|is_leader| !*is_leader).await.is_ok();
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl PdContext {
+    /// The leader as this member knows it.
+    pub fn leader_hint(&self) -> Option<LeaderHint> {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let id = m.current_leader?;
+        let node = m.membership_config.membership().get_node(&id)?.clone();
+        Some(LeaderHint { id, address: node.address })
+    }
+
+    pub fn is_leader(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        m.state == ServerState::Leader && m.current_leader == Some(self.node_id)
+    }
+
+    /// Fails with `NotLeader` (naming the leader if known) on a follower.
+    pub fn ensure_leader(&self) -> Result<()> {
+        if self.is_leader() { Ok(()) } else { Err(PdError::NotLeader(self.leader_hint())) }
+    }
+
+    /// Waits until this member's applied catalog reflects every write
+    /// committed before the call (read index), so a read right after a write
+    /// sees it.
+    pub async fn linearizable(&self) -> Result<()> {
+        self.ensure_leader()?;
+        match tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.ensure_linearizable(ReadPolicy::ReadIndex)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(self.raft_error(&e)),
+            Err(_) => Err(PdError::Unavailable("read index timed out (no quorum?)".into())),
+        }
+    }
+
+    /// Proposes a catalog command and waits until it is applied here.
+    ///
+    /// # Errors
+    ///
+    /// `NotLeader` on a follower; `Unavailable` when the group cannot commit
+    /// in time; otherwise the catalog's own refusal.
+    pub async fn propose(&self, cmd: CatalogCommand) -> Result<CommandOutcome> {
+        self.ensure_leader()?;
+        let started = Instant::now();
+        let res = tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.client_write(cmd)).await;
+        metrics::PROPOSE_SECONDS.observe(started.elapsed().as_secs_f64());
+        match res {
+            Err(_) => Err(PdError::Unavailable("proposal not committed in time (no quorum?)".into())),
+            Ok(Err(e)) => Err(self.raft_error(&e)),
+            Ok(Ok(resp)) => match resp.data {
+                Ok(Some(outcome)) => Ok(outcome),
+                Ok(None) => Err(PdError::Fatal("catalog command applied without an outcome".into())),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// Sorts a raft API failure: lost leadership is retryable elsewhere, a
+    /// fatal raft error means this member is broken.
+    fn raft_error<E>(&self, e: &RaftError<crate::raft::TypeConfig, E>) -> PdError
+    where
+        E: std::error::Error + TryAsRef<ForwardToLeader<crate::raft::TypeConfig>>,
+    {
+        if e.forward_to_leader().is_some() {
+            return PdError::NotLeader(self.leader_hint());
+        }
+        match e {
+            RaftError::Fatal(f) => PdError::Fatal(f.to_string()),
+            RaftError::APIError(api) => PdError::Unavailable(api.to_string()),
+        }
+    }
+
+    /// The members of the PD group and the leader.
+    pub fn members(&self) -> pdpb::GetMembersResponse {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let membership = m.membership_config.membership();
+        let member = |id: u64| {
+            membership.get_node(&id).map(|n| pdpb::Member {
+                id,
+                address: n.address.clone(),
+                http_address: n.http_address.clone(),
+            })
+        };
+        let mut ids: Vec<u64> = membership.nodes().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        pdpb::GetMembersResponse {
+            header: None,
+            members: ids.into_iter().filter_map(member).collect(),
+            leader: m.current_leader.and_then(member),
+            term: m.current_term,
+        }
+    }
+
+    pub fn store_info(&self, store: &proto::metapb::Store, counts: (u64, u64)) -> pdpb::StoreInfo {
+        let runtime = self.stores.lock().unwrap().get(&store.id).cloned().unwrap_or_default();
+        pdpb::StoreInfo {
+            store: Some(store.clone()),
+            stats: Some(runtime.stats),
+            last_heartbeat_ms: runtime.last_heartbeat_ms,
+            region_count: counts.0,
+            leader_count: counts.1,
+        }
+    }
+
+    pub fn region_stats(&self, region_id: u64) -> Option<pdpb::RegionStats> {
+        self.regions.lock().unwrap().get(&region_id).copied()
+    }
+
+    /// Refreshes the gauges derived from the catalog.
+    pub fn update_catalog_metrics(&self) {
+        let state = self.catalog.read();
+        let c = &state.catalog;
+        metrics::CATALOG_VERSION.set(c.version() as i64);
+        metrics::REGIONS.set(c.region_count() as i64);
+        let want = self.config.replication.max_replicas as usize;
+        let missing = c
+            .regions()
+            .filter(|r| {
+                r.region.peers.iter().filter(|p| p.role == proto::metapb::PeerRole::Voter as i32).count() < want
+            })
+            .count();
+        metrics::REGIONS_MISSING_REPLICAS.set(missing as i64);
+        for (state_name, state) in [
+            ("up", proto::metapb::StoreState::Up),
+            ("offline", proto::metapb::StoreState::Offline),
+            ("tombstone", proto::metapb::StoreState::Tombstone),
+        ] {
+            let n = c.stores().filter(|s| s.state == state as i32).count();
+            metrics::STORES.with_label_values(&[state_name]).set(n as i64);
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! The `pdpb.PD` gRPC service: catalog reads and writes, members, and the
+//! entry points of the heartbeat and watch streams.
+//!
+//! Errors PD means for the caller travel in the response header as a typed
+//! `pdpb.Error`; a gRPC status is reserved for transport problems and
+//! malformed streams.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::Stream;
+use proto::pdpb::{self, pd_server};
+use tonic::{Request, Response, Status, Streaming};
+use tracing::instrument;
+
+use super::context::PdContext;
+use super::{heartbeat, watch};
+use crate::catalog::{CatalogCommand, CommandOutcome, keys};
+use crate::error::{PdError, Result};
+use crate::metrics;
+
+pub type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send + 'static>>;
+
+/// Responses whose header can carry an error.
+trait WithHeader: Default {
+    fn set_header(&mut self, h: Option<pdpb::ResponseHeader>);
+}
+
+macro_rules! with_header {
+    ($($t:ty),*) => {$(
+        impl WithHeader for $t {
+            fn set_header(&mut self, h: Option<pdpb::ResponseHeader>) { self.header = h; }
+        }
+    )*};
+}
+with_header!(
+    pdpb::GetMembersResponse,
+    pdpb::IsBootstrappedResponse,
+    pdpb::BootstrapResponse,
+    pdpb::AllocIdResponse,
+    pdpb::PutStoreResponse,
+    pdpb::GetStoreResponse,
+    pdpb::ListStoresResponse,
+    pdpb::GetRegionResponse,
+    pdpb::ScanRegionsResponse,
+    pdpb::ListRoutesResponse
+);
+
+/// Runs a handler, records its latency, and turns its error into a header.
+async fn handle<R: WithHeader>(
+    method: &'static str,
+    f: impl Future<Output = Result<R>>,
+) -> std::result::Result<Response<R>, Status> {
+    let started = Instant::now();
+    let res = f.await;
+    metrics::GRPC_SECONDS.with_label_values(&[method]).observe(started.elapsed().as_secs_f64());
+    Ok(Response::new(match res {
+        Ok(r) => r,
+        Err(e) => {
+            let pb = e.to_pb();
+            metrics::GRPC_ERRORS.with_label_values(&[method, pb.r#type().as_str_name()]).inc();
+            let mut r = R::default();
+            r.set_header(e.header());
+            r
+        }
+    }))
+}
+
+pub struct PdService {
+    ctx: Arc<PdContext>,
+}
+
+impl PdService {
+    pub fn new(ctx: Arc<PdContext>) -> Self {
+        PdService { ctx }
+    }
+}
+
+/// Validates a `[start, end)` request range: an empty end is unbounded.
+pub fn check_range(start: &[u8], end: &[u8]) -> Result<()> {
+    if keys::is_valid_range(start, end) {
+        Ok(())
+    } else {
+        Err(PdError::InvalidArgument(format!(
+            "start key {:?} is not below end key {:?}",
+            keys::display(start),
+            keys::display(end)
+        )))
+    }
+}
+
+#[tonic::async_trait]
+impl pd_server::Pd for PdService {
+    type StoreHeartbeatStream = BoxStream<pdpb::StoreHeartbeatResponse>;
+    type WatchRoutesStream = BoxStream<pdpb::WatchRoutesResponse>;
+
+    async fn get_members(
+        &self,
+        _req: Request<pdpb::GetMembersRequest>,
+    ) -> std::result::Result<Response<pdpb::GetMembersResponse>, Status> {
+        handle("get_members", async { Ok(self.ctx.members()) }).await
+    }
+
+    async fn is_bootstrapped(
+        &self,
+        _req: Request<pdpb::IsBootstrappedRequest>,
+    ) -> std::result::Result<Response<pdpb::IsBootstrappedResponse>, Status> {
+        handle("is_bootstrapped", async {
+            self.ctx.linearizable().await?;
+            let bootstrapped = self.ctx.catalog.read().catalog.is_bootstrapped();
+            Ok(pdpb::IsBootstrappedResponse { header: None, bootstrapped })
+        })
+        .await
+    }
+
+    #[instrument(skip_all)]
+    async fn bootstrap(
+        &self,
+        _req: Request<pdpb::BootstrapRequest>,
+    ) -> std::result::Result<Response<pdpb::BootstrapResponse>, Status> {
+        handle("bootstrap", async {
+            self.ctx.linearizable().await?;
+            let cmd = super::bootstrap::bootstrap_command(&self.ctx)?;
+            match self.ctx.propose(cmd).await? {
+                CommandOutcome::Bootstrapped { regions, version } => {
+                    Ok(pdpb::BootstrapResponse { header: None, regions, version })
+                }
+                other => Err(PdError::Fatal(format!("bootstrap answered {other:?}"))),
+            }
+        })
+        .await
+    }
+
+    async fn alloc_id(
+        &self,
+        req: Request<pdpb::AllocIdRequest>,
+    ) -> std::result::Result<Response<pdpb::AllocIdResponse>, Status> {
+        handle("alloc_id", async {
+            let count = req.into_inner().count.max(1);
+            match self.ctx.propose(CatalogCommand::AllocIds { count }).await? {
+                CommandOutcome::Ids { first, count } => {
+                    Ok(pdpb::AllocIdResponse { header: None, first_id: first, count })
+                }
+                other => Err(PdError::Fatal(format!("alloc answered {other:?}"))),
+            }
+        })
+        .await
+    }
+
+    #[instrument(skip_all)]
+    async fn put_store(
+        &self,
+        req: Request<pdpb::PutStoreRequest>,
+    ) -> std::result::Result<Response<pdpb::PutStoreResponse>, Status> {
+        handle("put_store", async {
+            let store = req.into_inner().store.ok_or_else(|| PdError::InvalidArgument("missing store".into()))?;
+            match self.ctx.propose(CatalogCommand::PutStore { store }).await? {
+                CommandOutcome::StorePut { version } => Ok(pdpb::PutStoreResponse { header: None, version }),
+                other => Err(PdError::Fatal(format!("put store answered {other:?}"))),
+            }
+        })
+        .await
+    }
+
+    async fn get_store(
+        &self,
+        req: Request<pdpb::GetStoreRequest>,
+    ) -> std::result::Result<Response<pdpb::GetStoreResponse>, Status> {
+        handle("get_store", async {
+            let id = req.into_inner().store_id;
+            if id == 0 {
+                return Err(PdError::InvalidArgument("store id 0".into()));
+            }
+            self.ctx.linearizable().await?;
+            let state = self.ctx.catalog.read();
+            let store = state.catalog.store(id).ok_or(PdError::StoreNotFound(id))?;
+            let counts = state.catalog.counts_by_store().get(&id).copied().unwrap_or_default();
+            Ok(pdpb::GetStoreResponse { header: None, store: Some(self.ctx.store_info(store, counts)) })
+        })
+        .await
+    }
+
+    async fn list_stores(
+        &self,
+        _req: Request<pdpb::ListStoresRequest>,
+    ) -> std::result::Result<Response<pdpb::ListStoresResponse>, Status> {
+        handle("list_stores", async {
+            self.ctx.linearizable().await?;
+            let state = self.ctx.catalog.read();
+            let counts = state.catalog.counts_by_store();
+            let stores = state
+                .catalog
+                .stores()
+                .map(|s| self.ctx.store_info(s, counts.get(&s.id).copied().unwrap_or_default()))
+                .collect();
+            Ok(pdpb::ListStoresResponse { header: None, stores })
+        })
+        .await
+    }
+
+    async fn get_region(
+        &self,
+        req: Request<pdpb::GetRegionRequest>,
+    ) -> std::result::Result<Response<pdpb::GetRegionResponse>, Status> {
+        handle("get_region", async {
+            let key = req.into_inner().key;
+            self.ctx.linearizable().await?;
+            let state = self.ctx.catalog.read();
+            if !state.catalog.is_bootstrapped() {
+                return Err(PdError::NotBootstrapped);
+            }
+            let rec = state.catalog.region_by_key(&key).ok_or_else(|| PdError::KeyNotCovered(keys::display(&key)))?;
+            let stats = self.ctx.region_stats(rec.region.id);
+            Ok(pdpb::GetRegionResponse { header: None, route: Some(rec.route()), stats })
+        })
+        .await
+    }
+
+    async fn get_region_by_id(
+        &self,
+        req: Request<pdpb::GetRegionByIdRequest>,
+    ) -> std::result::Result<Response<pdpb::GetRegionResponse>, Status> {
+        handle("get_region_by_id", async {
+            let id = req.into_inner().region_id;
+            if id == 0 {
+                return Err(PdError::InvalidArgument("region id 0".into()));
+            }
+            self.ctx.linearizable().await?;
+            let state = self.ctx.catalog.read();
+            let rec = state.catalog.region(id).ok_or(PdError::RegionNotFound(id))?;
+            Ok(pdpb::GetRegionResponse { header: None, route: Some(rec.route()), stats: self.ctx.region_stats(id) })
+        })
+        .await
+    }
+
+    async fn scan_regions(
+        &self,
+        req: Request<pdpb::ScanRegionsRequest>,
+    ) -> std::result::Result<Response<pdpb::ScanRegionsResponse>, Status> {
+        handle("scan_regions", async {
+            let req = req.into_inner();
+            check_range(&req.start_key, &req.end_key)?;
+            self.ctx.linearizable().await?;
+            let state = self.ctx.catalog.read();
+            let routes =
+                state.catalog.scan(&req.start_key, &req.end_key, req.limit as usize).into_iter().map(|r| r.route()).collect();
+            Ok(pdpb::ScanRegionsResponse { header: None, routes })
+        })
+        .await
+    }
+
+    async fn list_routes(
+        &self,
+        _req: Request<pdpb::ListRoutesRequest>,
+    ) -> std::result::Result<Response<pdpb::ListRoutesResponse>, Status> {
+        handle("list_routes", async {
+            self.ctx.linearizable().await?;
+            let routes = self.ctx.catalog.read().catalog.route_snapshot();
+            Ok(pdpb::ListRoutesResponse { header: None, routes: Some(routes) })
+        })
+        .await
+    }
+
+    async fn store_heartbeat(
+        &self,
+        req: Request<Streaming<pdpb::StoreHeartbeatRequest>>,
+    ) -> std::result::Result<Response<Self::StoreHeartbeatStream>, Status> {
+        Ok(Response::new(heartbeat::open(self.ctx.clone(), req.into_inner())))
+    }
+
+    async fn watch_routes(
+        &self,
+        req: Request<pdpb::WatchRoutesRequest>,
+    ) -> std::result::Result<Response<Self::WatchRoutesStream>, Status> {
+        let stream = watch::open(self.ctx.clone(), req.into_inner().since_version).map_err(|e| refusal(&e))?;
+        Ok(Response::new(stream))
+    }
+}
+
+/// A refused stream as a gRPC status: the leader hint rides in metadata.
+pub fn refusal(e: &PdError) -> Status {
+    match e {
+        PdError::NotLeader(hint) => {
+            let mut s = Status::failed_precondition(e.to_string());
+            if let Some(h) = hint {
+                if let (Ok(addr), Ok(id)) = (h.address.parse(), h.id.to_string().parse()) {
+                    s.metadata_mut().insert(crate::client::LEADER_ADDR_METADATA, addr);
+                    s.metadata_mut().insert(crate::client::LEADER_ID_METADATA, id);
+                }
+            }
+            s
+        }
+        PdError::InvalidArgument(m) => Status::invalid_argument(m.clone()),
+        other => Status::unavailable(other.to_string()),
+    }
+}

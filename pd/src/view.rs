@@ -1,0 +1,97 @@
+//! JSON views of stores, regions and routes, shared by the HTTP API and
+//! `pdctl --output json`. Keys are upper-case hex, as in PD's own API.
+
+use proto::{metapb, pdpb};
+use serde_json::{Value, json};
+
+use crate::catalog::keys;
+
+pub fn store_state_name(state: i32) -> &'static str {
+    match metapb::StoreState::try_from(state) {
+        Ok(metapb::StoreState::Up) => "Up",
+        Ok(metapb::StoreState::Offline) => "Offline",
+        Ok(metapb::StoreState::Tombstone) => "Tombstone",
+        Err(_) => "Unknown",
+    }
+}
+
+pub fn role_name(role: i32) -> &'static str {
+    match metapb::PeerRole::try_from(role) {
+        Ok(metapb::PeerRole::Voter) => "Voter",
+        Ok(metapb::PeerRole::Learner) => "Learner",
+        Ok(metapb::PeerRole::IncomingVoter) => "IncomingVoter",
+        Ok(metapb::PeerRole::DemotingVoter) => "DemotingVoter",
+        Err(_) => "Unknown",
+    }
+}
+
+pub fn peer(p: &metapb::Peer) -> Value {
+    json!({"id": p.id, "store_id": p.store_id, "role_name": role_name(p.role)})
+}
+
+pub fn store(s: &metapb::Store) -> Value {
+    let labels: Vec<Value> = s.labels.iter().map(|l| json!({"key": l.key, "value": l.value})).collect();
+    json!({
+        "id": s.id,
+        "address": s.address,
+        "http_address": s.http_address,
+        "state_name": store_state_name(s.state),
+        "labels": labels,
+        "version": s.version,
+    })
+}
+
+pub fn store_info(info: &pdpb::StoreInfo) -> Value {
+    let stats = info.stats.unwrap_or_default();
+    json!({
+        "store": info.store.as_ref().map(store),
+        "status": {
+            "region_count": info.region_count,
+            "leader_count": info.leader_count,
+            "capacity": stats.capacity,
+            "available": stats.available,
+            "used_size": stats.used_size,
+            "route_version": stats.route_version,
+            "last_heartbeat_ts": info.last_heartbeat_ms,
+        },
+    })
+}
+
+pub fn region(route: &pdpb::RegionRoute, stats: Option<&pdpb::RegionStats>) -> Value {
+    let r = route.region.clone().unwrap_or_default();
+    let epoch = r.region_epoch.unwrap_or_default();
+    let stats = stats.copied().unwrap_or_default();
+    json!({
+        "id": r.id,
+        "start_key": keys::hex(&r.start_key),
+        "end_key": keys::hex(&r.end_key),
+        "epoch": {"conf_ver": epoch.conf_ver, "version": epoch.version},
+        "peers": r.peers.iter().map(peer).collect::<Vec<_>>(),
+        "leader": route.leader.as_ref().map(peer),
+        "approximate_size": stats.approximate_size,
+        "approximate_keys": stats.approximate_keys,
+    })
+}
+
+pub fn regions<'a>(routes: impl Iterator<Item = (&'a pdpb::RegionRoute, Option<pdpb::RegionStats>)>) -> Value {
+    let list: Vec<Value> = routes.map(|(r, s)| region(r, s.as_ref())).collect();
+    json!({"count": list.len(), "regions": list})
+}
+
+pub fn routes(snapshot: &pdpb::RouteSnapshot) -> Value {
+    json!({
+        "version": snapshot.version,
+        "count": snapshot.regions.len(),
+        "stores": snapshot.stores.iter().map(store).collect::<Vec<_>>(),
+        "regions": snapshot.regions.iter().map(|r| region(r, None)).collect::<Vec<_>>(),
+    })
+}
+
+pub fn members(m: &pdpb::GetMembersResponse) -> Value {
+    let member = |x: &pdpb::Member| json!({"id": x.id, "address": x.address, "http_address": x.http_address});
+    json!({
+        "members": m.members.iter().map(member).collect::<Vec<_>>(),
+        "leader": m.leader.as_ref().map(member),
+        "term": m.term,
+    })
+}
