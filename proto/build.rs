@@ -2,7 +2,11 @@
 //! generates prost messages and tonic services from the descriptor set.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/metapb.proto", "proto/pdpb.proto", "proto/pdraftpb.proto"];
+    let files = [
+        "proto/metapb.proto",
+        "proto/pdpb.proto",
+        "proto/pdraftpb.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

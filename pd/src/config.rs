@@ -114,7 +114,11 @@ impl Default for ReplicationConfig {
 
 impl Default for BootstrapConfig {
     fn default() -> Self {
-        BootstrapConfig { split_keys: Vec::new(), regions: 1, key_prefix: String::new() }
+        BootstrapConfig {
+            split_keys: Vec::new(),
+            regions: 1,
+            key_prefix: String::new(),
+        }
     }
 }
 
@@ -131,7 +135,10 @@ impl Default for RaftTiming {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into(), format: LogFormat::Text }
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
     }
 }
 
@@ -149,13 +156,23 @@ pub enum ConfigError {
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { field, reason: reason.into() }
+    ConfigError::Invalid {
+        field,
+        reason: reason.into(),
+    }
 }
 
 /// Environment variables read by [`PdConfig::apply_env`], named after the
 /// fields they override.
-pub const ENV_VARS: [&str; 7] =
-    ["PD_NODE_ID", "PD_DATA_DIR", "PD_GRPC_ADDR", "PD_ADVERTISE_GRPC_ADDR", "PD_HTTP_ADDR", "PD_JOIN", "PD_LOG_LEVEL"];
+pub const ENV_VARS: [&str; 7] = [
+    "PD_NODE_ID",
+    "PD_DATA_DIR",
+    "PD_GRPC_ADDR",
+    "PD_ADVERTISE_GRPC_ADDR",
+    "PD_HTTP_ADDR",
+    "PD_JOIN",
+    "PD_LOG_LEVEL",
+];
 
 impl PdConfig {
     /// Parses a YAML document over the defaults.
@@ -167,7 +184,10 @@ impl PdConfig {
         if text.trim().is_empty() {
             return Ok(PdConfig::default());
         }
-        serde_yaml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })
+        serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            reason: e.to_string(),
+        })
     }
 
     /// # Errors
@@ -175,7 +195,10 @@ impl PdConfig {
     /// `Read` when the file cannot be read, otherwise as [`Self::from_yaml`].
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: shown.clone(), reason: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
         Self::from_yaml(&text, &shown)
     }
 
@@ -185,9 +208,14 @@ impl PdConfig {
     /// # Errors
     ///
     /// `Invalid` naming the variable when its value does not parse.
-    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    pub fn apply_env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
         if let Some(v) = lookup("PD_NODE_ID") {
-            self.node_id = v.parse().map_err(|_| invalid("PD_NODE_ID", format!("{v:?} is not a number")))?;
+            self.node_id = v
+                .parse()
+                .map_err(|_| invalid("PD_NODE_ID", format!("{v:?} is not a number")))?;
         }
         if let Some(v) = lookup("PD_DATA_DIR") {
             self.data_dir = v.into();
@@ -202,7 +230,12 @@ impl PdConfig {
             self.http_addr = v;
         }
         if let Some(v) = lookup("PD_JOIN") {
-            self.join = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+            self.join = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
         }
         if let Some(v) = lookup("PD_LOG_LEVEL") {
             self.log.level = v;
@@ -222,28 +255,46 @@ impl PdConfig {
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data-dir", "must not be empty"));
         }
-        self.grpc_addr.parse::<SocketAddr>().map_err(|e| invalid("grpc-addr", format!("{:?}: {e}", self.grpc_addr)))?;
-        self.http_addr.parse::<SocketAddr>().map_err(|e| invalid("http-addr", format!("{:?}: {e}", self.http_addr)))?;
-        for (field, addr) in [("advertise-grpc-addr", &self.advertise_grpc_addr), ("advertise-http-addr", &self.advertise_http_addr)] {
+        self.grpc_addr
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("grpc-addr", format!("{:?}: {e}", self.grpc_addr)))?;
+        self.http_addr
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("http-addr", format!("{:?}: {e}", self.http_addr)))?;
+        for (field, addr) in [
+            ("advertise-grpc-addr", &self.advertise_grpc_addr),
+            ("advertise-http-addr", &self.advertise_http_addr),
+        ] {
             if !addr.is_empty() {
-                crate::catalog::validate_address(field, addr).map_err(|e| invalid(field, e.to_string()))?;
+                crate::catalog::validate_address(field, addr)
+                    .map_err(|e| invalid(field, e.to_string()))?;
             }
         }
         for addr in &self.join {
-            crate::catalog::validate_address("join", addr).map_err(|e| invalid("join", e.to_string()))?;
+            crate::catalog::validate_address("join", addr)
+                .map_err(|e| invalid("join", e.to_string()))?;
         }
         if self.replication.max_replicas == 0 || self.replication.max_replicas > 7 {
-            return Err(invalid("replication.max-replicas", format!("{} is not in 1..=7", self.replication.max_replicas)));
+            return Err(invalid(
+                "replication.max-replicas",
+                format!("{} is not in 1..=7", self.replication.max_replicas),
+            ));
         }
         if self.bootstrap.regions == 0 || self.bootstrap.regions > 65_536 {
-            return Err(invalid("bootstrap.regions", format!("{} is not in 1..=65536", self.bootstrap.regions)));
+            return Err(invalid(
+                "bootstrap.regions",
+                format!("{} is not in 1..=65536", self.bootstrap.regions),
+            ));
         }
         for (i, k) in self.bootstrap.split_keys.iter().enumerate() {
             if k.is_empty() {
                 return Err(invalid("bootstrap.split-keys", "keys must not be empty"));
             }
             if i > 0 && self.bootstrap.split_keys[i - 1] >= *k {
-                return Err(invalid("bootstrap.split-keys", format!("{k:?} is not above the key before it")));
+                return Err(invalid(
+                    "bootstrap.split-keys",
+                    format!("{k:?} is not above the key before it"),
+                ));
             }
         }
         let r = &self.raft;
@@ -251,16 +302,30 @@ impl PdConfig {
             return Err(invalid("raft.heartbeat-interval-ms", "must be positive"));
         }
         if r.election_timeout_min_ms < 3 * r.heartbeat_interval_ms {
-            return Err(invalid("raft.election-timeout-min-ms", "must be at least 3 heartbeat intervals"));
+            return Err(invalid(
+                "raft.election-timeout-min-ms",
+                "must be at least 3 heartbeat intervals",
+            ));
         }
         if r.election_timeout_max_ms <= r.election_timeout_min_ms {
-            return Err(invalid("raft.election-timeout-max-ms", "must be above election-timeout-min-ms"));
+            return Err(invalid(
+                "raft.election-timeout-max-ms",
+                "must be above election-timeout-min-ms",
+            ));
         }
         if r.snapshot_logs == 0 {
             return Err(invalid("raft.snapshot-logs", "must be positive"));
         }
-        if self.log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
-            return Err(invalid("log.level", format!("{:?} is not a log filter", self.log.level)));
+        if self
+            .log
+            .level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
+            return Err(invalid(
+                "log.level",
+                format!("{:?} is not a log filter", self.log.level),
+            ));
         }
         Ok(())
     }
@@ -268,9 +333,16 @@ impl PdConfig {
     /// The split keys the bootstrap uses.
     pub fn bootstrap_split_keys(&self) -> Vec<Vec<u8>> {
         if self.bootstrap.split_keys.is_empty() {
-            crate::catalog::even_split_keys(self.bootstrap.key_prefix.as_bytes(), self.bootstrap.regions)
+            crate::catalog::even_split_keys(
+                self.bootstrap.key_prefix.as_bytes(),
+                self.bootstrap.regions,
+            )
         } else {
-            self.bootstrap.split_keys.iter().map(|k| k.as_bytes().to_vec()).collect()
+            self.bootstrap
+                .split_keys
+                .iter()
+                .map(|k| k.as_bytes().to_vec())
+                .collect()
         }
     }
 }
@@ -286,7 +358,8 @@ mod tests {
 
     #[test]
     fn file_overrides_defaults_and_keeps_the_rest() {
-        let c = PdConfig::from_yaml("node-id: 3\nreplication:\n  max-replicas: 1\n", "t.yaml").unwrap();
+        let c =
+            PdConfig::from_yaml("node-id: 3\nreplication:\n  max-replicas: 1\n", "t.yaml").unwrap();
         assert_eq!(c.node_id, 3);
         assert_eq!(c.replication.max_replicas, 1);
         assert_eq!(c.raft, RaftTiming::default());
@@ -309,12 +382,21 @@ mod tests {
             ("grpc-addr: nowhere", "grpc-addr"),
             ("replication: {max-replicas: 0}", "replication.max-replicas"),
             ("bootstrap: {split-keys: [b, a]}", "bootstrap.split-keys"),
-            ("raft: {heartbeat-interval-ms: 500, election-timeout-min-ms: 600}", "raft.election-timeout-min-ms"),
+            (
+                "raft: {heartbeat-interval-ms: 500, election-timeout-min-ms: 600}",
+                "raft.election-timeout-min-ms",
+            ),
             ("join: [\"nohost\"]", "join"),
         ];
         for (yaml, field) in cases {
-            let err = PdConfig::from_yaml(yaml, "t.yaml").unwrap().validate().unwrap_err();
-            assert!(matches!(err, ConfigError::Invalid { field: f, .. } if f == field), "{yaml}: {err}");
+            let err = PdConfig::from_yaml(yaml, "t.yaml")
+                .unwrap()
+                .validate()
+                .unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Invalid { field: f, .. } if f == field),
+                "{yaml}: {err}"
+            );
         }
     }
 
@@ -329,8 +411,16 @@ mod tests {
         .unwrap();
         assert_eq!(c.node_id, 5);
         assert_eq!(c.join.len(), 2);
-        let err = c.apply_env(|k| (k == "PD_NODE_ID").then(|| "x".into())).unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { field: "PD_NODE_ID", .. }));
+        let err = c
+            .apply_env(|k| (k == "PD_NODE_ID").then(|| "x".into()))
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                field: "PD_NODE_ID",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -340,5 +430,19 @@ mod tests {
         assert_eq!(c.bootstrap_split_keys().len(), 3);
         c.bootstrap.split_keys = vec!["m".into()];
         assert_eq!(c.bootstrap_split_keys(), vec![b"m".to_vec()]);
+    }
+}
+
+#[cfg(test)]
+mod sample_tests {
+    use super::*;
+
+    /// The commented sample in deploy/ must stay loadable and show the
+    /// defaults it claims to show.
+    #[test]
+    fn deploy_sample_matches_defaults() {
+        let c = PdConfig::from_yaml(include_str!("../../deploy/pd.yaml"), "deploy/pd.yaml").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c, PdConfig::default());
     }
 }

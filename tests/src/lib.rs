@@ -27,10 +27,18 @@ pub fn phase(name: &str) {
 /// When the binary has not been built.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let path = dir.join(name);
-    assert!(path.exists(), "{} not built; run `cargo build --workspace --bins` (cargo test --workspace does)", path.display());
+    // A binary sits beside another binary (target/<profile>/<name>) or one
+    // level above a test executable (target/<profile>/deps/<test>).
+    let here = exe.parent().expect("exe dir");
+    let path = [here.join(name), here.parent().unwrap_or(here).join(name)]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| here.join(name));
+    assert!(
+        path.exists(),
+        "{} not built; run `cargo build --workspace --bins` (cargo test --workspace does)",
+        path.display()
+    );
     path
 }
 
@@ -46,7 +54,10 @@ where
         if let Some(v) = cond().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -59,17 +70,25 @@ where
 pub async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await?;
     let text = String::from_utf8_lossy(&buf).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     Ok((status, body.to_string()))
 }
 
 /// The value of an unlabelled or labelled sample in a Prometheus text
 /// exposition, e.g. `pd_region_reports_refused_total{reason="stale"}`.
 pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok()))
+    text.lines().find_map(|l| {
+        l.strip_prefix(sample)
+            .and_then(|rest| rest.trim().parse().ok())
+    })
 }

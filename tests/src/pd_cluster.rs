@@ -33,7 +33,13 @@ impl PdProcess {
     /// # Panics
     ///
     /// If the process exits or does not become ready in time.
-    pub fn spawn(id: u64, data_dir: PathBuf, grpc: &str, http: &str, extra_args: Vec<String>) -> PdProcess {
+    pub fn spawn(
+        id: u64,
+        data_dir: PathBuf,
+        grpc: &str,
+        http: &str,
+        extra_args: Vec<String>,
+    ) -> PdProcess {
         let mut p = PdProcess {
             id,
             log: data_dir.with_extension("log"),
@@ -48,7 +54,11 @@ impl PdProcess {
     }
 
     fn start(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
         let mut child = Command::new(binary("pd-server"))
             .arg("--node-id")
             .arg(self.id.to_string())
@@ -75,7 +85,11 @@ impl PdProcess {
         });
         let line = rx.recv_timeout(READY_TIMEOUT).unwrap_or_else(|_| {
             let _ = child.kill();
-            panic!("pd-server {} did not become ready; log:\n{}", self.id, self.log_tail())
+            panic!(
+                "pd-server {} did not become ready; log:\n{}",
+                self.id,
+                self.log_tail()
+            )
         });
         let field = |name: &str| {
             line.split_whitespace()
@@ -96,6 +110,30 @@ impl PdProcess {
         }
     }
 
+    /// SIGTERM, then waits for a graceful exit (SIGKILL after `grace`).
+    pub fn stop(&mut self, grace: Duration) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    pub fn log_path(&self) -> &std::path::Path {
+        &self.log
+    }
+
     /// Starts again on the same data directory and addresses.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "restart of a running member");
@@ -107,7 +145,9 @@ impl PdProcess {
     }
 
     pub fn client(&self) -> PdClient {
-        PdClient::new(std::slice::from_ref(&self.grpc)).expect("client").with_deadline(Duration::from_secs(3))
+        PdClient::new(std::slice::from_ref(&self.grpc))
+            .expect("client")
+            .with_deadline(Duration::from_secs(3))
     }
 
     pub fn log_tail(&self) -> String {
@@ -142,9 +182,21 @@ impl PdCluster {
             let mut args = extra.clone();
             if id > 1 {
                 args.push("--join".into());
-                args.push(members.iter().map(|m: &PdProcess| m.grpc.clone()).collect::<Vec<_>>().join(","));
+                args.push(
+                    members
+                        .iter()
+                        .map(|m: &PdProcess| m.grpc.clone())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
             }
-            members.push(PdProcess::spawn(id, dir.path().join(format!("pd{id}")), "127.0.0.1:0", "127.0.0.1:0", args));
+            members.push(PdProcess::spawn(
+                id,
+                dir.path().join(format!("pd{id}")),
+                "127.0.0.1:0",
+                "127.0.0.1:0",
+                args,
+            ));
         }
         let cluster = PdCluster { members, dir };
         cluster.wait_members(n as usize).await;
@@ -153,7 +205,11 @@ impl PdCluster {
 
     /// Every running member's gRPC address.
     pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().filter(|m| m.is_running()).map(|m| m.grpc.clone()).collect()
+        self.members
+            .iter()
+            .filter(|m| m.is_running())
+            .map(|m| m.grpc.clone())
+            .collect()
     }
 
     pub fn client(&self) -> PdClient {
@@ -161,37 +217,48 @@ impl PdCluster {
     }
 
     pub fn member(&mut self, id: u64) -> &mut PdProcess {
-        self.members.iter_mut().find(|m| m.id == id).expect("member id")
+        self.members
+            .iter_mut()
+            .find(|m| m.id == id)
+            .expect("member id")
     }
 
     /// Waits until a running member leads a group of `n` voters, as seen
     /// by every running member; returns the leader's id.
     pub async fn wait_members(&self, n: usize) -> u64 {
         let running: Vec<String> = self.endpoints();
-        wait_for("a PD leader seen by every running member", ELECTION_DEADLINE, || {
-            let running = running.clone();
-            async move {
-                let mut leader = None;
-                for ep in &running {
-                    let c = PdClient::new(std::slice::from_ref(ep)).ok()?.with_deadline(Duration::from_secs(1));
+        wait_for(
+            "a PD leader seen by every running member",
+            ELECTION_DEADLINE,
+            || {
+                let running = running.clone();
+                async move {
+                    let mut leader = None;
+                    for ep in &running {
+                        let c = PdClient::new(std::slice::from_ref(ep))
+                            .ok()?
+                            .with_deadline(Duration::from_secs(1));
+                        let m = c.get_members().await.ok()?;
+                        if m.members.len() != n {
+                            return None;
+                        }
+                        let l = m.leader?.id;
+                        if leader.is_some_and(|x| x != l) {
+                            return None;
+                        }
+                        leader = Some(l);
+                    }
+                    // The leader must be one of the running members.
+                    let l = leader?;
+                    let c = PdClient::new(&running)
+                        .ok()?
+                        .with_deadline(Duration::from_secs(1));
                     let m = c.get_members().await.ok()?;
-                    if m.members.len() != n {
-                        return None;
-                    }
-                    let l = m.leader?.id;
-                    if leader.is_some_and(|x| x != l) {
-                        return None;
-                    }
-                    leader = Some(l);
+                    let addr = m.members.iter().find(|x| x.id == l)?.address.clone();
+                    running.contains(&addr).then_some(l)
                 }
-                // The leader must be one of the running members.
-                let l = leader?;
-                let c = PdClient::new(&running).ok()?.with_deadline(Duration::from_secs(1));
-                let m = c.get_members().await.ok()?;
-                let addr = m.members.iter().find(|x| x.id == l)?.address.clone();
-                running.contains(&addr).then_some(l)
-            }
-        })
+            },
+        )
         .await
     }
 }

@@ -19,7 +19,11 @@ use pd::config::{LogFormat, PdConfig};
 use pd::server::PdServer;
 
 #[derive(Parser, Debug)]
-#[command(name = "pd-server", version, about = "Placement driver: owns the route catalog of the cluster")]
+#[command(
+    name = "pd-server",
+    version,
+    about = "Placement driver: owns the route catalog of the cluster"
+)]
 struct Args {
     /// YAML config file; see deploy/pd.yaml.
     #[arg(long)]
@@ -88,7 +92,11 @@ fn load(args: &Args) -> Result<PdConfig, pd::config::ConfigError> {
         c.log.level = v.clone();
     }
     if let Some(v) = &args.log_format {
-        c.log.format = if v == "json" { LogFormat::Json } else { LogFormat::Text };
+        c.log.format = if v == "json" {
+            LogFormat::Json
+        } else {
+            LogFormat::Text
+        };
     }
     c.validate()?;
     Ok(c)
@@ -104,7 +112,10 @@ fn main() -> ExitCode {
         }
     };
     pd::logging::init(&config.log.level, config.log.format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("pd-server: cannot start the runtime: {e}");
@@ -121,7 +132,11 @@ fn main() -> ExitCode {
             }
         };
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "pd-server ready id={node_id} grpc={} http={}", server.advertise_grpc_addr, server.advertise_http_addr);
+        let _ = writeln!(
+            out,
+            "pd-server ready id={node_id} grpc={} http={}",
+            server.advertise_grpc_addr, server.advertise_http_addr
+        );
         let _ = out.flush();
         drop(out);
         wait_for_signal().await;
@@ -135,13 +150,14 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -6,14 +6,16 @@ use std::sync::Arc;
 use openraft::StorageError;
 use openraft::testing::log::{StoreBuilder, Suite};
 
+use super::TypeConfig;
 use super::log_store::LogStore;
 use super::state_machine::CatalogStateMachine;
-use super::TypeConfig;
 
 struct RedbBuilder;
 
 impl StoreBuilder<TypeConfig, LogStore, CatalogStateMachine, tempfile::TempDir> for RedbBuilder {
-    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, CatalogStateMachine), StorageError<TypeConfig>> {
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, LogStore, CatalogStateMachine), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = Arc::new(redb::Database::create(dir.path().join("pd.redb")).expect("create redb"));
         let log = LogStore::open(db.clone()).expect("open log");
