@@ -441,7 +441,8 @@ mod sample_tests {
     /// defaults it claims to show.
     #[test]
     fn deploy_sample_matches_defaults() {
-        let c = PdConfig::from_yaml(include_str!("../../deploy/pd.yaml"), "deploy/pd.yaml").unwrap();
+        let c =
+            PdConfig::from_yaml(include_str!("../../deploy/pd.yaml"), "deploy/pd.yaml").unwrap();
         c.validate().unwrap();
         assert_eq!(c, PdConfig::default());
     }

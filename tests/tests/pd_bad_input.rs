@@ -40,6 +40,10 @@ async fn bad_input_gets_typed_errors_and_changes_nothing() {
     })
     .await;
 
+    phase("bootstrap happens once");
+    assert!(pd.is_bootstrapped().await.expect("is bootstrapped"));
+    assert!(matches!(pd.bootstrap().await, Err(PdError::AlreadyBootstrapped)));
+
     phase("unknown ids");
     assert!(matches!(
         pd.get_region_by_id(999_999).await,
