@@ -6,6 +6,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/metapb.proto",
         "proto/pdpb.proto",
         "proto/pdraftpb.proto",
+        "proto/kvpb.proto",
+        "proto/raftpb.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

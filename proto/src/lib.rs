@@ -6,6 +6,8 @@
 //!   heartbeat stream, route watches) and the directives PD sends to region
 //!   leaders.
 //! - [`pdraftpb`]: traffic between the members of PD's own raft group.
+//! - [`kvpb`]: the storage node's KV API and its structured region errors.
+//! - [`raftpb`]: raft traffic between storage nodes and per-region local state.
 //!
 //! The `.proto` files are compiled at build time by `protox`, so no system
 //! `protoc` is needed.
@@ -22,4 +24,12 @@ pub mod pdpb {
 
 pub mod pdraftpb {
     tonic::include_proto!("pdraftpb");
+}
+
+pub mod kvpb {
+    tonic::include_proto!("kvpb");
+}
+
+pub mod raftpb {
+    tonic::include_proto!("raftpb");
 }
