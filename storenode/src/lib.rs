@@ -1,1 +1,31 @@
-//! Storage node.
+//! The storage node.
+//!
+//! A store hosts one raft peer per region it replicates (multi-raft on
+//! openraft). All regions share one redb engine ([`engine`]): raft logs keyed
+//! by region, per-region meta and applied state, and a single data table of
+//! user keys, so a split never copies data. Every durable write of every
+//! region goes through one group-commit writer: one transaction and one
+//! fsync per batch.
+//!
+//! Requests ([`kv`]) may arrive at any store: the store runs them on its
+//! local leader, or forwards them to the leader's store using the routes PD
+//! pushes down the heartbeat stream ([`pd_worker`], [`routes`]). Raft traffic
+//! between stores shares one gRPC connection per store pair ([`transport`]).
+//! [`client`] is the Rust client library applications use.
+//!
+//! Not done yet: split and move execution (PD directives are ignored),
+//! peer destruction and tombstones, hibernation of idle regions.
+
+pub mod client;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod http;
+pub mod kv;
+pub mod metrics;
+pub mod node;
+pub mod pd_worker;
+pub mod raft;
+pub mod routes;
+pub mod server;
+pub mod transport;

@@ -1,0 +1,148 @@
+//! `storenode`: a storage node.
+//!
+//! Configuration: defaults, then `--config FILE` (YAML), then `STORE_*`
+//! environment variables, then flags. Once registered with PD and serving it
+//! prints one line to stdout:
+//!
+//! ```text
+//! storenode ready store=4 grpc=127.0.0.1:20160 http=127.0.0.1:20180
+//! ```
+//!
+//! Logs go to stderr. SIGINT or SIGTERM stops it gracefully.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use pd::config::LogFormat;
+use storenode::config::StoreConfig;
+use storenode::server::StoreServer;
+
+#[derive(Parser, Debug)]
+#[command(name = "storenode", version, about = "Storage node: replicated regions of the key space")]
+struct Args {
+    /// YAML config file; see deploy/storenode.yaml.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// gRPC listen address (port 0 picks a free port).
+    #[arg(long)]
+    grpc_addr: Option<String>,
+    #[arg(long)]
+    advertise_grpc_addr: Option<String>,
+    #[arg(long)]
+    http_addr: Option<String>,
+    #[arg(long)]
+    advertise_http_addr: Option<String>,
+    /// PD gRPC endpoints, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    pd: Vec<String>,
+    /// Region raft heartbeat; election timeouts scale with it (5x..10x).
+    #[arg(long)]
+    raft_heartbeat_ms: Option<u64>,
+    /// Region report interval to PD.
+    #[arg(long)]
+    region_heartbeat_ms: Option<u64>,
+    #[arg(long)]
+    log_level: Option<String>,
+    #[arg(long, value_parser = ["text", "json"])]
+    log_format: Option<String>,
+}
+
+fn load(args: &Args) -> Result<StoreConfig, pd::config::ConfigError> {
+    let mut c = match &args.config {
+        Some(path) => StoreConfig::from_file(path)?,
+        None => StoreConfig::default(),
+    };
+    c.apply_env(|k| std::env::var(k).ok())?;
+    if let Some(v) = &args.data_dir {
+        c.data_dir = v.clone();
+    }
+    if let Some(v) = &args.grpc_addr {
+        c.grpc_addr = v.clone();
+    }
+    if let Some(v) = &args.advertise_grpc_addr {
+        c.advertise_grpc_addr = v.clone();
+    }
+    if let Some(v) = &args.http_addr {
+        c.http_addr = v.clone();
+    }
+    if let Some(v) = &args.advertise_http_addr {
+        c.advertise_http_addr = v.clone();
+    }
+    if !args.pd.is_empty() {
+        c.pd_endpoints = args.pd.clone();
+    }
+    if let Some(v) = args.raft_heartbeat_ms {
+        c.raft.heartbeat_interval_ms = v;
+        c.raft.election_timeout_min_ms = 5 * v;
+        c.raft.election_timeout_max_ms = 10 * v;
+    }
+    if let Some(v) = args.region_heartbeat_ms {
+        c.heartbeat.region_interval_ms = v;
+    }
+    if let Some(v) = &args.log_level {
+        c.log.level = v.clone();
+    }
+    if let Some(v) = &args.log_format {
+        c.log.format = if v == "json" { LogFormat::Json } else { LogFormat::Text };
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match load(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("storenode: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    pd::logging::init(&config.log.level, config.log.format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("storenode: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let server = match StoreServer::start(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("storenode: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "storenode ready store={} grpc={} http={}",
+            server.store_id, server.advertise_grpc_addr, server.advertise_http_addr
+        );
+        let _ = out.flush();
+        drop(out);
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,230 @@
+//! Storage node configuration: defaults in code, then a YAML file, then
+//! `STORE_*` environment variables, then flags, then
+//! [`StoreConfig::validate`]. Unknown fields are errors naming the field.
+//! See `deploy/storenode.yaml` for a commented sample.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use pd::config::{ConfigError, LogConfig};
+use serde::{Deserialize, Serialize};
+
+/// Largest key accepted: keys live in every index and raft message, keep
+/// them small.
+pub const MAX_KEY_SIZE: usize = 4 * 1024;
+/// Largest value accepted: one raft entry carries it whole.
+pub const MAX_VALUE_SIZE: usize = 1024 * 1024;
+/// Most keys in one batch request.
+pub const MAX_BATCH_KEYS: usize = 10_000;
+/// Most bytes (keys + values) in one batch put.
+pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// Scan page size when the request names none, and the most it may name.
+pub const DEFAULT_SCAN_LIMIT: usize = 1_000;
+pub const MAX_SCAN_LIMIT: usize = 10_000;
+
+/// Region raft timing. Thousands of groups share one store, so heartbeats
+/// are far rarer than openraft's 50 ms default: an idle region costs a
+/// heartbeat per follower per interval.
+pub const DEFAULT_RAFT_HEARTBEAT_MS: u64 = 1_000;
+pub const DEFAULT_ELECTION_TIMEOUT_MIN_MS: u64 = 5_000;
+pub const DEFAULT_ELECTION_TIMEOUT_MAX_MS: u64 = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct StoreConfig {
+    /// The store's engine (store.redb): raft logs and data of every region.
+    pub data_dir: PathBuf,
+    /// gRPC listen address: the KV API and raft traffic from other stores.
+    pub grpc_addr: String,
+    pub advertise_grpc_addr: String,
+    /// HTTP listen address: KV over HTTP, health, metrics, status.
+    pub http_addr: String,
+    pub advertise_http_addr: String,
+    /// PD gRPC endpoints (any members).
+    pub pd_endpoints: Vec<String>,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub raft: RegionRaftConfig,
+    pub heartbeat: HeartbeatConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct RegionRaftConfig {
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Applied entries between region snapshots (and log truncation).
+    pub snapshot_logs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct HeartbeatConfig {
+    /// Store stats to PD.
+    pub store_interval_ms: u64,
+    /// Each led region's meta and size to PD (also sent at once after a
+    /// leadership or membership change).
+    pub region_interval_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            data_dir: PathBuf::from("data/store"),
+            grpc_addr: "127.0.0.1:20160".into(),
+            advertise_grpc_addr: String::new(),
+            http_addr: "127.0.0.1:20180".into(),
+            advertise_http_addr: String::new(),
+            pd_endpoints: vec!["127.0.0.1:2379".into()],
+            labels: Default::default(),
+            raft: RegionRaftConfig::default(),
+            heartbeat: HeartbeatConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for RegionRaftConfig {
+    fn default() -> Self {
+        RegionRaftConfig {
+            heartbeat_interval_ms: DEFAULT_RAFT_HEARTBEAT_MS,
+            election_timeout_min_ms: DEFAULT_ELECTION_TIMEOUT_MIN_MS,
+            election_timeout_max_ms: DEFAULT_ELECTION_TIMEOUT_MAX_MS,
+            snapshot_logs: 10_000,
+        }
+    }
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        HeartbeatConfig { store_interval_ms: 10_000, region_interval_ms: 30_000 }
+    }
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field, reason: reason.into() }
+}
+
+impl StoreConfig {
+    /// # Errors
+    ///
+    /// `Parse` for syntax errors, unknown fields and wrong types.
+    pub fn from_yaml(text: &str, path: &str) -> Result<Self, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(StoreConfig::default());
+        }
+        serde_yaml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })
+    }
+
+    /// # Errors
+    ///
+    /// `Read` when the file cannot be read, otherwise as [`Self::from_yaml`].
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: shown.clone(), reason: e.to_string() })?;
+        Self::from_yaml(&text, &shown)
+    }
+
+    /// Applies `STORE_*` overrides.
+    ///
+    /// # Errors
+    ///
+    /// Never at present; kept fallible like PD's for parity.
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = lookup("STORE_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = lookup("STORE_GRPC_ADDR") {
+            self.grpc_addr = v;
+        }
+        if let Some(v) = lookup("STORE_ADVERTISE_GRPC_ADDR") {
+            self.advertise_grpc_addr = v;
+        }
+        if let Some(v) = lookup("STORE_HTTP_ADDR") {
+            self.http_addr = v;
+        }
+        if let Some(v) = lookup("STORE_ADVERTISE_HTTP_ADDR") {
+            self.advertise_http_addr = v;
+        }
+        if let Some(v) = lookup("STORE_PD_ENDPOINTS") {
+            self.pd_endpoints = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        }
+        if let Some(v) = lookup("STORE_LOG_LEVEL") {
+            self.log.level = v;
+        }
+        Ok(())
+    }
+
+    /// # Errors
+    ///
+    /// `Invalid` naming the first bad field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data-dir", "must not be empty"));
+        }
+        self.grpc_addr.parse::<SocketAddr>().map_err(|e| invalid("grpc-addr", format!("{:?}: {e}", self.grpc_addr)))?;
+        self.http_addr.parse::<SocketAddr>().map_err(|e| invalid("http-addr", format!("{:?}: {e}", self.http_addr)))?;
+        for (field, addr) in
+            [("advertise-grpc-addr", &self.advertise_grpc_addr), ("advertise-http-addr", &self.advertise_http_addr)]
+        {
+            if !addr.is_empty() {
+                pd::catalog::validate_address(field, addr).map_err(|e| invalid(field, e.to_string()))?;
+            }
+        }
+        if self.pd_endpoints.is_empty() {
+            return Err(invalid("pd-endpoints", "name at least one PD member"));
+        }
+        for ep in &self.pd_endpoints {
+            pd::catalog::validate_address("pd-endpoints", ep.trim_start_matches("http://"))
+                .map_err(|e| invalid("pd-endpoints", e.to_string()))?;
+        }
+        let r = &self.raft;
+        if r.heartbeat_interval_ms == 0 {
+            return Err(invalid("raft.heartbeat-interval-ms", "must be positive"));
+        }
+        if r.election_timeout_min_ms < 3 * r.heartbeat_interval_ms {
+            return Err(invalid("raft.election-timeout-min-ms", "must be at least 3 heartbeat intervals"));
+        }
+        if r.election_timeout_max_ms <= r.election_timeout_min_ms {
+            return Err(invalid("raft.election-timeout-max-ms", "must be above election-timeout-min-ms"));
+        }
+        if r.snapshot_logs == 0 {
+            return Err(invalid("raft.snapshot-logs", "must be positive"));
+        }
+        if self.heartbeat.store_interval_ms == 0 {
+            return Err(invalid("heartbeat.store-interval-ms", "must be positive"));
+        }
+        if self.heartbeat.region_interval_ms == 0 {
+            return Err(invalid("heartbeat.region-interval-ms", "must be positive"));
+        }
+        if self.log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
+            return Err(invalid("log.level", format!("{:?} is not a log filter", self.log.level)));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_sample_are_valid() {
+        StoreConfig::default().validate().unwrap();
+        let c = StoreConfig::from_yaml(include_str!("../../deploy/storenode.yaml"), "deploy/storenode.yaml").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c, StoreConfig::default());
+    }
+
+    #[test]
+    fn unknown_and_invalid_fields_are_named() {
+        let err = StoreConfig::from_yaml("pd-endpoint: [a]\n", "t").unwrap_err();
+        assert!(err.to_string().contains("pd-endpoint"), "{err}");
+        let err = StoreConfig::from_yaml("pd-endpoints: []\n", "t").unwrap().validate().unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { field: "pd-endpoints", .. }), "{err}");
+        let err = StoreConfig::from_yaml("raft: {heartbeat-interval-ms: 0}\n", "t").unwrap().validate().unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { field: "raft.heartbeat-interval-ms", .. }), "{err}");
+    }
+}

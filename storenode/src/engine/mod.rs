@@ -1,0 +1,160 @@
+//! The storage engine: one redb database per store.
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `raft_log` | (region id, index) | a raft entry (postcard) |
+//! | `raft_meta` | (region id, kind) | vote, committed, last purged log id |
+//! | `region_state` | region id | `raftpb.RegionLocalState` |
+//! | `apply_state` | region id | last applied log id and membership |
+//! | `data` | user key | user value |
+//! | `store_meta` | name | the store's identity |
+//!
+//! All regions share one data table, so a split never copies data: it only
+//! changes which region owns which keys. Every durable write goes through the
+//! [`GroupWriter`]; reads open their own read transaction, which sees a
+//! consistent snapshot.
+
+pub mod writer;
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use prost::Message;
+use proto::raftpb;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+pub use writer::GroupWriter;
+
+pub const RAFT_LOG: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("raft_log");
+pub const RAFT_META: TableDefinition<(u64, u8), &[u8]> = TableDefinition::new("raft_meta");
+pub const REGION_STATE: TableDefinition<u64, &[u8]> = TableDefinition::new("region_state");
+pub const APPLY_STATE: TableDefinition<u64, &[u8]> = TableDefinition::new("apply_state");
+pub const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
+pub const STORE_META: TableDefinition<&str, &[u8]> = TableDefinition::new("store_meta");
+
+const STORE_IDENT: &str = "ident";
+
+pub fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+pub struct Engine {
+    pub db: Arc<Database>,
+    pub writer: GroupWriter,
+}
+
+impl Engine {
+    /// Opens (creating if needed) the store's database under `dir`.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be opened (another process holds it, corrupt)
+    /// or the tables cannot be created.
+    pub fn open(dir: &Path) -> io::Result<Arc<Engine>> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("store.redb");
+        let db = Database::create(&path).map_err(|e| io_err(format!("{}: {e}", path.display())))?;
+        let tx = db.begin_write().map_err(io_err)?;
+        tx.open_table(RAFT_LOG).map_err(io_err)?;
+        tx.open_table(RAFT_META).map_err(io_err)?;
+        tx.open_table(REGION_STATE).map_err(io_err)?;
+        tx.open_table(APPLY_STATE).map_err(io_err)?;
+        tx.open_table(DATA).map_err(io_err)?;
+        tx.open_table(STORE_META).map_err(io_err)?;
+        tx.commit().map_err(io_err)?;
+        let db = Arc::new(db);
+        let writer = GroupWriter::start(db.clone());
+        Ok(Arc::new(Engine { db, writer }))
+    }
+
+    /// The store id PD gave this store, once it has one.
+    ///
+    /// # Errors
+    ///
+    /// Read or decode failures.
+    pub fn store_id(&self) -> io::Result<Option<u64>> {
+        let tx = self.db.begin_read().map_err(io_err)?;
+        let t = tx.open_table(STORE_META).map_err(io_err)?;
+        match t.get(STORE_IDENT).map_err(io_err)? {
+            None => Ok(None),
+            Some(v) => Ok(Some(raftpb::StoreIdent::decode(v.value()).map_err(io_err)?.store_id)),
+        }
+    }
+
+    /// # Errors
+    ///
+    /// Write failures.
+    pub async fn set_store_id(&self, store_id: u64) -> io::Result<()> {
+        let bytes = raftpb::StoreIdent { store_id }.encode_to_vec();
+        self.writer
+            .write(move |tx| {
+                tx.open_table(STORE_META).map_err(io_err)?.insert(STORE_IDENT, bytes.as_slice()).map_err(io_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Every region this store has a local state for.
+    ///
+    /// # Errors
+    ///
+    /// Read or decode failures.
+    pub fn region_states(&self) -> io::Result<Vec<raftpb::RegionLocalState>> {
+        let tx = self.db.begin_read().map_err(io_err)?;
+        let t = tx.open_table(REGION_STATE).map_err(io_err)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(io_err)? {
+            let (_, v) = row.map_err(io_err)?;
+            out.push(raftpb::RegionLocalState::decode(v.value()).map_err(io_err)?);
+        }
+        Ok(out)
+    }
+
+    /// # Errors
+    ///
+    /// Write failures.
+    pub async fn save_region_state(&self, state: raftpb::RegionLocalState) -> io::Result<()> {
+        let id = state.region.as_ref().map_or(0, |r| r.id);
+        let bytes = state.encode_to_vec();
+        self.writer
+            .write(move |tx| {
+                tx.open_table(REGION_STATE).map_err(io_err)?.insert(id, bytes.as_slice()).map_err(io_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Reads one user key.
+    ///
+    /// # Errors
+    ///
+    /// Read failures.
+    pub fn get(&self, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        let tx = self.db.begin_read().map_err(io_err)?;
+        let t = tx.open_table(DATA).map_err(io_err)?;
+        Ok(t.get(key).map_err(io_err)?.map(|v| v.value().to_vec()))
+    }
+
+    /// User keys in `[start, end)` (empty end = unbounded), at most `limit`.
+    ///
+    /// # Errors
+    ///
+    /// Read failures.
+    pub fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let tx = self.db.begin_read().map_err(io_err)?;
+        let t = tx.open_table(DATA).map_err(io_err)?;
+        let range = if end.is_empty() { t.range(start..).map_err(io_err)? } else { t.range(start..end).map_err(io_err)? };
+        let mut out = Vec::new();
+        for row in range.take(limit) {
+            let (k, v) = row.map_err(io_err)?;
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Size of the database file: the store's used space.
+    pub fn used_bytes(dir: &Path) -> u64 {
+        std::fs::metadata(dir.join("store.redb")).map_or(0, |m| m.len())
+    }
+}

@@ -1,0 +1,152 @@
+//! The storage node's HTTP API: KV by key, scans, health, metrics, status.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /kv/{key}` | the value (raw bytes), 404 if absent |
+//! | `PUT /kv/{key}` | body is the value |
+//! | `DELETE /kv/{key}` | 200 whether or not it existed (`{"existed": bool}`) |
+//! | `GET /scan?start=&end=&limit=` | `{pairs: [{key, value}], next}` as UTF-8 (lossy) strings |
+//! | `GET /health` | 200 once registered and serving |
+//! | `GET /metrics` | Prometheus text |
+//! | `GET /status` | store id, route version, hosted regions with role and leader |
+//!
+//! Requests run through the same handlers as gRPC, so any store serves any
+//! key. Region errors that survive forwarding come back as 503 with the
+//! error in JSON; bad input as 400.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use pd::catalog::keys;
+use proto::kvpb;
+use serde_json::json;
+
+use crate::error::StoreError;
+use crate::metrics;
+use crate::node::Node;
+
+pub fn router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/kv/{key}", get(get_key).put(put_key).delete(delete_key))
+        .route("/scan", get(scan))
+        .route("/health", get(health))
+        .route("/metrics", get(|| async { metrics::render() }))
+        .route("/status", get(status))
+        .with_state(node)
+}
+
+fn error(e: StoreError) -> Response {
+    let code = match e {
+        StoreError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (code, Json(json!({"error": e.to_string(), "type": e.label()}))).into_response()
+}
+
+fn check(re: Option<&kvpb::RegionError>, e: Option<&kvpb::Error>) -> Result<(), Response> {
+    match StoreError::from_pb(re, e) {
+        Some(e) => Err(error(e)),
+        None => Ok(()),
+    }
+}
+
+async fn get_key(State(node): State<Arc<Node>>, Path(key): Path<String>) -> Response {
+    let resp = node.get(kvpb::GetRequest { context: None, key: key.into_bytes() }).await;
+    if let Err(r) = check(resp.region_error.as_ref(), resp.error.as_ref()) {
+        return r;
+    }
+    if resp.found { (StatusCode::OK, resp.value).into_response() } else { StatusCode::NOT_FOUND.into_response() }
+}
+
+async fn put_key(State(node): State<Arc<Node>>, Path(key): Path<String>, body: Bytes) -> Response {
+    let resp = node.put(kvpb::PutRequest { context: None, key: key.into_bytes(), value: body.to_vec() }).await;
+    match check(resp.region_error.as_ref(), resp.error.as_ref()) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn delete_key(State(node): State<Arc<Node>>, Path(key): Path<String>) -> Response {
+    let resp = node.delete(kvpb::DeleteRequest { context: None, key: key.into_bytes() }).await;
+    match check(resp.region_error.as_ref(), resp.error.as_ref()) {
+        Ok(()) => Json(json!({"existed": resp.existed})).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Scans across regions, page by page, until `limit` pairs or the end.
+async fn scan(State(node): State<Arc<Node>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let mut start = q.get("start").cloned().unwrap_or_default().into_bytes();
+    let end = q.get("end").cloned().unwrap_or_default().into_bytes();
+    let limit: usize = match q.get("limit").map(|l| l.parse()) {
+        None => 100,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return error(StoreError::InvalidArgument("limit is not a number".into())),
+    };
+    let mut pairs = Vec::new();
+    loop {
+        let want = (limit - pairs.len()).min(crate::config::MAX_SCAN_LIMIT) as u32;
+        let req = kvpb::ScanRequest { context: None, start_key: start.clone(), end_key: end.clone(), limit: want };
+        let resp = node.scan(req).await;
+        if let Err(r) = check(resp.region_error.as_ref(), resp.error.as_ref()) {
+            return r;
+        }
+        let full = resp.pairs.len() >= want as usize;
+        if let Some(last) = resp.pairs.last() {
+            start = last.key.clone();
+            start.push(0);
+        }
+        pairs.extend(resp.pairs);
+        let done_range = resp.region_end_key.is_empty() || (!end.is_empty() && resp.region_end_key >= end);
+        if pairs.len() >= limit || (!full && done_range) {
+            break;
+        }
+        if !full {
+            start = resp.region_end_key;
+        }
+    }
+    let list: Vec<_> = pairs
+        .iter()
+        .map(|p| json!({"key": String::from_utf8_lossy(&p.key), "value": String::from_utf8_lossy(&p.value)}))
+        .collect();
+    Json(json!({"count": list.len(), "pairs": list})).into_response()
+}
+
+async fn health(State(node): State<Arc<Node>>) -> Response {
+    (StatusCode::OK, Json(json!({"store_id": node.store_id, "route_version": node.routes.version()}))).into_response()
+}
+
+async fn status(State(node): State<Arc<Node>>) -> Json<serde_json::Value> {
+    let mut peers = node.peers();
+    peers.sort_by(|a, b| a.region().start_key.cmp(&b.region().start_key));
+    let regions: Vec<_> = peers
+        .iter()
+        .map(|p| {
+            let r = p.region();
+            let epoch = r.region_epoch.unwrap_or_default();
+            json!({
+                "id": r.id,
+                "peer_id": p.shared.peer_id,
+                "start_key": keys::hex(&r.start_key),
+                "end_key": keys::hex(&r.end_key),
+                "epoch": {"conf_ver": epoch.conf_ver, "version": epoch.version},
+                "role": if p.is_leader() { "leader" } else { "follower" },
+                "leader": p.leader().map(|l| json!({"peer_id": l.id, "store_id": l.store_id})),
+                "approximate_keys": p.shared.approximate_keys.load(std::sync::atomic::Ordering::Relaxed),
+            })
+        })
+        .collect();
+    Json(json!({
+        "store_id": node.store_id,
+        "address": node.advertise_grpc_addr,
+        "route_version": node.routes.version(),
+        "region_count": regions.len(),
+        "regions": regions,
+    }))
+}

@@ -1,0 +1,152 @@
+//! Writes: put, delete, batch put, compare-and-swap. Each is one raft
+//! command, applied by every replica in one engine transaction.
+
+use std::time::Instant;
+
+use proto::kvpb;
+
+use super::read::error_response;
+use super::{RAFT_TIMEOUT, check_key, check_value};
+use crate::config::{MAX_BATCH_BYTES, MAX_BATCH_KEYS};
+use crate::error::{Result, StoreError};
+use crate::metrics;
+use crate::node::{Node, RegionPeer};
+use crate::raft::{KvCommand, KvOp, KvReply};
+
+impl Node {
+    /// Proposes `op` to the region and waits for it to apply.
+    async fn propose(&self, peer: &RegionPeer, op: KvOp) -> Result<KvReply> {
+        self.check_leader(peer)?;
+        let region = peer.region();
+        if let Some(k) = op.keys().into_iter().find(|k| !peer.shared.contains(k)) {
+            return Err(super::key_not_in_region(k, &region));
+        }
+        let cmd = KvCommand { epoch_version: region.region_epoch.unwrap_or_default().version, op };
+        let started = Instant::now();
+        let res = tokio::time::timeout(RAFT_TIMEOUT, peer.raft.client_write(cmd)).await;
+        metrics::RAFT_PROPOSE_SECONDS.observe(started.elapsed().as_secs_f64());
+        let reply = match res {
+            Err(_) => {
+                return Err(StoreError::ServerBusy(format!(
+                    "region {}: write not committed in {RAFT_TIMEOUT:?}",
+                    peer.region_id()
+                )));
+            }
+            Ok(Err(e)) => {
+                if matches!(&e, openraft::errors::RaftError::APIError(openraft::errors::ClientWriteError::LogEntryDiscarded(_))) {
+                    return Err(StoreError::StaleCommand);
+                }
+                return Err(self.raft_error(peer, &e));
+            }
+            Ok(Ok(resp)) => resp.data,
+        };
+        match reply {
+            KvReply::EpochNotMatch { current } => Err(StoreError::EpochNotMatch(vec![current])),
+            KvReply::KeyNotInRegion { key, region } => Err(super::key_not_in_region(&key, &region)),
+            other => Ok(other),
+        }
+    }
+
+    pub async fn put(&self, req: kvpb::PutRequest) -> kvpb::PutResponse {
+        if let Err(e) = check_key(&req.key).and_then(|()| check_value(&req.value)) {
+            return error_response(e);
+        }
+        let op = KvOp::Put { key: req.key.clone(), value: req.value.clone() };
+        self.dispatch(
+            "put",
+            req.context.clone(),
+            &req.key.clone(),
+            |peer| async move {
+                self.propose(&peer, op).await?;
+                Ok(kvpb::PutResponse::default())
+            },
+            |mut c, ctx| async move { c.put(kvpb::PutRequest { context: Some(ctx), ..req }).await },
+        )
+        .await
+    }
+
+    pub async fn delete(&self, req: kvpb::DeleteRequest) -> kvpb::DeleteResponse {
+        if let Err(e) = check_key(&req.key) {
+            return error_response(e);
+        }
+        let op = KvOp::Delete { key: req.key.clone() };
+        self.dispatch(
+            "delete",
+            req.context.clone(),
+            &req.key.clone(),
+            |peer| async move {
+                let existed = matches!(self.propose(&peer, op).await?, KvReply::Deleted { existed: true });
+                Ok(kvpb::DeleteResponse { existed, ..Default::default() })
+            },
+            |mut c, ctx| async move { c.delete(kvpb::DeleteRequest { context: Some(ctx), ..req }).await },
+        )
+        .await
+    }
+
+    pub async fn batch_put(&self, req: kvpb::BatchPutRequest) -> kvpb::BatchPutResponse {
+        if let Err(e) = check_batch_put(&req.pairs) {
+            return error_response(e);
+        }
+        let op = KvOp::BatchPut { pairs: req.pairs.iter().map(|p| (p.key.clone(), p.value.clone())).collect() };
+        let first = req.pairs[0].key.clone();
+        self.dispatch(
+            "batch_put",
+            req.context.clone(),
+            &first,
+            |peer| async move {
+                self.propose(&peer, op).await?;
+                Ok(kvpb::BatchPutResponse::default())
+            },
+            |mut c, ctx| async move { c.batch_put(kvpb::BatchPutRequest { context: Some(ctx), ..req }).await },
+        )
+        .await
+    }
+
+    pub async fn compare_and_swap(&self, req: kvpb::CasRequest) -> kvpb::CasResponse {
+        if let Err(e) = check_key(&req.key).and_then(|()| check_value(&req.value)) {
+            return error_response(e);
+        }
+        let op = KvOp::Cas {
+            key: req.key.clone(),
+            expected: req.expected_exists.then(|| req.expected.clone()),
+            value: req.value.clone(),
+        };
+        self.dispatch(
+            "cas",
+            req.context.clone(),
+            &req.key.clone(),
+            |peer| async move {
+                match self.propose(&peer, op).await? {
+                    KvReply::Cas { succeeded, previous } => Ok(kvpb::CasResponse {
+                        succeeded,
+                        previous_exists: previous.is_some(),
+                        previous: previous.unwrap_or_default(),
+                        ..Default::default()
+                    }),
+                    other => Err(StoreError::Unavailable(format!("compare-and-swap applied as {other:?}"))),
+                }
+            },
+            |mut c, ctx| async move { c.compare_and_swap(kvpb::CasRequest { context: Some(ctx), ..req }).await },
+        )
+        .await
+    }
+}
+
+fn check_batch_put(pairs: &[kvpb::KvPair]) -> Result<()> {
+    if pairs.is_empty() {
+        return Err(StoreError::InvalidArgument("batch carries no pairs".into()));
+    }
+    if pairs.len() > MAX_BATCH_KEYS {
+        return Err(StoreError::InvalidArgument(format!("{} pairs exceed the batch limit {MAX_BATCH_KEYS}", pairs.len())));
+    }
+    let mut total = 0usize;
+    for p in pairs {
+        check_key(&p.key)?;
+        check_value(&p.value)?;
+        total += p.key.len() + p.value.len();
+    }
+    if total > MAX_BATCH_BYTES {
+        return Err(StoreError::InvalidArgument(format!("batch of {total} bytes exceeds {MAX_BATCH_BYTES}")));
+    }
+    Ok(())
+}

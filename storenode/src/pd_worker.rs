@@ -1,0 +1,211 @@
+//! Everything the store says to PD and hears from it.
+//!
+//! At startup the store registers: it takes its id from its engine, or
+//! allocates one from PD the first time and records it, then registers its
+//! addresses with `PutStore`. Then it keeps one heartbeat stream open to
+//! the PD leader: store stats on a timer, a report for every region it
+//! leads on a timer and at once after a leadership or membership change;
+//! route snapshots come down and are applied if newer. When the stream
+//! breaks (PD leader change, network), it reconnects with backoff to
+//! whichever member leads now.
+//!
+//! Not done yet: directives (split, membership changes, leader transfer)
+//! arriving on the stream are logged and ignored.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use pd::client::PdClient;
+use pd::error::PdError;
+use proto::pdpb::{self, store_heartbeat_request::Payload, store_heartbeat_response::Payload as Down};
+use proto::metapb;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::{info, warn};
+
+use crate::engine::Engine;
+use crate::metrics;
+use crate::node::Node;
+
+/// Pause between attempts to reach PD, doubling up to the cap.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(3);
+
+/// Finds or allocates this store's id and registers its addresses; retries
+/// until PD answers or `shutdown` fires.
+///
+/// # Errors
+///
+/// A refusal PD will repeat (address owned by another store, tombstoned
+/// id), or a storage failure.
+pub async fn register(
+    engine: &Engine,
+    pd: &PdClient,
+    address: &str,
+    http_address: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Result<u64, PdError> {
+    let mut backoff = RETRY_MIN;
+    let store_id = loop {
+        if let Some(id) = engine.store_id().map_err(|e| PdError::Storage(e.to_string()))? {
+            break id;
+        }
+        match pd.alloc_id().await {
+            Ok(id) => {
+                engine.set_store_id(id).await.map_err(|e| PdError::Storage(e.to_string()))?;
+                info!(store_id = id, "store id allocated by PD");
+                break id;
+            }
+            Err(e) if e.is_retryable() => {
+                warn!(error = %e, "waiting for PD to allocate a store id");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RETRY_MAX);
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let store = metapb::Store {
+        id: store_id,
+        address: address.to_string(),
+        http_address: http_address.to_string(),
+        labels: labels.iter().map(|(k, v)| metapb::StoreLabel { key: k.clone(), value: v.clone() }).collect(),
+        state: metapb::StoreState::Up as i32,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    loop {
+        match pd.put_store(store.clone()).await {
+            Ok(_) => return Ok(store_id),
+            Err(e) if e.is_retryable() => {
+                warn!(error = %e, "waiting for PD to register the store");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RETRY_MAX);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Keeps the heartbeat stream alive until `shutdown`.
+pub async fn run(node: Arc<Node>, mut events: mpsc::UnboundedReceiver<u64>, mut shutdown: watch::Receiver<bool>) {
+    let mut backoff = RETRY_MIN;
+    loop {
+        match session(&node, &mut events, &mut shutdown).await {
+            Ok(()) => return,
+            Err(e) => {
+                metrics::PD_STREAM_RECONNECTS.inc();
+                node.pd.leader_failed(&e);
+                warn!(error = %e, "PD heartbeat stream ended; reconnecting");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(RETRY_MAX);
+    }
+}
+
+/// One stream's life. `Ok` only on shutdown.
+async fn session(
+    node: &Arc<Node>,
+    events: &mut mpsc::UnboundedReceiver<u64>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), PdError> {
+    let (addr, mut grpc) = node.pd.leader_grpc().await?;
+    let (tx, rx) = mpsc::channel(256);
+    tx.send(store_stats(node)).await.map_err(|_| PdError::Unavailable("stream closed".into()))?;
+    let mut down = grpc
+        .store_heartbeat(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| pd::client::status_error(&addr, &s))?
+        .into_inner();
+    info!(pd = %addr, "PD heartbeat stream open");
+    let send = |msg| {
+        let tx = tx.clone();
+        async move { tx.send(msg).await.map_err(|_| PdError::Unavailable("heartbeat stream closed".into())) }
+    };
+    // Report every led region at once: a new PD leader knows nothing of
+    // leaders and sizes yet.
+    for peer in node.peers() {
+        if let Some(msg) = region_heartbeat(node, peer.region_id()) {
+            send(msg).await?;
+        }
+    }
+    let mut store_tick = tokio::time::interval(Duration::from_millis(node.config.heartbeat.store_interval_ms));
+    let mut region_tick = tokio::time::interval(Duration::from_millis(node.config.heartbeat.region_interval_ms));
+    store_tick.tick().await;
+    region_tick.tick().await;
+    loop {
+        tokio::select! {
+            msg = down.message() => {
+                let msg = msg.map_err(|s| pd::client::status_error(&addr, &s))?
+                    .ok_or_else(|| PdError::Unavailable("PD closed the heartbeat stream".into()))?;
+                pd::error::check_header(&msg.header)?;
+                match msg.payload {
+                    Some(Down::Routes(snapshot)) => node.on_routes(snapshot).await,
+                    Some(Down::Directive(d)) => warn!(id = d.id, region_id = d.region_id, "directive not supported yet; ignored"),
+                    None => {}
+                }
+            }
+            Some(region_id) = events.recv() => {
+                if let Some(msg) = region_heartbeat(node, region_id) {
+                    send(msg).await?;
+                }
+            }
+            _ = store_tick.tick() => send(store_stats(node)).await?,
+            _ = region_tick.tick() => {
+                for peer in node.peers() {
+                    if let Some(msg) = region_heartbeat(node, peer.region_id()) {
+                        send(msg).await?;
+                    }
+                }
+            }
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
+}
+
+fn store_stats(node: &Node) -> pdpb::StoreHeartbeatRequest {
+    let peers = node.peers();
+    let leaders = peers.iter().filter(|p| p.is_leader()).count();
+    metrics::PD_HEARTBEATS.with_label_values(&["store"]).inc();
+    pdpb::StoreHeartbeatRequest {
+        store_id: node.store_id,
+        payload: Some(Payload::Store(pdpb::StoreStats {
+            used_size: Engine::used_bytes(&node.config.data_dir),
+            region_count: peers.len() as u32,
+            leader_count: leaders as u32,
+            route_version: node.routes.version(),
+            ..Default::default()
+        })),
+    }
+}
+
+/// The report for a region this store leads; `None` if it does not.
+fn region_heartbeat(node: &Node, region_id: u64) -> Option<pdpb::StoreHeartbeatRequest> {
+    let peer = node.peer(region_id)?;
+    if !peer.is_leader() {
+        return None;
+    }
+    let s = &peer.shared;
+    let size = s.approximate_size.load(Ordering::Relaxed);
+    metrics::REGION_SIZE_BYTES.observe(size as f64);
+    metrics::PD_HEARTBEATS.with_label_values(&["region"]).inc();
+    let leader = metapb::Peer { id: s.peer_id, store_id: node.store_id, role: metapb::PeerRole::Voter as i32 };
+    Some(pdpb::StoreHeartbeatRequest {
+        store_id: node.store_id,
+        payload: Some(Payload::Region(pdpb::RegionHeartbeat {
+            region: Some(peer.region()),
+            leader: Some(leader),
+            term: peer.term(),
+            stats: Some(pdpb::RegionStats {
+                approximate_size: size,
+                approximate_keys: s.approximate_keys.load(Ordering::Relaxed),
+                bytes_written: s.written_bytes.swap(0, Ordering::Relaxed),
+                keys_written: s.written_keys.swap(0, Ordering::Relaxed),
+            }),
+            ..Default::default()
+        })),
+    })
+}

@@ -1,0 +1,59 @@
+//! One openraft group per region.
+//!
+//! - [`command`]: what a region's raft log carries and what applying answers.
+//! - [`log_store`]: a region's raft log and vote, in the shared engine, written
+//!   through the group-commit writer.
+//! - [`state_machine`]: a region's applied state: user keys in the shared
+//!   data table, the region's meta, snapshots built by scanning its range.
+//! - [`network`]: outgoing raft RPCs for one region over the store-to-store
+//!   transport.
+//!
+//! Raft node ids are peer ids, which PD allocates and never reuses; a node
+//! names its store, whose address is looked up in the route table at send
+//! time, so a store that moves address needs no membership change.
+
+pub mod command;
+pub mod log_store;
+pub mod network;
+pub mod state_machine;
+
+use serde::{Deserialize, Serialize};
+
+pub use command::{KvCommand, KvOp, KvReply};
+
+/// A raft member: a peer of a region, living on a store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerNode {
+    pub store_id: u64,
+}
+
+openraft::declare_raft_types!(
+    /// openraft's type configuration for region groups.
+    pub TypeConfig:
+        D = KvCommand,
+        R = KvReply,
+        NodeId = u64,
+        Node = PeerNode,
+        Entry = openraft::Entry<<Self::LeaderId as openraft::vote::RaftLeaderId>::Committed, Self::Payload>,
+        AsyncRuntime = openraft::impls::TokioRuntime,
+);
+
+pub type RegionRaft = openraft::Raft<TypeConfig, state_machine::RegionStateMachine>;
+pub type LogId = openraft::type_config::alias::LogIdOf<TypeConfig>;
+pub type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
+pub type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
+pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
+pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
+pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, Vec<u8>>;
+
+/// postcard encoding for raft entries, state and snapshots.
+pub(crate) fn encode<T: Serialize>(v: &T) -> std::io::Result<Vec<u8>> {
+    postcard::to_allocvec(v).map_err(crate::engine::io_err)
+}
+
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> std::io::Result<T> {
+    postcard::from_bytes(b).map_err(crate::engine::io_err)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,122 @@
+//! A region's outgoing raft RPCs, over the store-to-store transport.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use openraft::OptionalSend;
+use openraft::errors::{RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+    VoteRequest, VoteResponse,
+};
+use proto::raftpb;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::state_machine::RegionShared;
+use super::{PeerNode, Snapshot, TypeConfig, Vote, decode, encode};
+use crate::transport::client::Transport;
+
+#[derive(Clone)]
+pub struct RegionNetwork {
+    pub shared: Arc<RegionShared>,
+    pub transport: Arc<Transport>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for RegionNetwork {
+    type Network = PeerConn;
+
+    async fn new_client(&mut self, target: u64, node: &PeerNode) -> PeerConn {
+        PeerConn { to_peer: target, to_store: node.store_id, net: self.clone() }
+    }
+}
+
+pub struct PeerConn {
+    to_peer: u64,
+    to_store: u64,
+    net: RegionNetwork,
+}
+
+impl PeerConn {
+    fn unreachable(&self, e: impl std::fmt::Display) -> Unreachable<TypeConfig> {
+        Unreachable::from_string(format!(
+            "region {} peer {} on store {}: {e}",
+            self.net.shared.region_id, self.to_peer, self.to_store
+        ))
+    }
+
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        kind: raftpb::RaftCallKind,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, Unreachable<TypeConfig>> {
+        let shared = &self.net.shared;
+        let msg = raftpb::RaftRequest {
+            region_id: shared.region_id,
+            from_peer: shared.peer_id,
+            to_peer: self.to_peer,
+            to_store: self.to_store,
+            region: Some(shared.region()),
+            kind: kind as i32,
+            payload: encode(req).map_err(|e| self.unreachable(e))?,
+        };
+        let resp = self.net.transport.call(msg, option.soft_ttl()).await.map_err(|e| self.unreachable(e))?;
+        decode(&resp).map_err(|e| self.unreachable(e))
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerConn {
+    type SnapshotData = Vec<u8>;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        Ok(self.call(raftpb::RaftCallKind::AppendEntries, &rpc, &option).await?)
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        Ok(self.call(raftpb::RaftCallKind::Vote, &rpc, &option).await?)
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let shared = &self.net.shared;
+        let header = raftpb::SnapshotHeader {
+            region_id: shared.region_id,
+            from_peer: shared.peer_id,
+            to_peer: self.to_peer,
+            to_store: self.to_store,
+            region: Some(shared.region()),
+            meta: encode(&(vote, &snapshot.meta)).map_err(|e| self.unreachable(e))?,
+        };
+        let send = self.net.transport.send_snapshot(header, snapshot.snapshot);
+        tokio::select! {
+            res = send => {
+                let bytes = res.map_err(|e| self.unreachable(e))?;
+                Ok(decode(&bytes).map_err(|e| self.unreachable(e))?)
+            }
+            closed = cancel => Err(StreamingError::Closed(closed)),
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        Ok(self.call(raftpb::RaftCallKind::TransferLeader, &req, &option).await?)
+    }
+}

@@ -1,0 +1,102 @@
+//! The store's copy of PD's route table: the newest route snapshot it has
+//! seen, indexed by start key. A snapshot older than (or as old as) the one
+//! held is ignored, so a delayed push never moves routes backwards.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{Arc, RwLock};
+
+use pd::catalog::keys;
+use proto::{metapb, pdpb};
+
+use crate::metrics;
+
+#[derive(Default)]
+struct Indexed {
+    snapshot: Arc<pdpb::RouteSnapshot>,
+    /// start key -> index into `snapshot.regions`.
+    by_start: BTreeMap<Vec<u8>, usize>,
+    stores: BTreeMap<u64, metapb::Store>,
+}
+
+#[derive(Default)]
+pub struct RouteTable {
+    inner: RwLock<Indexed>,
+}
+
+impl RouteTable {
+    pub fn version(&self) -> u64 {
+        self.inner.read().unwrap().snapshot.version
+    }
+
+    pub fn snapshot(&self) -> Arc<pdpb::RouteSnapshot> {
+        self.inner.read().unwrap().snapshot.clone()
+    }
+
+    /// Installs `snapshot` if it is newer than the current one.
+    pub fn apply_if_newer(&self, snapshot: pdpb::RouteSnapshot) -> bool {
+        let mut inner = self.inner.write().unwrap();
+        if snapshot.version <= inner.snapshot.version {
+            return false;
+        }
+        let by_start = snapshot
+            .regions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.region.as_ref().map(|r| (r.start_key.clone(), i)))
+            .collect();
+        let stores = snapshot.stores.iter().map(|s| (s.id, s.clone())).collect();
+        metrics::ROUTE_VERSION.set(snapshot.version as i64);
+        *inner = Indexed { snapshot: Arc::new(snapshot), by_start, stores };
+        true
+    }
+
+    pub fn store(&self, store_id: u64) -> Option<metapb::Store> {
+        self.inner.read().unwrap().stores.get(&store_id).cloned()
+    }
+
+    /// The route of the region containing `key`.
+    pub fn region_by_key(&self, key: &[u8]) -> Option<pdpb::RegionRoute> {
+        let inner = self.inner.read().unwrap();
+        let (_, i) = inner.by_start.range::<[u8], _>((Bound::Unbounded, Bound::Included(key))).next_back()?;
+        let route = &inner.snapshot.regions[*i];
+        let r = route.region.as_ref()?;
+        keys::contains(&r.start_key, &r.end_key, key).then(|| route.clone())
+    }
+
+    pub fn region(&self, region_id: u64) -> Option<pdpb::RegionRoute> {
+        let inner = self.inner.read().unwrap();
+        inner.snapshot.regions.iter().find(|r| r.region.as_ref().is_some_and(|r| r.id == region_id)).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(version: u64, split: &[u8]) -> pdpb::RouteSnapshot {
+        let region = |id, start: &[u8], end: &[u8]| pdpb::RegionRoute {
+            region: Some(metapb::Region { id, start_key: start.to_vec(), end_key: end.to_vec(), ..Default::default() }),
+            leader: None,
+        };
+        pdpb::RouteSnapshot {
+            version,
+            stores: vec![metapb::Store { id: 1, address: "a:1".into(), ..Default::default() }],
+            regions: vec![region(2, b"", split), region(3, split, b"")],
+        }
+    }
+
+    #[test]
+    fn older_snapshots_are_ignored() {
+        let t = RouteTable::default();
+        assert!(t.apply_if_newer(snap(5, b"m")));
+        assert!(!t.apply_if_newer(snap(4, b"x")));
+        assert!(!t.apply_if_newer(snap(5, b"x")));
+        assert_eq!(t.version(), 5);
+        assert_eq!(t.region_by_key(b"n").unwrap().region.unwrap().id, 3);
+        assert_eq!(t.region_by_key(b"").unwrap().region.unwrap().id, 2);
+        assert!(t.apply_if_newer(snap(6, b"x")));
+        assert_eq!(t.region_by_key(b"n").unwrap().region.unwrap().id, 2);
+        assert_eq!(t.store(1).unwrap().address, "a:1");
+    }
+}

@@ -1,0 +1,142 @@
+//! Starting a storage node: engine, registration with PD, peers, gRPC (KV +
+//! raft transport), HTTP, and the PD worker.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pd::client::PdClient;
+use proto::kvpb::kv_server::KvServer;
+use proto::raftpb::raft_transport_server::RaftTransportServer;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::{error, info};
+
+use crate::config::StoreConfig;
+use crate::engine::Engine;
+use crate::kv::service::KvService;
+use crate::node::Node;
+use crate::routes::RouteTable;
+use crate::transport::MAX_MESSAGE;
+use crate::transport::service::TransportService;
+use crate::{http, metrics, pd_worker};
+
+pub struct StoreServer {
+    pub store_id: u64,
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub advertise_grpc_addr: String,
+    pub advertise_http_addr: String,
+    node: Arc<Node>,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn advertise(configured: &str, bound: SocketAddr, field: &str) -> std::io::Result<String> {
+    if !configured.is_empty() {
+        return Ok(configured.to_string());
+    }
+    if bound.ip().is_unspecified() {
+        return Err(std::io::Error::other(format!("listening on {bound}: set {field}")));
+    }
+    Ok(bound.to_string())
+}
+
+impl StoreServer {
+    /// Opens the engine, binds the listeners, registers with PD (waiting for
+    /// it), restarts recorded peers and starts serving.
+    ///
+    /// # Errors
+    ///
+    /// Engine, listener or registration failures.
+    pub async fn start(config: StoreConfig) -> std::io::Result<StoreServer> {
+        metrics::init();
+        let engine = Engine::open(&config.data_dir)?;
+        let grpc_listener = TcpListener::bind(&config.grpc_addr).await?;
+        let http_listener = TcpListener::bind(&config.http_addr).await?;
+        let grpc_addr = grpc_listener.local_addr()?;
+        let http_addr = http_listener.local_addr()?;
+        let advertise_grpc_addr = advertise(&config.advertise_grpc_addr, grpc_addr, "advertise-grpc-addr")?;
+        let advertise_http_addr = advertise(&config.advertise_http_addr, http_addr, "advertise-http-addr")?;
+
+        let pd = Arc::new(PdClient::new(&config.pd_endpoints).map_err(std::io::Error::other)?);
+        let store_id =
+            pd_worker::register(&engine, &pd, &advertise_grpc_addr, &advertise_http_addr, &config.labels)
+                .await
+                .map_err(std::io::Error::other)?;
+        info!(store_id, grpc = %advertise_grpc_addr, "store registered with PD");
+
+        let routes = Arc::new(RouteTable::default());
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let node = Node::new(
+            store_id,
+            config.clone(),
+            advertise_grpc_addr.clone(),
+            engine,
+            routes,
+            pd,
+            events_tx,
+        )?;
+        node.start_existing_peers().await?;
+
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let kv = KvServer::new(KvService::new(node.clone()))
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        let transport = RaftTransportServer::new(TransportService::new(node.clone()))
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        let mut grpc_shutdown = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let res = tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(kv)
+                .add_service(transport)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
+                    let _ = grpc_shutdown.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = res {
+                error!(error = %e, "gRPC server failed");
+            }
+        }));
+        let mut http_shutdown = shutdown_rx.clone();
+        let router = http::router(node.clone());
+        tasks.push(tokio::spawn(async move {
+            let res = axum::serve(http_listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = http_shutdown.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = res {
+                error!(error = %e, "HTTP server failed");
+            }
+        }));
+        tasks.push(tokio::spawn(pd_worker::run(node.clone(), events_rx, shutdown_rx)));
+        Ok(StoreServer {
+            store_id,
+            grpc_addr,
+            http_addr,
+            advertise_grpc_addr,
+            advertise_http_addr,
+            node,
+            shutdown_tx,
+            tasks,
+        })
+    }
+
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.shutdown_tx.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        self.node.shutdown().await;
+    }
+}

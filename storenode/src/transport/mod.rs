@@ -1,0 +1,19 @@
+//! Raft traffic between stores over gRPC (`raftpb.RaftTransport`).
+//!
+//! One HTTP/2 channel per peer store carries every region's messages. A
+//! message names its region, the sending and receiving peers, the receiving
+//! store, and the sender's view of the region, so the receiver can create a
+//! peer for a region it does not know yet. openraft's requests travel as
+//! postcard bytes; snapshots are streamed in chunks.
+//!
+//! - [`client`]: the sending side, used by each region's raft network.
+//! - [`service`]: the receiving side, which hands messages to the local peer.
+
+pub mod client;
+pub mod service;
+
+/// Snapshot bytes per chunk: small enough to interleave with other traffic
+/// on the shared connection, large enough to keep per-message cost low.
+pub const SNAPSHOT_CHUNK: usize = 1 << 20;
+/// Largest single raft message: an append of many large entries.
+pub const MAX_MESSAGE: usize = 64 << 20;
