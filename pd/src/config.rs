@@ -17,6 +17,9 @@ pub const DEFAULT_RAFT_HEARTBEAT_MS: u64 = 250;
 /// depose a healthy leader; randomised in [min, max) to avoid split votes.
 pub const DEFAULT_ELECTION_TIMEOUT_MIN_MS: u64 = 1_000;
 pub const DEFAULT_ELECTION_TIMEOUT_MAX_MS: u64 = 2_000;
+/// openraft logs every election and membership step at info: useful when
+/// debugging raft, noise in operation.
+pub const DEFAULT_LOG_LEVEL: &str = "info,openraft=warn";
 /// Log entries between snapshots: the catalog snapshot is small, so keep
 /// the log short and restarts quick.
 pub const DEFAULT_SNAPSHOT_LOGS: u64 = 5_000;
@@ -136,7 +139,7 @@ impl Default for RaftTiming {
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
-            level: "info".into(),
+            level: DEFAULT_LOG_LEVEL.into(),
             format: LogFormat::Text,
         }
     }

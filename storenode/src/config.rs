@@ -98,12 +98,18 @@ impl Default for RegionRaftConfig {
 
 impl Default for HeartbeatConfig {
     fn default() -> Self {
-        HeartbeatConfig { store_interval_ms: 10_000, region_interval_ms: 30_000 }
+        HeartbeatConfig {
+            store_interval_ms: 10_000,
+            region_interval_ms: 30_000,
+        }
     }
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { field, reason: reason.into() }
+    ConfigError::Invalid {
+        field,
+        reason: reason.into(),
+    }
 }
 
 impl StoreConfig {
@@ -114,7 +120,10 @@ impl StoreConfig {
         if text.trim().is_empty() {
             return Ok(StoreConfig::default());
         }
-        serde_yaml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })
+        serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            reason: e.to_string(),
+        })
     }
 
     /// # Errors
@@ -122,8 +131,10 @@ impl StoreConfig {
     /// `Read` when the file cannot be read, otherwise as [`Self::from_yaml`].
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: shown.clone(), reason: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
         Self::from_yaml(&text, &shown)
     }
 
@@ -132,7 +143,10 @@ impl StoreConfig {
     /// # Errors
     ///
     /// Never at present; kept fallible like PD's for parity.
-    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    pub fn apply_env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
         if let Some(v) = lookup("STORE_DATA_DIR") {
             self.data_dir = v.into();
         }
@@ -149,7 +163,12 @@ impl StoreConfig {
             self.advertise_http_addr = v;
         }
         if let Some(v) = lookup("STORE_PD_ENDPOINTS") {
-            self.pd_endpoints = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+            self.pd_endpoints = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
         }
         if let Some(v) = lookup("STORE_LOG_LEVEL") {
             self.log.level = v;
@@ -164,13 +183,19 @@ impl StoreConfig {
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data-dir", "must not be empty"));
         }
-        self.grpc_addr.parse::<SocketAddr>().map_err(|e| invalid("grpc-addr", format!("{:?}: {e}", self.grpc_addr)))?;
-        self.http_addr.parse::<SocketAddr>().map_err(|e| invalid("http-addr", format!("{:?}: {e}", self.http_addr)))?;
-        for (field, addr) in
-            [("advertise-grpc-addr", &self.advertise_grpc_addr), ("advertise-http-addr", &self.advertise_http_addr)]
-        {
+        self.grpc_addr
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("grpc-addr", format!("{:?}: {e}", self.grpc_addr)))?;
+        self.http_addr
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("http-addr", format!("{:?}: {e}", self.http_addr)))?;
+        for (field, addr) in [
+            ("advertise-grpc-addr", &self.advertise_grpc_addr),
+            ("advertise-http-addr", &self.advertise_http_addr),
+        ] {
             if !addr.is_empty() {
-                pd::catalog::validate_address(field, addr).map_err(|e| invalid(field, e.to_string()))?;
+                pd::catalog::validate_address(field, addr)
+                    .map_err(|e| invalid(field, e.to_string()))?;
             }
         }
         if self.pd_endpoints.is_empty() {
@@ -185,10 +210,16 @@ impl StoreConfig {
             return Err(invalid("raft.heartbeat-interval-ms", "must be positive"));
         }
         if r.election_timeout_min_ms < 3 * r.heartbeat_interval_ms {
-            return Err(invalid("raft.election-timeout-min-ms", "must be at least 3 heartbeat intervals"));
+            return Err(invalid(
+                "raft.election-timeout-min-ms",
+                "must be at least 3 heartbeat intervals",
+            ));
         }
         if r.election_timeout_max_ms <= r.election_timeout_min_ms {
-            return Err(invalid("raft.election-timeout-max-ms", "must be above election-timeout-min-ms"));
+            return Err(invalid(
+                "raft.election-timeout-max-ms",
+                "must be above election-timeout-min-ms",
+            ));
         }
         if r.snapshot_logs == 0 {
             return Err(invalid("raft.snapshot-logs", "must be positive"));
@@ -199,8 +230,16 @@ impl StoreConfig {
         if self.heartbeat.region_interval_ms == 0 {
             return Err(invalid("heartbeat.region-interval-ms", "must be positive"));
         }
-        if self.log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
-            return Err(invalid("log.level", format!("{:?} is not a log filter", self.log.level)));
+        if self
+            .log
+            .level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
+            return Err(invalid(
+                "log.level",
+                format!("{:?} is not a log filter", self.log.level),
+            ));
         }
         Ok(())
     }
@@ -213,7 +252,11 @@ mod tests {
     #[test]
     fn defaults_and_sample_are_valid() {
         StoreConfig::default().validate().unwrap();
-        let c = StoreConfig::from_yaml(include_str!("../../deploy/storenode.yaml"), "deploy/storenode.yaml").unwrap();
+        let c = StoreConfig::from_yaml(
+            include_str!("../../deploy/storenode.yaml"),
+            "deploy/storenode.yaml",
+        )
+        .unwrap();
         c.validate().unwrap();
         assert_eq!(c, StoreConfig::default());
     }
@@ -222,9 +265,33 @@ mod tests {
     fn unknown_and_invalid_fields_are_named() {
         let err = StoreConfig::from_yaml("pd-endpoint: [a]\n", "t").unwrap_err();
         assert!(err.to_string().contains("pd-endpoint"), "{err}");
-        let err = StoreConfig::from_yaml("pd-endpoints: []\n", "t").unwrap().validate().unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { field: "pd-endpoints", .. }), "{err}");
-        let err = StoreConfig::from_yaml("raft: {heartbeat-interval-ms: 0}\n", "t").unwrap().validate().unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { field: "raft.heartbeat-interval-ms", .. }), "{err}");
+        let err = StoreConfig::from_yaml("pd-endpoints: []\n", "t")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    field: "pd-endpoints",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = StoreConfig::from_yaml("raft: {heartbeat-interval-ms: 0}\n", "t")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    field: "raft.heartbeat-interval-ms",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -46,38 +46,56 @@ fn error(e: StoreError) -> Response {
         StoreError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
         _ => StatusCode::SERVICE_UNAVAILABLE,
     };
-    (code, Json(json!({"error": e.to_string(), "type": e.label()}))).into_response()
+    (
+        code,
+        Json(json!({"error": e.to_string(), "type": e.label()})),
+    )
+        .into_response()
 }
 
-fn check(re: Option<&kvpb::RegionError>, e: Option<&kvpb::Error>) -> Result<(), Response> {
-    match StoreError::from_pb(re, e) {
-        Some(e) => Err(error(e)),
-        None => Ok(()),
-    }
+/// The error a KV response carries, as an HTTP response.
+fn failure(re: Option<&kvpb::RegionError>, e: Option<&kvpb::Error>) -> Option<Response> {
+    StoreError::from_pb(re, e).map(error)
 }
 
 async fn get_key(State(node): State<Arc<Node>>, Path(key): Path<String>) -> Response {
-    let resp = node.get(kvpb::GetRequest { context: None, key: key.into_bytes() }).await;
-    if let Err(r) = check(resp.region_error.as_ref(), resp.error.as_ref()) {
+    let resp = node
+        .get(kvpb::GetRequest {
+            context: None,
+            key: key.into_bytes(),
+        })
+        .await;
+    if let Some(r) = failure(resp.region_error.as_ref(), resp.error.as_ref()) {
         return r;
     }
-    if resp.found { (StatusCode::OK, resp.value).into_response() } else { StatusCode::NOT_FOUND.into_response() }
+    if resp.found {
+        (StatusCode::OK, resp.value).into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
 }
 
 async fn put_key(State(node): State<Arc<Node>>, Path(key): Path<String>, body: Bytes) -> Response {
-    let resp = node.put(kvpb::PutRequest { context: None, key: key.into_bytes(), value: body.to_vec() }).await;
-    match check(resp.region_error.as_ref(), resp.error.as_ref()) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(r) => r,
-    }
+    let resp = node
+        .put(kvpb::PutRequest {
+            context: None,
+            key: key.into_bytes(),
+            value: body.to_vec(),
+        })
+        .await;
+    failure(resp.region_error.as_ref(), resp.error.as_ref())
+        .unwrap_or_else(|| StatusCode::NO_CONTENT.into_response())
 }
 
 async fn delete_key(State(node): State<Arc<Node>>, Path(key): Path<String>) -> Response {
-    let resp = node.delete(kvpb::DeleteRequest { context: None, key: key.into_bytes() }).await;
-    match check(resp.region_error.as_ref(), resp.error.as_ref()) {
-        Ok(()) => Json(json!({"existed": resp.existed})).into_response(),
-        Err(r) => r,
-    }
+    let resp = node
+        .delete(kvpb::DeleteRequest {
+            context: None,
+            key: key.into_bytes(),
+        })
+        .await;
+    failure(resp.region_error.as_ref(), resp.error.as_ref())
+        .unwrap_or_else(|| Json(json!({"existed": resp.existed})).into_response())
 }
 
 /// Scans across regions, page by page, until `limit` pairs or the end.
@@ -92,9 +110,14 @@ async fn scan(State(node): State<Arc<Node>>, Query(q): Query<HashMap<String, Str
     let mut pairs = Vec::new();
     loop {
         let want = (limit - pairs.len()).min(crate::config::MAX_SCAN_LIMIT) as u32;
-        let req = kvpb::ScanRequest { context: None, start_key: start.clone(), end_key: end.clone(), limit: want };
+        let req = kvpb::ScanRequest {
+            context: None,
+            start_key: start.clone(),
+            end_key: end.clone(),
+            limit: want,
+        };
         let resp = node.scan(req).await;
-        if let Err(r) = check(resp.region_error.as_ref(), resp.error.as_ref()) {
+        if let Some(r) = failure(resp.region_error.as_ref(), resp.error.as_ref()) {
             return r;
         }
         let full = resp.pairs.len() >= want as usize;
@@ -103,7 +126,8 @@ async fn scan(State(node): State<Arc<Node>>, Query(q): Query<HashMap<String, Str
             start.push(0);
         }
         pairs.extend(resp.pairs);
-        let done_range = resp.region_end_key.is_empty() || (!end.is_empty() && resp.region_end_key >= end);
+        let done_range =
+            resp.region_end_key.is_empty() || (!end.is_empty() && resp.region_end_key >= end);
         if pairs.len() >= limit || (!full && done_range) {
             break;
         }
@@ -119,7 +143,11 @@ async fn scan(State(node): State<Arc<Node>>, Query(q): Query<HashMap<String, Str
 }
 
 async fn health(State(node): State<Arc<Node>>) -> Response {
-    (StatusCode::OK, Json(json!({"store_id": node.store_id, "route_version": node.routes.version()}))).into_response()
+    (
+        StatusCode::OK,
+        Json(json!({"store_id": node.store_id, "route_version": node.routes.version()})),
+    )
+        .into_response()
 }
 
 async fn status(State(node): State<Arc<Node>>) -> Json<serde_json::Value> {

@@ -47,7 +47,11 @@ impl RouteTable {
             .collect();
         let stores = snapshot.stores.iter().map(|s| (s.id, s.clone())).collect();
         metrics::ROUTE_VERSION.set(snapshot.version as i64);
-        *inner = Indexed { snapshot: Arc::new(snapshot), by_start, stores };
+        *inner = Indexed {
+            snapshot: Arc::new(snapshot),
+            by_start,
+            stores,
+        };
         true
     }
 
@@ -58,7 +62,10 @@ impl RouteTable {
     /// The route of the region containing `key`.
     pub fn region_by_key(&self, key: &[u8]) -> Option<pdpb::RegionRoute> {
         let inner = self.inner.read().unwrap();
-        let (_, i) = inner.by_start.range::<[u8], _>((Bound::Unbounded, Bound::Included(key))).next_back()?;
+        let (_, i) = inner
+            .by_start
+            .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
+            .next_back()?;
         let route = &inner.snapshot.regions[*i];
         let r = route.region.as_ref()?;
         keys::contains(&r.start_key, &r.end_key, key).then(|| route.clone())
@@ -66,7 +73,12 @@ impl RouteTable {
 
     pub fn region(&self, region_id: u64) -> Option<pdpb::RegionRoute> {
         let inner = self.inner.read().unwrap();
-        inner.snapshot.regions.iter().find(|r| r.region.as_ref().is_some_and(|r| r.id == region_id)).cloned()
+        inner
+            .snapshot
+            .regions
+            .iter()
+            .find(|r| r.region.as_ref().is_some_and(|r| r.id == region_id))
+            .cloned()
     }
 }
 
@@ -76,12 +88,21 @@ mod tests {
 
     fn snap(version: u64, split: &[u8]) -> pdpb::RouteSnapshot {
         let region = |id, start: &[u8], end: &[u8]| pdpb::RegionRoute {
-            region: Some(metapb::Region { id, start_key: start.to_vec(), end_key: end.to_vec(), ..Default::default() }),
+            region: Some(metapb::Region {
+                id,
+                start_key: start.to_vec(),
+                end_key: end.to_vec(),
+                ..Default::default()
+            }),
             leader: None,
         };
         pdpb::RouteSnapshot {
             version,
-            stores: vec![metapb::Store { id: 1, address: "a:1".into(), ..Default::default() }],
+            stores: vec![metapb::Store {
+                id: 1,
+                address: "a:1".into(),
+                ..Default::default()
+            }],
             regions: vec![region(2, b"", split), region(3, split, b"")],
         }
     }

@@ -39,7 +39,9 @@ fn advertise(configured: &str, bound: SocketAddr, field: &str) -> std::io::Resul
         return Ok(configured.to_string());
     }
     if bound.ip().is_unspecified() {
-        return Err(std::io::Error::other(format!("listening on {bound}: set {field}")));
+        return Err(std::io::Error::other(format!(
+            "listening on {bound}: set {field}"
+        )));
     }
     Ok(bound.to_string())
 }
@@ -58,14 +60,27 @@ impl StoreServer {
         let http_listener = TcpListener::bind(&config.http_addr).await?;
         let grpc_addr = grpc_listener.local_addr()?;
         let http_addr = http_listener.local_addr()?;
-        let advertise_grpc_addr = advertise(&config.advertise_grpc_addr, grpc_addr, "advertise-grpc-addr")?;
-        let advertise_http_addr = advertise(&config.advertise_http_addr, http_addr, "advertise-http-addr")?;
+        let advertise_grpc_addr = advertise(
+            &config.advertise_grpc_addr,
+            grpc_addr,
+            "advertise-grpc-addr",
+        )?;
+        let advertise_http_addr = advertise(
+            &config.advertise_http_addr,
+            http_addr,
+            "advertise-http-addr",
+        )?;
 
         let pd = Arc::new(PdClient::new(&config.pd_endpoints).map_err(std::io::Error::other)?);
-        let store_id =
-            pd_worker::register(&engine, &pd, &advertise_grpc_addr, &advertise_http_addr, &config.labels)
-                .await
-                .map_err(std::io::Error::other)?;
+        let store_id = pd_worker::register(
+            &engine,
+            &pd,
+            &advertise_grpc_addr,
+            &advertise_http_addr,
+            &config.labels,
+        )
+        .await
+        .map_err(std::io::Error::other)?;
         info!(store_id, grpc = %advertise_grpc_addr, "store registered with PD");
 
         let routes = Arc::new(RouteTable::default());
@@ -115,7 +130,11 @@ impl StoreServer {
                 error!(error = %e, "HTTP server failed");
             }
         }));
-        tasks.push(tokio::spawn(pd_worker::run(node.clone(), events_rx, shutdown_rx)));
+        tasks.push(tokio::spawn(pd_worker::run(
+            node.clone(),
+            events_rx,
+            shutdown_rx,
+        )));
         Ok(StoreServer {
             store_id,
             grpc_addr,

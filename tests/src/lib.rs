@@ -8,7 +8,9 @@
 //! Binaries are taken from the cargo target directory of the test
 //! executable; `cargo test --workspace` builds them first.
 
+pub mod cluster;
 pub mod pd_cluster;
+pub mod process;
 pub mod test_store;
 
 use std::future::Future;

@@ -42,7 +42,10 @@ async fn bad_input_gets_typed_errors_and_changes_nothing() {
 
     phase("bootstrap happens once");
     assert!(pd.is_bootstrapped().await.expect("is bootstrapped"));
-    assert!(matches!(pd.bootstrap().await, Err(PdError::AlreadyBootstrapped)));
+    assert!(matches!(
+        pd.bootstrap().await,
+        Err(PdError::AlreadyBootstrapped)
+    ));
 
     phase("unknown ids");
     assert!(matches!(
@@ -95,13 +98,13 @@ async fn bad_input_gets_typed_errors_and_changes_nothing() {
 
     phase("a write sent to a follower names the leader");
     let leader_id = cluster.wait_members(3).await;
-    let leader_addr = cluster.member(leader_id).grpc.clone();
+    let leader_addr = cluster.member(leader_id).grpc().clone();
     let follower = cluster
         .members
         .iter()
         .find(|m| m.id != leader_id)
         .expect("a follower")
-        .grpc
+        .grpc()
         .clone();
     let mut raw = pdpb::pd_client::PdClient::new(pd::client::channel(&follower).expect("channel"));
     let resp = raw

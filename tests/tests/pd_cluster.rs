@@ -104,7 +104,7 @@ async fn three_member_pd_serves_heartbeats_and_survives_leader_loss() {
     assert_eq!(region_of(&r).region_epoch, newest.region_epoch);
     assert_eq!(r.regions[0].leader.expect("leader").store_id, s2);
     let leader_id = cluster.wait_members(3).await;
-    let leader_http = cluster.member(leader_id).http.clone();
+    let leader_http = cluster.member(leader_id).http().clone();
     let (_, metrics) = http_get(&leader_http, "/metrics").await.expect("metrics");
     let stale = metric_value(
         &metrics,
@@ -161,7 +161,7 @@ async fn three_member_pd_serves_heartbeats_and_survives_leader_loss() {
 
     phase("the killed member restarts and catches up");
     cluster.member(leader_id).restart();
-    let http = cluster.member(leader_id).http.clone();
+    let http = cluster.member(leader_id).http().clone();
     let want = before.version + 1;
     wait_for(
         "restarted member to apply the latest catalog",
@@ -210,7 +210,7 @@ async fn restarting_every_member_reloads_the_catalog() {
         "an id was handed out twice"
     );
     for id in 1..=3 {
-        let http = cluster.member(id).http.clone();
+        let http = cluster.member(id).http().clone();
         let (status, body) = http_get(&http, "/api/v1/regions").await.expect("regions");
         assert_eq!(status, 200);
         let v: serde_json::Value = serde_json::from_str(&body).expect("json");

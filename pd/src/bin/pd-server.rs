@@ -49,6 +49,9 @@ struct Args {
     /// Pre-split the first bootstrap into this many even regions.
     #[arg(long)]
     bootstrap_regions: Option<u32>,
+    /// Pre-split the first bootstrap at these keys, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    bootstrap_split_keys: Vec<String>,
     #[arg(long)]
     log_level: Option<String>,
     #[arg(long, value_parser = ["text", "json"])]
@@ -87,6 +90,9 @@ fn load(args: &Args) -> Result<PdConfig, pd::config::ConfigError> {
     }
     if let Some(v) = args.bootstrap_regions {
         c.bootstrap.regions = v;
+    }
+    if !args.bootstrap_split_keys.is_empty() {
+        c.bootstrap.split_keys = args.bootstrap_split_keys.clone();
     }
     if let Some(v) = &args.log_level {
         c.log.level = v.clone();

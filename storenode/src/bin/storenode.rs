@@ -20,7 +20,11 @@ use storenode::config::StoreConfig;
 use storenode::server::StoreServer;
 
 #[derive(Parser, Debug)]
-#[command(name = "storenode", version, about = "Storage node: replicated regions of the key space")]
+#[command(
+    name = "storenode",
+    version,
+    about = "Storage node: replicated regions of the key space"
+)]
 struct Args {
     /// YAML config file; see deploy/storenode.yaml.
     #[arg(long)]
@@ -87,7 +91,11 @@ fn load(args: &Args) -> Result<StoreConfig, pd::config::ConfigError> {
         c.log.level = v.clone();
     }
     if let Some(v) = &args.log_format {
-        c.log.format = if v == "json" { LogFormat::Json } else { LogFormat::Text };
+        c.log.format = if v == "json" {
+            LogFormat::Json
+        } else {
+            LogFormat::Text
+        };
     }
     c.validate()?;
     Ok(c)
@@ -103,7 +111,10 @@ fn main() -> ExitCode {
         }
     };
     pd::logging::init(&config.log.level, config.log.format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("storenode: cannot start the runtime: {e}");

@@ -69,7 +69,8 @@ impl GroupWriter {
             .send(Request { job, done })
             .await
             .map_err(|_| io::Error::other("group-commit writer stopped"))?;
-        wait.await.map_err(|_| io::Error::other("group-commit writer stopped"))??;
+        wait.await
+            .map_err(|_| io::Error::other("group-commit writer stopped"))??;
         let v = slot.lock().unwrap().take();
         v.ok_or_else(|| io::Error::other("committed job left no result"))
     }
@@ -85,7 +86,8 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Request>) {
             }
         }
         let size = batch.len();
-        let (jobs, waiters): (Vec<Job>, Vec<_>) = batch.into_iter().map(|r| (r.job, r.done)).unzip();
+        let (jobs, waiters): (Vec<Job>, Vec<_>) =
+            batch.into_iter().map(|r| (r.job, r.done)).unzip();
         let started = Instant::now();
         let result = commit(&db, jobs);
         metrics::GROUP_COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());

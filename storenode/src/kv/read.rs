@@ -20,7 +20,7 @@ impl Node {
         let key = req.key.clone();
         self.dispatch(
             "get",
-            req.context.clone(),
+            req.context,
             &req.key.clone(),
             |peer| async move {
                 if !stale {
@@ -31,9 +31,19 @@ impl Node {
                     return Err(key_not_in_region(&key, &region));
                 }
                 let value = self.engine.get(&key).map_err(storage)?;
-                Ok(kvpb::GetResponse { found: value.is_some(), value: value.unwrap_or_default(), ..Default::default() })
+                Ok(kvpb::GetResponse {
+                    found: value.is_some(),
+                    value: value.unwrap_or_default(),
+                    ..Default::default()
+                })
             },
-            |mut c, ctx| async move { c.get(kvpb::GetRequest { context: Some(ctx), ..req }).await },
+            |mut c, ctx| async move {
+                c.get(kvpb::GetRequest {
+                    context: Some(ctx),
+                    ..req
+                })
+                .await
+            },
         )
         .await
     }
@@ -42,12 +52,16 @@ impl Node {
         if let Err(e) = check_scan(&req) {
             return error_response(e);
         }
-        let limit = if req.limit == 0 { DEFAULT_SCAN_LIMIT } else { req.limit as usize };
+        let limit = if req.limit == 0 {
+            DEFAULT_SCAN_LIMIT
+        } else {
+            req.limit as usize
+        };
         let stale = req.context.as_ref().is_some_and(|c| c.stale_read);
         let (start, end) = (req.start_key.clone(), req.end_key.clone());
         self.dispatch(
             "scan",
-            req.context.clone(),
+            req.context,
             &req.start_key.clone(),
             |peer| async move {
                 if !stale {
@@ -58,7 +72,8 @@ impl Node {
                     return Err(key_not_in_region(&start, &region));
                 }
                 // Clamp to the region: the caller continues from its end.
-                let end = if region.end_key.is_empty() || (!end.is_empty() && end < region.end_key) {
+                let end = if region.end_key.is_empty() || (!end.is_empty() && end < region.end_key)
+                {
                     end
                 } else {
                     region.end_key.clone()
@@ -70,9 +85,19 @@ impl Node {
                     .into_iter()
                     .map(|(key, value)| kvpb::KvPair { key, value })
                     .collect();
-                Ok(kvpb::ScanResponse { pairs, region_end_key: region.end_key, ..Default::default() })
+                Ok(kvpb::ScanResponse {
+                    pairs,
+                    region_end_key: region.end_key,
+                    ..Default::default()
+                })
             },
-            |mut c, ctx| async move { c.scan(kvpb::ScanRequest { context: Some(ctx), ..req }).await },
+            |mut c, ctx| async move {
+                c.scan(kvpb::ScanRequest {
+                    context: Some(ctx),
+                    ..req
+                })
+                .await
+            },
         )
         .await
     }
@@ -85,7 +110,7 @@ impl Node {
         let keys = req.keys.clone();
         self.dispatch(
             "batch_get",
-            req.context.clone(),
+            req.context,
             &req.keys[0].clone(),
             |peer| async move {
                 if !stale {
@@ -101,9 +126,18 @@ impl Node {
                         pairs.push(kvpb::KvPair { key, value });
                     }
                 }
-                Ok(kvpb::BatchGetResponse { pairs, ..Default::default() })
+                Ok(kvpb::BatchGetResponse {
+                    pairs,
+                    ..Default::default()
+                })
             },
-            |mut c, ctx| async move { c.batch_get(kvpb::BatchGetRequest { context: Some(ctx), ..req }).await },
+            |mut c, ctx| async move {
+                c.batch_get(kvpb::BatchGetRequest {
+                    context: Some(ctx),
+                    ..req
+                })
+                .await
+            },
         )
         .await
     }
@@ -117,10 +151,15 @@ pub fn check_scan(req: &kvpb::ScanRequest) -> Result<()> {
         check_key(&req.start_key)?;
     }
     if !req.end_key.is_empty() && req.start_key >= req.end_key {
-        return Err(StoreError::InvalidArgument("scan start key must be below its end key".into()));
+        return Err(StoreError::InvalidArgument(
+            "scan start key must be below its end key".into(),
+        ));
     }
     if req.limit as usize > MAX_SCAN_LIMIT {
-        return Err(StoreError::InvalidArgument(format!("scan limit {} exceeds {MAX_SCAN_LIMIT}", req.limit)));
+        return Err(StoreError::InvalidArgument(format!(
+            "scan limit {} exceeds {MAX_SCAN_LIMIT}",
+            req.limit
+        )));
     }
     Ok(())
 }
@@ -130,13 +169,18 @@ fn check_batch_keys(keys: &[Vec<u8>]) -> Result<()> {
         return Err(StoreError::InvalidArgument("batch carries no keys".into()));
     }
     if keys.len() > MAX_BATCH_KEYS {
-        return Err(StoreError::InvalidArgument(format!("{} keys exceed the batch limit {MAX_BATCH_KEYS}", keys.len())));
+        return Err(StoreError::InvalidArgument(format!(
+            "{} keys exceed the batch limit {MAX_BATCH_KEYS}",
+            keys.len()
+        )));
     }
     keys.iter().try_for_each(|k| check_key(k))
 }
 
 pub(crate) fn error_response<R: super::KvResponse>(e: StoreError) -> R {
-    crate::metrics::KV_ERRORS.with_label_values(&["validate", e.label()]).inc();
+    crate::metrics::KV_ERRORS
+        .with_label_values(&["validate", e.label()])
+        .inc();
     let (re, err) = e.to_pb();
     let mut r = R::default();
     r.set_errors(re, err);

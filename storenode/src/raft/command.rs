@@ -18,19 +18,32 @@ pub struct KvCommand {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvOp {
-    Put { key: Vec<u8>, value: Vec<u8> },
-    Delete { key: Vec<u8> },
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
     /// All or nothing.
-    BatchPut { pairs: Vec<(Vec<u8>, Vec<u8>)> },
+    BatchPut {
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    },
     /// Write `value` if the current value is `expected` (`None`: absent).
-    Cas { key: Vec<u8>, expected: Option<Vec<u8>>, value: Vec<u8> },
+    Cas {
+        key: Vec<u8>,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+    },
 }
 
 impl KvOp {
     /// Every key the operation touches.
     pub fn keys(&self) -> Vec<&[u8]> {
         match self {
-            KvOp::Put { key, .. } | KvOp::Delete { key } | KvOp::Cas { key, .. } => vec![key.as_slice()],
+            KvOp::Put { key, .. } | KvOp::Delete { key } | KvOp::Cas { key, .. } => {
+                vec![key.as_slice()]
+            }
             KvOp::BatchPut { pairs } => pairs.iter().map(|(k, _)| k.as_slice()).collect(),
         }
     }
@@ -39,7 +52,9 @@ impl KvOp {
 impl fmt::Display for KvCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.op {
-            KvOp::Put { key, value } => write!(f, "put({} B key, {} B value)", key.len(), value.len()),
+            KvOp::Put { key, value } => {
+                write!(f, "put({} B key, {} B value)", key.len(), value.len())
+            }
             KvOp::Delete { key } => write!(f, "delete({} B key)", key.len()),
             KvOp::BatchPut { pairs } => write!(f, "batch-put({} pairs)", pairs.len()),
             KvOp::Cas { key, .. } => write!(f, "cas({} B key)", key.len()),
@@ -52,11 +67,21 @@ pub enum KvReply {
     /// Blank and membership entries.
     Nothing,
     Written,
-    Deleted { existed: bool },
-    Cas { succeeded: bool, previous: Option<Vec<u8>> },
+    Deleted {
+        existed: bool,
+    },
+    Cas {
+        succeeded: bool,
+        previous: Option<Vec<u8>>,
+    },
     /// Not applied: the region's range changed after the command was
     /// proposed.
-    EpochNotMatch { current: metapb::Region },
+    EpochNotMatch {
+        current: metapb::Region,
+    },
     /// Not applied: a key is outside the region.
-    KeyNotInRegion { key: Vec<u8>, region: metapb::Region },
+    KeyNotInRegion {
+        key: Vec<u8>,
+        region: metapb::Region,
+    },
 }

@@ -7,8 +7,8 @@ use openraft::OptionalSend;
 use openraft::errors::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use proto::raftpb;
 use serde::Serialize;
@@ -28,7 +28,11 @@ impl RaftNetworkFactory<TypeConfig> for RegionNetwork {
     type Network = PeerConn;
 
     async fn new_client(&mut self, target: u64, node: &PeerNode) -> PeerConn {
-        PeerConn { to_peer: target, to_store: node.store_id, net: self.clone() }
+        PeerConn {
+            to_peer: target,
+            to_store: node.store_id,
+            net: self.clone(),
+        }
     }
 }
 
@@ -62,7 +66,12 @@ impl PeerConn {
             kind: kind as i32,
             payload: encode(req).map_err(|e| self.unreachable(e))?,
         };
-        let resp = self.net.transport.call(msg, option.soft_ttl()).await.map_err(|e| self.unreachable(e))?;
+        let resp = self
+            .net
+            .transport
+            .call(msg, option.soft_ttl())
+            .await
+            .map_err(|e| self.unreachable(e))?;
         decode(&resp).map_err(|e| self.unreachable(e))
     }
 }
@@ -75,7 +84,9 @@ impl RaftNetworkV2<TypeConfig> for PeerConn {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Ok(self.call(raftpb::RaftCallKind::AppendEntries, &rpc, &option).await?)
+        Ok(self
+            .call(raftpb::RaftCallKind::AppendEntries, &rpc, &option)
+            .await?)
     }
 
     async fn vote(
@@ -117,6 +128,8 @@ impl RaftNetworkV2<TypeConfig> for PeerConn {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Ok(self.call(raftpb::RaftCallKind::TransferLeader, &req, &option).await?)
+        Ok(self
+            .call(raftpb::RaftCallKind::TransferLeader, &req, &option)
+            .await?)
     }
 }

@@ -45,7 +45,7 @@ fn main() {
             extra.push(
                 members
                     .iter()
-                    .map(|m| m.grpc.clone())
+                    .map(|m| m.grpc().clone())
                     .collect::<Vec<_>>()
                     .join(","),
             );
@@ -59,22 +59,22 @@ fn main() {
         );
         println!(
             "pd{id}: grpc {}  http http://{}  log {}",
-            m.grpc,
-            m.http,
+            m.grpc(),
+            m.http(),
             m.log_path().display()
         );
         members.push(m);
     }
     let endpoints = members
         .iter()
-        .map(|m| m.grpc.clone())
+        .map(|m| m.grpc().clone())
         .collect::<Vec<_>>()
         .join(",");
     println!();
     println!("try:");
     println!("  ./target/debug/pdctl --pd {endpoints} members");
     println!("  ./target/debug/pdctl --pd {endpoints} store list");
-    println!("  curl http://{}/api/v1/routes", members[0].http);
+    println!("  curl http://{}/api/v1/routes", members[0].http());
     println!();
     println!(
         "Ctrl-C stops the cluster; data stays in {}",

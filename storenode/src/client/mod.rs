@@ -1,0 +1,508 @@
+//! The Rust client library: read and write keys without knowing about
+//! regions.
+//!
+//! The client keeps a route cache fed by PD's watch-routes stream, sends each
+//! request to the leader of the key's region with the region id and epoch it
+//! believes in, and on a region error (not leader, epoch mismatch, key not in
+//! region, server busy, store unreachable) refreshes what it knows and
+//! retries with backoff until its deadline. Users see success or a final
+//! typed [`ClientError`].
+//!
+//! Batches are split by region; each region's part is atomic. A
+//! compare-and-swap whose outcome is unknown (the leader changed before it
+//! committed) is not retried: it fails with `StaleCommand`.
+
+pub mod route_cache;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use pd::client::PdClient;
+use pd::error::PdError;
+use proto::kvpb::{self, kv_client::KvClient};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tonic::transport::Channel;
+use tracing::debug;
+
+use crate::error::StoreError;
+use route_cache::RouteCache;
+
+/// How long one call may take, retries included.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);
+const BACKOFF_MIN: Duration = Duration::from_millis(20);
+const BACKOFF_MAX: Duration = Duration::from_millis(500);
+/// Per-attempt timeout: a dead store must not eat the whole deadline.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ClientError {
+    /// Fix the request.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// Retries ran out; `last` is the last problem seen.
+    #[error("deadline exceeded; last error: {last}")]
+    Timeout { last: String },
+    /// A store answered with an error retrying cannot fix.
+    #[error(transparent)]
+    Store(StoreError),
+    /// PD refused or could not be reached while setting up.
+    #[error("PD: {0}")]
+    Pd(PdError),
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// Responses that carry a region error and a plain error.
+pub trait KvErrors {
+    fn errors(&self) -> Option<StoreError>;
+}
+
+macro_rules! kv_errors {
+    ($($t:ty),*) => {$(
+        impl KvErrors for $t {
+            fn errors(&self) -> Option<StoreError> {
+                StoreError::from_pb(self.region_error.as_ref(), self.error.as_ref())
+            }
+        }
+    )*};
+}
+kv_errors!(
+    kvpb::GetResponse,
+    kvpb::PutResponse,
+    kvpb::DeleteResponse,
+    kvpb::ScanResponse,
+    kvpb::BatchGetResponse,
+    kvpb::BatchPutResponse,
+    kvpb::CasResponse
+);
+
+pub struct Client {
+    pd: Arc<PdClient>,
+    cache: Arc<RwLock<RouteCache>>,
+    channels: Mutex<BTreeMap<String, KvClient<Channel>>>,
+    deadline: Duration,
+    watcher: JoinHandle<()>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
+impl Client {
+    /// Connects to PD (any members), loads the routes and starts following
+    /// them.
+    ///
+    /// # Errors
+    ///
+    /// Malformed endpoints, or PD unreachable within the default deadline.
+    pub async fn connect(pd_endpoints: &[String]) -> Result<Client> {
+        let pd = Arc::new(PdClient::new(pd_endpoints).map_err(ClientError::Pd)?);
+        let cache = Arc::new(RwLock::new(RouteCache::default()));
+        let routes = pd.list_routes().await.map_err(ClientError::Pd)?;
+        cache.write().unwrap().update(routes);
+        let watcher = tokio::spawn(follow_routes(pd.clone(), cache.clone()));
+        Ok(Client {
+            pd,
+            cache,
+            channels: Mutex::new(BTreeMap::new()),
+            deadline: DEFAULT_DEADLINE,
+            watcher,
+        })
+    }
+
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// The catalog version of the routes in use.
+    pub fn route_version(&self) -> u64 {
+        self.cache.read().unwrap().version()
+    }
+
+    fn channel(&self, address: &str) -> Result<KvClient<Channel>> {
+        let mut channels = self.channels.lock().unwrap();
+        if let Some(c) = channels.get(address) {
+            return Ok(c.clone());
+        }
+        let c = KvClient::new(pd::client::channel(address).map_err(ClientError::Pd)?)
+            .max_decoding_message_size(crate::transport::MAX_MESSAGE);
+        channels.insert(address.to_string(), c.clone());
+        Ok(c)
+    }
+
+    async fn refresh_routes(&self) {
+        if let Ok(r) = self.pd.list_routes().await {
+            self.cache.write().unwrap().update(r);
+        }
+    }
+
+    /// Runs `call` against the region holding `key`, retrying region errors
+    /// until the deadline.
+    ///
+    /// With `regroup`, a key-range mismatch is returned (after refreshing the
+    /// routes) instead of retried, so a batch can be split again.
+    async fn execute<R, F, Fut>(
+        &self,
+        key: &[u8],
+        idempotent: bool,
+        regroup: bool,
+        mut call: F,
+    ) -> Result<R>
+    where
+        R: KvErrors,
+        F: FnMut(KvClient<Channel>, kvpb::Context) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<R>, tonic::Status>>,
+    {
+        let give_up = Instant::now() + self.deadline;
+        let mut backoff = BACKOFF_MIN;
+        let mut attempt = 0usize;
+        let mut last = String::from("no attempt made");
+        loop {
+            if Instant::now() >= give_up {
+                return Err(ClientError::Timeout { last });
+            }
+            let target = self.cache.read().unwrap().target(key, attempt);
+            let Some(target) = target else {
+                last = "no route for the key".into();
+                self.refresh_routes().await;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            };
+            let ctx = kvpb::Context {
+                region_id: target.region.id,
+                region_epoch: target.region.region_epoch,
+                ..Default::default()
+            };
+            let res =
+                tokio::time::timeout(ATTEMPT_TIMEOUT, call(self.channel(&target.address)?, ctx))
+                    .await;
+            let err = match res {
+                Ok(Ok(resp)) => {
+                    let resp = resp.into_inner();
+                    match resp.errors() {
+                        None => return Ok(resp),
+                        Some(e) => e,
+                    }
+                }
+                Ok(Err(status)) => StoreError::Unavailable(format!(
+                    "store {}: {}",
+                    target.address,
+                    status.message()
+                )),
+                Err(_) => StoreError::Unavailable(format!(
+                    "store {} did not answer in time",
+                    target.address
+                )),
+            };
+            debug!(error = %err, region_id = target.region.id, "retrying");
+            last = err.to_string();
+            attempt += 1;
+            let mut pause = true;
+            match &err {
+                StoreError::InvalidArgument(m) => {
+                    return Err(ClientError::InvalidArgument(m.clone()));
+                }
+                StoreError::StaleCommand if !idempotent => return Err(ClientError::Store(err)),
+                StoreError::NotLeader {
+                    leader: Some(l), ..
+                } => {
+                    self.cache
+                        .write()
+                        .unwrap()
+                        .set_leader(target.region.id, l.store_id);
+                    attempt = 0;
+                    pause = false;
+                }
+                StoreError::NotLeader { leader: None, .. } | StoreError::Unavailable(_) => {
+                    self.cache.write().unwrap().forget_leader(target.region.id);
+                }
+                StoreError::EpochNotMatch(_)
+                | StoreError::KeyNotInRegion { .. }
+                | StoreError::RegionNotFound(_) => {
+                    self.cache.write().unwrap().forget_leader(target.region.id);
+                    self.refresh_routes().await;
+                    if regroup
+                        && matches!(
+                            err,
+                            StoreError::KeyNotInRegion { .. } | StoreError::EpochNotMatch(_)
+                        )
+                    {
+                        return Err(ClientError::Store(err));
+                    }
+                    attempt = 0;
+                }
+                StoreError::ServerBusy(_) | StoreError::StaleCommand => {}
+            }
+            if pause {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+
+    /// # Errors
+    ///
+    /// `InvalidArgument` for a bad key; `Timeout` when retries run out.
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let resp = self
+            .execute(key, true, false, |mut c, ctx| {
+                let req = kvpb::GetRequest {
+                    context: Some(ctx),
+                    key: key.to_vec(),
+                };
+                async move { c.get(req).await }
+            })
+            .await?;
+        Ok(resp.found.then_some(resp.value))
+    }
+
+    /// # Errors
+    ///
+    /// As [`Client::get`].
+    pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.execute(key, true, false, |mut c, ctx| {
+            let req = kvpb::PutRequest {
+                context: Some(ctx),
+                key: key.to_vec(),
+                value: value.to_vec(),
+            };
+            async move { c.put(req).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Returns whether the key existed.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::get`].
+    pub async fn delete(&self, key: &[u8]) -> Result<bool> {
+        let resp = self
+            .execute(key, true, false, |mut c, ctx| {
+                let req = kvpb::DeleteRequest {
+                    context: Some(ctx),
+                    key: key.to_vec(),
+                };
+                async move { c.delete(req).await }
+            })
+            .await?;
+        Ok(resp.existed)
+    }
+
+    /// Sets `key` to `value` if its current value is `expected` (`None`:
+    /// absent). Returns whether it did, and the value before.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::get`], plus `Store(StaleCommand)` when the outcome is
+    /// unknown.
+    pub async fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<(bool, Option<Vec<u8>>)> {
+        let resp = self
+            .execute(key, false, false, |mut c, ctx| {
+                let req = kvpb::CasRequest {
+                    context: Some(ctx),
+                    key: key.to_vec(),
+                    expected_exists: expected.is_some(),
+                    expected: expected.unwrap_or_default().to_vec(),
+                    value: value.to_vec(),
+                };
+                async move { c.compare_and_swap(req).await }
+            })
+            .await?;
+        Ok((
+            resp.succeeded,
+            resp.previous_exists.then_some(resp.previous),
+        ))
+    }
+
+    /// Keys in `[start, end)` (empty end: to the end), at most `limit`,
+    /// across regions.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::get`]; `InvalidArgument` when start is not below end.
+    pub async fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if !end.is_empty() && start >= end {
+            return Err(ClientError::InvalidArgument(
+                "scan start key must be below its end key".into(),
+            ));
+        }
+        let mut out = Vec::new();
+        let mut from = start.to_vec();
+        while out.len() < limit {
+            let want = (limit - out.len()).min(crate::config::MAX_SCAN_LIMIT) as u32;
+            let resp = self
+                .execute(&from, true, false, |mut c, ctx| {
+                    let req = kvpb::ScanRequest {
+                        context: Some(ctx),
+                        start_key: from.clone(),
+                        end_key: end.to_vec(),
+                        limit: want,
+                    };
+                    async move { c.scan(req).await }
+                })
+                .await?;
+            let full = resp.pairs.len() >= want as usize;
+            let region_end = resp.region_end_key;
+            if let Some(last) = resp.pairs.last() {
+                from = last.key.clone();
+                from.push(0);
+            }
+            out.extend(resp.pairs.into_iter().map(|p| (p.key, p.value)));
+            if full {
+                continue;
+            }
+            if region_end.is_empty() || (!end.is_empty() && region_end.as_slice() >= end) {
+                break;
+            }
+            from = region_end;
+        }
+        Ok(out)
+    }
+
+    /// Groups keys by the region that holds them now.
+    fn by_region<T>(&self, items: Vec<T>, key: impl Fn(&T) -> &[u8]) -> Vec<Vec<T>> {
+        let cache = self.cache.read().unwrap();
+        let mut groups: BTreeMap<u64, Vec<T>> = BTreeMap::new();
+        for item in items {
+            let id = cache
+                .region_for(key(&item))
+                .and_then(|r| r.region.as_ref())
+                .map_or(0, |r| r.id);
+            groups.entry(id).or_default().push(item);
+        }
+        groups.into_values().collect()
+    }
+
+    /// The values of the keys that exist.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::get`].
+    pub async fn batch_get(&self, keys: &[Vec<u8>]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.batched(
+            keys.to_vec(),
+            |k| k.as_slice(),
+            async |group: &Vec<Vec<u8>>| {
+                let resp = self
+                    .execute(&group[0], true, true, |mut c, ctx| {
+                        let req = kvpb::BatchGetRequest {
+                            context: Some(ctx),
+                            keys: group.clone(),
+                        };
+                        async move { c.batch_get(req).await }
+                    })
+                    .await?;
+                out.extend(resp.pairs.into_iter().map(|p| (p.key, p.value)));
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(out)
+    }
+
+    /// Writes every pair; each region's share is atomic.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::get`].
+    pub async fn batch_put(&self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
+        self.batched(
+            pairs,
+            |p| p.0.as_slice(),
+            async |group: &Vec<(Vec<u8>, Vec<u8>)>| {
+                let kv: Vec<kvpb::KvPair> = group
+                    .iter()
+                    .map(|(key, value)| kvpb::KvPair {
+                        key: key.clone(),
+                        value: value.clone(),
+                    })
+                    .collect();
+                self.execute(&group[0].0, true, true, |mut c, ctx| {
+                    let req = kvpb::BatchPutRequest {
+                        context: Some(ctx),
+                        pairs: kv.clone(),
+                    };
+                    async move { c.batch_put(req).await }
+                })
+                .await?;
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    /// Runs `each` once per region's share of `items`, splitting again when
+    /// a region's range changed under it, until done or the deadline.
+    async fn batched<T>(
+        &self,
+        items: Vec<T>,
+        key: impl Fn(&T) -> &[u8] + Copy,
+        mut each: impl AsyncFnMut(&Vec<T>) -> Result<()>,
+    ) -> Result<()> {
+        let give_up = Instant::now() + self.deadline;
+        let mut pending = items;
+        while !pending.is_empty() {
+            let groups = self.by_region(std::mem::take(&mut pending), key);
+            for group in groups {
+                match each(&group).await {
+                    Ok(()) => {}
+                    Err(ClientError::Store(
+                        e @ (StoreError::KeyNotInRegion { .. } | StoreError::EpochNotMatch(_)),
+                    )) => {
+                        if Instant::now() >= give_up {
+                            return Err(ClientError::Timeout {
+                                last: e.to_string(),
+                            });
+                        }
+                        pending.extend(group);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Keeps the cache current from PD's watch-routes stream, reopening it on
+/// the new PD leader after a failover.
+async fn follow_routes(pd: Arc<PdClient>, cache: Arc<RwLock<RouteCache>>) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let since = cache.read().unwrap().version();
+        match pd.watch_routes(since).await {
+            Ok(mut stream) => {
+                backoff = BACKOFF_MIN;
+                while let Ok(Some(msg)) = stream.message().await {
+                    if let Some(r) = msg.routes {
+                        cache.write().unwrap().update(r);
+                    }
+                }
+                pd.leader_failed(&PdError::Unavailable("watch stream ended".into()));
+            }
+            Err(e) => pd.leader_failed(&e),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX * 4);
+    }
+}
