@@ -6,7 +6,7 @@
 //! | `PUT /kv/{key}` | body is the value |
 //! | `DELETE /kv/{key}` | 200 whether or not it existed (`{"existed": bool}`) |
 //! | `GET /scan?start=&end=&limit=` | `{pairs: [{key, value}], next}` as UTF-8 (lossy) strings |
-//! | `GET /health` | 200 once registered and serving |
+//! | `GET /health` | 200 once registered and holding routes from PD |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /status` | store id, route version, hosted regions with role and leader |
 //!
@@ -142,10 +142,17 @@ async fn scan(State(node): State<Arc<Node>>, Query(q): Query<HashMap<String, Str
     Json(json!({"count": list.len(), "pairs": list})).into_response()
 }
 
+/// 200 once the store has routes from PD (it can place any request).
 async fn health(State(node): State<Arc<Node>>) -> Response {
+    let version = node.routes.version();
+    let status = if version > 0 {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
-        StatusCode::OK,
-        Json(json!({"store_id": node.store_id, "route_version": node.routes.version()})),
+        status,
+        Json(json!({"store_id": node.store_id, "route_version": version})),
     )
         .into_response()
 }

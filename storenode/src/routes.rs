@@ -19,12 +19,28 @@ struct Indexed {
     stores: BTreeMap<u64, metapb::Store>,
 }
 
-#[derive(Default)]
 pub struct RouteTable {
     inner: RwLock<Indexed>,
+    /// The version held, for tasks that wait for routes to arrive.
+    version_tx: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for RouteTable {
+    fn default() -> Self {
+        RouteTable {
+            inner: RwLock::default(),
+            version_tx: tokio::sync::watch::channel(0).0,
+        }
+    }
 }
 
 impl RouteTable {
+    /// Resolves once any route snapshot has been applied.
+    pub async fn wait_for_routes(&self) {
+        let mut rx = self.version_tx.subscribe();
+        let _ = rx.wait_for(|v| *v > 0).await.is_ok();
+    }
+
     pub fn version(&self) -> u64 {
         self.inner.read().unwrap().snapshot.version
     }
@@ -47,11 +63,14 @@ impl RouteTable {
             .collect();
         let stores = snapshot.stores.iter().map(|s| (s.id, s.clone())).collect();
         metrics::ROUTE_VERSION.set(snapshot.version as i64);
+        let version = snapshot.version;
         *inner = Indexed {
             snapshot: Arc::new(snapshot),
             by_start,
             stores,
         };
+        drop(inner);
+        self.version_tx.send_replace(version);
         true
     }
 

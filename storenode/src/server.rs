@@ -23,6 +23,9 @@ use crate::transport::MAX_MESSAGE;
 use crate::transport::service::TransportService;
 use crate::{http, metrics, pd_worker};
 
+/// How long startup waits for PD's first route snapshot.
+const ROUTES_WAIT: Duration = Duration::from_secs(30);
+
 pub struct StoreServer {
     pub store_id: u64,
     pub grpc_addr: SocketAddr,
@@ -135,6 +138,14 @@ impl StoreServer {
             events_rx,
             shutdown_rx,
         )));
+        // Serving before the first routes arrive would answer every request
+        // that needs forwarding with ServerBusy.
+        if tokio::time::timeout(ROUTES_WAIT, node.routes.wait_for_routes())
+            .await
+            .is_err()
+        {
+            tracing::warn!("no routes from PD after {ROUTES_WAIT:?}; serving anyway");
+        }
         Ok(StoreServer {
             store_id,
             grpc_addr,
