@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/pdraftpb.proto",
         "proto/kvpb.proto",
         "proto/raftpb.proto",
+        "proto/etcdserverpb.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

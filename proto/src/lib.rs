@@ -8,6 +8,8 @@
 //! - [`pdraftpb`]: traffic between the members of PD's own raft group.
 //! - [`kvpb`]: the storage node's KV API and its structured region errors.
 //! - [`raftpb`]: raft traffic between storage nodes and per-region local state.
+//! - [`etcdserverpb`]: the subset of etcd's KV API the load generator drives,
+//!   to measure etcd side by side.
 //!
 //! The `.proto` files are compiled at build time by `protox`, so no system
 //! `protoc` is needed.
@@ -32,4 +34,8 @@ pub mod kvpb {
 
 pub mod raftpb {
     tonic::include_proto!("raftpb");
+}
+
+pub mod etcdserverpb {
+    tonic::include_proto!("etcdserverpb");
 }

@@ -16,6 +16,7 @@
 //! Not done yet: split and move execution (PD directives are ignored),
 //! peer destruction and tombstones, hibernation of idle regions.
 
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod engine;

@@ -115,13 +115,19 @@ pub static RAFT_APPENDS: LazyLock<IntCounter> = LazyLock::new(|| {
 pub static GROUP_COMMITS: LazyLock<IntCounter> = LazyLock::new(|| {
     counter(
         "store_group_commits_total",
-        "Group-commit transactions (one fsync each)",
+        "Durable group-commit transactions (one fsync each)",
+    )
+});
+pub static LAZY_COMMITS: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "store_group_commits_lazy_total",
+        "Group-commit transactions of applies only (no fsync)",
     )
 });
 pub static GROUP_COMMIT_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     histogram(
         "store_group_commit_seconds",
-        "Duration of one group-commit transaction, fsync included",
+        "Duration of one durable group-commit transaction, fsync included",
         latency_buckets(),
     )
 });
@@ -213,6 +219,7 @@ pub fn init() {
     LazyLock::force(&RAFT_ENTRIES_APPENDED);
     LazyLock::force(&RAFT_APPENDS);
     LazyLock::force(&GROUP_COMMITS);
+    LazyLock::force(&LAZY_COMMITS);
     LazyLock::force(&GROUP_COMMIT_SECONDS);
     LazyLock::force(&GROUP_COMMIT_BATCH_SIZE);
     LazyLock::force(&RAFT_MESSAGES_SENT);

@@ -59,6 +59,32 @@ impl StoreProcess {
             "1000".into(),
         ];
         args.extend(extra_args.iter().map(|s| s.to_string()));
+        Self::spawn_with(name, data_dir, args)
+    }
+
+    /// A store with production raft timing on fixed addresses (the
+    /// playground).
+    pub fn spawn_at(
+        name: &str,
+        data_dir: PathBuf,
+        pd: &[String],
+        grpc: &str,
+        http: &str,
+    ) -> StoreProcess {
+        let args = vec![
+            "--data-dir".to_string(),
+            data_dir.display().to_string(),
+            "--grpc-addr".into(),
+            grpc.into(),
+            "--http-addr".into(),
+            http.into(),
+            "--pd".into(),
+            pd.join(","),
+        ];
+        Self::spawn_with(name, data_dir, args)
+    }
+
+    fn spawn_with(name: &str, data_dir: PathBuf, args: Vec<String>) -> StoreProcess {
         let env = vec![("STORE_LOG_LEVEL".to_string(), TEST_LOG.to_string())];
         let process = Process::spawn(name, "storenode", args, env, data_dir.with_extension("log"));
         let store_id = process

@@ -4,7 +4,13 @@
 //! redb transaction, so one fsync covers many regions' writes.
 //!
 //! Jobs run in queue order inside the batch, so writes of one region keep
-//! the order they were submitted in (openraft requires it). A job that fails
+//! the order they were submitted in (openraft requires it).
+//!
+//! Raft log writes are durable; applying committed entries need not be,
+//! because the log can replay them. A batch holding only lazy jobs (applies)
+//! commits without fsync; redb makes it durable with the next durable
+//! commit, which always comes before anything that depends on it (a log
+//! purge is itself a durable job queued after the applies it covers). A job that fails
 //! fails the whole batch: the transaction is dropped, nothing is committed,
 //! and every waiter gets the error. Storage errors are fatal to the raft
 //! groups that see them, which stop rather than diverge.
@@ -13,7 +19,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use redb::{Database, WriteTransaction};
+use redb::{Database, Durability, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics;
@@ -27,6 +33,7 @@ type Job = Box<dyn FnOnce(&WriteTransaction) -> io::Result<()> + Send>;
 
 struct Request {
     job: Job,
+    durable: bool,
     done: oneshot::Sender<io::Result<()>>,
 }
 
@@ -57,6 +64,29 @@ impl GroupWriter {
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> io::Result<T> + Send + 'static,
     {
+        self.submit(true, f).await
+    }
+
+    /// Like [`GroupWriter::write`], but the write need not be on disk when
+    /// this returns: it is visible to readers, and durable once any later
+    /// durable write commits. For state the raft log can rebuild.
+    ///
+    /// # Errors
+    ///
+    /// As [`GroupWriter::write`].
+    pub async fn write_lazy<T, F>(&self, f: F) -> io::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> io::Result<T> + Send + 'static,
+    {
+        self.submit(false, f).await
+    }
+
+    async fn submit<T, F>(&self, durable: bool, f: F) -> io::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> io::Result<T> + Send + 'static,
+    {
         let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
         let out = slot.clone();
         let job: Job = Box::new(move |tx| {
@@ -66,7 +96,7 @@ impl GroupWriter {
         });
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Request { job, done })
+            .send(Request { job, durable, done })
             .await
             .map_err(|_| io::Error::other("group-commit writer stopped"))?;
         wait.await
@@ -86,13 +116,18 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Request>) {
             }
         }
         let size = batch.len();
+        let durable = batch.iter().any(|r| r.durable);
         let (jobs, waiters): (Vec<Job>, Vec<_>) =
             batch.into_iter().map(|r| (r.job, r.done)).unzip();
         let started = Instant::now();
-        let result = commit(&db, jobs);
-        metrics::GROUP_COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
+        let result = commit(&db, jobs, durable);
         metrics::GROUP_COMMIT_BATCH_SIZE.observe(size as f64);
-        metrics::GROUP_COMMITS.inc();
+        if durable {
+            metrics::GROUP_COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
+            metrics::GROUP_COMMITS.inc();
+        } else {
+            metrics::LAZY_COMMITS.inc();
+        }
         for w in waiters {
             let r = match &result {
                 Ok(()) => Ok(()),
@@ -103,8 +138,12 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Request>) {
     }
 }
 
-fn commit(db: &Database, jobs: Vec<Job>) -> io::Result<()> {
-    let tx = db.begin_write().map_err(io::Error::other)?;
+fn commit(db: &Database, jobs: Vec<Job>, durable: bool) -> io::Result<()> {
+    let mut tx = db.begin_write().map_err(io::Error::other)?;
+    if !durable {
+        tx.set_durability(Durability::None)
+            .map_err(io::Error::other)?;
+    }
     for job in jobs {
         job(&tx)?;
     }

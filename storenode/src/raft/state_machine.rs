@@ -3,8 +3,10 @@
 //! Applying a batch of committed entries is one job on the group-commit
 //! writer: it checks each command against the region's current range and
 //! epoch, writes the user keys into the shared data table, and records the
-//! last applied log id and membership, all in one transaction. Replies go
-//! out only after that transaction is durable.
+//! last applied log id and membership, all in one transaction. The job is
+//! lazy (no fsync of its own): the entries are already durable in the raft
+//! log, and after a crash everything past the recorded applied id is
+//! applied again.
 //!
 //! A snapshot is the region's meta and every pair in its key range, read in
 //! one read transaction together with the applied state, so it is exactly
@@ -306,7 +308,7 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
         let (replies, delta, state) = self
             .engine
             .writer
-            .write(move |tx| {
+            .write_lazy(move |tx| {
                 let mut data = tx.open_table(DATA).map_err(io_err)?;
                 let mut delta = Delta::default();
                 let mut replies = Vec::with_capacity(payloads.len());

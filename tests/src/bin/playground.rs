@@ -5,18 +5,18 @@
 //! cargo build --workspace --bins && ./target/debug/playground --data-dir ./playground-data
 //! ```
 //!
-//! Starts the PD group (members after the first join it) on fixed ports,
-//! prints the endpoints and a few commands to try, and runs until Ctrl-C.
-//! Data stays in `--data-dir`, so running it again on the same directory
-//! brings the same cluster back.
-//!
-//! Not done yet: storage nodes (they join the playground once they exist).
+//! Starts the PD group (members after the first join it) and the storage
+//! nodes on fixed ports, waits until the cluster serves writes, prints the
+//! endpoints and a few commands to try, and runs until Ctrl-C. Data stays in
+//! `--data-dir`, so running it again on the same directory brings the same
+//! cluster back.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use cluster_tests::pd_cluster::PdProcess;
+use cluster_tests::cluster::StoreProcess;
+use cluster_tests::pd_cluster::{PdProcess, wait_leader};
 
 #[derive(Parser, Debug)]
 #[command(name = "playground", about = "Run a local cluster on loopback")]
@@ -27,9 +27,18 @@ struct Args {
     /// PD members (1 or 3 make sense).
     #[arg(long, default_value_t = 1)]
     pd: u64,
-    /// PD member i listens on base + 10*(i-1) (gRPC) and that + 2 (HTTP).
+    /// Storage nodes. PD bootstraps once 3 have registered.
+    #[arg(long, default_value_t = 3)]
+    stores: u64,
+    /// Pre-split the key space into this many regions at bootstrap.
+    #[arg(long, default_value_t = 1)]
+    regions: u32,
+    /// PD member i listens on base + 10*(i-1) (gRPC) and +2 (HTTP).
     #[arg(long, default_value_t = 2379)]
-    base_port: u16,
+    pd_port: u16,
+    /// Store i listens on base + 10*(i-1) (gRPC) and +2 (HTTP).
+    #[arg(long, default_value_t = 20160)]
+    store_port: u16,
 }
 
 fn main() {
@@ -38,14 +47,14 @@ fn main() {
     let data_dir = args.data_dir.canonicalize().expect("data dir path");
     let mut members: Vec<PdProcess> = Vec::new();
     for id in 1..=args.pd {
-        let grpc_port = args.base_port + 10 * (id as u16 - 1);
-        let mut extra = Vec::new();
+        let port = args.pd_port + 10 * (id as u16 - 1);
+        let mut extra = vec!["--bootstrap-regions".to_string(), args.regions.to_string()];
         if id > 1 {
             extra.push("--join".to_string());
             extra.push(
                 members
                     .iter()
-                    .map(|m| m.grpc().clone())
+                    .map(|m| m.grpc())
                     .collect::<Vec<_>>()
                     .join(","),
             );
@@ -53,43 +62,62 @@ fn main() {
         let m = PdProcess::spawn(
             id,
             data_dir.join(format!("pd{id}")),
-            &format!("127.0.0.1:{grpc_port}"),
-            &format!("127.0.0.1:{}", grpc_port + 2),
+            &format!("127.0.0.1:{port}"),
+            &format!("127.0.0.1:{}", port + 2),
             extra,
         );
         println!(
-            "pd{id}: grpc {}  http http://{}  log {}",
+            "pd{id}:    grpc {}  http http://{}  log {}",
             m.grpc(),
             m.http(),
             m.log_path().display()
         );
         members.push(m);
     }
-    let endpoints = members
-        .iter()
-        .map(|m| m.grpc().clone())
-        .collect::<Vec<_>>()
-        .join(",");
+    let endpoints: Vec<String> = members.iter().map(|m| m.grpc()).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(wait_leader(&endpoints, args.pd as usize));
+    let mut stores = Vec::new();
+    for i in 1..=args.stores {
+        let port = args.store_port + 10 * (i as u16 - 1);
+        let grpc = format!("127.0.0.1:{port}");
+        let http = format!("127.0.0.1:{}", port + 2);
+        let s = StoreProcess::spawn_at(
+            &format!("store{i}"),
+            data_dir.join(format!("store{i}")),
+            &endpoints,
+            &grpc,
+            &http,
+        );
+        println!(
+            "store{}: grpc {}  http http://{}  log {}",
+            s.store_id,
+            s.grpc(),
+            s.http(),
+            s.log_path().display()
+        );
+        stores.push(s);
+    }
+    let pd = endpoints.join(",");
     println!();
     println!("try:");
-    println!("  ./target/debug/pdctl --pd {endpoints} members");
-    println!("  ./target/debug/pdctl --pd {endpoints} store list");
-    println!("  curl http://{}/api/v1/routes", members[0].http());
+    println!("  ./target/debug/pdctl --pd {pd} store list");
+    println!("  ./target/debug/pdctl --pd {pd} region list");
+    println!(
+        "  curl -X PUT --data world http://{}/kv/hello",
+        stores[0].http()
+    );
+    println!("  curl http://{}/kv/hello", stores[stores.len() - 1].http());
+    println!("  ./target/debug/kvbench --pd {pd} --workload put --clients 16 --duration 10s");
     println!();
     println!(
         "Ctrl-C stops the cluster; data stays in {}",
         data_dir.display()
     );
     let (tx, rx) = std::sync::mpsc::channel();
-    ctrlc_channel(tx);
-    let _ = rx.recv();
-    for m in &mut members {
-        m.stop(Duration::from_secs(5));
-    }
-}
-
-/// Delivers one message on SIGINT/SIGTERM.
-fn ctrlc_channel(tx: std::sync::mpsc::Sender<()>) {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -106,4 +134,11 @@ fn ctrlc_channel(tx: std::sync::mpsc::Sender<()>) {
         });
         let _ = tx.send(());
     });
+    let _ = rx.recv();
+    for s in &mut stores {
+        s.stop(Duration::from_secs(5));
+    }
+    for m in &mut members {
+        m.stop(Duration::from_secs(5));
+    }
 }
