@@ -156,7 +156,11 @@ fn value_for(i: u64, size: usize) -> Vec<u8> {
     v
 }
 
-/// Writes every key once, `clients` at a time.
+/// Preload concurrency floor: a single-client run should not spend minutes
+/// loading.
+const PRELOAD_CLIENTS: usize = 64;
+
+/// Writes every key once, at least `PRELOAD_CLIENTS` at a time.
 ///
 /// # Errors
 ///
@@ -164,7 +168,7 @@ fn value_for(i: u64, size: usize) -> Vec<u8> {
 pub async fn preload(backend: &Arc<Backend>, cfg: &BenchConfig) -> Result<(), String> {
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for c in 0..cfg.clients {
+    for c in 0..cfg.clients.max(PRELOAD_CLIENTS) {
         let (backend, next, cfg) = (backend.clone(), next.clone(), cfg.clone());
         tasks.push(tokio::spawn(async move {
             loop {

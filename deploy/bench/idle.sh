@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Idle cost of regions: PD + 3 storage nodes bootstrapped with N regions
+# (every store holds a replica of each), left idle; reports each store's CPU
+# use and RSS over a sampling window, and the cost per region.
+#
+#   deploy/bench/idle.sh [regions, default 1000] [window seconds, default 60]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REGIONS=${1:-1000}
+WINDOW=${2:-60}
+WORK=$(mktemp -d)
+PG=""
+cleanup() {
+  [ -n "$PG" ] && kill "$PG" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cargo build --release --workspace --bins
+BIN=target/release
+"$BIN/playground" --data-dir "$WORK" --regions "$REGIONS" --pd-port 33379 --store-port 33160 > "$WORK/playground.out" 2>&1 &
+PG=$!
+for _ in $(seq 1 600); do grep -q "Ctrl-C" "$WORK/playground.out" && break; sleep 1; done
+grep -q "Ctrl-C" "$WORK/playground.out" || { cat "$WORK/playground.out"; exit 1; }
+
+echo "waiting for $REGIONS regions to elect leaders"
+for _ in $(seq 1 600); do
+  n=$("$BIN/pdctl" --pd 127.0.0.1:33379 region list | awk 'NR>1 && $NF != "-"' | wc -l)
+  [ "$n" -ge "$REGIONS" ] && break
+  sleep 2
+done
+echo "regions with a leader: $n"
+echo "settling for 20s"; sleep 20
+
+pids=$(pgrep -f "storenode --data-dir $WORK" || true)
+tick=$(getconf CLK_TCK)
+declare -A before
+for p in $pids; do before[$p]=$(awk '{print $14+$15}' "/proc/$p/stat"); done
+sleep "$WINDOW"
+printf "%-8s %10s %10s %14s %14s\n" pid cpu_pct rss_mib cpu_pct/1k_reg rss_kib/region
+for p in $pids; do
+  after=$(awk '{print $14+$15}' "/proc/$p/stat")
+  rss=$(awk '/VmRSS/ {print $2}' "/proc/$p/status")
+  awk -v p="$p" -v b="${before[$p]}" -v a="$after" -v t="$tick" -v w="$WINDOW" -v r="$rss" -v n="$REGIONS" \
+    'BEGIN { cpu = (a - b) / t / w * 100; printf "%-8s %10.1f %10.1f %14.2f %14.1f\n", p, cpu, r/1024, cpu*1000/n, r/n }'
+done
