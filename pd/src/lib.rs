@@ -18,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod raft;
 pub mod server;
 pub mod view;

@@ -5,13 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use pd::client::PdClient;
 use proto::kvpb::kv_server::KvServer;
 use proto::raftpb::raft_transport_server::RaftTransportServer;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info};
 
 use crate::config::StoreConfig;
@@ -113,9 +113,12 @@ impl StoreServer {
                 .tcp_nodelay(true)
                 .add_service(kv)
                 .add_service(transport)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
-                    let _ = grpc_shutdown.wait_for(|s| *s).await;
-                })
+                .serve_with_incoming_shutdown(
+                    pd::net::nodelay_incoming(grpc_listener),
+                    async move {
+                        let _ = grpc_shutdown.wait_for(|s| *s).await;
+                    },
+                )
                 .await;
             if let Err(e) = res {
                 error!(error = %e, "gRPC server failed");
@@ -124,11 +127,16 @@ impl StoreServer {
         let mut http_shutdown = shutdown_rx.clone();
         let router = http::router(node.clone());
         tasks.push(tokio::spawn(async move {
-            let res = axum::serve(http_listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = http_shutdown.wait_for(|s| *s).await;
-                })
-                .await;
+            let res = axum::serve(
+                http_listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                }),
+                router,
+            )
+            .with_graceful_shutdown(async move {
+                let _ = http_shutdown.wait_for(|s| *s).await;
+            })
+            .await;
             if let Err(e) = res {
                 error!(error = %e, "HTTP server failed");
             }

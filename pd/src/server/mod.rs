@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use openraft::async_runtime::WatchReceiver;
 use openraft::{ServerState, SnapshotPolicy};
 use proto::pdpb::pd_server::PdServer as PdGrpcServer;
@@ -27,7 +28,6 @@ use proto::pdraftpb::{JoinRequest, pd_raft_client::PdRaftClient, pd_raft_server:
 use tokio::net::TcpListener;
 use tokio::sync::watch as tokio_watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info, warn};
 
 use crate::config::PdConfig;
@@ -178,9 +178,12 @@ impl PdServer {
                 .tcp_nodelay(true)
                 .add_service(pd_service)
                 .add_service(raft_service)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
-                    let _ = grpc_shutdown.wait_for(|s| *s).await;
-                })
+                .serve_with_incoming_shutdown(
+                    crate::net::nodelay_incoming(grpc_listener),
+                    async move {
+                        let _ = grpc_shutdown.wait_for(|s| *s).await;
+                    },
+                )
                 .await;
             if let Err(e) = res {
                 error!(error = %e, "gRPC server failed");
@@ -189,11 +192,16 @@ impl PdServer {
         let mut http_shutdown = shutdown_rx.clone();
         let router = http::router(ctx.clone());
         tasks.push(tokio::spawn(async move {
-            let res = axum::serve(http_listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = http_shutdown.wait_for(|s| *s).await;
-                })
-                .await;
+            let res = axum::serve(
+                http_listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                }),
+                router,
+            )
+            .with_graceful_shutdown(async move {
+                let _ = http_shutdown.wait_for(|s| *s).await;
+            })
+            .await;
             if let Err(e) = res {
                 error!(error = %e, "HTTP server failed");
             }

@@ -140,8 +140,22 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
         self.write_meta(VOTE, vote).await
     }
 
+    /// Lazy: the committed mark only saves a restarted peer from waiting
+    /// for its leader to tell it again, so it rides along with the next
+    /// durable write instead of costing an fsync of its own.
     async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
-        self.write_meta(COMMITTED, &committed).await
+        let bytes = encode(&committed)?;
+        let region = self.region_id;
+        self.engine
+            .writer
+            .write_lazy(move |tx| {
+                tx.open_table(RAFT_META)
+                    .map_err(io_err)?
+                    .insert((region, COMMITTED), bytes.as_slice())
+                    .map_err(io_err)?;
+                Ok(())
+            })
+            .await
     }
 
     async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
