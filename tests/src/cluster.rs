@@ -105,6 +105,16 @@ impl Cluster {
     /// Starts `pd_members` PD members and `stores` storage nodes and waits
     /// until a write succeeds.
     pub async fn start(pd_members: u64, stores: usize, pd_args: &[&str]) -> Cluster {
+        Self::start_with(pd_members, stores, pd_args, &[]).await
+    }
+
+    /// As [`Cluster::start`], with extra flags for every store.
+    pub async fn start_with(
+        pd_members: u64,
+        stores: usize,
+        pd_args: &[&str],
+        store_args: &[&str],
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let pd = start_members(dir.path(), pd_members, pd_args);
         let endpoints: Vec<String> = pd.iter().map(|m| m.grpc()).collect();
@@ -115,7 +125,7 @@ impl Cluster {
                     &format!("store{i}"),
                     store_dir(dir.path(), i),
                     &endpoints,
-                    &[],
+                    store_args,
                 )
             })
             .collect();

@@ -49,6 +49,9 @@ struct Args {
     /// Region report interval to PD.
     #[arg(long)]
     region_heartbeat_ms: Option<u64>,
+    /// Applied entries between region snapshots.
+    #[arg(long)]
+    raft_snapshot_logs: Option<u64>,
     #[arg(long)]
     log_level: Option<String>,
     #[arg(long, value_parser = ["text", "json"])]
@@ -86,6 +89,9 @@ fn load(args: &Args) -> Result<StoreConfig, pd::config::ConfigError> {
     }
     if let Some(v) = args.region_heartbeat_ms {
         c.heartbeat.region_interval_ms = v;
+    }
+    if let Some(v) = args.raft_snapshot_logs {
+        c.raft.snapshot_logs = v;
     }
     if let Some(v) = &args.log_level {
         c.log.level = v.clone();

@@ -71,7 +71,9 @@ impl Node {
             election_timeout_max: r.election_timeout_max_ms,
             install_snapshot_timeout: 60_000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(r.snapshot_logs),
-            max_in_snapshot_log_to_keep: 1_000,
+            // Keep some log behind a snapshot so a briefly lagging follower catches
+            // up from the log rather than by a full snapshot.
+            max_in_snapshot_log_to_keep: (r.snapshot_logs / 10).min(1_000),
             purge_batch_size: 256,
             ..Default::default()
         }
