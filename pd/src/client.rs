@@ -173,9 +173,19 @@ impl PdClient {
             match tokio::time::timeout(ATTEMPT_TIMEOUT, c.get_members(pdpb::GetMembersRequest {}))
                 .await
             {
-                Ok(Ok(resp)) => match resp.into_inner().leader {
-                    Some(l) if !l.address.is_empty() => {
-                        let found = (l.address.clone(), channel(&l.address)?);
+                Ok(Ok(resp)) => match resp.into_inner() {
+                    pdpb::GetMembersResponse {
+                        leader: Some(l),
+                        member_id,
+                        ..
+                    } if !l.address.is_empty() => {
+                        // Reached the leader itself: keep the dialed address.
+                        let addr = if l.id == member_id {
+                            ep.clone()
+                        } else {
+                            l.address.clone()
+                        };
+                        let found = (addr.clone(), channel(&addr)?);
                         *self.leader.lock().unwrap() = Some(found.clone());
                         return Ok(found);
                     }

@@ -183,7 +183,39 @@ pub fn init() {
     LazyLock::force(&GRPC_SECONDS);
     LazyLock::force(&GRPC_ERRORS);
     LazyLock::force(&PROPOSE_SECONDS);
+    // Every label value a series can take, so dashboards and alerts see
+    // zeros rather than missing series before the first event.
+    for kind in ["store", "region", "split"] {
+        HEARTBEAT_MESSAGES.with_label_values(&[kind]);
+        HEARTBEAT_HANDLE_SECONDS.with_label_values(&[kind]);
+    }
+    for reason in ["stale", "conflict", "invalid"] {
+        REGION_REPORTS_REFUSED.with_label_values(&[reason]);
+    }
+    for state in ["up", "offline", "tombstone"] {
+        STORES.with_label_values(&[state]);
+    }
+    for method in GRPC_METHODS {
+        GRPC_SECONDS.with_label_values(&[method]);
+        GRPC_ERRORS.with_label_values(&[method, "NOT_LEADER"]);
+    }
 }
+
+/// The `method` label values of the gRPC metrics.
+pub const GRPC_METHODS: [&str; 12] = [
+    "get_members",
+    "is_bootstrapped",
+    "bootstrap",
+    "alloc_id",
+    "put_store",
+    "get_store",
+    "list_stores",
+    "get_region",
+    "get_region_by_id",
+    "scan_regions",
+    "list_routes",
+    "watch_routes",
+];
 
 /// The text exposition of every metric.
 pub fn render() -> String {

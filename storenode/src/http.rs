@@ -11,11 +11,16 @@
 //! | `GET /status` | store id, route version, hosted regions with role and leader |
 //!
 //! Requests run through the same handlers as gRPC, so any store serves any
-//! key. Region errors that survive forwarding come back as 503 with the
-//! error in JSON; bad input as 400.
+//! key. Unlike the gRPC API, whose callers (the client library) retry region
+//! errors themselves, an HTTP request is retried here with backoff for up to
+//! [`HTTP_RETRY_DEADLINE`] — long enough to outlast a leader election — so
+//! `curl` users see success across a leader's death. What still fails comes
+//! back as 503 with the error in JSON; bad input as 400.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -27,9 +32,38 @@ use pd::catalog::keys;
 use proto::kvpb;
 use serde_json::json;
 
+use crate::client::KvErrors;
 use crate::error::StoreError;
 use crate::metrics;
 use crate::node::Node;
+
+/// How long an HTTP KV request keeps retrying region errors: more than the
+/// default maximum election timeout, so a new leader has been chosen.
+pub const HTTP_RETRY_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Retries `f` while it answers with a retryable error.
+async fn retried<R, F, Fut>(mut f: F) -> R
+where
+    R: KvErrors,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = R>,
+{
+    let give_up = tokio::time::Instant::now() + HTTP_RETRY_DEADLINE;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let r = f().await;
+        match r.errors() {
+            Some(e) if e.is_region_error() || matches!(e, StoreError::Unavailable(_)) => {
+                if tokio::time::Instant::now() + backoff >= give_up {
+                    return r;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+            }
+            _ => return r,
+        }
+    }
+}
 
 pub fn router(node: Arc<Node>) -> Router {
     Router::new()
@@ -59,12 +93,14 @@ fn failure(re: Option<&kvpb::RegionError>, e: Option<&kvpb::Error>) -> Option<Re
 }
 
 async fn get_key(State(node): State<Arc<Node>>, Path(key): Path<String>) -> Response {
-    let resp = node
-        .get(kvpb::GetRequest {
+    let key = key.into_bytes();
+    let resp = retried(|| {
+        node.get(kvpb::GetRequest {
             context: None,
-            key: key.into_bytes(),
+            key: key.clone(),
         })
-        .await;
+    })
+    .await;
     if let Some(r) = failure(resp.region_error.as_ref(), resp.error.as_ref()) {
         return r;
     }
@@ -76,24 +112,28 @@ async fn get_key(State(node): State<Arc<Node>>, Path(key): Path<String>) -> Resp
 }
 
 async fn put_key(State(node): State<Arc<Node>>, Path(key): Path<String>, body: Bytes) -> Response {
-    let resp = node
-        .put(kvpb::PutRequest {
+    let key = key.into_bytes();
+    let resp = retried(|| {
+        node.put(kvpb::PutRequest {
             context: None,
-            key: key.into_bytes(),
+            key: key.clone(),
             value: body.to_vec(),
         })
-        .await;
+    })
+    .await;
     failure(resp.region_error.as_ref(), resp.error.as_ref())
         .unwrap_or_else(|| StatusCode::NO_CONTENT.into_response())
 }
 
 async fn delete_key(State(node): State<Arc<Node>>, Path(key): Path<String>) -> Response {
-    let resp = node
-        .delete(kvpb::DeleteRequest {
+    let key = key.into_bytes();
+    let resp = retried(|| {
+        node.delete(kvpb::DeleteRequest {
             context: None,
-            key: key.into_bytes(),
+            key: key.clone(),
         })
-        .await;
+    })
+    .await;
     failure(resp.region_error.as_ref(), resp.error.as_ref())
         .unwrap_or_else(|| Json(json!({"existed": resp.existed})).into_response())
 }
@@ -116,7 +156,7 @@ async fn scan(State(node): State<Arc<Node>>, Query(q): Query<HashMap<String, Str
             end_key: end.clone(),
             limit: want,
         };
-        let resp = node.scan(req).await;
+        let resp = retried(|| node.scan(req.clone())).await;
         if let Some(r) = failure(resp.region_error.as_ref(), resp.error.as_ref()) {
             return r;
         }

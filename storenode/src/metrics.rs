@@ -231,6 +231,38 @@ pub fn init() {
     LazyLock::force(&PD_HEARTBEATS);
     LazyLock::force(&PD_STREAM_RECONNECTS);
     LazyLock::force(&REGION_SIZE_BYTES);
+    // Every label value a series can take, so dashboards and alerts see
+    // zeros rather than missing series before the first event.
+    for op in [
+        "get",
+        "put",
+        "delete",
+        "scan",
+        "batch_get",
+        "batch_put",
+        "cas",
+    ] {
+        KV_REQUESTS.with_label_values(&[op]);
+        KV_SECONDS.with_label_values(&[op]);
+        KV_ERRORS.with_label_values(&[op, "not_leader"]);
+    }
+    for kind in ["append", "vote", "transfer_leader"] {
+        RAFT_MESSAGES_SENT.with_label_values(&[kind]);
+        RAFT_MESSAGES_RECEIVED.with_label_values(&[kind]);
+    }
+    for reason in ["unknown_store", "unreachable", "refused", "refused_here"] {
+        RAFT_MESSAGES_DROPPED.with_label_values(&[reason]);
+    }
+    for dir in ["sent", "received", "installed"] {
+        SNAPSHOTS.with_label_values(&[dir]);
+        SNAPSHOT_BYTES.with_label_values(&[dir]);
+    }
+    for dir in ["send", "receive", "install"] {
+        SNAPSHOT_SECONDS.with_label_values(&[dir]);
+    }
+    for kind in ["store", "region"] {
+        PD_HEARTBEATS.with_label_values(&[kind]);
+    }
 }
 
 pub fn render() -> String {

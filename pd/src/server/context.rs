@@ -159,6 +159,7 @@ impl PdContext {
             members: ids.into_iter().filter_map(member).collect(),
             leader: m.current_leader.and_then(member),
             term: m.current_term,
+            member_id: self.node_id,
         }
     }
 

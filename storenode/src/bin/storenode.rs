@@ -56,6 +56,9 @@ struct Args {
     log_level: Option<String>,
     #[arg(long, value_parser = ["text", "json"])]
     log_format: Option<String>,
+    /// Health probe for containers: GET this URL, exit 0 on 200, else 1.
+    #[arg(long)]
+    probe: Option<String>,
 }
 
 fn load(args: &Args) -> Result<StoreConfig, pd::config::ConfigError> {
@@ -109,6 +112,13 @@ fn load(args: &Args) -> Result<StoreConfig, pd::config::ConfigError> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(url) = &args.probe {
+        return if pd::net::probe(url) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     let config = match load(&args) {
         Ok(c) => c,
         Err(e) => {
