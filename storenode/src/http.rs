@@ -13,7 +13,8 @@
 //! Requests run through the same handlers as gRPC, so any store serves any
 //! key. Unlike the gRPC API, whose callers (the client library) retry region
 //! errors themselves, an HTTP request is retried here with backoff for up to
-//! [`HTTP_RETRY_DEADLINE`] — long enough to outlast a leader election — so
+//! three maximum election timeouts — long enough to outlast a leader
+//! election, which waits out the dead leader's lease first — so
 //! `curl` users see success across a leader's death. What still fails comes
 //! back as 503 with the error in JSON; bad input as 400.
 
@@ -37,18 +38,21 @@ use crate::error::StoreError;
 use crate::metrics;
 use crate::node::Node;
 
-/// How long an HTTP KV request keeps retrying region errors: more than the
-/// default maximum election timeout, so a new leader has been chosen.
-pub const HTTP_RETRY_DEADLINE: Duration = Duration::from_secs(15);
+/// How long an HTTP KV request keeps retrying region errors: followers
+/// wait out the dead leader's lease (one maximum election timeout), then an
+/// election takes up to another; three leave room for a split vote.
+fn retry_deadline(node: &Node) -> Duration {
+    Duration::from_millis(3 * node.config.raft.election_timeout_max_ms)
+}
 
 /// Retries `f` while it answers with a retryable error.
-async fn retried<R, F, Fut>(mut f: F) -> R
+async fn retried<R, F, Fut>(node: &Node, mut f: F) -> R
 where
     R: KvErrors,
     F: FnMut() -> Fut,
     Fut: Future<Output = R>,
 {
-    let give_up = tokio::time::Instant::now() + HTTP_RETRY_DEADLINE;
+    let give_up = tokio::time::Instant::now() + retry_deadline(node);
     let mut backoff = Duration::from_millis(50);
     loop {
         let r = f().await;
@@ -94,7 +98,7 @@ fn failure(re: Option<&kvpb::RegionError>, e: Option<&kvpb::Error>) -> Option<Re
 
 async fn get_key(State(node): State<Arc<Node>>, Path(key): Path<String>) -> Response {
     let key = key.into_bytes();
-    let resp = retried(|| {
+    let resp = retried(&node, || {
         node.get(kvpb::GetRequest {
             context: None,
             key: key.clone(),
@@ -113,7 +117,7 @@ async fn get_key(State(node): State<Arc<Node>>, Path(key): Path<String>) -> Resp
 
 async fn put_key(State(node): State<Arc<Node>>, Path(key): Path<String>, body: Bytes) -> Response {
     let key = key.into_bytes();
-    let resp = retried(|| {
+    let resp = retried(&node, || {
         node.put(kvpb::PutRequest {
             context: None,
             key: key.clone(),
@@ -127,7 +131,7 @@ async fn put_key(State(node): State<Arc<Node>>, Path(key): Path<String>, body: B
 
 async fn delete_key(State(node): State<Arc<Node>>, Path(key): Path<String>) -> Response {
     let key = key.into_bytes();
-    let resp = retried(|| {
+    let resp = retried(&node, || {
         node.delete(kvpb::DeleteRequest {
             context: None,
             key: key.clone(),
@@ -156,7 +160,7 @@ async fn scan(State(node): State<Arc<Node>>, Query(q): Query<HashMap<String, Str
             end_key: end.clone(),
             limit: want,
         };
-        let resp = retried(|| node.scan(req.clone())).await;
+        let resp = retried(&node, || node.scan(req.clone())).await;
         if let Some(r) = failure(resp.region_error.as_ref(), resp.error.as_ref()) {
             return r;
         }

@@ -30,8 +30,10 @@ use tracing::debug;
 use crate::error::StoreError;
 use route_cache::RouteCache;
 
-/// How long one call may take, retries included.
-pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);
+/// How long one call may take, retries included: enough for a region to
+/// replace a dead leader with the default raft timing (lease of 10 s, then
+/// an election of up to 10 s).
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_millis(500);
 /// Per-attempt timeout: a dead store must not eat the whole deadline.
