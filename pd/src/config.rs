@@ -158,6 +158,84 @@ pub enum ConfigError {
     Invalid { field: &'static str, reason: String },
 }
 
+/// Parses a YAML document over `T`'s defaults; an empty document is all
+/// defaults.
+///
+/// # Errors
+///
+/// `Parse` for syntax errors, unknown fields and wrong types.
+pub fn parse_yaml<T: serde::de::DeserializeOwned + Default>(
+    text: &str,
+    path: &str,
+) -> Result<T, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(T::default());
+    }
+    serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.into(),
+        reason: e.to_string(),
+    })
+}
+
+/// # Errors
+///
+/// `Read` when the file cannot be read, otherwise as [`parse_yaml`].
+pub fn read_yaml<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: shown.clone(),
+        reason: e.to_string(),
+    })?;
+    parse_yaml(&text, &shown)
+}
+
+/// The raft timing rules PD and the stores share, naming the `raft.*` field
+/// at fault: elections must wait out several heartbeats, and their window
+/// must not be empty.
+///
+/// # Errors
+///
+/// `Invalid` naming the field.
+pub fn check_raft_timing(
+    heartbeat_ms: u64,
+    election_min_ms: u64,
+    election_max_ms: u64,
+    snapshot_logs: u64,
+) -> Result<(), ConfigError> {
+    if heartbeat_ms == 0 {
+        return Err(invalid("raft.heartbeat-interval-ms", "must be positive"));
+    }
+    if election_min_ms < 3 * heartbeat_ms {
+        return Err(invalid(
+            "raft.election-timeout-min-ms",
+            "must be at least 3 heartbeat intervals",
+        ));
+    }
+    if election_max_ms <= election_min_ms {
+        return Err(invalid(
+            "raft.election-timeout-max-ms",
+            "must be above election-timeout-min-ms",
+        ));
+    }
+    if snapshot_logs == 0 {
+        return Err(invalid("raft.snapshot-logs", "must be positive"));
+    }
+    Ok(())
+}
+
+/// # Errors
+///
+/// `Invalid` naming `log.level` when it is not a tracing filter.
+pub fn check_log(log: &LogConfig) -> Result<(), ConfigError> {
+    if log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
+        return Err(invalid(
+            "log.level",
+            format!("{:?} is not a log filter", log.level),
+        ));
+    }
+    Ok(())
+}
+
 fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         field,
@@ -184,25 +262,14 @@ impl PdConfig {
     ///
     /// `Parse` for syntax errors, unknown fields and wrong types.
     pub fn from_yaml(text: &str, path: &str) -> Result<Self, ConfigError> {
-        if text.trim().is_empty() {
-            return Ok(PdConfig::default());
-        }
-        serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.into(),
-            reason: e.to_string(),
-        })
+        parse_yaml(text, path)
     }
 
     /// # Errors
     ///
     /// `Read` when the file cannot be read, otherwise as [`Self::from_yaml`].
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: shown.clone(),
-            reason: e.to_string(),
-        })?;
-        Self::from_yaml(&text, &shown)
+        read_yaml(path)
     }
 
     /// Applies `PD_*` overrides from `lookup` (the process environment in
@@ -301,36 +368,13 @@ impl PdConfig {
             }
         }
         let r = &self.raft;
-        if r.heartbeat_interval_ms == 0 {
-            return Err(invalid("raft.heartbeat-interval-ms", "must be positive"));
-        }
-        if r.election_timeout_min_ms < 3 * r.heartbeat_interval_ms {
-            return Err(invalid(
-                "raft.election-timeout-min-ms",
-                "must be at least 3 heartbeat intervals",
-            ));
-        }
-        if r.election_timeout_max_ms <= r.election_timeout_min_ms {
-            return Err(invalid(
-                "raft.election-timeout-max-ms",
-                "must be above election-timeout-min-ms",
-            ));
-        }
-        if r.snapshot_logs == 0 {
-            return Err(invalid("raft.snapshot-logs", "must be positive"));
-        }
-        if self
-            .log
-            .level
-            .parse::<tracing_subscriber::EnvFilter>()
-            .is_err()
-        {
-            return Err(invalid(
-                "log.level",
-                format!("{:?} is not a log filter", self.log.level),
-            ));
-        }
-        Ok(())
+        check_raft_timing(
+            r.heartbeat_interval_ms,
+            r.election_timeout_min_ms,
+            r.election_timeout_max_ms,
+            r.snapshot_logs,
+        )?;
+        check_log(&self.log)
     }
 
     /// The split keys the bootstrap uses.

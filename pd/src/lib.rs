@@ -13,6 +13,7 @@
 //! defined in the protocol but not issued), store decommissioning.
 
 pub mod catalog;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;

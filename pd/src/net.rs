@@ -47,3 +47,43 @@ pub fn probe(url: &str) -> bool {
     let mut head = [0u8; 12];
     s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
 }
+
+/// Serves a gRPC router on `listener` until `shutdown` turns true, then
+/// drains. A server error is logged: the process keeps its other services.
+pub async fn serve_grpc(
+    router: tonic::transport::server::Router,
+    listener: TcpListener,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let stop = async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+    };
+    if let Err(e) = router
+        .serve_with_incoming_shutdown(nodelay_incoming(listener), stop)
+        .await
+    {
+        tracing::error!(error = %e, "gRPC server failed");
+    }
+}
+
+/// Serves an HTTP router on `listener` (Nagle off) until `shutdown` turns
+/// true.
+pub async fn serve_http(
+    router: axum::Router,
+    listener: TcpListener,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let stop = async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+    };
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(stop)
+        .await
+    {
+        tracing::error!(error = %e, "HTTP server failed");
+    }
+}

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use pd::config::{ConfigError, LogConfig};
+use pd::config::{ConfigError, LogConfig, check_log, check_raft_timing, parse_yaml, read_yaml};
 use serde::{Deserialize, Serialize};
 
 /// Largest key accepted: keys live in every index and raft message, keep
@@ -117,25 +117,14 @@ impl StoreConfig {
     ///
     /// `Parse` for syntax errors, unknown fields and wrong types.
     pub fn from_yaml(text: &str, path: &str) -> Result<Self, ConfigError> {
-        if text.trim().is_empty() {
-            return Ok(StoreConfig::default());
-        }
-        serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.into(),
-            reason: e.to_string(),
-        })
+        parse_yaml(text, path)
     }
 
     /// # Errors
     ///
     /// `Read` when the file cannot be read, otherwise as [`Self::from_yaml`].
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: shown.clone(),
-            reason: e.to_string(),
-        })?;
-        Self::from_yaml(&text, &shown)
+        read_yaml(path)
     }
 
     /// Applies `STORE_*` overrides.
@@ -206,42 +195,19 @@ impl StoreConfig {
                 .map_err(|e| invalid("pd-endpoints", e.to_string()))?;
         }
         let r = &self.raft;
-        if r.heartbeat_interval_ms == 0 {
-            return Err(invalid("raft.heartbeat-interval-ms", "must be positive"));
-        }
-        if r.election_timeout_min_ms < 3 * r.heartbeat_interval_ms {
-            return Err(invalid(
-                "raft.election-timeout-min-ms",
-                "must be at least 3 heartbeat intervals",
-            ));
-        }
-        if r.election_timeout_max_ms <= r.election_timeout_min_ms {
-            return Err(invalid(
-                "raft.election-timeout-max-ms",
-                "must be above election-timeout-min-ms",
-            ));
-        }
-        if r.snapshot_logs == 0 {
-            return Err(invalid("raft.snapshot-logs", "must be positive"));
-        }
+        check_raft_timing(
+            r.heartbeat_interval_ms,
+            r.election_timeout_min_ms,
+            r.election_timeout_max_ms,
+            r.snapshot_logs,
+        )?;
         if self.heartbeat.store_interval_ms == 0 {
             return Err(invalid("heartbeat.store-interval-ms", "must be positive"));
         }
         if self.heartbeat.region_interval_ms == 0 {
             return Err(invalid("heartbeat.region-interval-ms", "must be positive"));
         }
-        if self
-            .log
-            .level
-            .parse::<tracing_subscriber::EnvFilter>()
-            .is_err()
-        {
-            return Err(invalid(
-                "log.level",
-                format!("{:?} is not a log filter", self.log.level),
-            ));
-        }
-        Ok(())
+        check_log(&self.log)
     }
 }
 

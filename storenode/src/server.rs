@@ -5,14 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use pd::client::PdClient;
 use proto::kvpb::kv_server::KvServer;
 use proto::raftpb::raft_transport_server::RaftTransportServer;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{error, info};
+use tracing::info;
 
 use crate::config::StoreConfig;
 use crate::engine::Engine;
@@ -107,40 +106,20 @@ impl StoreServer {
         let transport = RaftTransportServer::new(TransportService::new(node.clone()))
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
-        let mut grpc_shutdown = shutdown_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let res = tonic::transport::Server::builder()
-                .tcp_nodelay(true)
-                .add_service(kv)
-                .add_service(transport)
-                .serve_with_incoming_shutdown(
-                    pd::net::nodelay_incoming(grpc_listener),
-                    async move {
-                        let _ = grpc_shutdown.wait_for(|s| *s).await;
-                    },
-                )
-                .await;
-            if let Err(e) = res {
-                error!(error = %e, "gRPC server failed");
-            }
-        }));
-        let mut http_shutdown = shutdown_rx.clone();
-        let router = http::router(node.clone());
-        tasks.push(tokio::spawn(async move {
-            let res = axum::serve(
-                http_listener.tap_io(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                }),
-                router,
-            )
-            .with_graceful_shutdown(async move {
-                let _ = http_shutdown.wait_for(|s| *s).await;
-            })
-            .await;
-            if let Err(e) = res {
-                error!(error = %e, "HTTP server failed");
-            }
-        }));
+        let grpc = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(kv)
+            .add_service(transport);
+        tasks.push(tokio::spawn(pd::net::serve_grpc(
+            grpc,
+            grpc_listener,
+            shutdown_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(pd::net::serve_http(
+            http::router(node.clone()),
+            http_listener,
+            shutdown_rx.clone(),
+        )));
         tasks.push(tokio::spawn(pd_worker::run(
             node.clone(),
             events_rx,

@@ -20,7 +20,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use openraft::async_runtime::WatchReceiver;
 use openraft::{ServerState, SnapshotPolicy};
 use proto::pdpb::pd_server::PdServer as PdGrpcServer;
@@ -28,7 +27,7 @@ use proto::pdraftpb::{JoinRequest, pd_raft_client::PdRaftClient, pd_raft_server:
 use tokio::net::TcpListener;
 use tokio::sync::watch as tokio_watch;
 use tokio::task::JoinHandle;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::config::PdConfig;
 use crate::error::{PdError, Result};
@@ -171,41 +170,21 @@ impl PdServer {
         let raft_service = PdRaftServer::new(PdRaftService::new(raft.clone(), config.node_id))
             .max_decoding_message_size(MAX_GRPC_MESSAGE)
             .max_encoding_message_size(MAX_GRPC_MESSAGE);
-        let mut grpc_shutdown = shutdown_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let res = tonic::transport::Server::builder()
-                .concurrency_limit_per_connection(GRPC_CONCURRENCY_PER_CONNECTION)
-                .tcp_nodelay(true)
-                .add_service(pd_service)
-                .add_service(raft_service)
-                .serve_with_incoming_shutdown(
-                    crate::net::nodelay_incoming(grpc_listener),
-                    async move {
-                        let _ = grpc_shutdown.wait_for(|s| *s).await;
-                    },
-                )
-                .await;
-            if let Err(e) = res {
-                error!(error = %e, "gRPC server failed");
-            }
-        }));
-        let mut http_shutdown = shutdown_rx.clone();
-        let router = http::router(ctx.clone());
-        tasks.push(tokio::spawn(async move {
-            let res = axum::serve(
-                http_listener.tap_io(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                }),
-                router,
-            )
-            .with_graceful_shutdown(async move {
-                let _ = http_shutdown.wait_for(|s| *s).await;
-            })
-            .await;
-            if let Err(e) = res {
-                error!(error = %e, "HTTP server failed");
-            }
-        }));
+        let grpc = tonic::transport::Server::builder()
+            .concurrency_limit_per_connection(GRPC_CONCURRENCY_PER_CONNECTION)
+            .tcp_nodelay(true)
+            .add_service(pd_service)
+            .add_service(raft_service);
+        tasks.push(tokio::spawn(crate::net::serve_grpc(
+            grpc,
+            grpc_listener,
+            shutdown_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(crate::net::serve_http(
+            http::router(ctx.clone()),
+            http_listener,
+            shutdown_rx.clone(),
+        )));
 
         let me = PdMember {
             address: advertise_grpc_addr.clone(),

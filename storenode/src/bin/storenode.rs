@@ -10,7 +10,6 @@
 //!
 //! Logs go to stderr. SIGINT or SIGTERM stops it gracefully.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -112,12 +111,8 @@ fn load(args: &Args) -> Result<StoreConfig, pd::config::ConfigError> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(url) = &args.probe {
-        return if pd::net::probe(url) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        };
+    if let Some(code) = pd::cli::probe_exit(args.probe.as_deref()) {
+        return code;
     }
     let config = match load(&args) {
         Ok(c) => c,
@@ -127,15 +122,9 @@ fn main() -> ExitCode {
         }
     };
     pd::logging::init(&config.log.level, config.log.format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match pd::cli::runtime("storenode") {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("storenode: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let server = match StoreServer::start(config).await {
@@ -145,31 +134,13 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(
-            out,
+        pd::cli::ready(&format!(
             "storenode ready store={} grpc={} http={}",
             server.store_id, server.advertise_grpc_addr, server.advertise_http_addr
-        );
-        let _ = out.flush();
-        drop(out);
-        wait_for_signal().await;
+        ));
+        pd::cli::wait_for_signal().await;
         tracing::info!("shutting down");
         server.shutdown().await;
         ExitCode::SUCCESS
     })
-}
-
-async fn wait_for_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
