@@ -8,13 +8,7 @@ use std::process::ExitCode;
 /// With `--probe URL`: the exit code of probing it, and the binary does
 /// nothing else.
 pub fn probe_exit(url: Option<&str>) -> Option<ExitCode> {
-    url.map(|u| {
-        if crate::net::probe(u) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        }
-    })
+    url.map(|u| if crate::net::probe(u) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// A multi-threaded tokio runtime, or the exit code after saying why not.
@@ -23,13 +17,10 @@ pub fn probe_exit(url: Option<&str>) -> Option<ExitCode> {
 ///
 /// The exit code to return when the runtime cannot start.
 pub fn runtime(name: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("{name}: cannot start the runtime: {e}");
-            ExitCode::FAILURE
-        })
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
+        eprintln!("{name}: cannot start the runtime: {e}");
+        ExitCode::FAILURE
+    })
 }
 
 /// Prints the one machine-readable line on stdout that says the server is

@@ -87,11 +87,7 @@ impl PdClient {
         for e in endpoints {
             channel(e)?;
         }
-        Ok(PdClient {
-            endpoints: endpoints.to_vec(),
-            leader: Mutex::new(None),
-            deadline: DEFAULT_CALL_DEADLINE,
-        })
+        Ok(PdClient { endpoints: endpoints.to_vec(), leader: Mutex::new(None), deadline: DEFAULT_CALL_DEADLINE })
     }
 
     pub fn with_deadline(mut self, deadline: Duration) -> Self {
@@ -139,9 +135,7 @@ impl PdClient {
                     }
                 }
                 Ok(Err(status)) => status_error(&addr, &status),
-                Err(_) => PdError::Unavailable(format!(
-                    "PD at {addr} did not answer in {ATTEMPT_TIMEOUT:?}"
-                )),
+                Err(_) => PdError::Unavailable(format!("PD at {addr} did not answer in {ATTEMPT_TIMEOUT:?}")),
             };
             if !err.is_retryable() || Instant::now() >= give_up {
                 return Err(err);
@@ -155,9 +149,7 @@ impl PdClient {
     fn forget_leader(&self, err: &PdError) -> Result<()> {
         let mut slot = self.leader.lock().unwrap();
         match err {
-            PdError::NotLeader(Some(hint)) => {
-                *slot = Some((hint.address.clone(), channel(&hint.address)?))
-            }
+            PdError::NotLeader(Some(hint)) => *slot = Some((hint.address.clone(), channel(&hint.address)?)),
             _ => *slot = None,
         }
         Ok(())
@@ -170,21 +162,11 @@ impl PdClient {
         let mut last_err = PdError::Unavailable("no PD endpoint answered".into());
         for ep in &self.endpoints {
             let mut c = PdGrpc::new(channel(ep)?);
-            match tokio::time::timeout(ATTEMPT_TIMEOUT, c.get_members(pdpb::GetMembersRequest {}))
-                .await
-            {
+            match tokio::time::timeout(ATTEMPT_TIMEOUT, c.get_members(pdpb::GetMembersRequest {})).await {
                 Ok(Ok(resp)) => match resp.into_inner() {
-                    pdpb::GetMembersResponse {
-                        leader: Some(l),
-                        member_id,
-                        ..
-                    } if !l.address.is_empty() => {
+                    pdpb::GetMembersResponse { leader: Some(l), member_id, .. } if !l.address.is_empty() => {
                         // Reached the leader itself: keep the dialed address.
-                        let addr = if l.id == member_id {
-                            ep.clone()
-                        } else {
-                            l.address.clone()
-                        };
+                        let addr = if l.id == member_id { ep.clone() } else { l.address.clone() };
                         let found = (addr.clone(), channel(&addr)?);
                         *self.leader.lock().unwrap() = Some(found.clone());
                         return Ok(found);
@@ -211,9 +193,7 @@ impl PdClient {
         }
         for ep in &endpoints {
             let mut c = PdGrpc::new(channel(ep)?);
-            match tokio::time::timeout(ATTEMPT_TIMEOUT, c.get_members(pdpb::GetMembersRequest {}))
-                .await
-            {
+            match tokio::time::timeout(ATTEMPT_TIMEOUT, c.get_members(pdpb::GetMembersRequest {})).await {
                 Ok(Ok(resp)) => return Ok(resp.into_inner()),
                 Ok(Err(status)) => last_err = status_error(ep, &status),
                 Err(_) => last_err = PdError::Unavailable(format!("PD at {ep} did not answer")),
@@ -230,16 +210,12 @@ impl PdClient {
     }
 
     pub async fn bootstrap(&self) -> Result<pdpb::BootstrapResponse> {
-        self.call(|mut c| async move { c.bootstrap(pdpb::BootstrapRequest {}).await })
-            .await
+        self.call(|mut c| async move { c.bootstrap(pdpb::BootstrapRequest {}).await }).await
     }
 
     /// Allocates one id.
     pub async fn alloc_id(&self) -> Result<u64> {
-        Ok(self
-            .call(|mut c| async move { c.alloc_id(pdpb::AllocIdRequest { count: 1 }).await })
-            .await?
-            .first_id)
+        Ok(self.call(|mut c| async move { c.alloc_id(pdpb::AllocIdRequest { count: 1 }).await }).await?.first_id)
     }
 
     /// Registers or updates a store; returns the catalog version after it.
@@ -247,27 +223,19 @@ impl PdClient {
         let resp = self
             .call(|mut c| {
                 let store = store.clone();
-                async move {
-                    c.put_store(pdpb::PutStoreRequest { store: Some(store) })
-                        .await
-                }
+                async move { c.put_store(pdpb::PutStoreRequest { store: Some(store) }).await }
             })
             .await?;
         Ok(resp.version)
     }
 
     pub async fn get_store(&self, store_id: u64) -> Result<pdpb::StoreInfo> {
-        let resp = self
-            .call(|mut c| async move { c.get_store(pdpb::GetStoreRequest { store_id }).await })
-            .await?;
+        let resp = self.call(|mut c| async move { c.get_store(pdpb::GetStoreRequest { store_id }).await }).await?;
         resp.store.ok_or(PdError::StoreNotFound(store_id))
     }
 
     pub async fn list_stores(&self) -> Result<Vec<pdpb::StoreInfo>> {
-        Ok(self
-            .call(|mut c| async move { c.list_stores(pdpb::ListStoresRequest {}).await })
-            .await?
-            .stores)
+        Ok(self.call(|mut c| async move { c.list_stores(pdpb::ListStoresRequest {}).await }).await?.stores)
     }
 
     pub async fn get_region(&self, key: &[u8]) -> Result<pdpb::GetRegionResponse> {
@@ -279,26 +247,13 @@ impl PdClient {
     }
 
     pub async fn get_region_by_id(&self, region_id: u64) -> Result<pdpb::GetRegionResponse> {
-        self.call(|mut c| async move {
-            c.get_region_by_id(pdpb::GetRegionByIdRequest { region_id })
-                .await
-        })
-        .await
+        self.call(|mut c| async move { c.get_region_by_id(pdpb::GetRegionByIdRequest { region_id }).await }).await
     }
 
-    pub async fn scan_regions(
-        &self,
-        start_key: &[u8],
-        end_key: &[u8],
-        limit: u32,
-    ) -> Result<Vec<pdpb::RegionRoute>> {
+    pub async fn scan_regions(&self, start_key: &[u8], end_key: &[u8], limit: u32) -> Result<Vec<pdpb::RegionRoute>> {
         let resp = self
             .call(|mut c| {
-                let req = pdpb::ScanRegionsRequest {
-                    start_key: start_key.to_vec(),
-                    end_key: end_key.to_vec(),
-                    limit,
-                };
+                let req = pdpb::ScanRegionsRequest { start_key: start_key.to_vec(), end_key: end_key.to_vec(), limit };
                 async move { c.scan_regions(req).await }
             })
             .await?;
@@ -306,11 +261,8 @@ impl PdClient {
     }
 
     pub async fn list_routes(&self) -> Result<pdpb::RouteSnapshot> {
-        let resp = self
-            .call(|mut c| async move { c.list_routes(pdpb::ListRoutesRequest {}).await })
-            .await?;
-        resp.routes
-            .ok_or_else(|| PdError::Unavailable("PD sent no routes".into()))
+        let resp = self.call(|mut c| async move { c.list_routes(pdpb::ListRoutesRequest {}).await }).await?;
+        resp.routes.ok_or_else(|| PdError::Unavailable("PD sent no routes".into()))
     }
 
     /// Opens a watch-routes stream on the leader. The stream ends when that
@@ -319,17 +271,11 @@ impl PdClient {
     /// # Errors
     ///
     /// As [`PdClient::call`].
-    pub async fn watch_routes(
-        &self,
-        since_version: u64,
-    ) -> Result<tonic::Streaming<pdpb::WatchRoutesResponse>> {
+    pub async fn watch_routes(&self, since_version: u64) -> Result<tonic::Streaming<pdpb::WatchRoutesResponse>> {
         let give_up = Instant::now() + self.deadline;
         loop {
             let (addr, ch) = self.current_leader().await?;
-            let err = match PdGrpc::new(ch)
-                .watch_routes(pdpb::WatchRoutesRequest { since_version })
-                .await
-            {
+            let err = match PdGrpc::new(ch).watch_routes(pdpb::WatchRoutesRequest { since_version }).await {
                 Ok(resp) => return Ok(resp.into_inner()),
                 Err(status) => status_error(&addr, &status),
             };
@@ -380,10 +326,6 @@ pub const LEADER_ID_METADATA: &str = "pd-leader-id";
 fn leader_hint_from(status: &tonic::Status) -> Option<crate::error::LeaderHint> {
     let md = status.metadata();
     let address = md.get(LEADER_ADDR_METADATA)?.to_str().ok()?.to_string();
-    let id = md
-        .get(LEADER_ID_METADATA)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let id = md.get(LEADER_ID_METADATA).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
     Some(crate::error::LeaderHint { id, address })
 }

@@ -117,11 +117,7 @@ impl Default for ReplicationConfig {
 
 impl Default for BootstrapConfig {
     fn default() -> Self {
-        BootstrapConfig {
-            split_keys: Vec::new(),
-            regions: 1,
-            key_prefix: String::new(),
-        }
+        BootstrapConfig { split_keys: Vec::new(), regions: 1, key_prefix: String::new() }
     }
 }
 
@@ -138,10 +134,7 @@ impl Default for RaftTiming {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig {
-            level: DEFAULT_LOG_LEVEL.into(),
-            format: LogFormat::Text,
-        }
+        LogConfig { level: DEFAULT_LOG_LEVEL.into(), format: LogFormat::Text }
     }
 }
 
@@ -164,17 +157,11 @@ pub enum ConfigError {
 /// # Errors
 ///
 /// `Parse` for syntax errors, unknown fields and wrong types.
-pub fn parse_yaml<T: serde::de::DeserializeOwned + Default>(
-    text: &str,
-    path: &str,
-) -> Result<T, ConfigError> {
+pub fn parse_yaml<T: serde::de::DeserializeOwned + Default>(text: &str, path: &str) -> Result<T, ConfigError> {
     if text.trim().is_empty() {
         return Ok(T::default());
     }
-    serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
-        path: path.into(),
-        reason: e.to_string(),
-    })
+    serde_yaml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })
 }
 
 /// # Errors
@@ -182,10 +169,8 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned + Default>(
 /// `Read` when the file cannot be read, otherwise as [`parse_yaml`].
 pub fn read_yaml<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T, ConfigError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-        path: shown.clone(),
-        reason: e.to_string(),
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: shown.clone(), reason: e.to_string() })?;
     parse_yaml(&text, &shown)
 }
 
@@ -206,16 +191,10 @@ pub fn check_raft_timing(
         return Err(invalid("raft.heartbeat-interval-ms", "must be positive"));
     }
     if election_min_ms < 3 * heartbeat_ms {
-        return Err(invalid(
-            "raft.election-timeout-min-ms",
-            "must be at least 3 heartbeat intervals",
-        ));
+        return Err(invalid("raft.election-timeout-min-ms", "must be at least 3 heartbeat intervals"));
     }
     if election_max_ms <= election_min_ms {
-        return Err(invalid(
-            "raft.election-timeout-max-ms",
-            "must be above election-timeout-min-ms",
-        ));
+        return Err(invalid("raft.election-timeout-max-ms", "must be above election-timeout-min-ms"));
     }
     if snapshot_logs == 0 {
         return Err(invalid("raft.snapshot-logs", "must be positive"));
@@ -228,32 +207,19 @@ pub fn check_raft_timing(
 /// `Invalid` naming `log.level` when it is not a tracing filter.
 pub fn check_log(log: &LogConfig) -> Result<(), ConfigError> {
     if log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
-        return Err(invalid(
-            "log.level",
-            format!("{:?} is not a log filter", log.level),
-        ));
+        return Err(invalid("log.level", format!("{:?} is not a log filter", log.level)));
     }
     Ok(())
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field,
-        reason: reason.into(),
-    }
+    ConfigError::Invalid { field, reason: reason.into() }
 }
 
 /// Environment variables read by [`PdConfig::apply_env`], named after the
 /// fields they override.
-pub const ENV_VARS: [&str; 7] = [
-    "PD_NODE_ID",
-    "PD_DATA_DIR",
-    "PD_GRPC_ADDR",
-    "PD_ADVERTISE_GRPC_ADDR",
-    "PD_HTTP_ADDR",
-    "PD_JOIN",
-    "PD_LOG_LEVEL",
-];
+pub const ENV_VARS: [&str; 7] =
+    ["PD_NODE_ID", "PD_DATA_DIR", "PD_GRPC_ADDR", "PD_ADVERTISE_GRPC_ADDR", "PD_HTTP_ADDR", "PD_JOIN", "PD_LOG_LEVEL"];
 
 impl PdConfig {
     /// Parses a YAML document over the defaults.
@@ -278,14 +244,9 @@ impl PdConfig {
     /// # Errors
     ///
     /// `Invalid` naming the variable when its value does not parse.
-    pub fn apply_env(
-        &mut self,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<(), ConfigError> {
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = lookup("PD_NODE_ID") {
-            self.node_id = v
-                .parse()
-                .map_err(|_| invalid("PD_NODE_ID", format!("{v:?} is not a number")))?;
+            self.node_id = v.parse().map_err(|_| invalid("PD_NODE_ID", format!("{v:?} is not a number")))?;
         }
         if let Some(v) = lookup("PD_DATA_DIR") {
             self.data_dir = v.into();
@@ -300,12 +261,7 @@ impl PdConfig {
             self.http_addr = v;
         }
         if let Some(v) = lookup("PD_JOIN") {
-            self.join = v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect();
+            self.join = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
         }
         if let Some(v) = lookup("PD_LOG_LEVEL") {
             self.log.level = v;
@@ -325,24 +281,17 @@ impl PdConfig {
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data-dir", "must not be empty"));
         }
-        self.grpc_addr
-            .parse::<SocketAddr>()
-            .map_err(|e| invalid("grpc-addr", format!("{:?}: {e}", self.grpc_addr)))?;
-        self.http_addr
-            .parse::<SocketAddr>()
-            .map_err(|e| invalid("http-addr", format!("{:?}: {e}", self.http_addr)))?;
-        for (field, addr) in [
-            ("advertise-grpc-addr", &self.advertise_grpc_addr),
-            ("advertise-http-addr", &self.advertise_http_addr),
-        ] {
+        self.grpc_addr.parse::<SocketAddr>().map_err(|e| invalid("grpc-addr", format!("{:?}: {e}", self.grpc_addr)))?;
+        self.http_addr.parse::<SocketAddr>().map_err(|e| invalid("http-addr", format!("{:?}: {e}", self.http_addr)))?;
+        for (field, addr) in
+            [("advertise-grpc-addr", &self.advertise_grpc_addr), ("advertise-http-addr", &self.advertise_http_addr)]
+        {
             if !addr.is_empty() {
-                crate::catalog::validate_address(field, addr)
-                    .map_err(|e| invalid(field, e.to_string()))?;
+                crate::catalog::validate_address(field, addr).map_err(|e| invalid(field, e.to_string()))?;
             }
         }
         for addr in &self.join {
-            crate::catalog::validate_address("join", addr)
-                .map_err(|e| invalid("join", e.to_string()))?;
+            crate::catalog::validate_address("join", addr).map_err(|e| invalid("join", e.to_string()))?;
         }
         if self.replication.max_replicas == 0 || self.replication.max_replicas > 7 {
             return Err(invalid(
@@ -351,20 +300,14 @@ impl PdConfig {
             ));
         }
         if self.bootstrap.regions == 0 || self.bootstrap.regions > 65_536 {
-            return Err(invalid(
-                "bootstrap.regions",
-                format!("{} is not in 1..=65536", self.bootstrap.regions),
-            ));
+            return Err(invalid("bootstrap.regions", format!("{} is not in 1..=65536", self.bootstrap.regions)));
         }
         for (i, k) in self.bootstrap.split_keys.iter().enumerate() {
             if k.is_empty() {
                 return Err(invalid("bootstrap.split-keys", "keys must not be empty"));
             }
             if i > 0 && self.bootstrap.split_keys[i - 1] >= *k {
-                return Err(invalid(
-                    "bootstrap.split-keys",
-                    format!("{k:?} is not above the key before it"),
-                ));
+                return Err(invalid("bootstrap.split-keys", format!("{k:?} is not above the key before it")));
             }
         }
         let r = &self.raft;
@@ -380,16 +323,9 @@ impl PdConfig {
     /// The split keys the bootstrap uses.
     pub fn bootstrap_split_keys(&self) -> Vec<Vec<u8>> {
         if self.bootstrap.split_keys.is_empty() {
-            crate::catalog::even_split_keys(
-                self.bootstrap.key_prefix.as_bytes(),
-                self.bootstrap.regions,
-            )
+            crate::catalog::even_split_keys(self.bootstrap.key_prefix.as_bytes(), self.bootstrap.regions)
         } else {
-            self.bootstrap
-                .split_keys
-                .iter()
-                .map(|k| k.as_bytes().to_vec())
-                .collect()
+            self.bootstrap.split_keys.iter().map(|k| k.as_bytes().to_vec()).collect()
         }
     }
 }
@@ -405,8 +341,7 @@ mod tests {
 
     #[test]
     fn file_overrides_defaults_and_keeps_the_rest() {
-        let c =
-            PdConfig::from_yaml("node-id: 3\nreplication:\n  max-replicas: 1\n", "t.yaml").unwrap();
+        let c = PdConfig::from_yaml("node-id: 3\nreplication:\n  max-replicas: 1\n", "t.yaml").unwrap();
         assert_eq!(c.node_id, 3);
         assert_eq!(c.replication.max_replicas, 1);
         assert_eq!(c.raft, RaftTiming::default());
@@ -429,21 +364,12 @@ mod tests {
             ("grpc-addr: nowhere", "grpc-addr"),
             ("replication: {max-replicas: 0}", "replication.max-replicas"),
             ("bootstrap: {split-keys: [b, a]}", "bootstrap.split-keys"),
-            (
-                "raft: {heartbeat-interval-ms: 500, election-timeout-min-ms: 600}",
-                "raft.election-timeout-min-ms",
-            ),
+            ("raft: {heartbeat-interval-ms: 500, election-timeout-min-ms: 600}", "raft.election-timeout-min-ms"),
             ("join: [\"nohost\"]", "join"),
         ];
         for (yaml, field) in cases {
-            let err = PdConfig::from_yaml(yaml, "t.yaml")
-                .unwrap()
-                .validate()
-                .unwrap_err();
-            assert!(
-                matches!(err, ConfigError::Invalid { field: f, .. } if f == field),
-                "{yaml}: {err}"
-            );
+            let err = PdConfig::from_yaml(yaml, "t.yaml").unwrap().validate().unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { field: f, .. } if f == field), "{yaml}: {err}");
         }
     }
 
@@ -458,16 +384,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.node_id, 5);
         assert_eq!(c.join.len(), 2);
-        let err = c
-            .apply_env(|k| (k == "PD_NODE_ID").then(|| "x".into()))
-            .unwrap_err();
-        assert!(matches!(
-            err,
-            ConfigError::Invalid {
-                field: "PD_NODE_ID",
-                ..
-            }
-        ));
+        let err = c.apply_env(|k| (k == "PD_NODE_ID").then(|| "x".into())).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { field: "PD_NODE_ID", .. }));
     }
 
     #[test]
@@ -488,8 +406,7 @@ mod sample_tests {
     /// defaults it claims to show.
     #[test]
     fn deploy_sample_matches_defaults() {
-        let c =
-            PdConfig::from_yaml(include_str!("../../deploy/pd.yaml"), "deploy/pd.yaml").unwrap();
+        let c = PdConfig::from_yaml(include_str!("../../deploy/pd.yaml"), "deploy/pd.yaml").unwrap();
         c.validate().unwrap();
         assert_eq!(c, PdConfig::default());
     }

@@ -97,22 +97,14 @@ impl PdError {
             PdError::StaleEpoch(_) => (T::StaleEpoch, None),
             PdError::RouteConflict(_) => (T::RouteConflict, None),
             PdError::NotEnoughStores { .. } => (T::NotEnoughStores, None),
-            PdError::Unavailable(_) | PdError::Storage(_) | PdError::Fatal(_) => {
-                (T::Unavailable, None)
-            }
+            PdError::Unavailable(_) | PdError::Storage(_) | PdError::Fatal(_) => (T::Unavailable, None),
         };
-        pdpb::Error {
-            r#type: ty as i32,
-            message: self.to_string(),
-            leader,
-        }
+        pdpb::Error { r#type: ty as i32, message: self.to_string(), leader }
     }
 
     /// A response header carrying this error.
     pub fn header(&self) -> Option<pdpb::ResponseHeader> {
-        Some(pdpb::ResponseHeader {
-            error: Some(self.to_pb()),
-        })
+        Some(pdpb::ResponseHeader { error: Some(self.to_pb()) })
     }
 
     /// The client-side view of a wire error.
@@ -125,10 +117,7 @@ impl PdError {
                 e.leader
                     .as_ref()
                     .filter(|l| !l.address.is_empty())
-                    .map(|l| LeaderHint {
-                        id: l.id,
-                        address: l.address.clone(),
-                    }),
+                    .map(|l| LeaderHint { id: l.id, address: l.address.clone() }),
             ),
             T::InvalidArgument => PdError::InvalidArgument(msg),
             T::StoreNotFound => PdError::StoreNotFound(id_in(&msg)),
@@ -152,10 +141,7 @@ impl PdError {
 
 /// The first number in an error message ("store 7 not found" -> 7), 0 if none.
 fn id_in(msg: &str) -> u64 {
-    msg.split(|c: char| !c.is_ascii_digit())
-        .find(|s| !s.is_empty())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    msg.split(|c: char| !c.is_ascii_digit()).find(|s| !s.is_empty()).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 /// Turns a response header into a result.

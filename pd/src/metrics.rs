@@ -5,64 +5,43 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// PD's registry; served at `/metrics`.
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(c: T) -> T {
-    REGISTRY
-        .register(Box::new(c.clone()))
-        .expect("metric registered twice");
+    REGISTRY.register(Box::new(c.clone())).expect("metric registered twice");
     c
 }
 
 pub static CATALOG_VERSION: LazyLock<IntGauge> = LazyLock::new(|| {
-    register(
-        IntGauge::new(
-            "pd_catalog_version",
-            "Route catalog version applied on this member",
-        )
-        .unwrap(),
-    )
+    register(IntGauge::new("pd_catalog_version", "Route catalog version applied on this member").unwrap())
 });
 
-pub static REGIONS: LazyLock<IntGauge> = LazyLock::new(|| {
-    register(IntGauge::new("pd_regions", "Regions in the route catalog").unwrap())
-});
+pub static REGIONS: LazyLock<IntGauge> =
+    LazyLock::new(|| register(IntGauge::new("pd_regions", "Regions in the route catalog").unwrap()));
 
 pub static REGIONS_MISSING_REPLICAS: LazyLock<IntGauge> = LazyLock::new(|| {
-    register(
-        IntGauge::new(
-            "pd_regions_missing_replicas",
-            "Regions with fewer peers than max-replicas",
-        )
-        .unwrap(),
-    )
+    register(IntGauge::new("pd_regions_missing_replicas", "Regions with fewer peers than max-replicas").unwrap())
 });
 
-pub static STORES: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    register(IntGaugeVec::new(Opts::new("pd_stores", "Stores by state"), &["state"]).unwrap())
-});
+pub static STORES: LazyLock<IntGaugeVec> =
+    LazyLock::new(|| register(IntGaugeVec::new(Opts::new("pd_stores", "Stores by state"), &["state"]).unwrap()));
 
-pub static IS_LEADER: LazyLock<IntGauge> = LazyLock::new(|| {
-    register(IntGauge::new("pd_is_leader", "1 on the PD leader, 0 elsewhere").unwrap())
-});
+pub static IS_LEADER: LazyLock<IntGauge> =
+    LazyLock::new(|| register(IntGauge::new("pd_is_leader", "1 on the PD leader, 0 elsewhere").unwrap()));
 
-pub static RAFT_TERM: LazyLock<IntGauge> = LazyLock::new(|| {
-    register(IntGauge::new("pd_raft_term", "Current raft term of this member").unwrap())
-});
+pub static RAFT_TERM: LazyLock<IntGauge> =
+    LazyLock::new(|| register(IntGauge::new("pd_raft_term", "Current raft term of this member").unwrap()));
 
 /// Heartbeat messages received, by kind: store, region, split.
 pub static HEARTBEAT_MESSAGES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
-            Opts::new(
-                "pd_heartbeat_messages_total",
-                "Store heartbeat stream messages received",
-            ),
+            Opts::new("pd_heartbeat_messages_total", "Store heartbeat stream messages received"),
             &["kind"],
         )
         .unwrap(),
@@ -72,29 +51,19 @@ pub static HEARTBEAT_MESSAGES: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub static HEARTBEAT_HANDLE_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
     register(
         HistogramVec::new(
-            HistogramOpts::new(
-                "pd_heartbeat_handle_seconds",
-                "Time to handle one heartbeat message",
-            )
-            .buckets(prometheus::exponential_buckets(0.000_05, 2.0, 16).unwrap()),
+            HistogramOpts::new("pd_heartbeat_handle_seconds", "Time to handle one heartbeat message")
+                .buckets(prometheus::exponential_buckets(0.000_05, 2.0, 16).unwrap()),
             &["kind"],
         )
         .unwrap(),
     )
 });
 
-pub static HEARTBEAT_STREAMS: LazyLock<IntGauge> = LazyLock::new(|| {
-    register(IntGauge::new("pd_heartbeat_streams", "Open store heartbeat streams").unwrap())
-});
+pub static HEARTBEAT_STREAMS: LazyLock<IntGauge> =
+    LazyLock::new(|| register(IntGauge::new("pd_heartbeat_streams", "Open store heartbeat streams").unwrap()));
 
 pub static HEARTBEAT_STREAM_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
-    register(
-        IntCounter::new(
-            "pd_heartbeat_stream_errors_total",
-            "Heartbeat streams that ended in error",
-        )
-        .unwrap(),
-    )
+    register(IntCounter::new("pd_heartbeat_stream_errors_total", "Heartbeat streams that ended in error").unwrap())
 });
 
 /// Region reports refused, by reason: stale (older epoch or term),
@@ -102,10 +71,7 @@ pub static HEARTBEAT_STREAM_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
 pub static REGION_REPORTS_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
-            Opts::new(
-                "pd_region_reports_refused_total",
-                "Region reports not applied to the catalog",
-            ),
+            Opts::new("pd_region_reports_refused_total", "Region reports not applied to the catalog"),
             &["reason"],
         )
         .unwrap(),
@@ -113,18 +79,11 @@ pub static REGION_REPORTS_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
 });
 
 pub static ROUTE_PUSHES: LazyLock<IntCounter> = LazyLock::new(|| {
-    register(
-        IntCounter::new(
-            "pd_route_pushes_total",
-            "Route snapshots sent on heartbeat and watch streams",
-        )
-        .unwrap(),
-    )
+    register(IntCounter::new("pd_route_pushes_total", "Route snapshots sent on heartbeat and watch streams").unwrap())
 });
 
-pub static WATCH_STREAMS: LazyLock<IntGauge> = LazyLock::new(|| {
-    register(IntGauge::new("pd_watch_streams", "Open watch-routes streams").unwrap())
-});
+pub static WATCH_STREAMS: LazyLock<IntGauge> =
+    LazyLock::new(|| register(IntGauge::new("pd_watch_streams", "Open watch-routes streams").unwrap()));
 
 pub static GRPC_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
     register(
@@ -141,10 +100,7 @@ pub static GRPC_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
 pub static GRPC_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
-            Opts::new(
-                "pd_grpc_errors_total",
-                "gRPC requests answered with an error",
-            ),
+            Opts::new("pd_grpc_errors_total", "gRPC requests answered with an error"),
             &["method", "type"],
         )
         .unwrap(),
@@ -154,11 +110,8 @@ pub static GRPC_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub static PROPOSE_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     register(
         Histogram::with_opts(
-            HistogramOpts::new(
-                "pd_raft_propose_seconds",
-                "Catalog command propose-to-apply latency on the leader",
-            )
-            .buckets(prometheus::exponential_buckets(0.000_1, 2.0, 16).unwrap()),
+            HistogramOpts::new("pd_raft_propose_seconds", "Catalog command propose-to-apply latency on the leader")
+                .buckets(prometheus::exponential_buckets(0.000_1, 2.0, 16).unwrap()),
         )
         .unwrap(),
     )
@@ -220,8 +173,6 @@ pub const GRPC_METHODS: [&str; 12] = [
 /// The text exposition of every metric.
 pub fn render() -> String {
     let mut buf = Vec::new();
-    TextEncoder::new()
-        .encode(&REGISTRY.gather(), &mut buf)
-        .expect("text encoding cannot fail");
+    TextEncoder::new().encode(&REGISTRY.gather(), &mut buf).expect("text encoding cannot fail");
     String::from_utf8(buf).expect("prometheus text is UTF-8")
 }

@@ -27,9 +27,7 @@ pub fn probe(url: &str) -> bool {
     let Some(rest) = url.strip_prefix("http://") else {
         return false;
     };
-    let (hostport, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let (hostport, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
     let Some(addr) = hostport.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
         return false;
     };
@@ -39,9 +37,7 @@ pub fn probe(url: &str) -> bool {
     };
     let _ = s.set_read_timeout(Some(timeout));
     let _ = s.set_write_timeout(Some(timeout));
-    if s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {hostport}\r\n\r\n").as_bytes())
-        .is_err()
-    {
+    if s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {hostport}\r\n\r\n").as_bytes()).is_err() {
         return false;
     }
     let mut head = [0u8; 12];
@@ -58,21 +54,14 @@ pub async fn serve_grpc(
     let stop = async move {
         let _ = shutdown.wait_for(|s| *s).await;
     };
-    if let Err(e) = router
-        .serve_with_incoming_shutdown(nodelay_incoming(listener), stop)
-        .await
-    {
+    if let Err(e) = router.serve_with_incoming_shutdown(nodelay_incoming(listener), stop).await {
         tracing::error!(error = %e, "gRPC server failed");
     }
 }
 
 /// Serves an HTTP router on `listener` (Nagle off) until `shutdown` turns
 /// true.
-pub async fn serve_http(
-    router: axum::Router,
-    listener: TcpListener,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
+pub async fn serve_http(router: axum::Router, listener: TcpListener, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     use axum::serve::ListenerExt;
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
@@ -80,10 +69,7 @@ pub async fn serve_http(
     let stop = async move {
         let _ = shutdown.wait_for(|s| *s).await;
     };
-    if let Err(e) = axum::serve(listener, router)
-        .with_graceful_shutdown(stop)
-        .await
-    {
+    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
         tracing::error!(error = %e, "HTTP server failed");
     }
 }

@@ -30,11 +30,7 @@ pub fn peer(p: &metapb::Peer) -> Value {
 }
 
 pub fn store(s: &metapb::Store) -> Value {
-    let labels: Vec<Value> = s
-        .labels
-        .iter()
-        .map(|l| json!({"key": l.key, "value": l.value}))
-        .collect();
+    let labels: Vec<Value> = s.labels.iter().map(|l| json!({"key": l.key, "value": l.value})).collect();
     json!({
         "id": s.id,
         "address": s.address,
@@ -77,9 +73,7 @@ pub fn region(route: &pdpb::RegionRoute, stats: Option<&pdpb::RegionStats>) -> V
     })
 }
 
-pub fn regions<'a>(
-    routes: impl Iterator<Item = (&'a pdpb::RegionRoute, Option<pdpb::RegionStats>)>,
-) -> Value {
+pub fn regions<'a>(routes: impl Iterator<Item = (&'a pdpb::RegionRoute, Option<pdpb::RegionStats>)>) -> Value {
     let list: Vec<Value> = routes.map(|(r, s)| region(r, s.as_ref())).collect();
     json!({"count": list.len(), "regions": list})
 }

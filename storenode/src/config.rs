@@ -98,18 +98,12 @@ impl Default for RegionRaftConfig {
 
 impl Default for HeartbeatConfig {
     fn default() -> Self {
-        HeartbeatConfig {
-            store_interval_ms: 10_000,
-            region_interval_ms: 30_000,
-        }
+        HeartbeatConfig { store_interval_ms: 10_000, region_interval_ms: 30_000 }
     }
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field,
-        reason: reason.into(),
-    }
+    ConfigError::Invalid { field, reason: reason.into() }
 }
 
 impl StoreConfig {
@@ -132,10 +126,7 @@ impl StoreConfig {
     /// # Errors
     ///
     /// Never at present; kept fallible like PD's for parity.
-    pub fn apply_env(
-        &mut self,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<(), ConfigError> {
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = lookup("STORE_DATA_DIR") {
             self.data_dir = v.into();
         }
@@ -152,12 +143,7 @@ impl StoreConfig {
             self.advertise_http_addr = v;
         }
         if let Some(v) = lookup("STORE_PD_ENDPOINTS") {
-            self.pd_endpoints = v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect();
+            self.pd_endpoints = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
         }
         if let Some(v) = lookup("STORE_LOG_LEVEL") {
             self.log.level = v;
@@ -172,19 +158,13 @@ impl StoreConfig {
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data-dir", "must not be empty"));
         }
-        self.grpc_addr
-            .parse::<SocketAddr>()
-            .map_err(|e| invalid("grpc-addr", format!("{:?}: {e}", self.grpc_addr)))?;
-        self.http_addr
-            .parse::<SocketAddr>()
-            .map_err(|e| invalid("http-addr", format!("{:?}: {e}", self.http_addr)))?;
-        for (field, addr) in [
-            ("advertise-grpc-addr", &self.advertise_grpc_addr),
-            ("advertise-http-addr", &self.advertise_http_addr),
-        ] {
+        self.grpc_addr.parse::<SocketAddr>().map_err(|e| invalid("grpc-addr", format!("{:?}: {e}", self.grpc_addr)))?;
+        self.http_addr.parse::<SocketAddr>().map_err(|e| invalid("http-addr", format!("{:?}: {e}", self.http_addr)))?;
+        for (field, addr) in
+            [("advertise-grpc-addr", &self.advertise_grpc_addr), ("advertise-http-addr", &self.advertise_http_addr)]
+        {
             if !addr.is_empty() {
-                pd::catalog::validate_address(field, addr)
-                    .map_err(|e| invalid(field, e.to_string()))?;
+                pd::catalog::validate_address(field, addr).map_err(|e| invalid(field, e.to_string()))?;
             }
         }
         if self.pd_endpoints.is_empty() {
@@ -218,11 +198,7 @@ mod tests {
     #[test]
     fn defaults_and_sample_are_valid() {
         StoreConfig::default().validate().unwrap();
-        let c = StoreConfig::from_yaml(
-            include_str!("../../deploy/storenode.yaml"),
-            "deploy/storenode.yaml",
-        )
-        .unwrap();
+        let c = StoreConfig::from_yaml(include_str!("../../deploy/storenode.yaml"), "deploy/storenode.yaml").unwrap();
         c.validate().unwrap();
         assert_eq!(c, StoreConfig::default());
     }
@@ -231,33 +207,9 @@ mod tests {
     fn unknown_and_invalid_fields_are_named() {
         let err = StoreConfig::from_yaml("pd-endpoint: [a]\n", "t").unwrap_err();
         assert!(err.to_string().contains("pd-endpoint"), "{err}");
-        let err = StoreConfig::from_yaml("pd-endpoints: []\n", "t")
-            .unwrap()
-            .validate()
-            .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ConfigError::Invalid {
-                    field: "pd-endpoints",
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        let err = StoreConfig::from_yaml("raft: {heartbeat-interval-ms: 0}\n", "t")
-            .unwrap()
-            .validate()
-            .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ConfigError::Invalid {
-                    field: "raft.heartbeat-interval-ms",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        let err = StoreConfig::from_yaml("pd-endpoints: []\n", "t").unwrap().validate().unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { field: "pd-endpoints", .. }), "{err}");
+        let err = StoreConfig::from_yaml("raft: {heartbeat-interval-ms: 0}\n", "t").unwrap().validate().unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { field: "raft.heartbeat-interval-ms", .. }), "{err}");
     }
 }

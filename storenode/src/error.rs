@@ -10,20 +10,11 @@ use proto::{kvpb, metapb};
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StoreError {
     #[error("region {region_id}: not the leader{}", leader_note(.leader, .address))]
-    NotLeader {
-        region_id: u64,
-        leader: Option<metapb::Peer>,
-        address: String,
-    },
+    NotLeader { region_id: u64, leader: Option<metapb::Peer>, address: String },
     #[error("region epoch does not match; current regions {:?}", .0.iter().map(|r| r.id).collect::<Vec<_>>())]
     EpochNotMatch(Vec<metapb::Region>),
     #[error("key {} is not in region {region_id}", pd::catalog::keys::display(.key))]
-    KeyNotInRegion {
-        key: Vec<u8>,
-        region_id: u64,
-        start_key: Vec<u8>,
-        end_key: Vec<u8>,
-    },
+    KeyNotInRegion { key: Vec<u8>, region_id: u64, start_key: Vec<u8>, end_key: Vec<u8> },
     #[error("region {0} not found on this store")]
     RegionNotFound(u64),
     #[error("server busy: {0}")]
@@ -38,10 +29,7 @@ pub enum StoreError {
 
 fn leader_note(leader: &Option<metapb::Peer>, address: &str) -> String {
     match leader {
-        Some(l) => format!(
-            "; leader is peer {} on store {} ({address})",
-            l.id, l.store_id
-        ),
+        Some(l) => format!("; leader is peer {} on store {} ({address})", l.id, l.store_id),
         None => String::new(),
     }
 }
@@ -53,18 +41,9 @@ impl StoreError {
     /// mapped explicitly.
     pub fn to_pb(&self) -> (Option<kvpb::RegionError>, Option<kvpb::Error>) {
         use kvpb::region_error::Kind;
-        let region = |kind| {
-            Some(kvpb::RegionError {
-                message: self.to_string(),
-                kind: Some(kind),
-            })
-        };
+        let region = |kind| Some(kvpb::RegionError { message: self.to_string(), kind: Some(kind) });
         match self {
-            StoreError::NotLeader {
-                region_id,
-                leader,
-                address,
-            } => (
+            StoreError::NotLeader { region_id, leader, address } => (
                 region(Kind::NotLeader(kvpb::NotLeader {
                     region_id: *region_id,
                     leader: *leader,
@@ -72,18 +51,10 @@ impl StoreError {
                 })),
                 None,
             ),
-            StoreError::EpochNotMatch(current) => (
-                region(Kind::EpochNotMatch(kvpb::EpochNotMatch {
-                    current_regions: current.clone(),
-                })),
-                None,
-            ),
-            StoreError::KeyNotInRegion {
-                key,
-                region_id,
-                start_key,
-                end_key,
-            } => (
+            StoreError::EpochNotMatch(current) => {
+                (region(Kind::EpochNotMatch(kvpb::EpochNotMatch { current_regions: current.clone() })), None)
+            }
+            StoreError::KeyNotInRegion { key, region_id, start_key, end_key } => (
                 region(Kind::KeyNotInRegion(kvpb::KeyNotInRegion {
                     key: key.clone(),
                     region_id: *region_id,
@@ -92,41 +63,24 @@ impl StoreError {
                 })),
                 None,
             ),
-            StoreError::RegionNotFound(id) => (
-                region(Kind::RegionNotFound(kvpb::RegionNotFound {
-                    region_id: *id,
-                })),
-                None,
-            ),
-            StoreError::ServerBusy(reason) => (
-                region(Kind::ServerBusy(kvpb::ServerBusy {
-                    reason: reason.clone(),
-                })),
-                None,
-            ),
+            StoreError::RegionNotFound(id) => {
+                (region(Kind::RegionNotFound(kvpb::RegionNotFound { region_id: *id })), None)
+            }
+            StoreError::ServerBusy(reason) => {
+                (region(Kind::ServerBusy(kvpb::ServerBusy { reason: reason.clone() })), None)
+            }
             StoreError::StaleCommand => (region(Kind::StaleCommand(kvpb::StaleCommand {})), None),
-            StoreError::InvalidArgument(m) => (
-                None,
-                Some(kvpb::Error {
-                    kind: kvpb::ErrorKind::InvalidArgument as i32,
-                    message: m.clone(),
-                }),
-            ),
-            StoreError::Unavailable(m) => (
-                None,
-                Some(kvpb::Error {
-                    kind: kvpb::ErrorKind::Unavailable as i32,
-                    message: m.clone(),
-                }),
-            ),
+            StoreError::InvalidArgument(m) => {
+                (None, Some(kvpb::Error { kind: kvpb::ErrorKind::InvalidArgument as i32, message: m.clone() }))
+            }
+            StoreError::Unavailable(m) => {
+                (None, Some(kvpb::Error { kind: kvpb::ErrorKind::Unavailable as i32, message: m.clone() }))
+            }
         }
     }
 
     /// The client-side view of a response's error fields.
-    pub fn from_pb(
-        region_error: Option<&kvpb::RegionError>,
-        error: Option<&kvpb::Error>,
-    ) -> Option<StoreError> {
+    pub fn from_pb(region_error: Option<&kvpb::RegionError>, error: Option<&kvpb::Error>) -> Option<StoreError> {
         use kvpb::region_error::Kind;
         if let Some(re) = region_error {
             return Some(match &re.kind {
@@ -135,9 +89,7 @@ impl StoreError {
                     leader: n.leader,
                     address: n.leader_address.clone(),
                 },
-                Some(Kind::EpochNotMatch(e)) => {
-                    StoreError::EpochNotMatch(e.current_regions.clone())
-                }
+                Some(Kind::EpochNotMatch(e)) => StoreError::EpochNotMatch(e.current_regions.clone()),
                 Some(Kind::KeyNotInRegion(k)) => StoreError::KeyNotInRegion {
                     key: k.key.clone(),
                     region_id: k.region_id,
@@ -147,9 +99,7 @@ impl StoreError {
                 Some(Kind::RegionNotFound(r)) => StoreError::RegionNotFound(r.region_id),
                 Some(Kind::ServerBusy(b)) => StoreError::ServerBusy(b.reason.clone()),
                 Some(Kind::StaleCommand(_)) => StoreError::StaleCommand,
-                None => {
-                    StoreError::Unavailable(format!("region error without a kind: {}", re.message))
-                }
+                None => StoreError::Unavailable(format!("region error without a kind: {}", re.message)),
             });
         }
         let e = error?;
@@ -176,10 +126,7 @@ impl StoreError {
 
     /// Region errors: the client library refreshes routes and retries.
     pub fn is_region_error(&self) -> bool {
-        !matches!(
-            self,
-            StoreError::InvalidArgument(_) | StoreError::Unavailable(_)
-        )
+        !matches!(self, StoreError::InvalidArgument(_) | StoreError::Unavailable(_))
     }
 }
 
@@ -189,32 +136,12 @@ mod tests {
 
     #[test]
     fn every_error_round_trips_through_the_wire() {
-        let peer = metapb::Peer {
-            id: 5,
-            store_id: 2,
-            role: 0,
-        };
+        let peer = metapb::Peer { id: 5, store_id: 2, role: 0 };
         let cases = vec![
-            StoreError::NotLeader {
-                region_id: 3,
-                leader: Some(peer),
-                address: "h:1".into(),
-            },
-            StoreError::NotLeader {
-                region_id: 3,
-                leader: None,
-                address: String::new(),
-            },
-            StoreError::EpochNotMatch(vec![metapb::Region {
-                id: 9,
-                ..Default::default()
-            }]),
-            StoreError::KeyNotInRegion {
-                key: b"k".to_vec(),
-                region_id: 1,
-                start_key: b"a".to_vec(),
-                end_key: vec![],
-            },
+            StoreError::NotLeader { region_id: 3, leader: Some(peer), address: "h:1".into() },
+            StoreError::NotLeader { region_id: 3, leader: None, address: String::new() },
+            StoreError::EpochNotMatch(vec![metapb::Region { id: 9, ..Default::default() }]),
+            StoreError::KeyNotInRegion { key: b"k".to_vec(), region_id: 1, start_key: b"a".to_vec(), end_key: vec![] },
             StoreError::RegionNotFound(7),
             StoreError::ServerBusy("queue full".into()),
             StoreError::StaleCommand,
@@ -223,11 +150,7 @@ mod tests {
         ];
         for e in cases {
             let (re, err) = e.to_pb();
-            assert_eq!(
-                StoreError::from_pb(re.as_ref(), err.as_ref()),
-                Some(e.clone()),
-                "{e}"
-            );
+            assert_eq!(StoreError::from_pb(re.as_ref(), err.as_ref()), Some(e.clone()), "{e}");
         }
         assert_eq!(StoreError::from_pb(None, None), None);
     }

@@ -84,11 +84,7 @@ fn error(e: StoreError) -> Response {
         StoreError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
         _ => StatusCode::SERVICE_UNAVAILABLE,
     };
-    (
-        code,
-        Json(json!({"error": e.to_string(), "type": e.label()})),
-    )
-        .into_response()
+    (code, Json(json!({"error": e.to_string(), "type": e.label()}))).into_response()
 }
 
 /// The error a KV response carries, as an HTTP response.
@@ -98,46 +94,23 @@ fn failure(re: Option<&kvpb::RegionError>, e: Option<&kvpb::Error>) -> Option<Re
 
 async fn get_key(State(node): State<Arc<Node>>, Path(key): Path<String>) -> Response {
     let key = key.into_bytes();
-    let resp = retried(&node, || {
-        node.get(kvpb::GetRequest {
-            context: None,
-            key: key.clone(),
-        })
-    })
-    .await;
+    let resp = retried(&node, || node.get(kvpb::GetRequest { context: None, key: key.clone() })).await;
     if let Some(r) = failure(resp.region_error.as_ref(), resp.error.as_ref()) {
         return r;
     }
-    if resp.found {
-        (StatusCode::OK, resp.value).into_response()
-    } else {
-        StatusCode::NOT_FOUND.into_response()
-    }
+    if resp.found { (StatusCode::OK, resp.value).into_response() } else { StatusCode::NOT_FOUND.into_response() }
 }
 
 async fn put_key(State(node): State<Arc<Node>>, Path(key): Path<String>, body: Bytes) -> Response {
     let key = key.into_bytes();
-    let resp = retried(&node, || {
-        node.put(kvpb::PutRequest {
-            context: None,
-            key: key.clone(),
-            value: body.to_vec(),
-        })
-    })
-    .await;
-    failure(resp.region_error.as_ref(), resp.error.as_ref())
-        .unwrap_or_else(|| StatusCode::NO_CONTENT.into_response())
+    let resp =
+        retried(&node, || node.put(kvpb::PutRequest { context: None, key: key.clone(), value: body.to_vec() })).await;
+    failure(resp.region_error.as_ref(), resp.error.as_ref()).unwrap_or_else(|| StatusCode::NO_CONTENT.into_response())
 }
 
 async fn delete_key(State(node): State<Arc<Node>>, Path(key): Path<String>) -> Response {
     let key = key.into_bytes();
-    let resp = retried(&node, || {
-        node.delete(kvpb::DeleteRequest {
-            context: None,
-            key: key.clone(),
-        })
-    })
-    .await;
+    let resp = retried(&node, || node.delete(kvpb::DeleteRequest { context: None, key: key.clone() })).await;
     failure(resp.region_error.as_ref(), resp.error.as_ref())
         .unwrap_or_else(|| Json(json!({"existed": resp.existed})).into_response())
 }
@@ -154,12 +127,7 @@ async fn scan(State(node): State<Arc<Node>>, Query(q): Query<HashMap<String, Str
     let mut pairs = Vec::new();
     loop {
         let want = (limit - pairs.len()).min(crate::config::MAX_SCAN_LIMIT) as u32;
-        let req = kvpb::ScanRequest {
-            context: None,
-            start_key: start.clone(),
-            end_key: end.clone(),
-            limit: want,
-        };
+        let req = kvpb::ScanRequest { context: None, start_key: start.clone(), end_key: end.clone(), limit: want };
         let resp = retried(&node, || node.scan(req.clone())).await;
         if let Some(r) = failure(resp.region_error.as_ref(), resp.error.as_ref()) {
             return r;
@@ -170,8 +138,7 @@ async fn scan(State(node): State<Arc<Node>>, Query(q): Query<HashMap<String, Str
             start.push(0);
         }
         pairs.extend(resp.pairs);
-        let done_range =
-            resp.region_end_key.is_empty() || (!end.is_empty() && resp.region_end_key >= end);
+        let done_range = resp.region_end_key.is_empty() || (!end.is_empty() && resp.region_end_key >= end);
         if pairs.len() >= limit || (!full && done_range) {
             break;
         }
@@ -189,16 +156,8 @@ async fn scan(State(node): State<Arc<Node>>, Query(q): Query<HashMap<String, Str
 /// 200 once the store has routes from PD (it can place any request).
 async fn health(State(node): State<Arc<Node>>) -> Response {
     let version = node.routes.version();
-    let status = if version > 0 {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        Json(json!({"store_id": node.store_id, "route_version": version})),
-    )
-        .into_response()
+    let status = if version > 0 { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({"store_id": node.store_id, "route_version": version}))).into_response()
 }
 
 async fn status(State(node): State<Arc<Node>>) -> Json<serde_json::Value> {

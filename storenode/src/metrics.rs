@@ -4,16 +4,13 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(c: T) -> T {
-    REGISTRY
-        .register(Box::new(c.clone()))
-        .expect("metric registered twice");
+    REGISTRY.register(Box::new(c.clone())).expect("metric registered twice");
     c
 }
 
@@ -34,96 +31,44 @@ fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
 }
 
 fn histogram(name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
-    register(
-        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("histogram"),
-    )
+    register(Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("histogram"))
 }
 
 fn histogram_vec(name: &str, help: &str, labels: &[&str]) -> HistogramVec {
-    register(
-        HistogramVec::new(
-            HistogramOpts::new(name, help).buckets(latency_buckets()),
-            labels,
-        )
-        .expect("histogram"),
-    )
+    register(HistogramVec::new(HistogramOpts::new(name, help).buckets(latency_buckets()), labels).expect("histogram"))
 }
 
-pub static REGIONS: LazyLock<IntGauge> =
-    LazyLock::new(|| gauge("store_regions", "Region peers hosted on this store"));
-pub static LEADERS: LazyLock<IntGauge> =
-    LazyLock::new(|| gauge("store_leaders", "Regions led from this store"));
-pub static ROUTE_VERSION: LazyLock<IntGauge> = LazyLock::new(|| {
-    gauge(
-        "store_route_version",
-        "Route catalog version this store has applied",
-    )
-});
+pub static REGIONS: LazyLock<IntGauge> = LazyLock::new(|| gauge("store_regions", "Region peers hosted on this store"));
+pub static LEADERS: LazyLock<IntGauge> = LazyLock::new(|| gauge("store_leaders", "Regions led from this store"));
+pub static ROUTE_VERSION: LazyLock<IntGauge> =
+    LazyLock::new(|| gauge("store_route_version", "Route catalog version this store has applied"));
 
 pub static KV_REQUESTS: LazyLock<IntCounterVec> =
     LazyLock::new(|| counter_vec("store_kv_requests_total", "KV requests received", &["type"]));
 /// By request type and error kind (not_leader, epoch_not_match, ...).
-pub static KV_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    counter_vec(
-        "store_kv_errors_total",
-        "KV requests answered with an error",
-        &["type", "error"],
-    )
-});
-pub static KV_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
-    histogram_vec(
-        "store_kv_request_seconds",
-        "KV request latency on the receiving store",
-        &["type"],
-    )
-});
-pub static KV_FORWARDED: LazyLock<IntCounter> = LazyLock::new(|| {
-    counter(
-        "store_kv_forwarded_total",
-        "KV requests forwarded to the leader's store",
-    )
-});
+pub static KV_ERRORS: LazyLock<IntCounterVec> =
+    LazyLock::new(|| counter_vec("store_kv_errors_total", "KV requests answered with an error", &["type", "error"]));
+pub static KV_SECONDS: LazyLock<HistogramVec> =
+    LazyLock::new(|| histogram_vec("store_kv_request_seconds", "KV request latency on the receiving store", &["type"]));
+pub static KV_FORWARDED: LazyLock<IntCounter> =
+    LazyLock::new(|| counter("store_kv_forwarded_total", "KV requests forwarded to the leader's store"));
 
 /// Raft propose (client write) to apply, on the leader.
 pub static RAFT_PROPOSE_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
-    histogram(
-        "store_raft_propose_apply_seconds",
-        "Raft write from propose to applied on the leader",
-        latency_buckets(),
-    )
+    histogram("store_raft_propose_apply_seconds", "Raft write from propose to applied on the leader", latency_buckets())
 });
 pub static RAFT_APPLY_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
-    histogram(
-        "store_raft_apply_seconds",
-        "Time to apply one batch of committed entries",
-        latency_buckets(),
-    )
+    histogram("store_raft_apply_seconds", "Time to apply one batch of committed entries", latency_buckets())
 });
-pub static RAFT_ENTRIES_APPENDED: LazyLock<IntCounter> = LazyLock::new(|| {
-    counter(
-        "store_raft_log_entries_appended_total",
-        "Raft log entries appended, all regions",
-    )
-});
-pub static RAFT_APPENDS: LazyLock<IntCounter> = LazyLock::new(|| {
-    counter(
-        "store_raft_log_appends_total",
-        "Raft log append calls, all regions",
-    )
-});
+pub static RAFT_ENTRIES_APPENDED: LazyLock<IntCounter> =
+    LazyLock::new(|| counter("store_raft_log_entries_appended_total", "Raft log entries appended, all regions"));
+pub static RAFT_APPENDS: LazyLock<IntCounter> =
+    LazyLock::new(|| counter("store_raft_log_appends_total", "Raft log append calls, all regions"));
 
-pub static GROUP_COMMITS: LazyLock<IntCounter> = LazyLock::new(|| {
-    counter(
-        "store_group_commits_total",
-        "Durable group-commit transactions (one fsync each)",
-    )
-});
-pub static LAZY_COMMITS: LazyLock<IntCounter> = LazyLock::new(|| {
-    counter(
-        "store_group_commits_lazy_total",
-        "Group-commit transactions of applies only (no fsync)",
-    )
-});
+pub static GROUP_COMMITS: LazyLock<IntCounter> =
+    LazyLock::new(|| counter("store_group_commits_total", "Durable group-commit transactions (one fsync each)"));
+pub static LAZY_COMMITS: LazyLock<IntCounter> =
+    LazyLock::new(|| counter("store_group_commits_lazy_total", "Group-commit transactions of applies only (no fsync)"));
 pub static GROUP_COMMIT_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     histogram(
         "store_group_commit_seconds",
@@ -139,63 +84,27 @@ pub static GROUP_COMMIT_BATCH_SIZE: LazyLock<Histogram> = LazyLock::new(|| {
     )
 });
 
-pub static RAFT_MESSAGES_SENT: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    counter_vec(
-        "store_raft_messages_sent_total",
-        "Raft messages sent to other stores",
-        &["type"],
-    )
-});
+pub static RAFT_MESSAGES_SENT: LazyLock<IntCounterVec> =
+    LazyLock::new(|| counter_vec("store_raft_messages_sent_total", "Raft messages sent to other stores", &["type"]));
 pub static RAFT_MESSAGES_RECEIVED: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    counter_vec(
-        "store_raft_messages_received_total",
-        "Raft messages received from other stores",
-        &["type"],
-    )
+    counter_vec("store_raft_messages_received_total", "Raft messages received from other stores", &["type"])
 });
 pub static RAFT_MESSAGES_DROPPED: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    counter_vec(
-        "store_raft_messages_dropped_total",
-        "Raft messages that could not be delivered",
-        &["reason"],
-    )
+    counter_vec("store_raft_messages_dropped_total", "Raft messages that could not be delivered", &["reason"])
 });
 
-pub static SNAPSHOTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    counter_vec(
-        "store_snapshots_total",
-        "Region snapshots sent or received",
-        &["direction"],
-    )
-});
-pub static SNAPSHOT_BYTES: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    counter_vec(
-        "store_snapshot_bytes_total",
-        "Region snapshot bytes",
-        &["direction"],
-    )
-});
-pub static SNAPSHOT_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
-    histogram_vec(
-        "store_snapshot_seconds",
-        "Time to send or install a snapshot",
-        &["direction"],
-    )
-});
+pub static SNAPSHOTS: LazyLock<IntCounterVec> =
+    LazyLock::new(|| counter_vec("store_snapshots_total", "Region snapshots sent or received", &["direction"]));
+pub static SNAPSHOT_BYTES: LazyLock<IntCounterVec> =
+    LazyLock::new(|| counter_vec("store_snapshot_bytes_total", "Region snapshot bytes", &["direction"]));
+pub static SNAPSHOT_SECONDS: LazyLock<HistogramVec> =
+    LazyLock::new(|| histogram_vec("store_snapshot_seconds", "Time to send or install a snapshot", &["direction"]));
 
 pub static PD_HEARTBEATS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    counter_vec(
-        "store_pd_heartbeats_total",
-        "Messages sent to PD on the heartbeat stream",
-        &["kind"],
-    )
+    counter_vec("store_pd_heartbeats_total", "Messages sent to PD on the heartbeat stream", &["kind"])
 });
-pub static PD_STREAM_RECONNECTS: LazyLock<IntCounter> = LazyLock::new(|| {
-    counter(
-        "store_pd_stream_reconnects_total",
-        "Times the PD heartbeat stream was reopened",
-    )
-});
+pub static PD_STREAM_RECONNECTS: LazyLock<IntCounter> =
+    LazyLock::new(|| counter("store_pd_stream_reconnects_total", "Times the PD heartbeat stream was reopened"));
 
 pub static REGION_SIZE_BYTES: LazyLock<Histogram> = LazyLock::new(|| {
     histogram(
@@ -233,15 +142,7 @@ pub fn init() {
     LazyLock::force(&REGION_SIZE_BYTES);
     // Every label value a series can take, so dashboards and alerts see
     // zeros rather than missing series before the first event.
-    for op in [
-        "get",
-        "put",
-        "delete",
-        "scan",
-        "batch_get",
-        "batch_put",
-        "cas",
-    ] {
+    for op in ["get", "put", "delete", "scan", "batch_get", "batch_put", "cas"] {
         KV_REQUESTS.with_label_values(&[op]);
         KV_SECONDS.with_label_values(&[op]);
         KV_ERRORS.with_label_values(&[op, "not_leader"]);
@@ -267,8 +168,6 @@ pub fn init() {
 
 pub fn render() -> String {
     let mut buf = Vec::new();
-    TextEncoder::new()
-        .encode(&REGISTRY.gather(), &mut buf)
-        .expect("text encoding cannot fail");
+    TextEncoder::new().encode(&REGISTRY.gather(), &mut buf).expect("text encoding cannot fail");
     String::from_utf8(buf).expect("prometheus text is UTF-8")
 }

@@ -19,9 +19,7 @@ use std::time::Duration;
 use pd::client::PdClient;
 use pd::error::PdError;
 use proto::metapb;
-use proto::pdpb::{
-    self, store_heartbeat_request::Payload, store_heartbeat_response::Payload as Down,
-};
+use proto::pdpb::{self, store_heartbeat_request::Payload, store_heartbeat_response::Payload as Down};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{info, warn};
@@ -50,18 +48,12 @@ pub async fn register(
 ) -> Result<u64, PdError> {
     let mut backoff = RETRY_MIN;
     let store_id = loop {
-        if let Some(id) = engine
-            .store_id()
-            .map_err(|e| PdError::Storage(e.to_string()))?
-        {
+        if let Some(id) = engine.store_id().map_err(|e| PdError::Storage(e.to_string()))? {
             break id;
         }
         match pd.alloc_id().await {
             Ok(id) => {
-                engine
-                    .set_store_id(id)
-                    .await
-                    .map_err(|e| PdError::Storage(e.to_string()))?;
+                engine.set_store_id(id).await.map_err(|e| PdError::Storage(e.to_string()))?;
                 info!(store_id = id, "store id allocated by PD");
                 break id;
             }
@@ -77,13 +69,7 @@ pub async fn register(
         id: store_id,
         address: address.to_string(),
         http_address: http_address.to_string(),
-        labels: labels
-            .iter()
-            .map(|(k, v)| metapb::StoreLabel {
-                key: k.clone(),
-                value: v.clone(),
-            })
-            .collect(),
+        labels: labels.iter().map(|(k, v)| metapb::StoreLabel { key: k.clone(), value: v.clone() }).collect(),
         state: metapb::StoreState::Up as i32,
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
@@ -101,11 +87,7 @@ pub async fn register(
 }
 
 /// Keeps the heartbeat stream alive until `shutdown`.
-pub async fn run(
-    node: Arc<Node>,
-    mut events: mpsc::UnboundedReceiver<u64>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn run(node: Arc<Node>, mut events: mpsc::UnboundedReceiver<u64>, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = RETRY_MIN;
     loop {
         match session(&node, &mut events, &mut shutdown).await {
@@ -132,9 +114,7 @@ async fn session(
 ) -> Result<(), PdError> {
     let (addr, mut grpc) = node.pd.leader_grpc().await?;
     let (tx, rx) = mpsc::channel(256);
-    tx.send(store_stats(node))
-        .await
-        .map_err(|_| PdError::Unavailable("stream closed".into()))?;
+    tx.send(store_stats(node)).await.map_err(|_| PdError::Unavailable("stream closed".into()))?;
     let mut down = grpc
         .store_heartbeat(ReceiverStream::new(rx))
         .await
@@ -143,11 +123,7 @@ async fn session(
     info!(pd = %addr, "PD heartbeat stream open");
     let send = |msg| {
         let tx = tx.clone();
-        async move {
-            tx.send(msg)
-                .await
-                .map_err(|_| PdError::Unavailable("heartbeat stream closed".into()))
-        }
+        async move { tx.send(msg).await.map_err(|_| PdError::Unavailable("heartbeat stream closed".into())) }
     };
     // Report every led region at once: a new PD leader knows nothing of
     // leaders and sizes yet.
@@ -156,12 +132,8 @@ async fn session(
             send(msg).await?;
         }
     }
-    let mut store_tick = tokio::time::interval(Duration::from_millis(
-        node.config.heartbeat.store_interval_ms,
-    ));
-    let mut region_tick = tokio::time::interval(Duration::from_millis(
-        node.config.heartbeat.region_interval_ms,
-    ));
+    let mut store_tick = tokio::time::interval(Duration::from_millis(node.config.heartbeat.store_interval_ms));
+    let mut region_tick = tokio::time::interval(Duration::from_millis(node.config.heartbeat.region_interval_ms));
     store_tick.tick().await;
     region_tick.tick().await;
     loop {
@@ -220,11 +192,7 @@ fn region_heartbeat(node: &Node, region_id: u64) -> Option<pdpb::StoreHeartbeatR
     let size = s.approximate_size.load(Ordering::Relaxed);
     metrics::REGION_SIZE_BYTES.observe(size as f64);
     metrics::PD_HEARTBEATS.with_label_values(&["region"]).inc();
-    let leader = metapb::Peer {
-        id: s.peer_id,
-        store_id: node.store_id,
-        role: metapb::PeerRole::Voter as i32,
-    };
+    let leader = metapb::Peer { id: s.peer_id, store_id: node.store_id, role: metapb::PeerRole::Voter as i32 };
     Some(pdpb::StoreHeartbeatRequest {
         store_id: node.store_id,
         payload: Some(Payload::Region(pdpb::RegionHeartbeat {

@@ -27,10 +27,7 @@ pub struct RouteTable {
 
 impl Default for RouteTable {
     fn default() -> Self {
-        RouteTable {
-            inner: RwLock::default(),
-            version_tx: tokio::sync::watch::channel(0).0,
-        }
+        RouteTable { inner: RwLock::default(), version_tx: tokio::sync::watch::channel(0).0 }
     }
 }
 
@@ -64,11 +61,7 @@ impl RouteTable {
         let stores = snapshot.stores.iter().map(|s| (s.id, s.clone())).collect();
         metrics::ROUTE_VERSION.set(snapshot.version as i64);
         let version = snapshot.version;
-        *inner = Indexed {
-            snapshot: Arc::new(snapshot),
-            by_start,
-            stores,
-        };
+        *inner = Indexed { snapshot: Arc::new(snapshot), by_start, stores };
         drop(inner);
         self.version_tx.send_replace(version);
         true
@@ -81,10 +74,7 @@ impl RouteTable {
     /// The route of the region containing `key`.
     pub fn region_by_key(&self, key: &[u8]) -> Option<pdpb::RegionRoute> {
         let inner = self.inner.read().unwrap();
-        let (_, i) = inner
-            .by_start
-            .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
-            .next_back()?;
+        let (_, i) = inner.by_start.range::<[u8], _>((Bound::Unbounded, Bound::Included(key))).next_back()?;
         let route = &inner.snapshot.regions[*i];
         let r = route.region.as_ref()?;
         keys::contains(&r.start_key, &r.end_key, key).then(|| route.clone())
@@ -92,12 +82,7 @@ impl RouteTable {
 
     pub fn region(&self, region_id: u64) -> Option<pdpb::RegionRoute> {
         let inner = self.inner.read().unwrap();
-        inner
-            .snapshot
-            .regions
-            .iter()
-            .find(|r| r.region.as_ref().is_some_and(|r| r.id == region_id))
-            .cloned()
+        inner.snapshot.regions.iter().find(|r| r.region.as_ref().is_some_and(|r| r.id == region_id)).cloned()
     }
 }
 
@@ -107,21 +92,12 @@ mod tests {
 
     fn snap(version: u64, split: &[u8]) -> pdpb::RouteSnapshot {
         let region = |id, start: &[u8], end: &[u8]| pdpb::RegionRoute {
-            region: Some(metapb::Region {
-                id,
-                start_key: start.to_vec(),
-                end_key: end.to_vec(),
-                ..Default::default()
-            }),
+            region: Some(metapb::Region { id, start_key: start.to_vec(), end_key: end.to_vec(), ..Default::default() }),
             leader: None,
         };
         pdpb::RouteSnapshot {
             version,
-            stores: vec![metapb::Store {
-                id: 1,
-                address: "a:1".into(),
-                ..Default::default()
-            }],
+            stores: vec![metapb::Store { id: 1, address: "a:1".into(), ..Default::default() }],
             regions: vec![region(2, b"", split), region(3, split, b"")],
         }
     }

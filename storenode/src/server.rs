@@ -41,9 +41,7 @@ fn advertise(configured: &str, bound: SocketAddr, field: &str) -> std::io::Resul
         return Ok(configured.to_string());
     }
     if bound.ip().is_unspecified() {
-        return Err(std::io::Error::other(format!(
-            "listening on {bound}: set {field}"
-        )));
+        return Err(std::io::Error::other(format!("listening on {bound}: set {field}")));
     }
     Ok(bound.to_string())
 }
@@ -62,40 +60,18 @@ impl StoreServer {
         let http_listener = TcpListener::bind(&config.http_addr).await?;
         let grpc_addr = grpc_listener.local_addr()?;
         let http_addr = http_listener.local_addr()?;
-        let advertise_grpc_addr = advertise(
-            &config.advertise_grpc_addr,
-            grpc_addr,
-            "advertise-grpc-addr",
-        )?;
-        let advertise_http_addr = advertise(
-            &config.advertise_http_addr,
-            http_addr,
-            "advertise-http-addr",
-        )?;
+        let advertise_grpc_addr = advertise(&config.advertise_grpc_addr, grpc_addr, "advertise-grpc-addr")?;
+        let advertise_http_addr = advertise(&config.advertise_http_addr, http_addr, "advertise-http-addr")?;
 
         let pd = Arc::new(PdClient::new(&config.pd_endpoints).map_err(std::io::Error::other)?);
-        let store_id = pd_worker::register(
-            &engine,
-            &pd,
-            &advertise_grpc_addr,
-            &advertise_http_addr,
-            &config.labels,
-        )
-        .await
-        .map_err(std::io::Error::other)?;
+        let store_id = pd_worker::register(&engine, &pd, &advertise_grpc_addr, &advertise_http_addr, &config.labels)
+            .await
+            .map_err(std::io::Error::other)?;
         info!(store_id, grpc = %advertise_grpc_addr, "store registered with PD");
 
         let routes = Arc::new(RouteTable::default());
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let node = Node::new(
-            store_id,
-            config.clone(),
-            advertise_grpc_addr.clone(),
-            engine,
-            routes,
-            pd,
-            events_tx,
-        )?;
+        let node = Node::new(store_id, config.clone(), advertise_grpc_addr.clone(), engine, routes, pd, events_tx)?;
         node.start_existing_peers().await?;
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -106,31 +82,13 @@ impl StoreServer {
         let transport = RaftTransportServer::new(TransportService::new(node.clone()))
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
-        let grpc = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .add_service(kv)
-            .add_service(transport);
-        tasks.push(tokio::spawn(pd::net::serve_grpc(
-            grpc,
-            grpc_listener,
-            shutdown_rx.clone(),
-        )));
-        tasks.push(tokio::spawn(pd::net::serve_http(
-            http::router(node.clone()),
-            http_listener,
-            shutdown_rx.clone(),
-        )));
-        tasks.push(tokio::spawn(pd_worker::run(
-            node.clone(),
-            events_rx,
-            shutdown_rx,
-        )));
+        let grpc = tonic::transport::Server::builder().tcp_nodelay(true).add_service(kv).add_service(transport);
+        tasks.push(tokio::spawn(pd::net::serve_grpc(grpc, grpc_listener, shutdown_rx.clone())));
+        tasks.push(tokio::spawn(pd::net::serve_http(http::router(node.clone()), http_listener, shutdown_rx.clone())));
+        tasks.push(tokio::spawn(pd_worker::run(node.clone(), events_rx, shutdown_rx)));
         // Serving before the first routes arrive would answer every request
         // that needs forwarding with ServerBusy.
-        if tokio::time::timeout(ROUTES_WAIT, node.routes.wait_for_routes())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(ROUTES_WAIT, node.routes.wait_for_routes()).await.is_err() {
             tracing::warn!("no routes from PD after {ROUTES_WAIT:?}; serving anyway");
         }
         Ok(StoreServer {

@@ -14,14 +14,8 @@ fn run_with_config(yaml: &str) -> (Option<i32>, String) {
         .arg(dir.path().join("data"))
         .output()
         .expect("run storenode");
-    assert!(
-        !dir.path().join("data").exists(),
-        "a refused config must not create data"
-    );
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    assert!(!dir.path().join("data").exists(), "a refused config must not create data");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
 }
 
 #[test]

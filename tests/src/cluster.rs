@@ -38,12 +38,7 @@ impl DerefMut for StoreProcess {
 impl StoreProcess {
     /// Starts a storage node registered with `pd` and waits until it is
     /// ready (registered and serving).
-    pub fn spawn(
-        name: &str,
-        data_dir: PathBuf,
-        pd: &[String],
-        extra_args: &[&str],
-    ) -> StoreProcess {
+    pub fn spawn(name: &str, data_dir: PathBuf, pd: &[String], extra_args: &[&str]) -> StoreProcess {
         let mut args = vec![
             "--data-dir".to_string(),
             data_dir.display().to_string(),
@@ -64,13 +59,7 @@ impl StoreProcess {
 
     /// A store with production raft timing on fixed addresses (the
     /// playground).
-    pub fn spawn_at(
-        name: &str,
-        data_dir: PathBuf,
-        pd: &[String],
-        grpc: &str,
-        http: &str,
-    ) -> StoreProcess {
+    pub fn spawn_at(name: &str, data_dir: PathBuf, pd: &[String], grpc: &str, http: &str) -> StoreProcess {
         let args = vec![
             "--data-dir".to_string(),
             data_dir.display().to_string(),
@@ -87,10 +76,7 @@ impl StoreProcess {
     fn spawn_with(name: &str, data_dir: PathBuf, args: Vec<String>) -> StoreProcess {
         let env = vec![("STORE_LOG_LEVEL".to_string(), TEST_LOG.to_string())];
         let process = Process::spawn(name, "storenode", args, env, data_dir.with_extension("log"));
-        let store_id = process
-            .field("store")
-            .parse()
-            .expect("store id in ready line");
+        let store_id = process.field("store").parse().expect("store id in ready line");
         StoreProcess { store_id, process }
     }
 }
@@ -109,25 +95,13 @@ impl Cluster {
     }
 
     /// As [`Cluster::start`], with extra flags for every store.
-    pub async fn start_with(
-        pd_members: u64,
-        stores: usize,
-        pd_args: &[&str],
-        store_args: &[&str],
-    ) -> Cluster {
+    pub async fn start_with(pd_members: u64, stores: usize, pd_args: &[&str], store_args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let pd = start_members(dir.path(), pd_members, pd_args);
         let endpoints: Vec<String> = pd.iter().map(|m| m.grpc()).collect();
         wait_leader(&endpoints, pd_members as usize).await;
         let stores = (1..=stores)
-            .map(|i| {
-                StoreProcess::spawn(
-                    &format!("store{i}"),
-                    store_dir(dir.path(), i),
-                    &endpoints,
-                    store_args,
-                )
-            })
+            .map(|i| StoreProcess::spawn(&format!("store{i}"), store_dir(dir.path(), i), &endpoints, store_args))
             .collect();
         let cluster = Cluster { pd, stores, dir };
         cluster.wait_serving().await;
@@ -135,25 +109,16 @@ impl Cluster {
     }
 
     pub fn pd_endpoints(&self) -> Vec<String> {
-        self.pd
-            .iter()
-            .filter(|m| m.is_running())
-            .map(|m| m.grpc())
-            .collect()
+        self.pd.iter().filter(|m| m.is_running()).map(|m| m.grpc()).collect()
     }
 
     /// A client library instance connected to this cluster.
     pub async fn client(&self) -> Client {
-        Client::connect(&self.pd_endpoints())
-            .await
-            .expect("client connects")
+        Client::connect(&self.pd_endpoints()).await.expect("client connects")
     }
 
     pub fn store(&mut self, store_id: u64) -> &mut StoreProcess {
-        self.stores
-            .iter_mut()
-            .find(|s| s.store_id == store_id)
-            .expect("store id")
+        self.stores.iter_mut().find(|s| s.store_id == store_id).expect("store id")
     }
 
     /// Waits until every region accepts a write (a probe key per region).
@@ -161,11 +126,7 @@ impl Cluster {
         let client = self.client().await;
         let pd = pd::client::PdClient::new(&self.pd_endpoints()).expect("pd client");
         wait_for("every region to serve writes", READY_DEADLINE, || async {
-            let routes = pd
-                .list_routes()
-                .await
-                .ok()
-                .filter(|r| !r.regions.is_empty())?;
+            let routes = pd.list_routes().await.ok().filter(|r| !r.regions.is_empty())?;
             for r in &routes.regions {
                 let region = r.region.as_ref()?;
                 let mut probe = region.start_key.clone();

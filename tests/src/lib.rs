@@ -17,9 +17,12 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// Prints a test phase, so a failing test's output shows how far it got.
+/// Prints a test phase with the time since the first phase, so a failing
+/// test's output shows how far it got and where the time went.
 pub fn phase(name: &str) {
-    eprintln!("=== {name}");
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let t = START.get_or_init(std::time::Instant::now).elapsed();
+    eprintln!("=== [{:>6.1}s] {name}", t.as_secs_f64());
 }
 
 /// The path of a workspace binary next to the running test executable.
@@ -56,10 +59,7 @@ where
         if let Some(v) = cond().await {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -78,29 +78,17 @@ pub async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> 
 /// # Errors
 ///
 /// Connection and I/O errors.
-pub async fn http_request(
-    addr: &str,
-    method: &str,
-    path: &str,
-    body: &[u8],
-) -> std::io::Result<(u16, String)> {
+pub async fn http_request(addr: &str, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await?;
-    let head = format!(
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
+    let head = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n", body.len());
     s.write_all(head.as_bytes()).await?;
     s.write_all(body).await?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await?;
     let text = String::from_utf8_lossy(&buf).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     Ok((status, body.to_string()))
 }
 
@@ -108,9 +96,7 @@ pub async fn http_request(
 pub fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -120,11 +106,7 @@ pub fn url_encode(s: &str) -> String {
 /// OS picks it; the listener is closed right away, so another process could
 /// take it in between, which tests accept).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 /// Whether a program is on the PATH.
@@ -139,8 +121,5 @@ pub fn have_program(name: &str) -> bool {
 /// The value of an unlabelled or labelled sample in a Prometheus text
 /// exposition, e.g. `pd_region_reports_refused_total{reason="stale"}`.
 pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(sample)
-            .and_then(|rest| rest.trim().parse().ok())
-    })
+    text.lines().find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok()))
 }

@@ -37,13 +37,7 @@ impl DerefMut for PdProcess {
 impl PdProcess {
     /// Starts `pd-server` member `id` and waits for it to be ready. `grpc`
     /// and `http` may be `127.0.0.1:0` for OS-chosen ports.
-    pub fn spawn(
-        id: u64,
-        data_dir: PathBuf,
-        grpc: &str,
-        http: &str,
-        extra_args: Vec<String>,
-    ) -> PdProcess {
+    pub fn spawn(id: u64, data_dir: PathBuf, grpc: &str, http: &str, extra_args: Vec<String>) -> PdProcess {
         let mut args = vec![
             "--node-id".to_string(),
             id.to_string(),
@@ -57,16 +51,11 @@ impl PdProcess {
         args.extend(extra_args);
         let log = data_dir.with_extension("log");
         let env = vec![("PD_LOG_LEVEL".to_string(), TEST_LOG.to_string())];
-        PdProcess {
-            id,
-            process: Process::spawn(&format!("pd{id}"), "pd-server", args, env, log),
-        }
+        PdProcess { id, process: Process::spawn(&format!("pd{id}"), "pd-server", args, env, log) }
     }
 
     pub fn client(&self) -> PdClient {
-        PdClient::new(&[self.grpc()])
-            .expect("client")
-            .with_deadline(Duration::from_secs(3))
+        PdClient::new(&[self.grpc()]).expect("client").with_deadline(Duration::from_secs(3))
     }
 }
 
@@ -91,11 +80,7 @@ impl PdCluster {
 
     /// Every running member's gRPC address.
     pub fn endpoints(&self) -> Vec<String> {
-        self.members
-            .iter()
-            .filter(|m| m.is_running())
-            .map(|m| m.grpc())
-            .collect()
+        self.members.iter().filter(|m| m.is_running()).map(|m| m.grpc()).collect()
     }
 
     pub fn client(&self) -> PdClient {
@@ -103,10 +88,7 @@ impl PdCluster {
     }
 
     pub fn member(&mut self, id: u64) -> &mut PdProcess {
-        self.members
-            .iter_mut()
-            .find(|m| m.id == id)
-            .expect("member id")
+        self.members.iter_mut().find(|m| m.id == id).expect("member id")
     }
 
     /// Waits until a running member leads a group of `n` voters, as seen
@@ -124,21 +106,9 @@ pub fn start_members(dir: &std::path::Path, n: u64, extra_args: &[&str]) -> Vec<
         let mut args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
         if id > 1 {
             args.push("--join".into());
-            args.push(
-                members
-                    .iter()
-                    .map(|m| m.grpc())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
+            args.push(members.iter().map(|m| m.grpc()).collect::<Vec<_>>().join(","));
         }
-        members.push(PdProcess::spawn(
-            id,
-            dir.join(format!("pd{id}")),
-            "127.0.0.1:0",
-            "127.0.0.1:0",
-            args,
-        ));
+        members.push(PdProcess::spawn(id, dir.join(format!("pd{id}")), "127.0.0.1:0", "127.0.0.1:0", args));
     }
     members
 }
@@ -147,31 +117,25 @@ pub fn start_members(dir: &std::path::Path, n: u64, extra_args: &[&str]) -> Vec<
 /// of `n` members.
 pub async fn wait_leader(running: &[String], n: usize) -> u64 {
     let running = running.to_vec();
-    wait_for(
-        "a PD leader seen by every running member",
-        ELECTION_DEADLINE,
-        || {
-            let running = running.clone();
-            async move {
-                let mut leader: Option<(u64, String)> = None;
-                for ep in &running {
-                    let c = PdClient::new(std::slice::from_ref(ep))
-                        .ok()?
-                        .with_deadline(Duration::from_secs(1));
-                    let m = c.get_members().await.ok()?;
-                    if m.members.len() != n {
-                        return None;
-                    }
-                    let l = m.leader?;
-                    if leader.as_ref().is_some_and(|x| x.0 != l.id) {
-                        return None;
-                    }
-                    leader = Some((l.id, l.address));
+    wait_for("a PD leader seen by every running member", ELECTION_DEADLINE, || {
+        let running = running.clone();
+        async move {
+            let mut leader: Option<(u64, String)> = None;
+            for ep in &running {
+                let c = PdClient::new(std::slice::from_ref(ep)).ok()?.with_deadline(Duration::from_secs(1));
+                let m = c.get_members().await.ok()?;
+                if m.members.len() != n {
+                    return None;
                 }
-                let l = leader?;
-                running.contains(&l.1).then_some(l.0)
+                let l = m.leader?;
+                if leader.as_ref().is_some_and(|x| x.0 != l.id) {
+                    return None;
+                }
+                leader = Some((l.id, l.address));
             }
-        },
-    )
+            let l = leader?;
+            running.contains(&l.1).then_some(l.0)
+        }
+    })
     .await
 }

@@ -40,25 +40,13 @@ impl Process {
         env: Vec<(String, String)>,
         log: PathBuf,
     ) -> Process {
-        let mut p = Process {
-            name: name.into(),
-            binary,
-            args,
-            env,
-            log,
-            child: None,
-            fields: HashMap::new(),
-        };
+        let mut p = Process { name: name.into(), binary, args, env, log, child: None, fields: HashMap::new() };
         p.start();
         p
     }
 
     fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
         let mut child = Command::new(binary(self.binary))
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -78,23 +66,13 @@ impl Process {
         let Ok(line) = rx.recv_timeout(READY_TIMEOUT) else {
             let _ = child.kill();
             let _ = child.wait();
-            panic!(
-                "{} did not become ready; log:\n{}",
-                self.name,
-                self.log_tail()
-            )
+            panic!("{} did not become ready; log:\n{}", self.name, self.log_tail())
         };
-        self.fields = line
-            .split_whitespace()
-            .filter_map(|w| w.split_once('='))
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
+        self.fields =
+            line.split_whitespace().filter_map(|w| w.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect();
         // Restarts reuse the addresses bound now, so peers can find us.
         for (flag, field) in [("--grpc-addr", "grpc"), ("--http-addr", "http")] {
-            if let (Some(i), Some(v)) = (
-                self.args.iter().position(|a| a == flag),
-                self.fields.get(field),
-            ) {
+            if let (Some(i), Some(v)) = (self.args.iter().position(|a| a == flag), self.fields.get(field)) {
                 self.args[i + 1] = v.clone();
             }
         }
@@ -107,10 +85,7 @@ impl Process {
     ///
     /// If the ready line had no such field.
     pub fn field(&self, name: &str) -> String {
-        self.fields
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| panic!("{} ready line has no {name}=", self.name))
+        self.fields.get(name).cloned().unwrap_or_else(|| panic!("{} ready line has no {name}=", self.name))
     }
 
     pub fn grpc(&self) -> String {
@@ -134,10 +109,7 @@ impl Process {
         let Some(mut c) = self.child.take() else {
             return;
         };
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
         let deadline = std::time::Instant::now() + grace;
         while std::time::Instant::now() < deadline {
             if let Ok(Some(_)) = c.try_wait() {

@@ -43,61 +43,38 @@ impl HeartbeatStream {
     pub async fn open(pd: &PdClient, store_id: u64) -> Result<Self, PdError> {
         let (_, mut grpc) = pd.leader_grpc().await?;
         let (tx, rx) = mpsc::channel(16);
-        tx.send(Self::stats(store_id))
-            .await
-            .expect("queue first message");
-        let resp = grpc
-            .store_heartbeat(ReceiverStream::new(rx))
-            .await
-            .map_err(|s| pd::client::status_error("leader", &s))?;
-        Ok(HeartbeatStream {
-            store_id,
-            tx,
-            rx: resp.into_inner(),
-        })
+        tx.send(Self::stats(store_id)).await.expect("queue first message");
+        let resp =
+            grpc.store_heartbeat(ReceiverStream::new(rx)).await.map_err(|s| pd::client::status_error("leader", &s))?;
+        Ok(HeartbeatStream { store_id, tx, rx: resp.into_inner() })
     }
 
     fn stats(store_id: u64) -> pdpb::StoreHeartbeatRequest {
         pdpb::StoreHeartbeatRequest {
             store_id,
-            payload: Some(pdpb::store_heartbeat_request::Payload::Store(
-                pdpb::StoreStats {
-                    capacity: 100 << 30,
-                    available: 50 << 30,
-                    ..Default::default()
-                },
-            )),
+            payload: Some(pdpb::store_heartbeat_request::Payload::Store(pdpb::StoreStats {
+                capacity: 100 << 30,
+                available: 50 << 30,
+                ..Default::default()
+            })),
         }
     }
 
     pub async fn send(&self, payload: pdpb::store_heartbeat_request::Payload) {
-        let msg = pdpb::StoreHeartbeatRequest {
-            store_id: self.store_id,
-            payload: Some(payload),
-        };
+        let msg = pdpb::StoreHeartbeatRequest { store_id: self.store_id, payload: Some(payload) };
         self.tx.send(msg).await.expect("heartbeat stream closed");
     }
 
     /// Reports `region` as led by this store's peer at `term`.
     pub async fn report_region(&self, region: &metapb::Region, term: u64) {
-        let leader = *region
-            .peers
-            .iter()
-            .find(|p| p.store_id == self.store_id)
-            .expect("store hosts a peer");
-        self.send(pdpb::store_heartbeat_request::Payload::Region(
-            pdpb::RegionHeartbeat {
-                region: Some(region.clone()),
-                leader: Some(leader),
-                term,
-                stats: Some(pdpb::RegionStats {
-                    approximate_size: 1 << 20,
-                    approximate_keys: 1000,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        ))
+        let leader = *region.peers.iter().find(|p| p.store_id == self.store_id).expect("store hosts a peer");
+        self.send(pdpb::store_heartbeat_request::Payload::Region(pdpb::RegionHeartbeat {
+            region: Some(region.clone()),
+            leader: Some(leader),
+            term,
+            stats: Some(pdpb::RegionStats { approximate_size: 1 << 20, approximate_keys: 1000, ..Default::default() }),
+            ..Default::default()
+        }))
         .await;
     }
 

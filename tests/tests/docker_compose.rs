@@ -30,10 +30,7 @@ fn compose_tool() -> Option<Vec<String>> {
         return Some(vec!["docker".into(), "compose".into()]);
     }
     let standalone = Command::new("docker-compose").arg("version").output();
-    standalone
-        .as_ref()
-        .is_ok_and(ok)
-        .then(|| vec!["docker-compose".into()])
+    standalone.as_ref().is_ok_and(ok).then(|| vec!["docker-compose".into()])
 }
 
 struct Compose {
@@ -55,21 +52,13 @@ impl Compose {
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .output()
             .expect("run compose");
-        eprintln!(
-            "compose {}: {}",
-            args.join(" "),
-            if ok(&out) { "ok" } else { "FAILED" }
-        );
+        eprintln!("compose {}: {}", args.join(" "), if ok(&out) { "ok" } else { "FAILED" });
         out
     }
 
     fn must(&self, args: &[&str]) {
         let out = self.run(args);
-        assert!(
-            ok(&out),
-            "compose {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(ok(&out), "compose {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     /// Waits until every service's container reports healthy.
@@ -99,9 +88,7 @@ impl Drop for Compose {
 }
 
 async fn put(http: &str, key: &str, value: &str) {
-    let (status, body) = http_request(http, "PUT", &format!("/kv/{key}"), value.as_bytes())
-        .await
-        .expect("http");
+    let (status, body) = http_request(http, "PUT", &format!("/kv/{key}"), value.as_bytes()).await.expect("http");
     assert_eq!(status, 204, "PUT {key}: {body}");
 }
 
@@ -116,9 +103,7 @@ async fn get(http: &str, key: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compose_cluster_serves_survives_a_store_kill_and_keeps_data() {
-    let docker_up = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output();
+    let docker_up = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output();
     if !docker_up.as_ref().is_ok_and(ok) {
         eprintln!("SKIPPED: no Docker engine reachable (docker info failed)");
         return;
@@ -130,48 +115,25 @@ async fn compose_cluster_serves_survives_a_store_kill_and_keeps_data() {
 
     phase("build the image (no base image pulled)");
     let tag = format!("kvstore:test-{}", std::process::id());
-    let out = Command::new("bash")
-        .arg(root().join("deploy/docker/build.sh"))
-        .arg(&tag)
-        .output()
-        .expect("build");
-    assert!(
-        ok(&out),
-        "image build failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("bash").arg(root().join("deploy/docker/build.sh")).arg(&tag).output().expect("build");
+    assert!(ok(&out), "image build failed:\n{}", String::from_utf8_lossy(&out.stderr));
 
     phase("compose up: PD and three stores, healthy");
-    let ports: Vec<(String, u16)> = [
-        "PD_GRPC_PORT",
-        "PD_HTTP_PORT",
-        "STORE1_HTTP_PORT",
-        "STORE2_HTTP_PORT",
-        "STORE3_HTTP_PORT",
-    ]
-    .into_iter()
-    .map(|k| (k.to_string(), free_port()))
-    .collect();
+    let ports: Vec<(String, u16)> =
+        ["PD_GRPC_PORT", "PD_HTTP_PORT", "STORE1_HTTP_PORT", "STORE2_HTTP_PORT", "STORE3_HTTP_PORT"]
+            .into_iter()
+            .map(|k| (k.to_string(), free_port()))
+            .collect();
     let port = |k: &str| ports.iter().find(|(n, _)| n == k).unwrap().1;
-    let mut env: Vec<(String, String)> = ports
-        .iter()
-        .map(|(k, p)| (k.clone(), p.to_string()))
-        .collect();
+    let mut env: Vec<(String, String)> = ports.iter().map(|(k, p)| (k.clone(), p.to_string())).collect();
     env.push(("KVSTORE_IMAGE".into(), tag.clone()));
-    let compose = Compose {
-        tool,
-        project: format!("kvtest{}", std::process::id()),
-        env,
-    };
+    let compose = Compose { tool, project: format!("kvtest{}", std::process::id()), env };
     compose.must(&["up", "-d"]);
     compose.wait_healthy(4).await;
 
     phase("pdctl on the host lists three Up stores");
     let pd = format!("127.0.0.1:{}", port("PD_GRPC_PORT"));
-    let out = Command::new(binary("pdctl"))
-        .args(["--pd", &pd, "-o", "json", "store", "list"])
-        .output()
-        .unwrap();
+    let out = Command::new(binary("pdctl")).args(["--pd", &pd, "-o", "json", "store", "list"]).output().unwrap();
     assert!(ok(&out), "{}", String::from_utf8_lossy(&out.stderr));
     let stores: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(stores["count"], 3, "{stores}");
@@ -201,11 +163,7 @@ async fn compose_cluster_serves_survives_a_store_kill_and_keeps_data() {
     wait_for("store3 to hold every key", HEALTHY_WITHIN, || async {
         let (_, body) = http_get(&h3, "/status").await.ok()?;
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        let keys: u64 = v["regions"]
-            .as_array()?
-            .iter()
-            .filter_map(|r| r["approximate_keys"].as_u64())
-            .sum();
+        let keys: u64 = v["regions"].as_array()?.iter().filter_map(|r| r["approximate_keys"].as_u64()).sum();
         (keys >= 40).then_some(())
     })
     .await;
@@ -215,14 +173,8 @@ async fn compose_cluster_serves_survives_a_store_kill_and_keeps_data() {
     compose.must(&["up", "-d"]);
     compose.wait_healthy(4).await;
     for i in [0, 19] {
-        assert_eq!(
-            get(&h2, &format!("before{i}")).await.as_deref(),
-            Some(format!("v{i}").as_str())
-        );
-        assert_eq!(
-            get(&h3, &format!("during{i}")).await.as_deref(),
-            Some(format!("v{i}").as_str())
-        );
+        assert_eq!(get(&h2, &format!("before{i}")).await.as_deref(), Some(format!("v{i}").as_str()));
+        assert_eq!(get(&h3, &format!("during{i}")).await.as_deref(), Some(format!("v{i}").as_str()));
     }
     let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
 }

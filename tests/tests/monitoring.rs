@@ -40,19 +40,14 @@ fn expressions() -> Vec<(String, String)> {
             serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
         for panel in dash["panels"].as_array().expect("panels") {
             for target in panel["targets"].as_array().expect("targets") {
-                let name = format!(
-                    "{} / {}",
-                    path.file_name().unwrap().to_string_lossy(),
-                    panel["title"]
-                );
+                let name = format!("{} / {}", path.file_name().unwrap().to_string_lossy(), panel["title"]);
                 out.push((name, target["expr"].as_str().expect("expr").to_string()));
             }
         }
     }
-    let rules: serde_yaml::Value = serde_yaml::from_str(
-        &std::fs::read_to_string(deploy().join("prometheus/rules.yml")).expect("rules"),
-    )
-    .expect("yaml");
+    let rules: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(deploy().join("prometheus/rules.yml")).expect("rules"))
+            .expect("yaml");
     for group in rules["groups"].as_sequence().expect("groups") {
         for rule in group["rules"].as_sequence().expect("rules") {
             let expr = rule["expr"].as_str().expect("expr");
@@ -63,10 +58,7 @@ fn expressions() -> Vec<(String, String)> {
                     && words[0].parse::<f64>().is_ok(),
                 "rule expression {expr:?} is not \"<query> <comparison> <number>\""
             );
-            out.push((
-                format!("rule {}", rule["alert"].as_str().unwrap_or("?")),
-                words[2].to_string(),
-            ));
+            out.push((format!("rule {}", rule["alert"].as_str().unwrap_or("?")), words[2].to_string()));
         }
     }
     out
@@ -79,17 +71,9 @@ async fn dashboards_and_alerts_query_real_data() {
         return;
     }
     phase("promtool accepts the alert rules");
-    let out = Command::new("promtool")
-        .arg("check")
-        .arg("rules")
-        .arg(deploy().join("prometheus/rules.yml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let out =
+        Command::new("promtool").arg("check").arg("rules").arg(deploy().join("prometheus/rules.yml")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 
     phase("a cluster under load");
     let cluster = Cluster::start(1, 3, &[]).await;
@@ -112,11 +96,7 @@ async fn dashboards_and_alerts_query_real_data() {
     phase("Prometheus scraping PD and every store");
     let dir = tempfile::tempdir().unwrap();
     let pd_http = cluster.pd[0].http();
-    let stores: Vec<String> = cluster
-        .stores
-        .iter()
-        .map(|s| format!("\"{}\"", s.http()))
-        .collect();
+    let stores: Vec<String> = cluster.stores.iter().map(|s| format!("\"{}\"", s.http())).collect();
     let config = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: pd\n    static_configs:\n      - targets: [\"{pd_http}\"]\n  - job_name: storenode\n    static_configs:\n      - targets: [{}]\n",
         deploy().join("prometheus/rules.yml").display(),
@@ -124,26 +104,14 @@ async fn dashboards_and_alerts_query_real_data() {
     );
     let config_path = dir.path().join("prometheus.yml");
     std::fs::write(&config_path, config).unwrap();
-    let out = Command::new("promtool")
-        .arg("check")
-        .arg("config")
-        .arg(&config_path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let out = Command::new("promtool").arg("check").arg("config").arg(&config_path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let port = free_port();
     let web = format!("127.0.0.1:{port}");
     let _prom = KillOnDrop(
         Command::new("prometheus")
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
             .arg(format!("--web.listen-address={web}"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())

@@ -15,10 +15,7 @@ use proto::{metapb, pdpb};
 const WAIT: Duration = Duration::from_secs(15);
 
 fn pdctl(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(binary("pdctl"))
-        .args(args)
-        .output()
-        .expect("run pdctl");
+    let out = Command::new(binary("pdctl")).args(args).output().expect("run pdctl");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).to_string(),
@@ -35,113 +32,51 @@ async fn bad_input_gets_typed_errors_and_changes_nothing() {
     for port in [20160, 20170, 20180] {
         stores.push(register_store(&pd, port).await);
     }
-    let before = wait_for("bootstrap", WAIT, || async {
-        pd.list_routes().await.ok().filter(|r| r.regions.len() == 1)
-    })
-    .await;
+    let before =
+        wait_for("bootstrap", WAIT, || async { pd.list_routes().await.ok().filter(|r| r.regions.len() == 1) }).await;
 
     phase("bootstrap happens once");
     assert!(pd.is_bootstrapped().await.expect("is bootstrapped"));
-    assert!(matches!(
-        pd.bootstrap().await,
-        Err(PdError::AlreadyBootstrapped)
-    ));
+    assert!(matches!(pd.bootstrap().await, Err(PdError::AlreadyBootstrapped)));
 
     phase("unknown ids");
-    assert!(matches!(
-        pd.get_region_by_id(999_999).await,
-        Err(PdError::RegionNotFound(999_999))
-    ));
-    assert!(matches!(
-        pd.get_store(999_999).await,
-        Err(PdError::StoreNotFound(999_999))
-    ));
-    assert!(matches!(
-        pd.get_region_by_id(0).await,
-        Err(PdError::InvalidArgument(_))
-    ));
+    assert!(matches!(pd.get_region_by_id(999_999).await, Err(PdError::RegionNotFound(999_999))));
+    assert!(matches!(pd.get_store(999_999).await, Err(PdError::StoreNotFound(999_999))));
+    assert!(matches!(pd.get_region_by_id(0).await, Err(PdError::InvalidArgument(_))));
 
     phase("malformed key range");
-    assert!(matches!(
-        pd.scan_regions(b"z", b"a", 0).await,
-        Err(PdError::InvalidArgument(_))
-    ));
+    assert!(matches!(pd.scan_regions(b"z", b"a", 0).await, Err(PdError::InvalidArgument(_))));
 
     phase("malformed stores");
-    let unallocated = metapb::Store {
-        id: 1 << 40,
-        address: "127.0.0.1:1".into(),
-        ..Default::default()
-    };
-    assert!(
-        matches!(pd.put_store(unallocated).await, Err(PdError::InvalidArgument(m)) if m.contains("not allocated"))
-    );
+    let unallocated = metapb::Store { id: 1 << 40, address: "127.0.0.1:1".into(), ..Default::default() };
+    assert!(matches!(pd.put_store(unallocated).await, Err(PdError::InvalidArgument(m)) if m.contains("not allocated")));
     let id = pd.alloc_id().await.expect("alloc");
-    let no_port = metapb::Store {
-        id,
-        address: "nohost".into(),
-        ..Default::default()
-    };
-    assert!(matches!(
-        pd.put_store(no_port).await,
-        Err(PdError::InvalidArgument(_))
-    ));
-    let taken = metapb::Store {
-        id,
-        address: "127.0.0.1:20160".into(),
-        ..Default::default()
-    };
-    assert!(matches!(
-        pd.put_store(taken).await,
-        Err(PdError::StoreConflict(_))
-    ));
+    let no_port = metapb::Store { id, address: "nohost".into(), ..Default::default() };
+    assert!(matches!(pd.put_store(no_port).await, Err(PdError::InvalidArgument(_))));
+    let taken = metapb::Store { id, address: "127.0.0.1:20160".into(), ..Default::default() };
+    assert!(matches!(pd.put_store(taken).await, Err(PdError::StoreConflict(_))));
 
     phase("a write sent to a follower names the leader");
     let leader_id = cluster.wait_members(3).await;
     let leader_addr = cluster.member(leader_id).grpc().clone();
-    let follower = cluster
-        .members
-        .iter()
-        .find(|m| m.id != leader_id)
-        .expect("a follower")
-        .grpc()
-        .clone();
+    let follower = cluster.members.iter().find(|m| m.id != leader_id).expect("a follower").grpc().clone();
     let mut raw = pdpb::pd_client::PdClient::new(pd::client::channel(&follower).expect("channel"));
-    let resp = raw
-        .alloc_id(pdpb::AllocIdRequest { count: 1 })
-        .await
-        .expect("rpc")
-        .into_inner();
-    let err = resp
-        .header
-        .and_then(|h| h.error)
-        .expect("follower must refuse");
+    let resp = raw.alloc_id(pdpb::AllocIdRequest { count: 1 }).await.expect("rpc").into_inner();
+    let err = resp.header.and_then(|h| h.error).expect("follower must refuse");
     assert_eq!(err.r#type(), pdpb::ErrorType::NotLeader);
     assert_eq!(err.leader.expect("leader hint").address, leader_addr);
     let resp = raw
         .put_store(pdpb::PutStoreRequest {
-            store: Some(metapb::Store {
-                id,
-                address: "127.0.0.1:9".into(),
-                ..Default::default()
-            }),
+            store: Some(metapb::Store { id, address: "127.0.0.1:9".into(), ..Default::default() }),
         })
         .await
         .expect("rpc")
         .into_inner();
-    assert_eq!(
-        resp.header.and_then(|h| h.error).expect("refused").r#type(),
-        pdpb::ErrorType::NotLeader
-    );
+    assert_eq!(resp.header.and_then(|h| h.error).expect("refused").r#type(), pdpb::ErrorType::NotLeader);
 
     phase("a heartbeat stream from an unknown store is refused");
-    let mut hb = HeartbeatStream::open(&pd, 999_999)
-        .await
-        .expect("stream opens");
-    assert!(matches!(
-        hb.next_routes(WAIT).await,
-        Err(PdError::StoreNotFound(999_999))
-    ));
+    let mut hb = HeartbeatStream::open(&pd, 999_999).await.expect("stream opens");
+    assert!(matches!(hb.next_routes(WAIT).await, Err(PdError::StoreNotFound(999_999))));
 
     phase("a malformed region report changes nothing");
     let mut hb = HeartbeatStream::open(&pd, stores[0]).await.expect("stream");
@@ -181,8 +116,5 @@ async fn bad_input_gets_typed_errors_and_changes_nothing() {
     assert!(err.contains("127.0.0.1:1"), "{err}");
     let (code, out, _) = pdctl(&["--pd", &ep, "routes", "--watch", "--count", "1"]);
     assert_eq!(code, 0);
-    assert!(
-        out.contains(&format!("catalog version {}", before.version + 1)),
-        "{out}"
-    );
+    assert!(out.contains(&format!("catalog version {}", before.version + 1)), "{out}");
 }

@@ -32,46 +32,24 @@ async fn three_member_pd_serves_heartbeats_and_survives_leader_loss() {
 
     phase("register stores; the third one triggers bootstrap");
     let s1 = register_store(&pd, 20160).await;
-    let mut hb1 = HeartbeatStream::open(&pd, s1)
-        .await
-        .expect("open heartbeat");
-    let first = hb1
-        .next_routes(STREAM_WAIT)
-        .await
-        .expect("snapshot at stream start");
+    let mut hb1 = HeartbeatStream::open(&pd, s1).await.expect("open heartbeat");
+    let first = hb1.next_routes(STREAM_WAIT).await.expect("snapshot at stream start");
     assert!(first.version >= 1, "a registered store is a route change");
     assert!(first.stores.iter().any(|s| s.id == s1));
     let s2 = register_store(&pd, 20170).await;
     let s3 = register_store(&pd, 20180).await;
-    let boot = hb1
-        .routes_until(STREAM_WAIT, |r| r.regions.len() == 1)
-        .await;
+    let boot = hb1.routes_until(STREAM_WAIT, |r| r.regions.len() == 1).await;
     let region = region_of(&boot);
     let mut peer_stores: Vec<u64> = region.peers.iter().map(|p| p.store_id).collect();
     peer_stores.sort_unstable();
     assert_eq!(peer_stores, vec![s1, s2, s3]);
-    assert!(
-        region.start_key.is_empty() && region.end_key.is_empty(),
-        "first region covers the key space"
-    );
+    assert!(region.start_key.is_empty() && region.end_key.is_empty(), "first region covers the key space");
 
     phase("a second stream and a route watcher see the same version");
-    let mut hb2 = HeartbeatStream::open(&pd, s2)
-        .await
-        .expect("open heartbeat");
-    assert_eq!(
-        hb2.next_routes(STREAM_WAIT)
-            .await
-            .expect("snapshot")
-            .version,
-        boot.version
-    );
+    let mut hb2 = HeartbeatStream::open(&pd, s2).await.expect("open heartbeat");
+    assert_eq!(hb2.next_routes(STREAM_WAIT).await.expect("snapshot").version, boot.version);
     let mut watch = pd.watch_routes(0).await.expect("watch");
-    assert_eq!(
-        next_watch(&mut watch).await.version,
-        boot.version,
-        "since 0 sends the current snapshot"
-    );
+    assert_eq!(next_watch(&mut watch).await.version, boot.version, "since 0 sends the current snapshot");
 
     phase("a report with a newer epoch bumps the version on every stream");
     let mut newer = region.clone();
@@ -96,21 +74,13 @@ async fn three_member_pd_serves_heartbeats_and_survives_leader_loss() {
     newest.region_epoch.as_mut().unwrap().conf_ver += 1;
     hb2.report_region(&newest, 2).await;
     let r = hb2.routes_until(STREAM_WAIT, |r| r.version > v1).await;
-    assert_eq!(
-        r.version,
-        v1 + 1,
-        "the stale report must not have changed routes"
-    );
+    assert_eq!(r.version, v1 + 1, "the stale report must not have changed routes");
     assert_eq!(region_of(&r).region_epoch, newest.region_epoch);
     assert_eq!(r.regions[0].leader.expect("leader").store_id, s2);
     let leader_id = cluster.wait_members(3).await;
     let leader_http = cluster.member(leader_id).http().clone();
     let (_, metrics) = http_get(&leader_http, "/metrics").await.expect("metrics");
-    let stale = metric_value(
-        &metrics,
-        "pd_region_reports_refused_total{reason=\"stale\"}",
-    )
-    .unwrap_or(0.0);
+    let stale = metric_value(&metrics, "pd_region_reports_refused_total{reason=\"stale\"}").unwrap_or(0.0);
     assert!(stale >= 1.0, "stale report not counted:\n{metrics}");
 
     phase("kill -9 the PD leader");
@@ -133,48 +103,28 @@ async fn three_member_pd_serves_heartbeats_and_survives_leader_loss() {
             break e;
         }
     };
-    assert!(
-        !ended.to_string().contains("in time"),
-        "stream to the dead leader hung: {ended}"
-    );
-    let mut hb1 = HeartbeatStream::open(&pd2, s1)
-        .await
-        .expect("reopen heartbeat");
-    assert_eq!(
-        hb1.next_routes(STREAM_WAIT)
-            .await
-            .expect("snapshot")
-            .version,
-        before.version
-    );
+    assert!(!ended.to_string().contains("in time"), "stream to the dead leader hung: {ended}");
+    let mut hb1 = HeartbeatStream::open(&pd2, s1).await.expect("reopen heartbeat");
+    assert_eq!(hb1.next_routes(STREAM_WAIT).await.expect("snapshot").version, before.version);
     let mut watch = pd2.watch_routes(before.version).await.expect("rewatch");
     let mut after_failover = newest.clone();
     after_failover.region_epoch.as_mut().unwrap().conf_ver += 1;
     hb1.report_region(&after_failover, 3).await;
     assert_eq!(next_watch(&mut watch).await.version, before.version + 1);
-    assert_eq!(
-        hb1.routes_until(STREAM_WAIT, |r| r.version > before.version)
-            .await
-            .version,
-        before.version + 1
-    );
+    assert_eq!(hb1.routes_until(STREAM_WAIT, |r| r.version > before.version).await.version, before.version + 1);
 
     phase("the killed member restarts and catches up");
     cluster.member(leader_id).restart();
     let http = cluster.member(leader_id).http().clone();
     let want = before.version + 1;
-    wait_for(
-        "restarted member to apply the latest catalog",
-        STREAM_WAIT,
-        || {
-            let http = http.clone();
-            async move {
-                let (status, body) = http_get(&http, "/api/v1/routes").await.ok()?;
-                let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-                (status == 200 && v["version"] == want).then_some(())
-            }
-        },
-    )
+    wait_for("restarted member to apply the latest catalog", STREAM_WAIT, || {
+        let http = http.clone();
+        async move {
+            let (status, body) = http_get(&http, "/api/v1/routes").await.ok()?;
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            (status == 200 && v["version"] == want).then_some(())
+        }
+    })
     .await;
     cluster.wait_members(3).await;
 }
@@ -187,10 +137,9 @@ async fn restarting_every_member_reloads_the_catalog() {
     for port in [20160, 20170, 20180] {
         register_store(&pd, port).await;
     }
-    let before = wait_for("bootstrap", STREAM_WAIT, || async {
-        pd.list_routes().await.ok().filter(|r| r.regions.len() == 4)
-    })
-    .await;
+    let before =
+        wait_for("bootstrap", STREAM_WAIT, || async { pd.list_routes().await.ok().filter(|r| r.regions.len() == 4) })
+            .await;
     let last_id = pd.alloc_id().await.expect("alloc");
 
     phase("kill -9 every member, then restart them all");
@@ -205,10 +154,7 @@ async fn restarting_every_member_reloads_the_catalog() {
     phase("routes, version and the id allocator came back from disk");
     let pd = cluster.client();
     assert_eq!(pd.list_routes().await.expect("routes"), before);
-    assert!(
-        pd.alloc_id().await.expect("alloc") > last_id,
-        "an id was handed out twice"
-    );
+    assert!(pd.alloc_id().await.expect("alloc") > last_id, "an id was handed out twice");
     for id in 1..=3 {
         let http = cluster.member(id).http().clone();
         let (status, body) = http_get(&http, "/api/v1/regions").await.expect("regions");

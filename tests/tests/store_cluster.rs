@@ -63,19 +63,9 @@ async fn replicated_writes_survive_a_killed_leader_and_a_full_restart() {
     for_each_key(KEYS, move |i| {
         let mut c = s1.clone();
         async move {
-            let resp = c
-                .put(kvpb::PutRequest {
-                    context: None,
-                    key: key(i),
-                    value: value(i),
-                })
-                .await
-                .expect("rpc");
+            let resp = c.put(kvpb::PutRequest { context: None, key: key(i), value: value(i) }).await.expect("rpc");
             let r = resp.into_inner();
-            assert!(
-                r.region_error.is_none() && r.error.is_none(),
-                "put {i}: {r:?}"
-            );
+            assert!(r.region_error.is_none() && r.error.is_none(), "put {i}: {r:?}");
         }
     })
     .await;
@@ -86,18 +76,8 @@ async fn replicated_writes_survive_a_killed_leader_and_a_full_restart() {
         for_each_key(KEYS, move |i| {
             let mut c = c.clone();
             async move {
-                let r = c
-                    .get(kvpb::GetRequest {
-                        context: None,
-                        key: key(i),
-                    })
-                    .await
-                    .expect("rpc")
-                    .into_inner();
-                assert!(
-                    r.region_error.is_none() && r.error.is_none(),
-                    "get {i}: {r:?}"
-                );
+                let r = c.get(kvpb::GetRequest { context: None, key: key(i) }).await.expect("rpc").into_inner();
+                assert!(r.region_error.is_none() && r.error.is_none(), "get {i}: {r:?}");
                 assert!(r.found, "key {i} missing");
                 assert_eq!(r.value, value(i));
             }
@@ -120,13 +100,7 @@ async fn replicated_writes_survive_a_killed_leader_and_a_full_restart() {
     phase("kill -9 the leader's store while the client writes");
     let pd = pd::client::PdClient::new(&cluster.pd_endpoints()).expect("pd");
     let leader_store = wait_for("a reported region leader", WAIT, || async {
-        pd.list_routes()
-            .await
-            .ok()?
-            .regions
-            .first()?
-            .leader
-            .map(|l| l.store_id)
+        pd.list_routes().await.ok()?.regions.first()?.leader.map(|l| l.store_id)
     })
     .await;
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
@@ -138,19 +112,13 @@ async fn replicated_writes_survive_a_killed_leader_and_a_full_restart() {
             while !stop.load(Ordering::Relaxed) {
                 let k = format!("after{i:06}").into_bytes();
                 // Users must see success, not region errors, across the kill.
-                client
-                    .put(&k, &value(i))
-                    .await
-                    .unwrap_or_else(|e| panic!("put after{i}: {e}"));
+                client.put(&k, &value(i)).await.unwrap_or_else(|e| panic!("put after{i}: {e}"));
                 acked.lock().await.insert(i);
                 i += 1;
             }
         })
     };
-    wait_for("writes before the kill", WAIT, || async {
-        (acked.lock().await.len() >= 20).then_some(())
-    })
-    .await;
+    wait_for("writes before the kill", WAIT, || async { (acked.lock().await.len() >= 20).then_some(()) }).await;
     cluster.store(leader_store).kill();
     let at_kill = acked.lock().await.len();
     wait_for("writes to resume after the kill", WAIT, || async {
@@ -158,14 +126,7 @@ async fn replicated_writes_survive_a_killed_leader_and_a_full_restart() {
     })
     .await;
     let new_leader = wait_for("a new leader reported to PD", WAIT, || async {
-        pd.list_routes()
-            .await
-            .ok()?
-            .regions
-            .first()?
-            .leader
-            .map(|l| l.store_id)
-            .filter(|s| *s != leader_store)
+        pd.list_routes().await.ok()?.regions.first()?.leader.map(|l| l.store_id).filter(|s| *s != leader_store)
     })
     .await;
     eprintln!("leader moved from store {leader_store} to store {new_leader}");
@@ -176,11 +137,7 @@ async fn replicated_writes_survive_a_killed_leader_and_a_full_restart() {
     phase("no acknowledged write is missing");
     for &i in &acked {
         let k = format!("after{i:06}").into_bytes();
-        assert_eq!(
-            client.get(&k).await.expect("get"),
-            Some(value(i)),
-            "acknowledged write after{i} lost"
-        );
+        assert_eq!(client.get(&k).await.expect("get"), Some(value(i)), "acknowledged write after{i} lost");
     }
 
     phase("restart every process: data and routes come back");
@@ -202,10 +159,7 @@ async fn replicated_writes_survive_a_killed_leader_and_a_full_restart() {
     let pd = pd::client::PdClient::new(&cluster.pd_endpoints()).expect("pd");
     let routes_after = pd.list_routes().await.expect("routes");
     assert_eq!(routes_after.regions.len(), routes_before.regions.len());
-    assert!(
-        routes_after.version >= routes_before.version,
-        "routes went back in time"
-    );
+    assert!(routes_after.version >= routes_before.version, "routes went back in time");
     let client = cluster.client().await;
     let all = client.scan(b"key", b"kez", KEYS + 1).await.expect("scan");
     assert_eq!(all.len(), KEYS);
@@ -214,10 +168,6 @@ async fn replicated_writes_survive_a_killed_leader_and_a_full_restart() {
     }
     for &i in &acked {
         let k = format!("after{i:06}").into_bytes();
-        assert_eq!(
-            client.get(&k).await.expect("get"),
-            Some(value(i)),
-            "after{i} lost in restart"
-        );
+        assert_eq!(client.get(&k).await.expect("get"), Some(value(i)), "after{i} lost in restart");
     }
 }

@@ -22,11 +22,7 @@ async fn regions_elect_and_serve_independently_and_requests_are_forwarded() {
         (r.regions.len() == 4 && r.regions.iter().all(|r| r.leader.is_some())).then_some(r)
     })
     .await;
-    let mut ids: Vec<u64> = routes
-        .regions
-        .iter()
-        .map(|r| r.region.as_ref().unwrap().id)
-        .collect();
+    let mut ids: Vec<u64> = routes.regions.iter().map(|r| r.region.as_ref().unwrap().id).collect();
     ids.dedup();
     assert_eq!(ids.len(), 4);
 
@@ -34,9 +30,7 @@ async fn regions_elect_and_serve_independently_and_requests_are_forwarded() {
     let dir = cluster.dir.path().join("store4");
     let store4 = StoreProcess::spawn("store4", dir, &cluster.pd_endpoints(), &[]);
     let status_url = store4.http();
-    let (_, body) = cluster_tests::http_get(&status_url, "/status")
-        .await
-        .expect("status");
+    let (_, body) = cluster_tests::http_get(&status_url, "/status").await.expect("status");
     let status: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(status["region_count"], 0, "{body}");
     let mut via4 = KvClient::new(pd::client::channel(&store4.grpc()).expect("channel"));
@@ -47,11 +41,7 @@ async fn regions_elect_and_serve_independently_and_requests_are_forwarded() {
         for i in 0..50 {
             let key = format!("{prefix}{i:03}").into_bytes();
             let r = via4
-                .put(kvpb::PutRequest {
-                    context: None,
-                    key: key.clone(),
-                    value: key.clone(),
-                })
+                .put(kvpb::PutRequest { context: None, key: key.clone(), value: key.clone() })
                 .await
                 .expect("rpc")
                 .into_inner();
@@ -61,14 +51,7 @@ async fn regions_elect_and_serve_independently_and_requests_are_forwarded() {
     for prefix in ["a", "h", "p", "z"] {
         for i in 0..50 {
             let key = format!("{prefix}{i:03}").into_bytes();
-            let r = via4
-                .get(kvpb::GetRequest {
-                    context: None,
-                    key: key.clone(),
-                })
-                .await
-                .expect("rpc")
-                .into_inner();
+            let r = via4.get(kvpb::GetRequest { context: None, key: key.clone() }).await.expect("rpc").into_inner();
             assert!(r.found && r.value == key, "{r:?}");
         }
     }
@@ -77,28 +60,13 @@ async fn regions_elect_and_serve_independently_and_requests_are_forwarded() {
     let client = cluster.client().await;
     for route in &routes.regions {
         let region = route.region.as_ref().unwrap();
-        let keys = client
-            .scan(&region.start_key, &region.end_key, 1000)
-            .await
-            .expect("scan");
-        assert_eq!(
-            keys.len(),
-            50,
-            "region {} [{:?}, {:?})",
-            region.id,
-            region.start_key,
-            region.end_key
-        );
+        let keys = client.scan(&region.start_key, &region.end_key, 1000).await.expect("scan");
+        assert_eq!(keys.len(), 50, "region {} [{:?}, {:?})", region.id, region.start_key, region.end_key);
     }
     let everything = client.scan(b"", b"", 1000).await.expect("scan all");
     assert_eq!(everything.len(), 200, "a scan crosses region boundaries");
     let r = via4
-        .scan(kvpb::ScanRequest {
-            context: None,
-            start_key: b"a".to_vec(),
-            end_key: Vec::new(),
-            limit: 1000,
-        })
+        .scan(kvpb::ScanRequest { context: None, start_key: b"a".to_vec(), end_key: Vec::new(), limit: 1000 })
         .await
         .expect("rpc")
         .into_inner();

@@ -23,20 +23,12 @@ async fn a_lagging_follower_catches_up_by_snapshot() {
     .await;
     let region = route.region.unwrap();
     let leader_store = route.leader.unwrap().store_id;
-    let follower = region
-        .peers
-        .iter()
-        .map(|p| p.store_id)
-        .find(|s| *s != leader_store)
-        .unwrap();
+    let follower = region.peers.iter().map(|p| p.store_id).find(|s| *s != leader_store).unwrap();
 
     phase("stop a follower, write far past the snapshot interval");
     cluster.store(follower).kill();
     for i in 0..600 {
-        client
-            .put(format!("snap{i:04}").as_bytes(), format!("v{i}").as_bytes())
-            .await
-            .expect("put");
+        client.put(format!("snap{i:04}").as_bytes(), format!("v{i}").as_bytes()).await.expect("put");
     }
 
     phase("restart it: it installs a snapshot and holds every key");
@@ -51,23 +43,12 @@ async fn a_lagging_follower_catches_up_by_snapshot() {
         }
     })
     .await;
-    let mut local =
-        KvClient::new(pd::client::channel(&cluster.store(follower).grpc()).expect("channel"));
-    let ctx = kvpb::Context {
-        region_id: region.id,
-        stale_read: true,
-        ..Default::default()
-    };
+    let mut local = KvClient::new(pd::client::channel(&cluster.store(follower).grpc()).expect("channel"));
+    let ctx = kvpb::Context { region_id: region.id, stale_read: true, ..Default::default() };
     wait_for("the follower's own copy to hold the last key", WAIT, || {
         let mut local = local.clone();
         async move {
-            let r = local
-                .get(kvpb::GetRequest {
-                    context: Some(ctx),
-                    key: b"snap0599".to_vec(),
-                })
-                .await
-                .ok()?;
+            let r = local.get(kvpb::GetRequest { context: Some(ctx), key: b"snap0599".to_vec() }).await.ok()?;
             let r = r.into_inner();
             (r.found && r.value == b"v599").then_some(())
         }

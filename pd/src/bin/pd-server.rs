@@ -18,11 +18,7 @@ use pd::config::{LogFormat, PdConfig};
 use pd::server::PdServer;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "pd-server",
-    version,
-    about = "Placement driver: owns the route catalog of the cluster"
-)]
+#[command(name = "pd-server", version, about = "Placement driver: owns the route catalog of the cluster")]
 struct Args {
     /// YAML config file; see deploy/pd.yaml.
     #[arg(long)]
@@ -100,11 +96,7 @@ fn load(args: &Args) -> Result<PdConfig, pd::config::ConfigError> {
         c.log.level = v.clone();
     }
     if let Some(v) = &args.log_format {
-        c.log.format = if v == "json" {
-            LogFormat::Json
-        } else {
-            LogFormat::Text
-        };
+        c.log.format = if v == "json" { LogFormat::Json } else { LogFormat::Text };
     }
     c.validate()?;
     Ok(c)

@@ -24,20 +24,10 @@ use proto::pdpb;
 use serde_json::Value;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "pdctl",
-    version,
-    about = "Inspect and drive the placement driver"
-)]
+#[command(name = "pdctl", version, about = "Inspect and drive the placement driver")]
 struct Args {
     /// PD gRPC addresses, comma separated.
-    #[arg(
-        long,
-        env = "PD_ADDR",
-        default_value = "127.0.0.1:2379",
-        value_delimiter = ',',
-        global = true
-    )]
+    #[arg(long, env = "PD_ADDR", default_value = "127.0.0.1:2379", value_delimiter = ',', global = true)]
     pd: Vec<String>,
     #[arg(long, short, value_enum, default_value_t = Output::Table, global = true)]
     output: Output,
@@ -96,10 +86,7 @@ enum RegionCmd {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("pdctl: cannot start the runtime: {e}");
@@ -122,44 +109,24 @@ async fn run(args: Args) -> Result<(), PdError> {
     let client = PdClient::new(&args.pd)?;
     let out = args.output;
     match args.cmd {
-        Cmd::Store {
-            cmd: StoreCmd::List,
-        } => {
+        Cmd::Store { cmd: StoreCmd::List } => {
             let stores = client.list_stores().await?;
             let json: Vec<Value> = stores.iter().map(view::store_info).collect();
-            print(
-                out,
-                &serde_json::json!({"count": json.len(), "stores": json}),
-                || store_table(&stores),
-            );
+            print(out, &serde_json::json!({"count": json.len(), "stores": json}), || store_table(&stores));
         }
-        Cmd::Store {
-            cmd: StoreCmd::Show { id },
-        } => {
+        Cmd::Store { cmd: StoreCmd::Show { id } } => {
             let info = client.get_store(id).await?;
-            print(out, &view::store_info(&info), || {
-                store_table(std::slice::from_ref(&info))
-            });
+            print(out, &view::store_info(&info), || store_table(std::slice::from_ref(&info)));
         }
-        Cmd::Region {
-            cmd: RegionCmd::List,
-        } => {
+        Cmd::Region { cmd: RegionCmd::List } => {
             let routes = client.scan_regions(b"", b"", 0).await?;
-            print(
-                out,
-                &view::regions(routes.iter().map(|r| (r, None))),
-                || region_table(&routes),
-            );
+            print(out, &view::regions(routes.iter().map(|r| (r, None))), || region_table(&routes));
         }
-        Cmd::Region {
-            cmd: RegionCmd::Show { id },
-        } => {
+        Cmd::Region { cmd: RegionCmd::Show { id } } => {
             let resp = client.get_region_by_id(id).await?;
             show_region(out, &resp);
         }
-        Cmd::Region {
-            cmd: RegionCmd::Key { key },
-        } => {
+        Cmd::Region { cmd: RegionCmd::Key { key } } => {
             let resp = client.get_region(key.as_bytes()).await?;
             show_region(out, &resp);
         }
@@ -178,9 +145,7 @@ async fn run(args: Args) -> Result<(), PdError> {
 
 fn show_region(out: Output, resp: &pdpb::GetRegionResponse) {
     let route = resp.route.clone().unwrap_or_default();
-    print(out, &view::region(&route, resp.stats.as_ref()), || {
-        region_table(std::slice::from_ref(&route))
-    });
+    print(out, &view::region(&route, resp.stats.as_ref()), || region_table(std::slice::from_ref(&route)));
 }
 
 /// Prints every route snapshot as it arrives, reopening the stream on the
@@ -209,10 +174,7 @@ async fn watch_routes(client: &PdClient, out: Output, count: Option<u64>) -> Res
                 }
                 Ok(None) => break,
                 Err(status) => {
-                    let e = pd::client::status_error(
-                        client.leader_address().as_deref().unwrap_or("?"),
-                        &status,
-                    );
+                    let e = pd::client::status_error(client.leader_address().as_deref().unwrap_or("?"), &status);
                     if !e.is_retryable() {
                         return Err(e);
                     }
@@ -241,18 +203,11 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let line = |cells: Vec<&str>| {
-        let parts: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+        let parts: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         parts.join("  ").trim_end().to_string()
     };
     let mut lines = vec![line(header.to_vec())];
-    lines.extend(
-        rows.iter()
-            .map(|r| line(r.iter().map(String::as_str).collect())),
-    );
+    lines.extend(rows.iter().map(|r| line(r.iter().map(String::as_str).collect())));
     lines.join("\n")
 }
 
@@ -267,33 +222,15 @@ fn store_table(stores: &[pdpb::StoreInfo]) -> String {
                 view::store_state_name(s.state).to_string(),
                 i.region_count.to_string(),
                 i.leader_count.to_string(),
-                if i.last_heartbeat_ms == 0 {
-                    "-".into()
-                } else {
-                    i.last_heartbeat_ms.to_string()
-                },
+                if i.last_heartbeat_ms == 0 { "-".into() } else { i.last_heartbeat_ms.to_string() },
             ]
         })
         .collect();
-    table(
-        &[
-            "ID",
-            "ADDRESS",
-            "STATE",
-            "REGIONS",
-            "LEADERS",
-            "LAST_HEARTBEAT_MS",
-        ],
-        &rows,
-    )
+    table(&["ID", "ADDRESS", "STATE", "REGIONS", "LEADERS", "LAST_HEARTBEAT_MS"], &rows)
 }
 
 fn show_key(k: &[u8], empty: &str) -> String {
-    if k.is_empty() {
-        empty.to_string()
-    } else {
-        keys::display(k)
-    }
+    if k.is_empty() { empty.to_string() } else { keys::display(k) }
 }
 
 fn region_table(routes: &[pdpb::RegionRoute]) -> String {
@@ -306,11 +243,7 @@ fn region_table(routes: &[pdpb::RegionRoute]) -> String {
                 .peers
                 .iter()
                 .map(|p| {
-                    let learner = if p.role == proto::metapb::PeerRole::Learner as i32 {
-                        "(L)"
-                    } else {
-                        ""
-                    };
+                    let learner = if p.role == proto::metapb::PeerRole::Learner as i32 { "(L)" } else { "" };
                     format!("{}@{}{learner}", p.id, p.store_id)
                 })
                 .collect();
@@ -320,23 +253,11 @@ fn region_table(routes: &[pdpb::RegionRoute]) -> String {
                 show_key(&r.end_key, "+inf"),
                 format!("{}/{}", epoch.conf_ver, epoch.version),
                 peers.join(","),
-                route
-                    .leader
-                    .map_or("-".into(), |l| format!("{}@{}", l.id, l.store_id)),
+                route.leader.map_or("-".into(), |l| format!("{}@{}", l.id, l.store_id)),
             ]
         })
         .collect();
-    table(
-        &[
-            "ID",
-            "START",
-            "END",
-            "CONF_VER/VERSION",
-            "PEERS(id@store)",
-            "LEADER",
-        ],
-        &rows,
-    )
+    table(&["ID", "START", "END", "CONF_VER/VERSION", "PEERS(id@store)", "LEADER"], &rows)
 }
 
 fn routes_table(s: &pdpb::RouteSnapshot) -> String {
@@ -359,11 +280,7 @@ fn members_table(m: &pdpb::GetMembersResponse) -> String {
                 x.id.to_string(),
                 x.address.clone(),
                 x.http_address.clone(),
-                if Some(x.id) == leader {
-                    "leader".into()
-                } else {
-                    "follower".into()
-                },
+                if Some(x.id) == leader { "leader".into() } else { "follower".into() },
             ]
         })
         .collect();

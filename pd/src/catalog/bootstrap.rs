@@ -23,24 +23,16 @@ pub fn even_split_keys(prefix: &[u8], n: u32) -> Vec<Vec<u8>> {
 }
 
 impl RouteCatalog {
-    pub(super) fn bootstrap(
-        &mut self,
-        store_ids: &[u64],
-        split_keys: &[Vec<u8>],
-    ) -> Result<CommandOutcome> {
+    pub(super) fn bootstrap(&mut self, store_ids: &[u64], split_keys: &[Vec<u8>]) -> Result<CommandOutcome> {
         if self.bootstrapped {
             return Err(PdError::AlreadyBootstrapped);
         }
         if store_ids.is_empty() {
-            return Err(PdError::InvalidArgument(
-                "bootstrap needs at least one store".into(),
-            ));
+            return Err(PdError::InvalidArgument("bootstrap needs at least one store".into()));
         }
         let unique: BTreeSet<u64> = store_ids.iter().copied().collect();
         if unique.len() != store_ids.len() {
-            return Err(PdError::InvalidArgument(
-                "bootstrap store ids repeat".into(),
-            ));
+            return Err(PdError::InvalidArgument("bootstrap store ids repeat".into()));
         }
         for id in store_ids {
             let s = self.live_store(*id)?;
@@ -50,20 +42,13 @@ impl RouteCatalog {
         }
         for (i, k) in split_keys.iter().enumerate() {
             if k.is_empty() {
-                return Err(PdError::InvalidArgument(
-                    "split keys must not be empty".into(),
-                ));
+                return Err(PdError::InvalidArgument("split keys must not be empty".into()));
             }
             if i > 0 && split_keys[i - 1] >= *k {
-                return Err(PdError::InvalidArgument(
-                    "split keys must be strictly ascending".into(),
-                ));
+                return Err(PdError::InvalidArgument("split keys must be strictly ascending".into()));
             }
         }
-        let epoch = metapb::RegionEpoch {
-            conf_ver: 1,
-            version: 1,
-        };
+        let epoch = metapb::RegionEpoch { conf_ver: 1, version: 1 };
         let mut bounds: Vec<&[u8]> = vec![b""];
         bounds.extend(split_keys.iter().map(Vec::as_slice));
         bounds.push(b"");
@@ -72,11 +57,7 @@ impl RouteCatalog {
             let id = self.take_id();
             let peers = store_ids
                 .iter()
-                .map(|&store_id| metapb::Peer {
-                    id: self.take_id(),
-                    store_id,
-                    role: metapb::PeerRole::Voter as i32,
-                })
+                .map(|&store_id| metapb::Peer { id: self.take_id(), store_id, role: metapb::PeerRole::Voter as i32 })
                 .collect();
             let region = metapb::Region {
                 id,
@@ -86,18 +67,11 @@ impl RouteCatalog {
                 peers,
             };
             created.push(region.clone());
-            self.insert_region(RegionRecord {
-                region,
-                leader: None,
-                term: 0,
-            });
+            self.insert_region(RegionRecord { region, leader: None, term: 0 });
         }
         self.bootstrapped = true;
         self.bump_version();
-        Ok(CommandOutcome::Bootstrapped {
-            regions: created,
-            version: self.version,
-        })
+        Ok(CommandOutcome::Bootstrapped { regions: created, version: self.version })
     }
 
     fn take_id(&mut self) -> u64 {

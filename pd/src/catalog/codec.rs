@@ -13,35 +13,21 @@ use crate::error::{PdError, Result};
 
 impl RegionRecord {
     pub fn to_pb(&self) -> pdraftpb::RegionRecord {
-        pdraftpb::RegionRecord {
-            region: Some(self.region.clone()),
-            leader: self.leader,
-            term: self.term,
-        }
+        pdraftpb::RegionRecord { region: Some(self.region.clone()), leader: self.leader, term: self.term }
     }
 
     /// # Errors
     ///
     /// `Storage` when the row has no region.
     pub fn from_pb(pb: pdraftpb::RegionRecord) -> Result<Self> {
-        let region = pb
-            .region
-            .ok_or_else(|| PdError::Storage("region row without a region".into()))?;
-        Ok(RegionRecord {
-            region,
-            leader: pb.leader,
-            term: pb.term,
-        })
+        let region = pb.region.ok_or_else(|| PdError::Storage("region row without a region".into()))?;
+        Ok(RegionRecord { region, leader: pb.leader, term: pb.term })
     }
 }
 
 impl RouteCatalog {
     pub fn meta_pb(&self) -> pdraftpb::CatalogMeta {
-        pdraftpb::CatalogMeta {
-            version: self.version,
-            next_id: self.next_id,
-            bootstrapped: self.bootstrapped,
-        }
+        pdraftpb::CatalogMeta { version: self.version, next_id: self.next_id, bootstrapped: self.bootstrapped }
     }
 
     /// The whole catalog, in id order.
@@ -74,19 +60,12 @@ impl RouteCatalog {
             dirty: Dirty::default(),
         };
         for rec in regions {
-            if c.by_start
-                .insert(rec.region.start_key.clone(), rec.region.id)
-                .is_some()
-            {
-                return Err(PdError::Storage(format!(
-                    "two regions start at region {}'s start key",
-                    rec.region.id
-                )));
+            if c.by_start.insert(rec.region.start_key.clone(), rec.region.id).is_some() {
+                return Err(PdError::Storage(format!("two regions start at region {}'s start key", rec.region.id)));
             }
             c.regions.insert(rec.region.id, rec);
         }
-        c.check_invariants()
-            .map_err(|e| PdError::Storage(format!("persisted catalog is inconsistent: {e}")))?;
+        c.check_invariants().map_err(|e| PdError::Storage(format!("persisted catalog is inconsistent: {e}")))?;
         Ok(c)
     }
 
@@ -94,8 +73,7 @@ impl RouteCatalog {
     ///
     /// As [`RouteCatalog::from_parts`].
     pub fn from_snapshot(s: pdraftpb::CatalogSnapshot) -> Result<Self> {
-        let regions: Result<Vec<RegionRecord>> =
-            s.regions.into_iter().map(RegionRecord::from_pb).collect();
+        let regions: Result<Vec<RegionRecord>> = s.regions.into_iter().map(RegionRecord::from_pb).collect();
         Self::from_parts(s.meta.unwrap_or_default(), s.stores, regions?)
     }
 }

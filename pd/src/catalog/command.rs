@@ -12,18 +12,11 @@ pub enum CatalogCommand {
     /// Create the first regions: one per range between `split_keys`, each with
     /// one voter on every store in `store_ids`. Ids come from the allocator at
     /// apply time, so every member creates identical regions.
-    Bootstrap {
-        store_ids: Vec<u64>,
-        split_keys: Vec<Vec<u8>>,
-    },
+    Bootstrap { store_ids: Vec<u64>, split_keys: Vec<Vec<u8>> },
     /// A region leader's report: one region from a heartbeat, or every region
     /// a split produced. Applied atomically, only if no epoch in it is stale
     /// and the regions it replaces cover exactly the same keys.
-    ReportRegions {
-        regions: Vec<metapb::Region>,
-        leader: Option<metapb::Peer>,
-        term: u64,
-    },
+    ReportRegions { regions: Vec<metapb::Region>, leader: Option<metapb::Peer>, term: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -69,10 +69,7 @@ impl RegionRecord {
     }
 
     pub fn route(&self) -> pdpb::RegionRoute {
-        pdpb::RegionRoute {
-            region: Some(self.region.clone()),
-            leader: self.leader,
-        }
+        pdpb::RegionRoute { region: Some(self.region.clone()), leader: self.leader }
     }
 }
 
@@ -136,20 +133,12 @@ impl RouteCatalog {
         let out = match cmd {
             CatalogCommand::AllocIds { count } => self.alloc_ids(*count),
             CatalogCommand::PutStore { store } => self.put_store(store),
-            CatalogCommand::Bootstrap {
-                store_ids,
-                split_keys,
-            } => self.bootstrap(store_ids, split_keys),
-            CatalogCommand::ReportRegions {
-                regions,
-                leader,
-                term,
-            } => self.report_regions(regions, leader.as_ref(), *term),
+            CatalogCommand::Bootstrap { store_ids, split_keys } => self.bootstrap(store_ids, split_keys),
+            CatalogCommand::ReportRegions { regions, leader, term } => {
+                self.report_regions(regions, leader.as_ref(), *term)
+            }
         }?;
-        assert!(
-            self.version >= version_before,
-            "catalog version went backwards"
-        );
+        assert!(self.version >= version_before, "catalog version went backwards");
         if !self.dirty.is_empty()
             && let Err(e) = self.check_invariants()
         {
@@ -194,10 +183,7 @@ impl RouteCatalog {
 
     /// The region whose range contains `key`.
     pub fn region_by_key(&self, key: &[u8]) -> Option<&RegionRecord> {
-        let (_, id) = self
-            .by_start
-            .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
-            .next_back()?;
+        let (_, id) = self.by_start.range::<[u8], _>((Bound::Unbounded, Bound::Included(key))).next_back()?;
         let rec = &self.regions[id];
         keys::contains(&rec.region.start_key, &rec.region.end_key, key).then_some(rec)
     }
@@ -205,10 +191,7 @@ impl RouteCatalog {
     /// Regions overlapping `[start, end)` in key order, at most `limit` of
     /// them (0 = no limit).
     pub fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Vec<&RegionRecord> {
-        let first = self
-            .region_by_key(start)
-            .map(|r| r.region.start_key.clone())
-            .unwrap_or_else(|| start.to_vec());
+        let first = self.region_by_key(start).map(|r| r.region.start_key.clone()).unwrap_or_else(|| start.to_vec());
         let limit = if limit == 0 { usize::MAX } else { limit };
         self.by_start
             .range(first..)
@@ -254,44 +237,26 @@ impl RouteCatalog {
     /// A description of the first violation found.
     pub fn check_invariants(&self) -> Result<(), String> {
         if self.by_start.len() != self.regions.len() {
-            return Err(format!(
-                "{} regions but {} start keys",
-                self.regions.len(),
-                self.by_start.len()
-            ));
+            return Err(format!("{} regions but {} start keys", self.regions.len(), self.by_start.len()));
         }
         for id in self.stores.keys() {
             if *id == 0 || *id >= self.next_id {
-                return Err(format!(
-                    "store id {id} outside allocated ids (next {})",
-                    self.next_id
-                ));
+                return Err(format!("store id {id} outside allocated ids (next {})", self.next_id));
             }
         }
         if !self.bootstrapped {
-            return if self.regions.is_empty() {
-                Ok(())
-            } else {
-                Err("regions before bootstrap".into())
-            };
+            return if self.regions.is_empty() { Ok(()) } else { Err("regions before bootstrap".into()) };
         }
         let mut expected_start: &[u8] = b"";
         let mut last_end: Option<&[u8]> = None;
         for (start, id) in &self.by_start {
-            let rec = self
-                .regions
-                .get(id)
-                .ok_or_else(|| format!("start key maps to unknown region {id}"))?;
+            let rec = self.regions.get(id).ok_or_else(|| format!("start key maps to unknown region {id}"))?;
             let r = &rec.region;
             if r.id != *id || r.start_key != *start {
-                return Err(format!(
-                    "index entry for region {id} does not match its record"
-                ));
+                return Err(format!("index entry for region {id} does not match its record"));
             }
             if last_end == Some(b"") {
-                return Err(format!(
-                    "region {id} starts after a region that ends at +inf"
-                ));
+                return Err(format!("region {id} starts after a region that ends at +inf"));
             }
             if r.start_key.as_slice() != expected_start {
                 return Err(format!(
@@ -309,10 +274,7 @@ impl RouteCatalog {
         }
         match last_end {
             Some(b"") => Ok(()),
-            Some(end) => Err(format!(
-                "key space ends at {:?}, not +inf",
-                keys::display(end)
-            )),
+            Some(end) => Err(format!("key space ends at {:?}, not +inf", keys::display(end))),
             None => Err("bootstrapped catalog has no regions".into()),
         }
     }
@@ -323,10 +285,7 @@ impl RouteCatalog {
         }
         for p in &r.peers {
             if p.id == 0 || p.id >= self.next_id {
-                return Err(format!(
-                    "peer id {} of region {} outside allocated ids",
-                    p.id, r.id
-                ));
+                return Err(format!("peer id {} of region {} outside allocated ids", p.id, r.id));
             }
         }
         Ok(())
@@ -356,10 +315,7 @@ impl RouteCatalog {
 
     /// The ids of regions overlapping `[start, end)`.
     fn overlapping(&self, start: &[u8], end: &[u8]) -> Vec<u64> {
-        self.scan(start, end, 0)
-            .into_iter()
-            .map(|r| r.region.id)
-            .collect()
+        self.scan(start, end, 0).into_iter().map(|r| r.region.id).collect()
     }
 
     /// The store must exist and not be tombstoned.

@@ -40,24 +40,18 @@ impl RouteCatalog {
         let mut label_keys = BTreeSet::new();
         for l in &store.labels {
             if l.key.is_empty() || !label_keys.insert(l.key.as_str()) {
-                return Err(PdError::InvalidArgument(format!(
-                    "label key {:?} is empty or repeated",
-                    l.key
-                )));
+                return Err(PdError::InvalidArgument(format!("label key {:?} is empty or repeated", l.key)));
             }
         }
         let existing = self.stores.get(&store.id);
         if existing.is_some_and(|s| s.state == metapb::StoreState::Tombstone as i32) {
-            return Err(PdError::StoreConflict(format!(
-                "store {} is tombstoned",
-                store.id
-            )));
+            return Err(PdError::StoreConflict(format!("store {} is tombstoned", store.id)));
         }
-        if let Some(other) = self.stores.values().find(|s| {
-            s.id != store.id
-                && s.address == store.address
-                && s.state != metapb::StoreState::Tombstone as i32
-        }) {
+        if let Some(other) = self
+            .stores
+            .values()
+            .find(|s| s.id != store.id && s.address == store.address && s.state != metapb::StoreState::Tombstone as i32)
+        {
             return Err(PdError::StoreConflict(format!(
                 "address {} already belongs to store {}",
                 store.address, other.id
@@ -66,17 +60,12 @@ impl RouteCatalog {
         // A store cannot change its own state by registering; state changes
         // are operator decisions.
         let state = existing.map_or(metapb::StoreState::Up as i32, |s| s.state);
-        let record = metapb::Store {
-            state,
-            ..store.clone()
-        };
+        let record = metapb::Store { state, ..store.clone() };
         if existing != Some(&record) {
             self.stores.insert(record.id, record);
             self.dirty.stores.insert(store.id);
             self.bump_version();
         }
-        Ok(CommandOutcome::StorePut {
-            version: self.version,
-        })
+        Ok(CommandOutcome::StorePut { version: self.version })
     }
 }

@@ -24,18 +24,13 @@ impl RouteCatalog {
             return Err(PdError::NotBootstrapped);
         }
         if regions.is_empty() {
-            return Err(PdError::InvalidArgument(
-                "region report carries no region".into(),
-            ));
+            return Err(PdError::InvalidArgument("region report carries no region".into()));
         }
         let mut batch_ids = BTreeSet::new();
         for r in regions {
             self.validate_region_shape(r)?;
             if !batch_ids.insert(r.id) {
-                return Err(PdError::InvalidArgument(format!(
-                    "region {} appears twice in one report",
-                    r.id
-                )));
+                return Err(PdError::InvalidArgument(format!("region {} appears twice in one report", r.id)));
             }
         }
         let leaders = self.leaders_for(regions, leader)?;
@@ -67,11 +62,8 @@ impl RouteCatalog {
         }
 
         // Everything the batch replaces: same-id records and overlapped ones.
-        let mut replaced: BTreeSet<u64> = batch_ids
-            .iter()
-            .copied()
-            .filter(|id| self.regions.contains_key(id))
-            .collect();
+        let mut replaced: BTreeSet<u64> =
+            batch_ids.iter().copied().filter(|id| self.regions.contains_key(id)).collect();
         for r in regions {
             for id in self.overlapping(&r.start_key, &r.end_key) {
                 if batch_ids.contains(&id) {
@@ -95,11 +87,7 @@ impl RouteCatalog {
             let r = &self.regions[id].region;
             (r.start_key.as_slice(), r.end_key.as_slice())
         }))?;
-        let new_ranges = merge_ranges(
-            regions
-                .iter()
-                .map(|r| (r.start_key.as_slice(), r.end_key.as_slice())),
-        )?;
+        let new_ranges = merge_ranges(regions.iter().map(|r| (r.start_key.as_slice(), r.end_key.as_slice())))?;
         if old_ranges != new_ranges {
             return Err(PdError::RouteConflict(format!(
                 "report of regions {batch_ids:?} covers {} but replaces {}",
@@ -120,28 +108,18 @@ impl RouteCatalog {
         }
         changed |= replaced.iter().any(|id| !batch_ids.contains(id));
         if !changed && !term_moved {
-            return Ok(CommandOutcome::Regions {
-                changed: false,
-                version: self.version,
-            });
+            return Ok(CommandOutcome::Regions { changed: false, version: self.version });
         }
         for id in &replaced {
             self.remove_region(*id);
         }
         for (r, leader) in regions.iter().zip(leaders) {
-            self.insert_region(RegionRecord {
-                region: r.clone(),
-                leader,
-                term,
-            });
+            self.insert_region(RegionRecord { region: r.clone(), leader, term });
         }
         if changed {
             self.bump_version();
         }
-        Ok(CommandOutcome::Regions {
-            changed,
-            version: self.version,
-        })
+        Ok(CommandOutcome::Regions { changed, version: self.version })
     }
 
     /// Checks what a region must look like regardless of the catalog's state.
@@ -150,16 +128,10 @@ impl RouteCatalog {
             return Err(PdError::InvalidArgument("region id 0".into()));
         }
         let Some(epoch) = r.region_epoch else {
-            return Err(PdError::InvalidArgument(format!(
-                "region {} has no epoch",
-                r.id
-            )));
+            return Err(PdError::InvalidArgument(format!("region {} has no epoch", r.id)));
         };
         if epoch.version == 0 || epoch.conf_ver == 0 {
-            return Err(PdError::InvalidArgument(format!(
-                "region {} has a zero epoch {:?}",
-                r.id, epoch
-            )));
+            return Err(PdError::InvalidArgument(format!("region {} has a zero epoch {:?}", r.id, epoch)));
         }
         if !keys::is_valid_range(&r.start_key, &r.end_key) {
             return Err(PdError::InvalidArgument(format!(
@@ -170,10 +142,7 @@ impl RouteCatalog {
             )));
         }
         if r.peers.is_empty() {
-            return Err(PdError::InvalidArgument(format!(
-                "region {} has no peers",
-                r.id
-            )));
+            return Err(PdError::InvalidArgument(format!("region {} has no peers", r.id)));
         }
         if let Err(e) = self.check_region_ids(r) {
             return Err(PdError::InvalidArgument(e));
@@ -206,16 +175,9 @@ impl RouteCatalog {
         let mut named = false;
         let mut out = Vec::with_capacity(regions.len());
         for r in regions {
-            let peer = r
-                .peers
-                .iter()
-                .find(|p| p.store_id == leader.store_id)
-                .ok_or_else(|| {
-                    PdError::InvalidArgument(format!(
-                        "leader store {} holds no peer of region {}",
-                        leader.store_id, r.id
-                    ))
-                })?;
+            let peer = r.peers.iter().find(|p| p.store_id == leader.store_id).ok_or_else(|| {
+                PdError::InvalidArgument(format!("leader store {} holds no peer of region {}", leader.store_id, r.id))
+            })?;
             named |= peer.id == leader.id;
             out.push(Some(*peer));
         }
@@ -234,21 +196,15 @@ impl RouteCatalog {
 /// # Errors
 ///
 /// `RouteConflict` if two ranges overlap.
-fn merge_ranges<'a>(
-    ranges: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+fn merge_ranges<'a>(ranges: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut sorted: Vec<(&[u8], &[u8])> = ranges.collect();
     sorted.sort();
     let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     for (start, end) in sorted {
         match out.last_mut() {
-            Some((_, last_end)) if !last_end.is_empty() && last_end.as_slice() == start => {
-                *last_end = end.to_vec()
-            }
+            Some((_, last_end)) if !last_end.is_empty() && last_end.as_slice() == start => *last_end = end.to_vec(),
             Some((_, last_end)) if last_end.is_empty() || last_end.as_slice() > start => {
-                return Err(PdError::RouteConflict(
-                    "reported regions overlap each other".into(),
-                ));
+                return Err(PdError::RouteConflict("reported regions overlap each other".into()));
             }
             _ => out.push((start.to_vec(), end.to_vec())),
         }
@@ -257,9 +213,7 @@ fn merge_ranges<'a>(
 }
 
 fn show_ranges(ranges: &[(Vec<u8>, Vec<u8>)]) -> String {
-    let parts: Vec<String> = ranges
-        .iter()
-        .map(|(s, e)| format!("[{:?}, {:?})", keys::display(s), keys::display(e)))
-        .collect();
+    let parts: Vec<String> =
+        ranges.iter().map(|(s, e)| format!("[{:?}, {:?})", keys::display(s), keys::display(e))).collect();
     parts.join(" ")
 }

@@ -5,11 +5,7 @@ use super::bootstrap::even_split_keys;
 use super::*;
 
 fn store(id: u64) -> metapb::Store {
-    metapb::Store {
-        id,
-        address: format!("127.0.0.1:{}", 20160 + id),
-        ..Default::default()
-    }
+    metapb::Store { id, address: format!("127.0.0.1:{}", 20160 + id), ..Default::default() }
 }
 
 /// A catalog with stores 1..=3 registered (ids 1..=3 allocated first).
@@ -17,8 +13,7 @@ fn with_stores() -> RouteCatalog {
     let mut c = RouteCatalog::new();
     c.apply(&CatalogCommand::AllocIds { count: 3 }).unwrap();
     for id in 1..=3 {
-        c.apply(&CatalogCommand::PutStore { store: store(id) })
-            .unwrap();
+        c.apply(&CatalogCommand::PutStore { store: store(id) }).unwrap();
     }
     c
 }
@@ -39,11 +34,7 @@ fn report(
     leader: metapb::Peer,
     term: u64,
 ) -> Result<CommandOutcome> {
-    c.apply(&CatalogCommand::ReportRegions {
-        regions,
-        leader: Some(leader),
-        term,
-    })
+    c.apply(&CatalogCommand::ReportRegions { regions, leader: Some(leader), term })
 }
 
 fn region_at(c: &RouteCatalog, key: &str) -> metapb::Region {
@@ -53,22 +44,11 @@ fn region_at(c: &RouteCatalog, key: &str) -> metapb::Region {
 #[test]
 fn ids_are_sequential_and_bounded() {
     let mut c = RouteCatalog::new();
-    assert_eq!(
-        c.apply(&CatalogCommand::AllocIds { count: 2 }).unwrap(),
-        CommandOutcome::Ids { first: 1, count: 2 }
-    );
-    assert_eq!(
-        c.apply(&CatalogCommand::AllocIds { count: 1 }).unwrap(),
-        CommandOutcome::Ids { first: 3, count: 1 }
-    );
+    assert_eq!(c.apply(&CatalogCommand::AllocIds { count: 2 }).unwrap(), CommandOutcome::Ids { first: 1, count: 2 });
+    assert_eq!(c.apply(&CatalogCommand::AllocIds { count: 1 }).unwrap(), CommandOutcome::Ids { first: 3, count: 1 });
+    assert!(matches!(c.apply(&CatalogCommand::AllocIds { count: 0 }), Err(PdError::InvalidArgument(_))));
     assert!(matches!(
-        c.apply(&CatalogCommand::AllocIds { count: 0 }),
-        Err(PdError::InvalidArgument(_))
-    ));
-    assert!(matches!(
-        c.apply(&CatalogCommand::AllocIds {
-            count: MAX_ALLOC_BATCH + 1
-        }),
+        c.apply(&CatalogCommand::AllocIds { count: MAX_ALLOC_BATCH + 1 }),
         Err(PdError::InvalidArgument(_))
     ));
     assert_eq!(c.next_id(), 4);
@@ -78,44 +58,22 @@ fn ids_are_sequential_and_bounded() {
 #[test]
 fn put_store_validates_and_bumps_version_only_on_change() {
     let mut c = RouteCatalog::new();
-    let err = c
-        .apply(&CatalogCommand::PutStore { store: store(1) })
-        .unwrap_err();
-    assert!(
-        matches!(err, PdError::InvalidArgument(ref m) if m.contains("not allocated")),
-        "{err}"
-    );
+    let err = c.apply(&CatalogCommand::PutStore { store: store(1) }).unwrap_err();
+    assert!(matches!(err, PdError::InvalidArgument(ref m) if m.contains("not allocated")), "{err}");
     c.apply(&CatalogCommand::AllocIds { count: 2 }).unwrap();
     for bad in ["", "nohost", ":80", "host:0", "host:99999", "host:http"] {
-        let s = metapb::Store {
-            address: bad.into(),
-            ..store(1)
-        };
-        assert!(
-            matches!(
-                c.apply(&CatalogCommand::PutStore { store: s }),
-                Err(PdError::InvalidArgument(_))
-            ),
-            "{bad}"
-        );
+        let s = metapb::Store { address: bad.into(), ..store(1) };
+        assert!(matches!(c.apply(&CatalogCommand::PutStore { store: s }), Err(PdError::InvalidArgument(_))), "{bad}");
     }
-    c.apply(&CatalogCommand::PutStore { store: store(1) })
-        .unwrap();
+    c.apply(&CatalogCommand::PutStore { store: store(1) }).unwrap();
     assert_eq!(c.version(), 1);
-    c.apply(&CatalogCommand::PutStore { store: store(1) })
-        .unwrap();
+    c.apply(&CatalogCommand::PutStore { store: store(1) }).unwrap();
     assert_eq!(c.version(), 1, "re-registering unchanged is not a change");
     // Another store may not take a live store's address.
     let dup = metapb::Store { id: 2, ..store(1) };
-    assert!(matches!(
-        c.apply(&CatalogCommand::PutStore { store: dup }),
-        Err(PdError::StoreConflict(_))
-    ));
+    assert!(matches!(c.apply(&CatalogCommand::PutStore { store: dup }), Err(PdError::StoreConflict(_))));
     // A store cannot mark itself offline by registering.
-    let s = metapb::Store {
-        state: metapb::StoreState::Offline as i32,
-        ..store(1)
-    };
+    let s = metapb::Store { state: metapb::StoreState::Offline as i32, ..store(1) };
     c.apply(&CatalogCommand::PutStore { store: s }).unwrap();
     assert_eq!(c.store(1).unwrap().state, metapb::StoreState::Up as i32);
     assert!(c.take_dirty().stores.contains(&1));
@@ -126,33 +84,16 @@ fn bootstrap_covers_the_key_space() {
     let mut c = with_stores();
     let before = c.version();
     let out = c
-        .apply(&CatalogCommand::Bootstrap {
-            store_ids: vec![1, 2, 3],
-            split_keys: vec![b"g".to_vec(), b"p".to_vec()],
-        })
+        .apply(&CatalogCommand::Bootstrap { store_ids: vec![1, 2, 3], split_keys: vec![b"g".to_vec(), b"p".to_vec()] })
         .unwrap();
-    let CommandOutcome::Bootstrapped { regions, version } = out else {
-        panic!("{out:?}")
-    };
+    let CommandOutcome::Bootstrapped { regions, version } = out else { panic!("{out:?}") };
     assert_eq!(version, before + 1);
     assert_eq!(regions.len(), 3);
-    let ranges: Vec<(&[u8], &[u8])> = regions
-        .iter()
-        .map(|r| (r.start_key.as_slice(), r.end_key.as_slice()))
-        .collect();
-    assert_eq!(
-        ranges,
-        vec![(&b""[..], &b"g"[..]), (b"g", b"p"), (b"p", b"")]
-    );
+    let ranges: Vec<(&[u8], &[u8])> = regions.iter().map(|r| (r.start_key.as_slice(), r.end_key.as_slice())).collect();
+    assert_eq!(ranges, vec![(&b""[..], &b"g"[..]), (b"g", b"p"), (b"p", b"")]);
     for r in &regions {
         assert_eq!(r.peers.len(), 3);
-        assert_eq!(
-            r.region_epoch,
-            Some(metapb::RegionEpoch {
-                conf_ver: 1,
-                version: 1
-            })
-        );
+        assert_eq!(r.region_epoch, Some(metapb::RegionEpoch { conf_ver: 1, version: 1 }));
     }
     assert_eq!(c.region_by_key(b"").unwrap().region.id, regions[0].id);
     assert_eq!(c.region_by_key(b"g").unwrap().region.id, regions[1].id);
@@ -160,10 +101,7 @@ fn bootstrap_covers_the_key_space() {
     assert_eq!(c.scan(b"h", b"q", 0).len(), 2);
     assert_eq!(c.scan(b"", b"", 2).len(), 2);
     assert!(matches!(
-        c.apply(&CatalogCommand::Bootstrap {
-            store_ids: vec![1],
-            split_keys: vec![]
-        }),
+        c.apply(&CatalogCommand::Bootstrap { store_ids: vec![1], split_keys: vec![] }),
         Err(PdError::AlreadyBootstrapped)
     ));
 }
@@ -181,18 +119,12 @@ fn bootstrap_rejects_bad_input_and_changes_nothing() {
         (vec![1, 2, 3], vec![Vec::new()]),
     ];
     for (store_ids, split_keys) in cases {
-        let res = c.apply(&CatalogCommand::Bootstrap {
-            store_ids: store_ids.clone(),
-            split_keys,
-        });
+        let res = c.apply(&CatalogCommand::Bootstrap { store_ids: store_ids.clone(), split_keys });
         assert!(res.is_err(), "{store_ids:?}");
         assert_eq!(c, snapshot, "a refused bootstrap changed the catalog");
     }
     assert!(matches!(
-        c.apply(&CatalogCommand::Bootstrap {
-            store_ids: vec![1, 9],
-            split_keys: vec![]
-        }),
+        c.apply(&CatalogCommand::Bootstrap { store_ids: vec![1, 9], split_keys: vec![] }),
         Err(PdError::StoreNotFound(9))
     ));
 }
@@ -201,14 +133,7 @@ fn bootstrap_rejects_bad_input_and_changes_nothing() {
 fn even_split_keys_are_ascending() {
     assert!(even_split_keys(b"", 1).is_empty());
     let keys = even_split_keys(b"t", 4);
-    assert_eq!(
-        keys,
-        vec![
-            b"t\x40\x00".to_vec(),
-            b"t\x80\x00".to_vec(),
-            b"t\xc0\x00".to_vec()
-        ]
-    );
+    assert_eq!(keys, vec![b"t\x40\x00".to_vec(), b"t\x80\x00".to_vec(), b"t\xc0\x00".to_vec()]);
     let many = even_split_keys(b"", 1000);
     assert_eq!(many.len(), 999);
     assert!(many.windows(2).all(|w| w[0] < w[1]));
@@ -221,22 +146,12 @@ fn newer_heartbeat_is_accepted_and_bumps_version() {
     let leader = r.peers[0];
     let v0 = c.version();
     let out = report(&mut c, vec![r.clone()], leader, 1).unwrap();
-    assert_eq!(
-        out,
-        CommandOutcome::Regions {
-            changed: true,
-            version: v0 + 1
-        },
-        "first leader report"
-    );
+    assert_eq!(out, CommandOutcome::Regions { changed: true, version: v0 + 1 }, "first leader report");
     assert_eq!(c.region(r.id).unwrap().leader, Some(leader));
     // The same report again changes nothing.
     assert_eq!(
         report(&mut c, vec![r.clone()], leader, 1).unwrap(),
-        CommandOutcome::Regions {
-            changed: false,
-            version: v0 + 1
-        }
+        CommandOutcome::Regions { changed: false, version: v0 + 1 }
     );
     // A membership change (conf_ver + 1, one peer removed).
     r.peers.pop();
@@ -276,9 +191,7 @@ fn same_epoch_with_different_meta_is_a_conflict() {
 /// Splits the region containing `at` into [start, at) (new id) and [at, end).
 /// New ids are allocated here, as PD does before it sends a split.
 fn split(c: &mut RouteCatalog, at: &str) -> Vec<metapb::Region> {
-    let Ok(CommandOutcome::Ids { first: base, .. }) =
-        c.apply(&CatalogCommand::AllocIds { count: 4 })
-    else {
+    let Ok(CommandOutcome::Ids { first: base, .. }) = c.apply(&CatalogCommand::AllocIds { count: 4 }) else {
         panic!("alloc failed")
     };
     let old = region_at(c, at);
@@ -312,18 +225,9 @@ fn split_report_swaps_regions_atomically() {
     assert_eq!(region_at(&c, "a").id, parts[0].id);
     assert_eq!(region_at(&c, "z").id, parts[1].id);
     // The new region is led from the same store.
-    assert_eq!(
-        c.region(parts[0].id).unwrap().leader.unwrap().store_id,
-        leader.store_id
-    );
+    assert_eq!(c.region(parts[0].id).unwrap().leader.unwrap().store_id, leader.store_id);
     // The pre-split region can no longer come back.
-    let err = report(
-        &mut c,
-        vec![before.region_by_key(b"a").unwrap().region.clone()],
-        leader,
-        2,
-    )
-    .unwrap_err();
+    let err = report(&mut c, vec![before.region_by_key(b"a").unwrap().region.clone()], leader, 2).unwrap_err();
     assert!(matches!(err, PdError::StaleEpoch(_)), "{err}");
 }
 
@@ -353,31 +257,15 @@ fn overlapping_or_gapped_reports_are_rejected() {
     // Malformed ranges and shapes.
     let mut r = right.clone();
     r.end_key = b"a".to_vec();
-    assert!(matches!(
-        report(&mut c, vec![r], right.peers[0], 1),
-        Err(PdError::InvalidArgument(_))
-    ));
+    assert!(matches!(report(&mut c, vec![r], right.peers[0], 1), Err(PdError::InvalidArgument(_))));
     let mut r = right.clone();
     r.region_epoch = None;
-    assert!(matches!(
-        report(&mut c, vec![r], right.peers[0], 1),
-        Err(PdError::InvalidArgument(_))
-    ));
+    assert!(matches!(report(&mut c, vec![r], right.peers[0], 1), Err(PdError::InvalidArgument(_))));
     let mut r = right.clone();
     r.id = 0;
-    assert!(matches!(
-        report(&mut c, vec![r], right.peers[0], 1),
-        Err(PdError::InvalidArgument(_))
-    ));
-    let foreign = metapb::Peer {
-        id: 999,
-        store_id: 1,
-        role: 0,
-    };
-    assert!(matches!(
-        report(&mut c, vec![right.clone()], foreign, 1),
-        Err(PdError::InvalidArgument(_))
-    ));
+    assert!(matches!(report(&mut c, vec![r], right.peers[0], 1), Err(PdError::InvalidArgument(_))));
+    let foreign = metapb::Peer { id: 999, store_id: 1, role: 0 };
+    assert!(matches!(report(&mut c, vec![right.clone()], foreign, 1), Err(PdError::InvalidArgument(_))));
     assert_eq!(c, before, "refused reports changed the catalog");
 }
 
@@ -386,18 +274,11 @@ fn reports_before_bootstrap_are_refused() {
     let mut c = with_stores();
     let r = metapb::Region {
         id: 1,
-        region_epoch: Some(metapb::RegionEpoch {
-            conf_ver: 1,
-            version: 1,
-        }),
+        region_epoch: Some(metapb::RegionEpoch { conf_ver: 1, version: 1 }),
         ..Default::default()
     };
     assert!(matches!(
-        c.apply(&CatalogCommand::ReportRegions {
-            regions: vec![r],
-            leader: None,
-            term: 1
-        }),
+        c.apply(&CatalogCommand::ReportRegions { regions: vec![r], leader: None, term: 1 }),
         Err(PdError::NotBootstrapped)
     ));
 }
@@ -408,9 +289,7 @@ fn snapshot_round_trips_through_protobuf() {
     let r = region_at(&c, "e");
     report(&mut c, vec![r.clone()], r.peers[1], 4).unwrap();
     let bytes = c.to_snapshot().encode_to_vec();
-    let decoded =
-        RouteCatalog::from_snapshot(pdraftpb::CatalogSnapshot::decode(bytes.as_slice()).unwrap())
-            .unwrap();
+    let decoded = RouteCatalog::from_snapshot(pdraftpb::CatalogSnapshot::decode(bytes.as_slice()).unwrap()).unwrap();
     let mut original = c.clone();
     original.take_dirty();
     assert_eq!(decoded, original);
@@ -423,10 +302,7 @@ fn inconsistent_rows_are_refused_on_load() {
     let mut s = c.to_snapshot();
     s.regions.pop();
     let err = RouteCatalog::from_snapshot(s).unwrap_err();
-    assert!(
-        matches!(err, PdError::Storage(ref m) if m.contains("inconsistent")),
-        "{err}"
-    );
+    assert!(matches!(err, PdError::Storage(ref m) if m.contains("inconsistent")), "{err}");
 }
 
 #[test]
@@ -439,12 +315,10 @@ fn route_snapshots_are_deterministic() {
         c.apply(&CatalogCommand::AllocIds { count: 3 }).unwrap();
     }
     for id in [1, 2, 3] {
-        a.apply(&CatalogCommand::PutStore { store: store(id) })
-            .unwrap();
+        a.apply(&CatalogCommand::PutStore { store: store(id) }).unwrap();
     }
     for id in [3, 1, 2] {
-        b.apply(&CatalogCommand::PutStore { store: store(id) })
-            .unwrap();
+        b.apply(&CatalogCommand::PutStore { store: store(id) }).unwrap();
     }
     for c in [&mut a, &mut b] {
         c.apply(&CatalogCommand::Bootstrap {
@@ -458,15 +332,8 @@ fn route_snapshots_are_deterministic() {
         })
         .unwrap();
     }
-    assert_eq!(
-        a.route_snapshot().encode_to_vec(),
-        b.route_snapshot().encode_to_vec()
-    );
-    let starts: Vec<Vec<u8>> = a
-        .route_snapshot()
-        .regions
-        .iter()
-        .map(|r| r.region.as_ref().unwrap().start_key.clone())
-        .collect();
+    assert_eq!(a.route_snapshot().encode_to_vec(), b.route_snapshot().encode_to_vec());
+    let starts: Vec<Vec<u8>> =
+        a.route_snapshot().regions.iter().map(|r| r.region.as_ref().unwrap().start_key.clone()).collect();
     assert_eq!(starts, vec![b"".to_vec(), b"a1".to_vec(), b"b".to_vec()]);
 }

@@ -73,10 +73,7 @@ impl LogStore {
     async fn write_meta<T: Serialize>(&self, key: &'static str, value: &T) -> io::Result<()> {
         let bytes = serde_json::to_vec(value).map_err(io_err)?;
         self.write(move |tx| {
-            tx.open_table(LOG_META)
-                .map_err(io_err)?
-                .insert(key, bytes.as_slice())
-                .map_err(io_err)?;
+            tx.open_table(LOG_META).map_err(io_err)?.insert(key, bytes.as_slice()).map_err(io_err)?;
             Ok(())
         })
         .await
@@ -112,17 +109,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let tx = self.db.begin_read().map_err(io_err)?;
         let table = tx.open_table(LOG).map_err(io_err)?;
         let last = match table.last().map_err(io_err)? {
-            Some((_, v)) => Some(
-                serde_json::from_slice::<Entry>(v.value())
-                    .map_err(io_err)?
-                    .log_id(),
-            ),
+            Some((_, v)) => Some(serde_json::from_slice::<Entry>(v.value()).map_err(io_err)?.log_id()),
             None => purged,
         };
-        Ok(LogState {
-            last_purged_log_id: purged,
-            last_log_id: last,
-        })
+        Ok(LogState { last_purged_log_id: purged, last_log_id: last })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -177,9 +167,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let from = last_log_id.map_or(Bound::Unbounded, |l| Bound::Excluded(l.index()));
         self.write(move |tx| {
             let mut table = tx.open_table(LOG).map_err(io_err)?;
-            table
-                .retain_in::<u64, _>((from, Bound::Unbounded), |_, _| false)
-                .map_err(io_err)?;
+            table.retain_in::<u64, _>((from, Bound::Unbounded), |_, _| false).map_err(io_err)?;
             Ok(())
         })
         .await
@@ -189,14 +177,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let bytes = serde_json::to_vec(&Some(log_id)).map_err(io_err)?;
         let upto = log_id.index();
         self.write(move |tx| {
-            tx.open_table(LOG_META)
-                .map_err(io_err)?
-                .insert(PURGED, bytes.as_slice())
-                .map_err(io_err)?;
+            tx.open_table(LOG_META).map_err(io_err)?.insert(PURGED, bytes.as_slice()).map_err(io_err)?;
             let mut table = tx.open_table(LOG).map_err(io_err)?;
-            table
-                .retain_in::<u64, _>(..=upto, |_, _| false)
-                .map_err(io_err)?;
+            table.retain_in::<u64, _>(..=upto, |_, _| false).map_err(io_err)?;
             Ok(())
         })
         .await

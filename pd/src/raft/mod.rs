@@ -39,15 +39,8 @@ impl fmt::Display for CatalogCommand {
         match self {
             CatalogCommand::AllocIds { count } => write!(f, "alloc-ids({count})"),
             CatalogCommand::PutStore { store } => write!(f, "put-store({})", store.id),
-            CatalogCommand::Bootstrap {
-                store_ids,
-                split_keys,
-            } => {
-                write!(
-                    f,
-                    "bootstrap(stores={store_ids:?}, regions={})",
-                    split_keys.len() + 1
-                )
+            CatalogCommand::Bootstrap { store_ids, split_keys } => {
+                write!(f, "bootstrap(stores={store_ids:?}, regions={})", split_keys.len() + 1)
             }
             CatalogCommand::ReportRegions { regions, term, .. } => {
                 let ids: Vec<u64> = regions.iter().map(|r| r.id).collect();

@@ -11,8 +11,8 @@ use openraft::OptionalSend;
 use openraft::errors::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
-    TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+    VoteRequest, VoteResponse,
 };
 use proto::pdraftpb::{RaftPayload, pd_raft_client::PdRaftClient};
 use serde::Serialize;
@@ -29,11 +29,7 @@ impl RaftNetworkFactory<TypeConfig> for PdNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: u64, node: &PdMember) -> PeerClient {
-        PeerClient {
-            target,
-            address: node.address.clone(),
-            client: None,
-        }
+        PeerClient { target, address: node.address.clone(), client: None }
     }
 }
 
@@ -53,10 +49,7 @@ enum Rpc {
 
 impl PeerClient {
     fn unreachable(&self, what: impl std::fmt::Display) -> Unreachable<TypeConfig> {
-        Unreachable::from_string(format!(
-            "PD member {} at {}: {what}",
-            self.target, self.address
-        ))
+        Unreachable::from_string(format!("PD member {} at {}: {what}", self.target, self.address))
     }
 
     async fn call<Req: Serialize, Resp: DeserializeOwned>(
@@ -70,19 +63,12 @@ impl PeerClient {
         if self.client.is_none() {
             let ch = crate::client::channel(&self.address).map_err(|e| self.unreachable(e))?;
             // Snapshots of a large catalog exceed tonic's 4 MiB default.
-            self.client = Some(
-                PdRaftClient::new(ch)
-                    .max_decoding_message_size(256 << 20)
-                    .max_encoding_message_size(256 << 20),
-            );
+            self.client =
+                Some(PdRaftClient::new(ch).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20));
         }
         let mut client = self.client.clone().expect("set above");
-        let mut request = tonic::Request::new(RaftPayload {
-            data,
-            error: String::new(),
-            target: self.target,
-            snapshot,
-        });
+        let mut request =
+            tonic::Request::new(RaftPayload { data, error: String::new(), target: self.target, snapshot });
         request.set_timeout(option.soft_ttl());
         let resp = match rpc {
             Rpc::Append => client.append_entries(request).await,
@@ -90,9 +76,7 @@ impl PeerClient {
             Rpc::Snapshot => client.install_snapshot(request).await,
             Rpc::TransferLeader => client.transfer_leader(request).await,
         };
-        let payload = resp
-            .map_err(|s| self.unreachable(s.message()))?
-            .into_inner();
+        let payload = resp.map_err(|s| self.unreachable(s.message()))?.into_inner();
         if !payload.error.is_empty() {
             return Err(self.unreachable(payload.error));
         }
@@ -139,8 +123,6 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Ok(self
-            .call(Rpc::TransferLeader, &req, Vec::new(), &option)
-            .await?)
+        Ok(self.call(Rpc::TransferLeader, &req, Vec::new(), &option).await?)
     }
 }

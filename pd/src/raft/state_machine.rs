@@ -98,13 +98,7 @@ impl CatalogStateMachine {
         let state = load(&db)?;
         let routes = Arc::new(state.catalog.route_snapshot());
         let (tx, _) = watch::channel(routes);
-        Ok(CatalogStateMachine {
-            db,
-            shared: Arc::new(SharedCatalog {
-                state: RwLock::new(state),
-                routes: tx,
-            }),
-        })
+        Ok(CatalogStateMachine { db, shared: Arc::new(SharedCatalog { state: RwLock::new(state), routes: tx }) })
     }
 
     pub fn shared(&self) -> Arc<SharedCatalog> {
@@ -113,9 +107,7 @@ impl CatalogStateMachine {
 
     async fn persist(&self, rows: Rows) -> io::Result<()> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || rows.write(&db))
-            .await
-            .map_err(io_err)?
+        tokio::task::spawn_blocking(move || rows.write(&db)).await.map_err(io_err)?
     }
 }
 
@@ -123,37 +115,22 @@ fn load(db: &Database) -> io::Result<CatalogState> {
     let tx = db.begin_read().map_err(io_err)?;
     let meta_table = tx.open_table(SM_META).map_err(io_err)?;
     let get = |key: &str| -> io::Result<Option<Vec<u8>>> {
-        Ok(meta_table
-            .get(key)
-            .map_err(io_err)?
-            .map(|v| v.value().to_vec()))
+        Ok(meta_table.get(key).map_err(io_err)?.map(|v| v.value().to_vec()))
     };
     let Some(meta) = get(CATALOG)? else {
         return Ok(CatalogState::default());
     };
     let meta = pdraftpb::CatalogMeta::decode(meta.as_slice()).map_err(io_err)?;
     let mut stores = Vec::new();
-    for row in tx
-        .open_table(SM_STORES)
-        .map_err(io_err)?
-        .iter()
-        .map_err(io_err)?
-    {
+    for row in tx.open_table(SM_STORES).map_err(io_err)?.iter().map_err(io_err)? {
         let (_, v) = row.map_err(io_err)?;
         stores.push(metapb::Store::decode(v.value()).map_err(io_err)?);
     }
     let mut regions = Vec::new();
-    for row in tx
-        .open_table(SM_REGIONS)
-        .map_err(io_err)?
-        .iter()
-        .map_err(io_err)?
-    {
+    for row in tx.open_table(SM_REGIONS).map_err(io_err)?.iter().map_err(io_err)? {
         let (_, v) = row.map_err(io_err)?;
-        regions.push(
-            RegionRecord::from_pb(pdraftpb::RegionRecord::decode(v.value()).map_err(io_err)?)
-                .map_err(io_err)?,
-        );
+        regions
+            .push(RegionRecord::from_pb(pdraftpb::RegionRecord::decode(v.value()).map_err(io_err)?).map_err(io_err)?);
     }
     let catalog = RouteCatalog::from_parts(meta, stores, regions).map_err(io_err)?;
     let last_applied = match get(APPLIED)? {
@@ -164,11 +141,7 @@ fn load(db: &Database) -> io::Result<CatalogState> {
         Some(b) => serde_json::from_slice(&b).map_err(io_err)?,
         None => StoredMembership::default(),
     };
-    Ok(CatalogState {
-        catalog,
-        last_applied,
-        membership,
-    })
+    Ok(CatalogState { catalog, last_applied, membership })
 }
 
 /// Rows to write in one transaction. Built under the state lock, written
@@ -186,27 +159,16 @@ struct Rows {
 impl Rows {
     fn applied(state: &CatalogState, dirty: &Dirty) -> io::Result<Rows> {
         let mut rows = Rows::default();
-        rows.meta.push((
-            APPLIED,
-            serde_json::to_vec(&state.last_applied).map_err(io_err)?,
-        ));
-        rows.meta.push((
-            MEMBERSHIP,
-            serde_json::to_vec(&state.membership).map_err(io_err)?,
-        ));
+        rows.meta.push((APPLIED, serde_json::to_vec(&state.last_applied).map_err(io_err)?));
+        rows.meta.push((MEMBERSHIP, serde_json::to_vec(&state.membership).map_err(io_err)?));
         if dirty.meta {
-            rows.meta
-                .push((CATALOG, state.catalog.meta_pb().encode_to_vec()));
+            rows.meta.push((CATALOG, state.catalog.meta_pb().encode_to_vec()));
         }
         for id in &dirty.stores {
-            rows.stores
-                .push((*id, state.catalog.store(*id).map(Message::encode_to_vec)));
+            rows.stores.push((*id, state.catalog.store(*id).map(Message::encode_to_vec)));
         }
         for id in &dirty.regions {
-            rows.regions.push((
-                *id,
-                state.catalog.region(*id).map(|r| r.to_pb().encode_to_vec()),
-            ));
+            rows.regions.push((*id, state.catalog.region(*id).map(|r| r.to_pb().encode_to_vec())));
         }
         Ok(rows)
     }
@@ -215,33 +177,17 @@ impl Rows {
         let snapshot = state.catalog.to_snapshot();
         let mut rows = Rows {
             clear_all: true,
-            stores: snapshot
-                .stores
-                .iter()
-                .map(|s| (s.id, Some(s.encode_to_vec())))
-                .collect(),
+            stores: snapshot.stores.iter().map(|s| (s.id, Some(s.encode_to_vec()))).collect(),
             regions: snapshot
                 .regions
                 .iter()
-                .map(|r| {
-                    (
-                        r.region.as_ref().map_or(0, |r| r.id),
-                        Some(r.encode_to_vec()),
-                    )
-                })
+                .map(|r| (r.region.as_ref().map_or(0, |r| r.id), Some(r.encode_to_vec())))
                 .collect(),
             ..Rows::default()
         };
-        rows.meta
-            .push((CATALOG, state.catalog.meta_pb().encode_to_vec()));
-        rows.meta.push((
-            APPLIED,
-            serde_json::to_vec(&state.last_applied).map_err(io_err)?,
-        ));
-        rows.meta.push((
-            MEMBERSHIP,
-            serde_json::to_vec(&state.membership).map_err(io_err)?,
-        ));
+        rows.meta.push((CATALOG, state.catalog.meta_pb().encode_to_vec()));
+        rows.meta.push((APPLIED, serde_json::to_vec(&state.last_applied).map_err(io_err)?));
+        rows.meta.push((MEMBERSHIP, serde_json::to_vec(&state.membership).map_err(io_err)?));
         Ok(rows)
     }
 
@@ -283,24 +229,15 @@ impl RaftSnapshotBuilder<TypeConfig> for CatalogStateMachine {
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
         let (meta, data) = {
             let state = self.shared.read();
-            let meta = SnapshotMeta {
-                last_log_id: state.last_applied,
-                last_membership: state.membership.clone(),
-            };
+            let meta = SnapshotMeta { last_log_id: state.last_applied, last_membership: state.membership.clone() };
             (meta, state.catalog.to_snapshot().encode_to_vec())
         };
         let rows = Rows {
-            meta: vec![
-                (SNAPSHOT_META, serde_json::to_vec(&meta).map_err(io_err)?),
-                (SNAPSHOT_DATA, data.clone()),
-            ],
+            meta: vec![(SNAPSHOT_META, serde_json::to_vec(&meta).map_err(io_err)?), (SNAPSHOT_DATA, data.clone())],
             ..Rows::default()
         };
         self.persist(rows).await?;
-        Ok(Snapshot {
-            meta,
-            snapshot: data,
-        })
+        Ok(Snapshot { meta, snapshot: data })
     }
 }
 
@@ -360,14 +297,10 @@ impl RaftStateMachine<TypeConfig> for CatalogStateMachine {
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> io::Result<()> {
         let decoded = pdraftpb::CatalogSnapshot::decode(snapshot.as_slice()).map_err(io_err)?;
         let catalog = RouteCatalog::from_snapshot(decoded).map_err(io_err)?;
-        let new_state = CatalogState {
-            catalog,
-            last_applied: meta.last_log_id,
-            membership: meta.last_membership.clone(),
-        };
+        let new_state =
+            CatalogState { catalog, last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
         let mut rows = Rows::everything(&new_state)?;
-        rows.meta
-            .push((SNAPSHOT_META, serde_json::to_vec(meta).map_err(io_err)?));
+        rows.meta.push((SNAPSHOT_META, serde_json::to_vec(meta).map_err(io_err)?));
         rows.meta.push((SNAPSHOT_DATA, snapshot));
         self.persist(rows).await?;
         *self.shared.state.write().unwrap() = new_state;
@@ -378,16 +311,12 @@ impl RaftStateMachine<TypeConfig> for CatalogStateMachine {
     async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
         let tx = self.db.begin_read().map_err(io_err)?;
         let table = tx.open_table(SM_META).map_err(io_err)?;
-        let (Some(meta), Some(data)) = (
-            table.get(SNAPSHOT_META).map_err(io_err)?,
-            table.get(SNAPSHOT_DATA).map_err(io_err)?,
-        ) else {
+        let (Some(meta), Some(data)) =
+            (table.get(SNAPSHOT_META).map_err(io_err)?, table.get(SNAPSHOT_DATA).map_err(io_err)?)
+        else {
             return Ok(None);
         };
         let meta: SnapshotMeta = serde_json::from_slice(meta.value()).map_err(io_err)?;
-        Ok(Some(Snapshot {
-            meta,
-            snapshot: data.value().to_vec(),
-        }))
+        Ok(Some(Snapshot { meta, snapshot: data.value().to_vec() }))
     }
 }

@@ -13,9 +13,7 @@ use super::state_machine::CatalogStateMachine;
 struct RedbBuilder;
 
 impl StoreBuilder<TypeConfig, LogStore, CatalogStateMachine, tempfile::TempDir> for RedbBuilder {
-    async fn build(
-        &self,
-    ) -> Result<(tempfile::TempDir, LogStore, CatalogStateMachine), StorageError<TypeConfig>> {
+    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, CatalogStateMachine), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = Arc::new(redb::Database::create(dir.path().join("pd.redb")).expect("create redb"));
         let log = LogStore::open(db.clone()).expect("open log");

@@ -28,22 +28,12 @@ pub fn bootstrap_command(ctx: &PdContext) -> Result<CatalogCommand> {
         return Err(PdError::AlreadyBootstrapped);
     }
     let need = ctx.config.replication.max_replicas as usize;
-    let up: Vec<u64> = state
-        .catalog
-        .stores()
-        .filter(|s| s.state == metapb::StoreState::Up as i32)
-        .map(|s| s.id)
-        .collect();
+    let up: Vec<u64> =
+        state.catalog.stores().filter(|s| s.state == metapb::StoreState::Up as i32).map(|s| s.id).collect();
     if up.len() < need {
-        return Err(PdError::NotEnoughStores {
-            need,
-            have: up.len(),
-        });
+        return Err(PdError::NotEnoughStores { need, have: up.len() });
     }
-    Ok(CatalogCommand::Bootstrap {
-        store_ids: up[..need].to_vec(),
-        split_keys: ctx.config.bootstrap_split_keys(),
-    })
+    Ok(CatalogCommand::Bootstrap { store_ids: up[..need].to_vec(), split_keys: ctx.config.bootstrap_split_keys() })
 }
 
 /// Runs on every member; acts only while leading. Wakes on every catalog

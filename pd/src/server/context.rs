@@ -49,9 +49,7 @@ pub async fn until_not_leader(rx: &mut watch::Receiver<bool>) {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl PdContext {
@@ -60,10 +58,7 @@ impl PdContext {
         let m = self.raft.metrics().borrow_watched().clone();
         let id = m.current_leader?;
         let node = m.membership_config.membership().get_node(&id)?.clone();
-        Some(LeaderHint {
-            id,
-            address: node.address,
-        })
+        Some(LeaderHint { id, address: node.address })
     }
 
     pub fn is_leader(&self) -> bool {
@@ -74,11 +69,7 @@ impl PdContext {
 
     /// Fails with `NotLeader` (naming the leader if known) on a follower.
     pub fn ensure_leader(&self) -> Result<()> {
-        if self.is_leader() {
-            Ok(())
-        } else {
-            Err(PdError::NotLeader(self.leader_hint()))
-        }
+        if self.is_leader() { Ok(()) } else { Err(PdError::NotLeader(self.leader_hint())) }
     }
 
     /// Waits until this member's applied catalog reflects every write
@@ -86,17 +77,10 @@ impl PdContext {
     /// sees it.
     pub async fn linearizable(&self) -> Result<()> {
         self.ensure_leader()?;
-        match tokio::time::timeout(
-            PROPOSE_TIMEOUT,
-            self.raft.ensure_linearizable(ReadPolicy::ReadIndex),
-        )
-        .await
-        {
+        match tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.ensure_linearizable(ReadPolicy::ReadIndex)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(self.raft_error(&e)),
-            Err(_) => Err(PdError::Unavailable(
-                "read index timed out (no quorum?)".into(),
-            )),
+            Err(_) => Err(PdError::Unavailable("read index timed out (no quorum?)".into())),
         }
     }
 
@@ -112,15 +96,11 @@ impl PdContext {
         let res = tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.client_write(cmd)).await;
         metrics::PROPOSE_SECONDS.observe(started.elapsed().as_secs_f64());
         match res {
-            Err(_) => Err(PdError::Unavailable(
-                "proposal not committed in time (no quorum?)".into(),
-            )),
+            Err(_) => Err(PdError::Unavailable("proposal not committed in time (no quorum?)".into())),
             Ok(Err(e)) => Err(self.raft_error(&e)),
             Ok(Ok(resp)) => match resp.data {
                 Ok(Some(outcome)) => Ok(outcome),
-                Ok(None) => Err(PdError::Fatal(
-                    "catalog command applied without an outcome".into(),
-                )),
+                Ok(None) => Err(PdError::Fatal("catalog command applied without an outcome".into())),
                 Err(e) => Err(e),
             },
         }
@@ -164,13 +144,7 @@ impl PdContext {
     }
 
     pub fn store_info(&self, store: &proto::metapb::Store, counts: (u64, u64)) -> pdpb::StoreInfo {
-        let runtime = self
-            .stores
-            .lock()
-            .unwrap()
-            .get(&store.id)
-            .cloned()
-            .unwrap_or_default();
+        let runtime = self.stores.lock().unwrap().get(&store.id).cloned().unwrap_or_default();
         pdpb::StoreInfo {
             store: Some(store.clone()),
             stats: Some(runtime.stats),
@@ -194,12 +168,7 @@ impl PdContext {
         let missing = c
             .regions()
             .filter(|r| {
-                r.region
-                    .peers
-                    .iter()
-                    .filter(|p| p.role == proto::metapb::PeerRole::Voter as i32)
-                    .count()
-                    < want
+                r.region.peers.iter().filter(|p| p.role == proto::metapb::PeerRole::Voter as i32).count() < want
             })
             .count();
         metrics::REGIONS_MISSING_REPLICAS.set(missing as i64);
@@ -209,9 +178,7 @@ impl PdContext {
             ("tombstone", proto::metapb::StoreState::Tombstone),
         ] {
             let n = c.stores().filter(|s| s.state == state as i32).count();
-            metrics::STORES
-                .with_label_values(&[state_name])
-                .set(n as i64);
+            metrics::STORES.with_label_values(&[state_name]).set(n as i64);
         }
     }
 }

@@ -21,8 +21,7 @@ use crate::catalog::{CatalogCommand, CommandOutcome, keys};
 use crate::error::{PdError, Result};
 use crate::metrics;
 
-pub type BoxStream<T> =
-    Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send + 'static>>;
+pub type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send + 'static>>;
 
 /// Responses whose header can carry an error.
 trait WithHeader: Default {
@@ -56,16 +55,12 @@ async fn handle<R: WithHeader>(
 ) -> std::result::Result<Response<R>, Status> {
     let started = Instant::now();
     let res = f.await;
-    metrics::GRPC_SECONDS
-        .with_label_values(&[method])
-        .observe(started.elapsed().as_secs_f64());
+    metrics::GRPC_SECONDS.with_label_values(&[method]).observe(started.elapsed().as_secs_f64());
     Ok(Response::new(match res {
         Ok(r) => r,
         Err(e) => {
             let pb = e.to_pb();
-            metrics::GRPC_ERRORS
-                .with_label_values(&[method, pb.r#type().as_str_name()])
-                .inc();
+            metrics::GRPC_ERRORS.with_label_values(&[method, pb.r#type().as_str_name()]).inc();
             let mut r = R::default();
             r.set_header(e.header());
             r
@@ -115,10 +110,7 @@ impl pd_server::Pd for PdService {
         handle("is_bootstrapped", async {
             self.ctx.linearizable().await?;
             let bootstrapped = self.ctx.catalog.read().catalog.is_bootstrapped();
-            Ok(pdpb::IsBootstrappedResponse {
-                header: None,
-                bootstrapped,
-            })
+            Ok(pdpb::IsBootstrappedResponse { header: None, bootstrapped })
         })
         .await
     }
@@ -132,11 +124,9 @@ impl pd_server::Pd for PdService {
             self.ctx.linearizable().await?;
             let cmd = super::bootstrap::bootstrap_command(&self.ctx)?;
             match self.ctx.propose(cmd).await? {
-                CommandOutcome::Bootstrapped { regions, version } => Ok(pdpb::BootstrapResponse {
-                    header: None,
-                    regions,
-                    version,
-                }),
+                CommandOutcome::Bootstrapped { regions, version } => {
+                    Ok(pdpb::BootstrapResponse { header: None, regions, version })
+                }
                 other => Err(PdError::Fatal(format!("bootstrap answered {other:?}"))),
             }
         })
@@ -150,11 +140,9 @@ impl pd_server::Pd for PdService {
         handle("alloc_id", async {
             let count = req.into_inner().count.max(1);
             match self.ctx.propose(CatalogCommand::AllocIds { count }).await? {
-                CommandOutcome::Ids { first, count } => Ok(pdpb::AllocIdResponse {
-                    header: None,
-                    first_id: first,
-                    count,
-                }),
+                CommandOutcome::Ids { first, count } => {
+                    Ok(pdpb::AllocIdResponse { header: None, first_id: first, count })
+                }
                 other => Err(PdError::Fatal(format!("alloc answered {other:?}"))),
             }
         })
@@ -167,15 +155,9 @@ impl pd_server::Pd for PdService {
         req: Request<pdpb::PutStoreRequest>,
     ) -> std::result::Result<Response<pdpb::PutStoreResponse>, Status> {
         handle("put_store", async {
-            let store = req
-                .into_inner()
-                .store
-                .ok_or_else(|| PdError::InvalidArgument("missing store".into()))?;
+            let store = req.into_inner().store.ok_or_else(|| PdError::InvalidArgument("missing store".into()))?;
             match self.ctx.propose(CatalogCommand::PutStore { store }).await? {
-                CommandOutcome::StorePut { version } => Ok(pdpb::PutStoreResponse {
-                    header: None,
-                    version,
-                }),
+                CommandOutcome::StorePut { version } => Ok(pdpb::PutStoreResponse { header: None, version }),
                 other => Err(PdError::Fatal(format!("put store answered {other:?}"))),
             }
         })
@@ -194,16 +176,8 @@ impl pd_server::Pd for PdService {
             self.ctx.linearizable().await?;
             let state = self.ctx.catalog.read();
             let store = state.catalog.store(id).ok_or(PdError::StoreNotFound(id))?;
-            let counts = state
-                .catalog
-                .counts_by_store()
-                .get(&id)
-                .copied()
-                .unwrap_or_default();
-            Ok(pdpb::GetStoreResponse {
-                header: None,
-                store: Some(self.ctx.store_info(store, counts)),
-            })
+            let counts = state.catalog.counts_by_store().get(&id).copied().unwrap_or_default();
+            Ok(pdpb::GetStoreResponse { header: None, store: Some(self.ctx.store_info(store, counts)) })
         })
         .await
     }
@@ -219,15 +193,9 @@ impl pd_server::Pd for PdService {
             let stores = state
                 .catalog
                 .stores()
-                .map(|s| {
-                    self.ctx
-                        .store_info(s, counts.get(&s.id).copied().unwrap_or_default())
-                })
+                .map(|s| self.ctx.store_info(s, counts.get(&s.id).copied().unwrap_or_default()))
                 .collect();
-            Ok(pdpb::ListStoresResponse {
-                header: None,
-                stores,
-            })
+            Ok(pdpb::ListStoresResponse { header: None, stores })
         })
         .await
     }
@@ -243,16 +211,9 @@ impl pd_server::Pd for PdService {
             if !state.catalog.is_bootstrapped() {
                 return Err(PdError::NotBootstrapped);
             }
-            let rec = state
-                .catalog
-                .region_by_key(&key)
-                .ok_or_else(|| PdError::KeyNotCovered(keys::display(&key)))?;
+            let rec = state.catalog.region_by_key(&key).ok_or_else(|| PdError::KeyNotCovered(keys::display(&key)))?;
             let stats = self.ctx.region_stats(rec.region.id);
-            Ok(pdpb::GetRegionResponse {
-                header: None,
-                route: Some(rec.route()),
-                stats,
-            })
+            Ok(pdpb::GetRegionResponse { header: None, route: Some(rec.route()), stats })
         })
         .await
     }
@@ -268,15 +229,8 @@ impl pd_server::Pd for PdService {
             }
             self.ctx.linearizable().await?;
             let state = self.ctx.catalog.read();
-            let rec = state
-                .catalog
-                .region(id)
-                .ok_or(PdError::RegionNotFound(id))?;
-            Ok(pdpb::GetRegionResponse {
-                header: None,
-                route: Some(rec.route()),
-                stats: self.ctx.region_stats(id),
-            })
+            let rec = state.catalog.region(id).ok_or(PdError::RegionNotFound(id))?;
+            Ok(pdpb::GetRegionResponse { header: None, route: Some(rec.route()), stats: self.ctx.region_stats(id) })
         })
         .await
     }
@@ -296,10 +250,7 @@ impl pd_server::Pd for PdService {
                 .into_iter()
                 .map(|r| r.route())
                 .collect();
-            Ok(pdpb::ScanRegionsResponse {
-                header: None,
-                routes,
-            })
+            Ok(pdpb::ScanRegionsResponse { header: None, routes })
         })
         .await
     }
@@ -311,10 +262,7 @@ impl pd_server::Pd for PdService {
         handle("list_routes", async {
             self.ctx.linearizable().await?;
             let routes = self.ctx.catalog.read().catalog.route_snapshot();
-            Ok(pdpb::ListRoutesResponse {
-                header: None,
-                routes: Some(routes),
-            })
+            Ok(pdpb::ListRoutesResponse { header: None, routes: Some(routes) })
         })
         .await
     }
@@ -323,18 +271,14 @@ impl pd_server::Pd for PdService {
         &self,
         req: Request<Streaming<pdpb::StoreHeartbeatRequest>>,
     ) -> std::result::Result<Response<Self::StoreHeartbeatStream>, Status> {
-        Ok(Response::new(heartbeat::open(
-            self.ctx.clone(),
-            req.into_inner(),
-        )))
+        Ok(Response::new(heartbeat::open(self.ctx.clone(), req.into_inner())))
     }
 
     async fn watch_routes(
         &self,
         req: Request<pdpb::WatchRoutesRequest>,
     ) -> std::result::Result<Response<Self::WatchRoutesStream>, Status> {
-        let stream = watch::open(self.ctx.clone(), req.into_inner().since_version)
-            .map_err(|e| refusal(&e))?;
+        let stream = watch::open(self.ctx.clone(), req.into_inner().since_version).map_err(|e| refusal(&e))?;
         Ok(Response::new(stream))
     }
 }
@@ -347,10 +291,8 @@ pub fn refusal(e: &PdError) -> Status {
             if let Some(h) = hint
                 && let (Ok(addr), Ok(id)) = (h.address.parse(), h.id.to_string().parse())
             {
-                s.metadata_mut()
-                    .insert(crate::client::LEADER_ADDR_METADATA, addr);
-                s.metadata_mut()
-                    .insert(crate::client::LEADER_ID_METADATA, id);
+                s.metadata_mut().insert(crate::client::LEADER_ADDR_METADATA, addr);
+                s.metadata_mut().insert(crate::client::LEADER_ID_METADATA, id);
             }
             s
         }

@@ -43,12 +43,7 @@ pub fn open(
         let _open = GaugeGuard::new(&metrics::HEARTBEAT_STREAMS);
         if let Err(e) = run(&ctx, inbound, &tx).await {
             debug!(error = %e, "heartbeat stream refused or ended");
-            let _ = tx
-                .send(Ok(pdpb::StoreHeartbeatResponse {
-                    header: e.header(),
-                    payload: None,
-                }))
-                .await;
+            let _ = tx.send(Ok(pdpb::StoreHeartbeatResponse { header: e.header(), payload: None })).await;
         }
     });
     Box::pin(ReceiverStream::new(rx))
@@ -56,11 +51,7 @@ pub fn open(
 
 /// Serves one stream until the store hangs up (`Ok`) or PD must refuse it
 /// (`Err`, sent to the store as a header).
-async fn run(
-    ctx: &PdContext,
-    mut inbound: Streaming<pdpb::StoreHeartbeatRequest>,
-    tx: &Tx,
-) -> Result<()> {
+async fn run(ctx: &PdContext, mut inbound: Streaming<pdpb::StoreHeartbeatRequest>, tx: &Tx) -> Result<()> {
     ctx.ensure_leader()?;
     let Some(first) = next(&mut inbound).await? else {
         return Ok(());
@@ -77,9 +68,7 @@ async fn run(
         if sent.is_none_or(|v| snapshot.version > v) {
             let resp = pdpb::StoreHeartbeatResponse {
                 header: None,
-                payload: Some(pdpb::store_heartbeat_response::Payload::Routes(
-                    (*snapshot).clone(),
-                )),
+                payload: Some(pdpb::store_heartbeat_response::Payload::Routes((*snapshot).clone())),
             };
             if tx.send(Ok(resp)).await.is_err() {
                 return Ok(());
@@ -102,9 +91,7 @@ async fn run(
     }
 }
 
-async fn next(
-    inbound: &mut Streaming<pdpb::StoreHeartbeatRequest>,
-) -> Result<Option<pdpb::StoreHeartbeatRequest>> {
+async fn next(inbound: &mut Streaming<pdpb::StoreHeartbeatRequest>) -> Result<Option<pdpb::StoreHeartbeatRequest>> {
     inbound.message().await.map_err(|status| {
         metrics::HEARTBEAT_STREAM_ERRORS.inc();
         PdError::Unavailable(format!("heartbeat stream broke: {}", status.message()))
@@ -115,9 +102,9 @@ fn check_store(ctx: &PdContext, store_id: u64) -> Result<()> {
     let state = ctx.catalog.read();
     match state.catalog.store(store_id) {
         None => Err(PdError::StoreNotFound(store_id)),
-        Some(s) if s.state == proto::metapb::StoreState::Tombstone as i32 => Err(
-            PdError::StoreConflict(format!("store {store_id} is tombstoned")),
-        ),
+        Some(s) if s.state == proto::metapb::StoreState::Tombstone as i32 => {
+            Err(PdError::StoreConflict(format!("store {store_id} is tombstoned")))
+        }
         Some(_) => Ok(()),
     }
 }
@@ -137,13 +124,7 @@ async fn handle(ctx: &PdContext, store_id: u64, msg: pdpb::StoreHeartbeatRequest
     let started = Instant::now();
     let kind = match payload {
         Payload::Store(stats) => {
-            ctx.stores.lock().unwrap().insert(
-                store_id,
-                StoreRuntime {
-                    stats,
-                    last_heartbeat_ms: now_ms(),
-                },
-            );
+            ctx.stores.lock().unwrap().insert(store_id, StoreRuntime { stats, last_heartbeat_ms: now_ms() });
             "store"
         }
         Payload::Region(hb) => {
@@ -151,20 +132,14 @@ async fn handle(ctx: &PdContext, store_id: u64, msg: pdpb::StoreHeartbeatRequest
             "region"
         }
         Payload::Split(split) => {
-            let cmd = CatalogCommand::ReportRegions {
-                regions: split.regions,
-                leader: split.leader,
-                term: split.term,
-            };
+            let cmd = CatalogCommand::ReportRegions { regions: split.regions, leader: split.leader, term: split.term };
             check_leader_store(store_id, cmd_leader(&cmd))?;
             propose_report(ctx, cmd).await?;
             "split"
         }
     };
     metrics::HEARTBEAT_MESSAGES.with_label_values(&[kind]).inc();
-    metrics::HEARTBEAT_HANDLE_SECONDS
-        .with_label_values(&[kind])
-        .observe(started.elapsed().as_secs_f64());
+    metrics::HEARTBEAT_HANDLE_SECONDS.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -180,21 +155,15 @@ fn check_leader_store(store_id: u64, leader: Option<&proto::metapb::Peer>) -> Re
     match leader {
         Some(l) if l.store_id == store_id => Ok(()),
         _ => {
-            metrics::REGION_REPORTS_REFUSED
-                .with_label_values(&["invalid"])
-                .inc();
-            Err(PdError::InvalidArgument(format!(
-                "store {store_id} reported a region it does not lead"
-            )))
+            metrics::REGION_REPORTS_REFUSED.with_label_values(&["invalid"]).inc();
+            Err(PdError::InvalidArgument(format!("store {store_id} reported a region it does not lead")))
         }
     }
 }
 
 async fn region_heartbeat(ctx: &PdContext, store_id: u64, hb: pdpb::RegionHeartbeat) -> Result<()> {
     let Some(region) = hb.region else {
-        return Err(PdError::InvalidArgument(
-            "region heartbeat without a region".into(),
-        ));
+        return Err(PdError::InvalidArgument("region heartbeat without a region".into()));
     };
     check_leader_store(store_id, hb.leader.as_ref())?;
     if let Some(stats) = hb.stats {
@@ -205,11 +174,8 @@ async fn region_heartbeat(ctx: &PdContext, store_id: u64, hb: pdpb::RegionHeartb
         let state = ctx.catalog.read();
         if let Some(rec) = state.catalog.region(region.id) {
             let epoch = region.region_epoch.unwrap_or_default();
-            if epoch_is_stale(&epoch, &rec.epoch()) || (epoch == rec.epoch() && hb.term < rec.term)
-            {
-                metrics::REGION_REPORTS_REFUSED
-                    .with_label_values(&["stale"])
-                    .inc();
+            if epoch_is_stale(&epoch, &rec.epoch()) || (epoch == rec.epoch() && hb.term < rec.term) {
+                metrics::REGION_REPORTS_REFUSED.with_label_values(&["stale"]).inc();
                 debug!(region_id = region.id, ?epoch, "stale region report ignored");
                 return Ok(());
             }
@@ -218,15 +184,7 @@ async fn region_heartbeat(ctx: &PdContext, store_id: u64, hb: pdpb::RegionHeartb
             }
         }
     }
-    propose_report(
-        ctx,
-        CatalogCommand::ReportRegions {
-            regions: vec![region],
-            leader: hb.leader,
-            term: hb.term,
-        },
-    )
-    .await
+    propose_report(ctx, CatalogCommand::ReportRegions { regions: vec![region], leader: hb.leader, term: hb.term }).await
 }
 
 /// Proposes a report. Refusals by the catalog are counted, not fatal to the
@@ -235,27 +193,14 @@ async fn propose_report(ctx: &PdContext, cmd: CatalogCommand) -> Result<()> {
     match ctx.propose(cmd).await {
         Ok(_) => Ok(()),
         Err(PdError::StaleEpoch(m)) => {
-            metrics::REGION_REPORTS_REFUSED
-                .with_label_values(&["stale"])
-                .inc();
+            metrics::REGION_REPORTS_REFUSED.with_label_values(&["stale"]).inc();
             debug!(reason = %m, "stale region report ignored");
             Ok(())
         }
-        Err(
-            e @ (PdError::NotLeader(_)
-            | PdError::Unavailable(_)
-            | PdError::Fatal(_)
-            | PdError::Storage(_)),
-        ) => Err(e),
+        Err(e @ (PdError::NotLeader(_) | PdError::Unavailable(_) | PdError::Fatal(_) | PdError::Storage(_))) => Err(e),
         Err(e) => {
-            let reason = if matches!(e, PdError::RouteConflict(_)) {
-                "conflict"
-            } else {
-                "invalid"
-            };
-            metrics::REGION_REPORTS_REFUSED
-                .with_label_values(&[reason])
-                .inc();
+            let reason = if matches!(e, PdError::RouteConflict(_)) { "conflict" } else { "invalid" };
+            metrics::REGION_REPORTS_REFUSED.with_label_values(&[reason]).inc();
             warn!(error = %e, "region report refused");
             Ok(())
         }

@@ -37,25 +37,18 @@ impl IntoResponse for ApiError {
         let pb = self.0.to_pb();
         let status = match &self.0 {
             PdError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
-            PdError::StoreNotFound(_) | PdError::RegionNotFound(_) | PdError::KeyNotCovered(_) => {
-                StatusCode::NOT_FOUND
-            }
+            PdError::StoreNotFound(_) | PdError::RegionNotFound(_) | PdError::KeyNotCovered(_) => StatusCode::NOT_FOUND,
             PdError::NotBootstrapped
             | PdError::AlreadyBootstrapped
             | PdError::StoreConflict(_)
             | PdError::StaleEpoch(_)
             | PdError::RouteConflict(_)
             | PdError::NotEnoughStores { .. } => StatusCode::CONFLICT,
-            PdError::NotLeader(_)
-            | PdError::Unavailable(_)
-            | PdError::Storage(_)
-            | PdError::Fatal(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PdError::NotLeader(_) | PdError::Unavailable(_) | PdError::Storage(_) | PdError::Fatal(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         };
-        (
-            status,
-            Json(json!({"error": pb.message, "type": pb.r#type().as_str_name()})),
-        )
-            .into_response()
+        (status, Json(json!({"error": pb.message, "type": pb.r#type().as_str_name()}))).into_response()
     }
 }
 
@@ -68,11 +61,7 @@ async fn health(State(ctx): State<Arc<PdContext>>) -> Response {
         "catalog_version": ctx.catalog.read().catalog.version(),
     });
     // Healthy means this member is part of a group that has a leader.
-    let status = if members.leader.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if members.leader.is_some() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
 }
 
@@ -86,9 +75,7 @@ async fn stores(State(ctx): State<Arc<PdContext>>) -> Json<serde_json::Value> {
     let list: Vec<_> = state
         .catalog
         .stores()
-        .map(|s| {
-            view::store_info(&ctx.store_info(s, counts.get(&s.id).copied().unwrap_or_default()))
-        })
+        .map(|s| view::store_info(&ctx.store_info(s, counts.get(&s.id).copied().unwrap_or_default())))
         .collect();
     Json(json!({"count": list.len(), "stores": list}))
 }
@@ -96,38 +83,21 @@ async fn stores(State(ctx): State<Arc<PdContext>>) -> Json<serde_json::Value> {
 fn parse_id(raw: &str, what: &str) -> Result<u64, ApiError> {
     match raw.parse::<u64>() {
         Ok(id) if id > 0 => Ok(id),
-        _ => Err(ApiError(PdError::InvalidArgument(format!(
-            "{what} id {raw:?} is not a positive integer"
-        )))),
+        _ => Err(ApiError(PdError::InvalidArgument(format!("{what} id {raw:?} is not a positive integer")))),
     }
 }
 
-async fn store(
-    State(ctx): State<Arc<PdContext>>,
-    Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+async fn store(State(ctx): State<Arc<PdContext>>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
     let id = parse_id(&id, "store")?;
     let state = ctx.catalog.read();
-    let s = state
-        .catalog
-        .store(id)
-        .ok_or(ApiError(PdError::StoreNotFound(id)))?;
-    let counts = state
-        .catalog
-        .counts_by_store()
-        .get(&id)
-        .copied()
-        .unwrap_or_default();
+    let s = state.catalog.store(id).ok_or(ApiError(PdError::StoreNotFound(id)))?;
+    let counts = state.catalog.counts_by_store().get(&id).copied().unwrap_or_default();
     Ok(Json(view::store_info(&ctx.store_info(s, counts))))
 }
 
 async fn regions(State(ctx): State<Arc<PdContext>>) -> Json<serde_json::Value> {
     let state = ctx.catalog.read();
-    let routes: Vec<_> = state
-        .catalog
-        .regions()
-        .map(|r| (r.route(), ctx.region_stats(r.region.id)))
-        .collect();
+    let routes: Vec<_> = state.catalog.regions().map(|r| (r.route(), ctx.region_stats(r.region.id))).collect();
     Json(view::regions(routes.iter().map(|(r, s)| (r, *s))))
 }
 
@@ -137,14 +107,8 @@ async fn region_by_id(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = parse_id(&id, "region")?;
     let state = ctx.catalog.read();
-    let rec = state
-        .catalog
-        .region(id)
-        .ok_or(ApiError(PdError::RegionNotFound(id)))?;
-    Ok(Json(view::region(
-        &rec.route(),
-        ctx.region_stats(id).as_ref(),
-    )))
+    let rec = state.catalog.region(id).ok_or(ApiError(PdError::RegionNotFound(id)))?;
+    Ok(Json(view::region(&rec.route(), ctx.region_stats(id).as_ref())))
 }
 
 async fn region_by_key(
@@ -155,14 +119,9 @@ async fn region_by_key(
     if !state.catalog.is_bootstrapped() {
         return Err(ApiError(PdError::NotBootstrapped));
     }
-    let rec = state
-        .catalog
-        .region_by_key(key.as_bytes())
-        .ok_or_else(|| ApiError(PdError::KeyNotCovered(key.clone())))?;
-    Ok(Json(view::region(
-        &rec.route(),
-        ctx.region_stats(rec.region.id).as_ref(),
-    )))
+    let rec =
+        state.catalog.region_by_key(key.as_bytes()).ok_or_else(|| ApiError(PdError::KeyNotCovered(key.clone())))?;
+    Ok(Json(view::region(&rec.route(), ctx.region_stats(rec.region.id).as_ref())))
 }
 
 async fn routes(State(ctx): State<Arc<PdContext>>) -> Json<serde_json::Value> {

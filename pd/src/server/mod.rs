@@ -81,40 +81,26 @@ impl PdServer {
     /// holds it), `InvalidArgument` for unusable addresses.
     pub async fn start(config: PdConfig) -> Result<PdServer> {
         metrics::init();
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            PdError::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
-        })?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| PdError::Storage(format!("cannot create {}: {e}", config.data_dir.display())))?;
         let db_path = config.data_dir.join("pd.redb");
         let db = redb::Database::create(&db_path)
             .map_err(|e| PdError::Storage(format!("cannot open {}: {e}", db_path.display())))?;
         let db = Arc::new(db);
         let log_store = LogStore::open(db.clone()).map_err(|e| PdError::Storage(e.to_string()))?;
-        let state_machine =
-            CatalogStateMachine::open(db).map_err(|e| PdError::Storage(e.to_string()))?;
+        let state_machine = CatalogStateMachine::open(db).map_err(|e| PdError::Storage(e.to_string()))?;
         let catalog = state_machine.shared();
 
-        let grpc_listener = TcpListener::bind(&config.grpc_addr).await.map_err(|e| {
-            PdError::InvalidArgument(format!("cannot listen on {}: {e}", config.grpc_addr))
-        })?;
-        let http_listener = TcpListener::bind(&config.http_addr).await.map_err(|e| {
-            PdError::InvalidArgument(format!("cannot listen on {}: {e}", config.http_addr))
-        })?;
-        let grpc_addr = grpc_listener
-            .local_addr()
-            .map_err(|e| PdError::InvalidArgument(e.to_string()))?;
-        let http_addr = http_listener
-            .local_addr()
-            .map_err(|e| PdError::InvalidArgument(e.to_string()))?;
-        let advertise_grpc_addr = advertise(
-            &config.advertise_grpc_addr,
-            grpc_addr,
-            "advertise-grpc-addr",
-        )?;
-        let advertise_http_addr = advertise(
-            &config.advertise_http_addr,
-            http_addr,
-            "advertise-http-addr",
-        )?;
+        let grpc_listener = TcpListener::bind(&config.grpc_addr)
+            .await
+            .map_err(|e| PdError::InvalidArgument(format!("cannot listen on {}: {e}", config.grpc_addr)))?;
+        let http_listener = TcpListener::bind(&config.http_addr)
+            .await
+            .map_err(|e| PdError::InvalidArgument(format!("cannot listen on {}: {e}", config.http_addr)))?;
+        let grpc_addr = grpc_listener.local_addr().map_err(|e| PdError::InvalidArgument(e.to_string()))?;
+        let http_addr = http_listener.local_addr().map_err(|e| PdError::InvalidArgument(e.to_string()))?;
+        let advertise_grpc_addr = advertise(&config.advertise_grpc_addr, grpc_addr, "advertise-grpc-addr")?;
+        let advertise_http_addr = advertise(&config.advertise_http_addr, http_addr, "advertise-http-addr")?;
 
         let raft_config = openraft::Config {
             cluster_name: "pd".into(),
@@ -129,15 +115,9 @@ impl PdServer {
         }
         .validate()
         .map_err(|e| PdError::InvalidArgument(format!("raft timing: {e}")))?;
-        let raft = PdRaft::new(
-            config.node_id,
-            Arc::new(raft_config),
-            PdNetwork,
-            log_store,
-            state_machine,
-        )
-        .await
-        .map_err(|e| PdError::Fatal(format!("raft failed to start: {e}")))?;
+        let raft = PdRaft::new(config.node_id, Arc::new(raft_config), PdNetwork, log_store, state_machine)
+            .await
+            .map_err(|e| PdError::Fatal(format!("raft failed to start: {e}")))?;
 
         let (shutdown_tx, shutdown_rx) = tokio_watch::channel(false);
         let (leader_tx, leader_rx) = tokio_watch::channel(false);
@@ -153,16 +133,8 @@ impl PdServer {
         ctx.update_catalog_metrics();
 
         let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(track_leadership(
-            raft.clone(),
-            config.node_id,
-            leader_tx,
-            shutdown_rx.clone(),
-        )));
-        tasks.push(tokio::spawn(track_catalog_metrics(
-            ctx.clone(),
-            shutdown_rx.clone(),
-        )));
+        tasks.push(tokio::spawn(track_leadership(raft.clone(), config.node_id, leader_tx, shutdown_rx.clone())));
+        tasks.push(tokio::spawn(track_catalog_metrics(ctx.clone(), shutdown_rx.clone())));
 
         let pd_service = PdGrpcServer::new(grpc::PdService::new(ctx.clone()))
             .max_decoding_message_size(MAX_GRPC_MESSAGE)
@@ -175,59 +147,24 @@ impl PdServer {
             .tcp_nodelay(true)
             .add_service(pd_service)
             .add_service(raft_service);
-        tasks.push(tokio::spawn(crate::net::serve_grpc(
-            grpc,
-            grpc_listener,
-            shutdown_rx.clone(),
-        )));
-        tasks.push(tokio::spawn(crate::net::serve_http(
-            http::router(ctx.clone()),
-            http_listener,
-            shutdown_rx.clone(),
-        )));
+        tasks.push(tokio::spawn(crate::net::serve_grpc(grpc, grpc_listener, shutdown_rx.clone())));
+        tasks.push(tokio::spawn(crate::net::serve_http(http::router(ctx.clone()), http_listener, shutdown_rx.clone())));
 
-        let me = PdMember {
-            address: advertise_grpc_addr.clone(),
-            http_address: advertise_http_addr.clone(),
-        };
-        let initialized = raft
-            .is_initialized()
-            .await
-            .map_err(|e| PdError::Fatal(e.to_string()))?;
+        let me = PdMember { address: advertise_grpc_addr.clone(), http_address: advertise_http_addr.clone() };
+        let initialized = raft.is_initialized().await.map_err(|e| PdError::Fatal(e.to_string()))?;
         if initialized {
-            info!(
-                node_id = config.node_id,
-                "restarting PD member from its data directory"
-            );
+            info!(node_id = config.node_id, "restarting PD member from its data directory");
         } else if config.join.is_empty() {
             info!(node_id = config.node_id, "starting a new PD group");
-            if let Err(e) = raft
-                .initialize(BTreeMap::from([(config.node_id, me)]))
-                .await
-            {
-                return Err(PdError::Fatal(format!(
-                    "cannot initialize the PD group: {e}"
-                )));
+            if let Err(e) = raft.initialize(BTreeMap::from([(config.node_id, me)])).await {
+                return Err(PdError::Fatal(format!("cannot initialize the PD group: {e}")));
             }
         } else {
-            tasks.push(tokio::spawn(join(
-                config.node_id,
-                me,
-                config.join.clone(),
-                shutdown_rx.clone(),
-            )));
+            tasks.push(tokio::spawn(join(config.node_id, me, config.join.clone(), shutdown_rx.clone())));
         }
         tasks.push(tokio::spawn(bootstrap::run(ctx.clone(), shutdown_rx)));
 
-        Ok(PdServer {
-            grpc_addr,
-            http_addr,
-            advertise_grpc_addr,
-            advertise_http_addr,
-            ctx,
-            shutdown_tx,
-            tasks,
-        })
+        Ok(PdServer { grpc_addr, http_addr, advertise_grpc_addr, advertise_http_addr, ctx, shutdown_tx, tasks })
     }
 
     pub fn context(&self) -> &Arc<PdContext> {
@@ -257,11 +194,7 @@ async fn track_leadership(
     loop {
         let (is_leader, term, leader) = {
             let m = rx.borrow_watched();
-            (
-                m.state == ServerState::Leader && m.current_leader == Some(node_id),
-                m.current_term,
-                m.current_leader,
-            )
+            (m.state == ServerState::Leader && m.current_leader == Some(node_id), m.current_term, m.current_leader)
         };
         metrics::IS_LEADER.set(i64::from(is_leader));
         metrics::RAFT_TERM.set(term as i64);
@@ -288,17 +221,8 @@ async fn track_catalog_metrics(ctx: Arc<PdContext>, mut shutdown: tokio_watch::R
 
 /// Asks the members in `seeds` (following leader hints) to add this member,
 /// until one leader does.
-async fn join(
-    node_id: u64,
-    me: PdMember,
-    seeds: Vec<String>,
-    mut shutdown: tokio_watch::Receiver<bool>,
-) {
-    let req = JoinRequest {
-        id: node_id,
-        address: me.address.clone(),
-        http_address: me.http_address.clone(),
-    };
+async fn join(node_id: u64, me: PdMember, seeds: Vec<String>, mut shutdown: tokio_watch::Receiver<bool>) {
+    let req = JoinRequest { id: node_id, address: me.address.clone(), http_address: me.http_address.clone() };
     let mut targets = seeds.clone();
     loop {
         for addr in std::mem::take(&mut targets) {

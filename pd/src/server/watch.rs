@@ -39,10 +39,7 @@ impl Drop for GaugeGuard {
 /// # Errors
 ///
 /// `NotLeader` on a follower.
-pub fn open(
-    ctx: Arc<PdContext>,
-    since_version: u64,
-) -> Result<BoxStream<pdpb::WatchRoutesResponse>> {
+pub fn open(ctx: Arc<PdContext>, since_version: u64) -> Result<BoxStream<pdpb::WatchRoutesResponse>> {
     ctx.ensure_leader()?;
     let (tx, rx) = mpsc::channel(WATCH_QUEUE);
     tokio::spawn(async move {
@@ -54,10 +51,7 @@ pub fn open(
         loop {
             let snapshot = routes.borrow_and_update().clone();
             if sent.is_none_or(|v| snapshot.version > v) {
-                let resp = pdpb::WatchRoutesResponse {
-                    header: None,
-                    routes: Some((*snapshot).clone()),
-                };
+                let resp = pdpb::WatchRoutesResponse { header: None, routes: Some((*snapshot).clone()) };
                 if tx.send(Ok(resp)).await.is_err() {
                     return;
                 }

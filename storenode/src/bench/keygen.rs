@@ -47,22 +47,12 @@ impl Zipf {
     /// If `theta` is not in (0, 1).
     pub fn new(n: u64, theta: f64) -> Self {
         assert!(theta > 0.0 && theta < 1.0, "zipf theta must be in (0, 1)");
-        let zeta = |count: u64| {
-            (1..=count)
-                .map(|i| 1.0 / (i as f64).powf(theta))
-                .sum::<f64>()
-        };
+        let zeta = |count: u64| (1..=count).map(|i| 1.0 / (i as f64).powf(theta)).sum::<f64>();
         let zetan = zeta(n);
         let zeta2 = zeta(2);
         let alpha = 1.0 / (1.0 - theta);
         let eta = (1.0 - (2.0 / n as f64).powf(1.0 - theta)) / (1.0 - zeta2 / zetan);
-        Zipf {
-            n,
-            theta,
-            alpha,
-            zetan,
-            eta,
-        }
+        Zipf { n, theta, alpha, zetan, eta }
     }
 
     pub fn sample(&self, rng: &mut Rng) -> u64 {
@@ -142,16 +132,8 @@ mod tests {
         for _ in 0..100_000 {
             hits[z.sample(&mut rng) as usize] += 1;
         }
-        assert!(
-            hits[0] > hits[500] * 20,
-            "index 0 should dominate: {} vs {}",
-            hits[0],
-            hits[500]
-        );
-        let uniform: u64 = (0..100_000)
-            .map(|_| Distribution::Uniform.pick(&mut rng, 1000))
-            .max()
-            .unwrap();
+        assert!(hits[0] > hits[500] * 20, "index 0 should dominate: {} vs {}", hits[0], hits[500]);
+        let uniform: u64 = (0..100_000).map(|_| Distribution::Uniform.pick(&mut rng, 1000)).max().unwrap();
         assert!(uniform < 1000);
     }
 }

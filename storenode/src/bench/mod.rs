@@ -71,46 +71,31 @@ impl Backend {
             Backend::Store(c) => c.put(&k, &v).await.map_err(|e| e.to_string()),
             Backend::Etcd(eps) => {
                 let mut c = eps[client % eps.len()].clone();
-                c.put(etcdserverpb::PutRequest {
-                    key: k,
-                    value: v,
-                    ..Default::default()
-                })
-                .await
-                .map(drop)
-                .map_err(|s| s.message().to_string())
+                c.put(etcdserverpb::PutRequest { key: k, value: v, ..Default::default() })
+                    .await
+                    .map(drop)
+                    .map_err(|s| s.message().to_string())
             }
         }
     }
 
     async fn get(&self, client: usize, k: Vec<u8>) -> Result<bool, String> {
         match self {
-            Backend::Store(c) => c
-                .get(&k)
-                .await
-                .map(|v| v.is_some())
-                .map_err(|e| e.to_string()),
+            Backend::Store(c) => c.get(&k).await.map(|v| v.is_some()).map_err(|e| e.to_string()),
             Backend::Etcd(eps) => {
                 let mut c = eps[client % eps.len()].clone();
                 // serializable = false: a linearizable read, like the store's.
-                c.range(etcdserverpb::RangeRequest {
-                    key: k,
-                    ..Default::default()
-                })
-                .await
-                .map(|r| !r.into_inner().kvs.is_empty())
-                .map_err(|s| s.message().to_string())
+                c.range(etcdserverpb::RangeRequest { key: k, ..Default::default() })
+                    .await
+                    .map(|r| !r.into_inner().kvs.is_empty())
+                    .map_err(|s| s.message().to_string())
             }
         }
     }
 
     async fn scan(&self, client: usize, start: Vec<u8>, limit: u32) -> Result<usize, String> {
         match self {
-            Backend::Store(c) => c
-                .scan(&start, b"", limit as usize)
-                .await
-                .map(|v| v.len())
-                .map_err(|e| e.to_string()),
+            Backend::Store(c) => c.scan(&start, b"", limit as usize).await.map(|v| v.len()).map_err(|e| e.to_string()),
             Backend::Etcd(eps) => {
                 let mut c = eps[client % eps.len()].clone();
                 let req = etcdserverpb::RangeRequest {
@@ -120,10 +105,7 @@ impl Backend {
                     limit: i64::from(limit),
                     ..Default::default()
                 };
-                c.range(req)
-                    .await
-                    .map(|r| r.into_inner().kvs.len())
-                    .map_err(|s| s.message().to_string())
+                c.range(req).await.map(|r| r.into_inner().kvs.len()).map_err(|s| s.message().to_string())
             }
         }
     }
@@ -176,9 +158,7 @@ pub async fn preload(backend: &Arc<Backend>, cfg: &BenchConfig) -> Result<(), St
                 if i >= cfg.keys {
                     return Ok::<(), String>(());
                 }
-                backend
-                    .put(c, key(i, cfg.key_size), value_for(i, cfg.value_size))
-                    .await?;
+                backend.put(c, key(i, cfg.key_size), value_for(i, cfg.value_size)).await?;
             }
         }));
     }
@@ -203,26 +183,17 @@ pub async fn run(backend: Arc<Backend>, cfg: BenchConfig) -> Report {
             loop {
                 tick.tick().await;
                 let now = done.load(Ordering::Relaxed);
-                eprintln!(
-                    "[{:>4.0}s] {:>8} ops/s, {now} ops",
-                    started.elapsed().as_secs_f64(),
-                    now - last
-                );
+                eprintln!("[{:>4.0}s] {:>8} ops/s, {now} ops", started.elapsed().as_secs_f64(), now - last);
                 last = now;
             }
         })
     });
     let mut tasks = Vec::new();
     for c in 0..cfg.clients {
-        let (backend, cfg, done, errors) =
-            (backend.clone(), cfg.clone(), done.clone(), errors.clone());
+        let (backend, cfg, done, errors) = (backend.clone(), cfg.clone(), done.clone(), errors.clone());
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng::new(cfg.seed.wrapping_add(c as u64 * 0x1000_0001));
-            let mut lat = [
-                Latencies::default(),
-                Latencies::default(),
-                Latencies::default(),
-            ];
+            let mut lat = [Latencies::default(), Latencies::default(), Latencies::default()];
             let mut last_error = None;
             while Instant::now() < deadline {
                 let roll = rng.below(100) as u32;
@@ -255,11 +226,7 @@ pub async fn run(backend: Arc<Backend>, cfg: BenchConfig) -> Report {
             (lat, last_error)
         }));
     }
-    let mut merged = [
-        Latencies::default(),
-        Latencies::default(),
-        Latencies::default(),
-    ];
+    let mut merged = [Latencies::default(), Latencies::default(), Latencies::default()];
     let mut last_error = None;
     for t in tasks {
         if let Ok((lat, e)) = t.await {
@@ -279,10 +246,5 @@ pub async fn run(backend: Arc<Backend>, cfg: BenchConfig) -> Report {
         .filter(|(_, l)| !l.is_empty())
         .map(|(op, l)| (op, l.summary()))
         .collect();
-    Report {
-        elapsed,
-        errors: errors.load(Ordering::Relaxed),
-        ops,
-        last_error,
-    }
+    Report { elapsed, errors: errors.load(Ordering::Relaxed), ops, last_error }
 }

@@ -20,8 +20,7 @@ pub struct Summary {
 
 impl Latencies {
     pub fn record(&mut self, d: Duration) {
-        self.micros
-            .push(d.as_micros().min(u128::from(u32::MAX)) as u32);
+        self.micros.push(d.as_micros().min(u128::from(u32::MAX)) as u32);
     }
 
     pub fn merge(&mut self, other: Latencies) {
@@ -42,17 +41,10 @@ impl Latencies {
             if self.micros.is_empty() {
                 return Duration::ZERO;
             }
-            let i =
-                ((self.micros.len() as f64 * q).ceil() as usize).clamp(1, self.micros.len()) - 1;
+            let i = ((self.micros.len() as f64 * q).ceil() as usize).clamp(1, self.micros.len()) - 1;
             Duration::from_micros(u64::from(self.micros[i]))
         };
-        Summary {
-            count: self.micros.len(),
-            p50: at(0.50),
-            p99: at(0.99),
-            p999: at(0.999),
-            max: at(1.0),
-        }
+        Summary { count: self.micros.len(), p50: at(0.50), p99: at(0.99), p999: at(0.999), max: at(1.0) }
     }
 }
 

@@ -21,10 +21,7 @@ use storenode::bench::{Backend, BenchConfig, preload, run};
 use storenode::client::Client;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "kvbench",
-    about = "Measure throughput and latency of this store or etcd"
-)]
+#[command(name = "kvbench", about = "Measure throughput and latency of this store or etcd")]
 struct Args {
     /// PD endpoints of this store's cluster.
     #[arg(long, value_delimiter = ',', conflicts_with = "etcd")]
@@ -98,9 +95,7 @@ async fn counter(addrs: &[String], name: &str) -> Option<f64> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut total = 0.0;
     for addr in addrs {
-        let mut s = tokio::net::TcpStream::connect(addr.trim_start_matches("http://"))
-            .await
-            .ok()?;
+        let mut s = tokio::net::TcpStream::connect(addr.trim_start_matches("http://")).await.ok()?;
         s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.ok()?;
         let mut body = String::new();
         s.read_to_string(&mut body).await.ok()?;
@@ -115,10 +110,7 @@ async fn counter(addrs: &[String], name: &str) -> Option<f64> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     match runtime.block_on(bench(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -151,24 +143,13 @@ async fn bench(args: Args) -> Result<(), String> {
         let eps = args
             .etcd
             .iter()
-            .map(|e| {
-                pd::client::channel(e)
-                    .map(EtcdKv::new)
-                    .map_err(|e| e.to_string())
-            })
+            .map(|e| pd::client::channel(e).map(EtcdKv::new).map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
         (Backend::Etcd(eps), format!("etcd {}", args.etcd.join(",")))
     } else {
-        let pd = if args.pd.is_empty() {
-            vec!["127.0.0.1:2379".to_string()]
-        } else {
-            args.pd.clone()
-        };
+        let pd = if args.pd.is_empty() { vec!["127.0.0.1:2379".to_string()] } else { args.pd.clone() };
         let client = Client::connect(&pd).await.map_err(|e| e.to_string())?;
-        (
-            Backend::Store(Arc::new(client)),
-            format!("store via PD {}", pd.join(",")),
-        )
+        (Backend::Store(Arc::new(client)), format!("store via PD {}", pd.join(",")))
     };
     let backend = Arc::new(backend);
     let cfg = BenchConfig {
@@ -188,13 +169,7 @@ async fn bench(args: Args) -> Result<(), String> {
     };
     eprintln!(
         "kvbench: {target}; {:?} {} clients, {} B keys, {} B values, {} keys {:?}, {:?}",
-        args.workload,
-        cfg.clients,
-        cfg.key_size,
-        cfg.value_size,
-        cfg.keys,
-        args.distribution,
-        cfg.duration
+        args.workload, cfg.clients, cfg.key_size, cfg.value_size, cfg.keys, args.distribution, cfg.duration
     );
     if cfg.preload {
         eprintln!("kvbench: preloading {} keys", cfg.keys);
@@ -224,10 +199,7 @@ async fn bench(args: Args) -> Result<(), String> {
     if let (Some(a), Some(b)) = (commits_before, commits_after) {
         let rate = (b - a) / report.elapsed.as_secs_f64();
         fsyncs_per_sec = Some(rate);
-        println!(
-            "fsyncs       {rate:.0}/s across {} stores (group commits)",
-            args.metrics.len()
-        );
+        println!("fsyncs       {rate:.0}/s across {} stores (group commits)", args.metrics.len());
     }
     if let Some(e) = &report.last_error {
         println!("last error   {e}");

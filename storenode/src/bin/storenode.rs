@@ -19,11 +19,7 @@ use storenode::config::StoreConfig;
 use storenode::server::StoreServer;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "storenode",
-    version,
-    about = "Storage node: replicated regions of the key space"
-)]
+#[command(name = "storenode", version, about = "Storage node: replicated regions of the key space")]
 struct Args {
     /// YAML config file; see deploy/storenode.yaml.
     #[arg(long)]
@@ -99,11 +95,7 @@ fn load(args: &Args) -> Result<StoreConfig, pd::config::ConfigError> {
         c.log.level = v.clone();
     }
     if let Some(v) = &args.log_format {
-        c.log.format = if v == "json" {
-            LogFormat::Json
-        } else {
-            LogFormat::Text
-        };
+        c.log.format = if v == "json" { LogFormat::Json } else { LogFormat::Text };
     }
     c.validate()?;
     Ok(c)

@@ -108,13 +108,7 @@ impl Client {
         let routes = pd.list_routes().await.map_err(ClientError::Pd)?;
         cache.write().unwrap().update(routes);
         let watcher = tokio::spawn(follow_routes(pd.clone(), cache.clone()));
-        Ok(Client {
-            pd,
-            cache,
-            channels: Mutex::new(BTreeMap::new()),
-            deadline: DEFAULT_DEADLINE,
-            watcher,
-        })
+        Ok(Client { pd, cache, channels: Mutex::new(BTreeMap::new()), deadline: DEFAULT_DEADLINE, watcher })
     }
 
     pub fn with_deadline(mut self, deadline: Duration) -> Self {
@@ -149,13 +143,7 @@ impl Client {
     ///
     /// With `regroup`, a key-range mismatch is returned (after refreshing the
     /// routes) instead of retried, so a batch can be split again.
-    async fn execute<R, F, Fut>(
-        &self,
-        key: &[u8],
-        idempotent: bool,
-        regroup: bool,
-        mut call: F,
-    ) -> Result<R>
+    async fn execute<R, F, Fut>(&self, key: &[u8], idempotent: bool, regroup: bool, mut call: F) -> Result<R>
     where
         R: KvErrors,
         F: FnMut(KvClient<Channel>, kvpb::Context) -> Fut,
@@ -182,9 +170,7 @@ impl Client {
                 region_epoch: target.region.region_epoch,
                 ..Default::default()
             };
-            let res =
-                tokio::time::timeout(ATTEMPT_TIMEOUT, call(self.channel(&target.address)?, ctx))
-                    .await;
+            let res = tokio::time::timeout(ATTEMPT_TIMEOUT, call(self.channel(&target.address)?, ctx)).await;
             let err = match res {
                 Ok(Ok(resp)) => {
                     let resp = resp.into_inner();
@@ -193,15 +179,8 @@ impl Client {
                         Some(e) => e,
                     }
                 }
-                Ok(Err(status)) => StoreError::Unavailable(format!(
-                    "store {}: {}",
-                    target.address,
-                    status.message()
-                )),
-                Err(_) => StoreError::Unavailable(format!(
-                    "store {} did not answer in time",
-                    target.address
-                )),
+                Ok(Err(status)) => StoreError::Unavailable(format!("store {}: {}", target.address, status.message())),
+                Err(_) => StoreError::Unavailable(format!("store {} did not answer in time", target.address)),
             };
             debug!(error = %err, region_id = target.region.id, "retrying");
             last = err.to_string();
@@ -212,30 +191,18 @@ impl Client {
                     return Err(ClientError::InvalidArgument(m.clone()));
                 }
                 StoreError::StaleCommand if !idempotent => return Err(ClientError::Store(err)),
-                StoreError::NotLeader {
-                    leader: Some(l), ..
-                } => {
-                    self.cache
-                        .write()
-                        .unwrap()
-                        .set_leader(target.region.id, l.store_id);
+                StoreError::NotLeader { leader: Some(l), .. } => {
+                    self.cache.write().unwrap().set_leader(target.region.id, l.store_id);
                     attempt = 0;
                     pause = false;
                 }
                 StoreError::NotLeader { leader: None, .. } | StoreError::Unavailable(_) => {
                     self.cache.write().unwrap().forget_leader(target.region.id);
                 }
-                StoreError::EpochNotMatch(_)
-                | StoreError::KeyNotInRegion { .. }
-                | StoreError::RegionNotFound(_) => {
+                StoreError::EpochNotMatch(_) | StoreError::KeyNotInRegion { .. } | StoreError::RegionNotFound(_) => {
                     self.cache.write().unwrap().forget_leader(target.region.id);
                     self.refresh_routes().await;
-                    if regroup
-                        && matches!(
-                            err,
-                            StoreError::KeyNotInRegion { .. } | StoreError::EpochNotMatch(_)
-                        )
-                    {
+                    if regroup && matches!(err, StoreError::KeyNotInRegion { .. } | StoreError::EpochNotMatch(_)) {
                         return Err(ClientError::Store(err));
                     }
                     attempt = 0;
@@ -255,10 +222,7 @@ impl Client {
     pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let resp = self
             .execute(key, true, false, |mut c, ctx| {
-                let req = kvpb::GetRequest {
-                    context: Some(ctx),
-                    key: key.to_vec(),
-                };
+                let req = kvpb::GetRequest { context: Some(ctx), key: key.to_vec() };
                 async move { c.get(req).await }
             })
             .await?;
@@ -270,11 +234,7 @@ impl Client {
     /// As [`Client::get`].
     pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
         self.execute(key, true, false, |mut c, ctx| {
-            let req = kvpb::PutRequest {
-                context: Some(ctx),
-                key: key.to_vec(),
-                value: value.to_vec(),
-            };
+            let req = kvpb::PutRequest { context: Some(ctx), key: key.to_vec(), value: value.to_vec() };
             async move { c.put(req).await }
         })
         .await?;
@@ -289,10 +249,7 @@ impl Client {
     pub async fn delete(&self, key: &[u8]) -> Result<bool> {
         let resp = self
             .execute(key, true, false, |mut c, ctx| {
-                let req = kvpb::DeleteRequest {
-                    context: Some(ctx),
-                    key: key.to_vec(),
-                };
+                let req = kvpb::DeleteRequest { context: Some(ctx), key: key.to_vec() };
                 async move { c.delete(req).await }
             })
             .await?;
@@ -324,10 +281,7 @@ impl Client {
                 async move { c.compare_and_swap(req).await }
             })
             .await?;
-        Ok((
-            resp.succeeded,
-            resp.previous_exists.then_some(resp.previous),
-        ))
+        Ok((resp.succeeded, resp.previous_exists.then_some(resp.previous)))
     }
 
     /// Keys in `[start, end)` (empty end: to the end), at most `limit`,
@@ -336,16 +290,9 @@ impl Client {
     /// # Errors
     ///
     /// As [`Client::get`]; `InvalidArgument` when start is not below end.
-    pub async fn scan(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub async fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         if !end.is_empty() && start >= end {
-            return Err(ClientError::InvalidArgument(
-                "scan start key must be below its end key".into(),
-            ));
+            return Err(ClientError::InvalidArgument("scan start key must be below its end key".into()));
         }
         let mut out = Vec::new();
         let mut from = start.to_vec();
@@ -385,10 +332,7 @@ impl Client {
         let cache = self.cache.read().unwrap();
         let mut groups: BTreeMap<u64, Vec<T>> = BTreeMap::new();
         for item in items {
-            let id = cache
-                .region_for(key(&item))
-                .and_then(|r| r.region.as_ref())
-                .map_or(0, |r| r.id);
+            let id = cache.region_for(key(&item)).and_then(|r| r.region.as_ref()).map_or(0, |r| r.id);
             groups.entry(id).or_default().push(item);
         }
         groups.into_values().collect()
@@ -407,10 +351,7 @@ impl Client {
             async |group: &Vec<Vec<u8>>| {
                 let resp = self
                     .execute(&group[0], true, true, |mut c, ctx| {
-                        let req = kvpb::BatchGetRequest {
-                            context: Some(ctx),
-                            keys: group.clone(),
-                        };
+                        let req = kvpb::BatchGetRequest { context: Some(ctx), keys: group.clone() };
                         async move { c.batch_get(req).await }
                     })
                     .await?;
@@ -432,18 +373,10 @@ impl Client {
             pairs,
             |p| p.0.as_slice(),
             async |group: &Vec<(Vec<u8>, Vec<u8>)>| {
-                let kv: Vec<kvpb::KvPair> = group
-                    .iter()
-                    .map(|(key, value)| kvpb::KvPair {
-                        key: key.clone(),
-                        value: value.clone(),
-                    })
-                    .collect();
+                let kv: Vec<kvpb::KvPair> =
+                    group.iter().map(|(key, value)| kvpb::KvPair { key: key.clone(), value: value.clone() }).collect();
                 self.execute(&group[0].0, true, true, |mut c, ctx| {
-                    let req = kvpb::BatchPutRequest {
-                        context: Some(ctx),
-                        pairs: kv.clone(),
-                    };
+                    let req = kvpb::BatchPutRequest { context: Some(ctx), pairs: kv.clone() };
                     async move { c.batch_put(req).await }
                 })
                 .await?;
@@ -468,13 +401,9 @@ impl Client {
             for group in groups {
                 match each(&group).await {
                     Ok(()) => {}
-                    Err(ClientError::Store(
-                        e @ (StoreError::KeyNotInRegion { .. } | StoreError::EpochNotMatch(_)),
-                    )) => {
+                    Err(ClientError::Store(e @ (StoreError::KeyNotInRegion { .. } | StoreError::EpochNotMatch(_)))) => {
                         if Instant::now() >= give_up {
-                            return Err(ClientError::Timeout {
-                                last: e.to_string(),
-                            });
+                            return Err(ClientError::Timeout { last: e.to_string() });
                         }
                         pending.extend(group);
                     }

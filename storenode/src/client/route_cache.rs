@@ -42,20 +42,13 @@ impl RouteCache {
             .enumerate()
             .filter_map(|(i, r)| r.region.as_ref().map(|r| (r.start_key.clone(), i)))
             .collect();
-        self.stores = snapshot
-            .stores
-            .iter()
-            .map(|s| (s.id, s.address.clone()))
-            .collect();
+        self.stores = snapshot.stores.iter().map(|s| (s.id, s.address.clone())).collect();
         self.snapshot = Arc::new(snapshot);
         true
     }
 
     pub fn region_for(&self, key: &[u8]) -> Option<&pdpb::RegionRoute> {
-        let (_, i) = self
-            .by_start
-            .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
-            .next_back()?;
+        let (_, i) = self.by_start.range::<[u8], _>((Bound::Unbounded, Bound::Included(key))).next_back()?;
         let route = &self.snapshot.regions[*i];
         let r = route.region.as_ref()?;
         keys::contains(&r.start_key, &r.end_key, key).then_some(route)
@@ -67,22 +60,14 @@ impl RouteCache {
     pub fn target(&self, key: &[u8], attempt: usize) -> Option<Target> {
         let route = self.region_for(key)?;
         let region = route.region.clone()?;
-        let preferred = self
-            .leader_hints
-            .get(&region.id)
-            .copied()
-            .or(route.leader.map(|l| l.store_id));
+        let preferred = self.leader_hints.get(&region.id).copied().or(route.leader.map(|l| l.store_id));
         let store_id = match preferred {
             Some(s) if attempt == 0 => s,
             _ if region.peers.is_empty() => return None,
             _ => region.peers[attempt % region.peers.len()].store_id,
         };
         let address = self.stores.get(&store_id)?.clone();
-        Some(Target {
-            region,
-            store_id,
-            address,
-        })
+        Some(Target { region, store_id, address })
     }
 
     pub fn set_leader(&mut self, region_id: u64, store_id: u64) {

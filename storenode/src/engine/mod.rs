@@ -78,11 +78,7 @@ impl Engine {
         let t = tx.open_table(STORE_META).map_err(io_err)?;
         match t.get(STORE_IDENT).map_err(io_err)? {
             None => Ok(None),
-            Some(v) => Ok(Some(
-                raftpb::StoreIdent::decode(v.value())
-                    .map_err(io_err)?
-                    .store_id,
-            )),
+            Some(v) => Ok(Some(raftpb::StoreIdent::decode(v.value()).map_err(io_err)?.store_id)),
         }
     }
 
@@ -93,10 +89,7 @@ impl Engine {
         let bytes = raftpb::StoreIdent { store_id }.encode_to_vec();
         self.writer
             .write(move |tx| {
-                tx.open_table(STORE_META)
-                    .map_err(io_err)?
-                    .insert(STORE_IDENT, bytes.as_slice())
-                    .map_err(io_err)?;
+                tx.open_table(STORE_META).map_err(io_err)?.insert(STORE_IDENT, bytes.as_slice()).map_err(io_err)?;
                 Ok(())
             })
             .await
@@ -126,10 +119,7 @@ impl Engine {
         let bytes = state.encode_to_vec();
         self.writer
             .write(move |tx| {
-                tx.open_table(REGION_STATE)
-                    .map_err(io_err)?
-                    .insert(id, bytes.as_slice())
-                    .map_err(io_err)?;
+                tx.open_table(REGION_STATE).map_err(io_err)?.insert(id, bytes.as_slice()).map_err(io_err)?;
                 Ok(())
             })
             .await
@@ -151,19 +141,11 @@ impl Engine {
     /// # Errors
     ///
     /// Read failures.
-    pub fn scan(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        limit: usize,
-    ) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let tx = self.db.begin_read().map_err(io_err)?;
         let t = tx.open_table(DATA).map_err(io_err)?;
-        let range = if end.is_empty() {
-            t.range(start..).map_err(io_err)?
-        } else {
-            t.range(start..end).map_err(io_err)?
-        };
+        let range =
+            if end.is_empty() { t.range(start..).map_err(io_err)? } else { t.range(start..end).map_err(io_err)? };
         let mut out = Vec::new();
         for row in range.take(limit) {
             let (k, v) = row.map_err(io_err)?;

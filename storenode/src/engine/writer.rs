@@ -99,8 +99,7 @@ impl GroupWriter {
             .send(Request { job, durable, done })
             .await
             .map_err(|_| io::Error::other("group-commit writer stopped"))?;
-        wait.await
-            .map_err(|_| io::Error::other("group-commit writer stopped"))??;
+        wait.await.map_err(|_| io::Error::other("group-commit writer stopped"))??;
         let v = slot.lock().unwrap().take();
         v.ok_or_else(|| io::Error::other("committed job left no result"))
     }
@@ -117,8 +116,7 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Request>) {
         }
         let size = batch.len();
         let durable = batch.iter().any(|r| r.durable);
-        let (jobs, waiters): (Vec<Job>, Vec<_>) =
-            batch.into_iter().map(|r| (r.job, r.done)).unzip();
+        let (jobs, waiters): (Vec<Job>, Vec<_>) = batch.into_iter().map(|r| (r.job, r.done)).unzip();
         let started = Instant::now();
         let result = commit(&db, jobs, durable);
         metrics::GROUP_COMMIT_BATCH_SIZE.observe(size as f64);
@@ -141,8 +139,7 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Request>) {
 fn commit(db: &Database, jobs: Vec<Job>, durable: bool) -> io::Result<()> {
     let mut tx = db.begin_write().map_err(io::Error::other)?;
     if !durable {
-        tx.set_durability(Durability::None)
-            .map_err(io::Error::other)?;
+        tx.set_durability(Durability::None).map_err(io::Error::other)?;
     }
     for job in jobs {
         job(&tx)?;

@@ -139,18 +139,17 @@ impl Node {
         if ctx.forwarded {
             return Err(StoreError::RegionNotFound(ctx.region_id));
         }
-        let route = self.routes.region_by_key(key).ok_or_else(|| {
-            StoreError::ServerBusy("no route for the key yet (cluster bootstrapping?)".into())
-        })?;
+        let route = self
+            .routes
+            .region_by_key(key)
+            .ok_or_else(|| StoreError::ServerBusy("no route for the key yet (cluster bootstrapping?)".into()))?;
         let region = route.region.unwrap_or_default();
         let store_id = route
             .leader
             .map(|l| l.store_id)
             .or_else(|| region.peers.first().map(|p| p.store_id))
             .ok_or(StoreError::RegionNotFound(region.id))?;
-        let address = self
-            .store_address(store_id)
-            .ok_or(StoreError::RegionNotFound(region.id))?;
+        let address = self.store_address(store_id).ok_or(StoreError::RegionNotFound(region.id))?;
         Ok(Route::Remote { address })
     }
 
@@ -178,9 +177,7 @@ impl Node {
         let res = match self.locate(&ctx, key) {
             Ok(Route::Local(peer)) => match local(peer).await {
                 Err(StoreError::NotLeader { address, .. })
-                    if !ctx.forwarded
-                        && !address.is_empty()
-                        && address != self.advertise_grpc_addr =>
+                    if !ctx.forwarded && !address.is_empty() && address != self.advertise_grpc_addr =>
                 {
                     self.forward(address, ctx, remote).await
                 }
@@ -189,9 +186,7 @@ impl Node {
             Ok(Route::Remote { address }) => self.forward(address, ctx, remote).await,
             Err(e) => Err(e),
         };
-        metrics::KV_SECONDS
-            .with_label_values(&[op])
-            .observe(started.elapsed().as_secs_f64());
+        metrics::KV_SECONDS.with_label_values(&[op]).observe(started.elapsed().as_secs_f64());
         match res {
             Ok(r) => r,
             Err(e) => {
@@ -204,64 +199,37 @@ impl Node {
         }
     }
 
-    async fn forward<R, RM, RF>(
-        &self,
-        address: String,
-        mut ctx: kvpb::Context,
-        remote: RM,
-    ) -> Result<R>
+    async fn forward<R, RM, RF>(&self, address: String, mut ctx: kvpb::Context, remote: RM) -> Result<R>
     where
         RM: FnOnce(KvClient<Channel>, kvpb::Context) -> RF,
         RF: Future<Output = std::result::Result<tonic::Response<R>, tonic::Status>>,
     {
         metrics::KV_FORWARDED.inc();
-        let client = self
-            .kv_client(&address)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let client = self.kv_client(&address).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         ctx.forwarded = true;
         match tokio::time::timeout(RAFT_TIMEOUT, remote(client, ctx)).await {
             Ok(Ok(resp)) => Ok(resp.into_inner()),
-            Ok(Err(status)) => Err(StoreError::Unavailable(format!(
-                "forward to {address}: {}",
-                status.message()
-            ))),
-            Err(_) => Err(StoreError::ServerBusy(format!(
-                "forward to {address} timed out"
-            ))),
+            Ok(Err(status)) => Err(StoreError::Unavailable(format!("forward to {address}: {}", status.message()))),
+            Err(_) => Err(StoreError::ServerBusy(format!("forward to {address} timed out"))),
         }
     }
 
     /// A raft API failure as the caller should see it.
-    pub(crate) fn raft_error<E>(
-        &self,
-        peer: &RegionPeer,
-        e: &RaftError<TypeConfig, E>,
-    ) -> StoreError
+    pub(crate) fn raft_error<E>(&self, peer: &RegionPeer, e: &RaftError<TypeConfig, E>) -> StoreError
     where
         E: std::error::Error + TryAsRef<openraft::errors::ForwardToLeader<TypeConfig>>,
     {
         if let Some(f) = e.forward_to_leader() {
-            let leader = f
-                .leader_id
-                .zip(f.leader_node.as_ref())
-                .map(|(id, node)| metapb::Peer {
-                    id,
-                    store_id: node.store_id,
-                    role: metapb::PeerRole::Voter as i32,
-                });
-            let address = leader
-                .and_then(|l| self.store_address(l.store_id))
-                .unwrap_or_default();
-            return StoreError::NotLeader {
-                region_id: peer.region_id(),
-                leader,
-                address,
-            };
+            let leader = f.leader_id.zip(f.leader_node.as_ref()).map(|(id, node)| metapb::Peer {
+                id,
+                store_id: node.store_id,
+                role: metapb::PeerRole::Voter as i32,
+            });
+            let address = leader.and_then(|l| self.store_address(l.store_id)).unwrap_or_default();
+            return StoreError::NotLeader { region_id: peer.region_id(), leader, address };
         }
         match e {
-            RaftError::Fatal(f) => {
-                StoreError::Unavailable(format!("region {} raft stopped: {f}", peer.region_id()))
-            }
+            RaftError::Fatal(f) => StoreError::Unavailable(format!("region {} raft stopped: {f}", peer.region_id())),
             RaftError::APIError(api) => StoreError::ServerBusy(api.to_string()),
         }
     }
@@ -272,32 +240,18 @@ impl Node {
             return Ok(());
         }
         let leader = peer.leader();
-        let address = leader
-            .and_then(|l| self.store_address(l.store_id))
-            .unwrap_or_default();
-        Err(StoreError::NotLeader {
-            region_id: peer.region_id(),
-            leader,
-            address,
-        })
+        let address = leader.and_then(|l| self.store_address(l.store_id)).unwrap_or_default();
+        Err(StoreError::NotLeader { region_id: peer.region_id(), leader, address })
     }
 
     /// Confirms this peer still leads (lease, falling back to a heartbeat
     /// round) and has applied everything committed before the call.
     pub(crate) async fn read_index(&self, peer: &RegionPeer) -> Result<()> {
         self.check_leader(peer)?;
-        match tokio::time::timeout(
-            RAFT_TIMEOUT,
-            peer.raft.ensure_linearizable(ReadPolicy::LeaseRead),
-        )
-        .await
-        {
+        match tokio::time::timeout(RAFT_TIMEOUT, peer.raft.ensure_linearizable(ReadPolicy::LeaseRead)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(self.raft_error(peer, &e)),
-            Err(_) => Err(StoreError::ServerBusy(format!(
-                "region {}: read index timed out",
-                peer.region_id()
-            ))),
+            Err(_) => Err(StoreError::ServerBusy(format!("region {}: read index timed out", peer.region_id()))),
         }
     }
 }

@@ -31,19 +31,9 @@ impl Node {
                     return Err(key_not_in_region(&key, &region));
                 }
                 let value = self.engine.get(&key).map_err(storage)?;
-                Ok(kvpb::GetResponse {
-                    found: value.is_some(),
-                    value: value.unwrap_or_default(),
-                    ..Default::default()
-                })
+                Ok(kvpb::GetResponse { found: value.is_some(), value: value.unwrap_or_default(), ..Default::default() })
             },
-            |mut c, ctx| async move {
-                c.get(kvpb::GetRequest {
-                    context: Some(ctx),
-                    ..req
-                })
-                .await
-            },
+            |mut c, ctx| async move { c.get(kvpb::GetRequest { context: Some(ctx), ..req }).await },
         )
         .await
     }
@@ -52,11 +42,7 @@ impl Node {
         if let Err(e) = check_scan(&req) {
             return error_response(e);
         }
-        let limit = if req.limit == 0 {
-            DEFAULT_SCAN_LIMIT
-        } else {
-            req.limit as usize
-        };
+        let limit = if req.limit == 0 { DEFAULT_SCAN_LIMIT } else { req.limit as usize };
         let stale = req.context.as_ref().is_some_and(|c| c.stale_read);
         let (start, end) = (req.start_key.clone(), req.end_key.clone());
         self.dispatch(
@@ -72,8 +58,7 @@ impl Node {
                     return Err(key_not_in_region(&start, &region));
                 }
                 // Clamp to the region: the caller continues from its end.
-                let end = if region.end_key.is_empty() || (!end.is_empty() && end < region.end_key)
-                {
+                let end = if region.end_key.is_empty() || (!end.is_empty() && end < region.end_key) {
                     end
                 } else {
                     region.end_key.clone()
@@ -85,19 +70,9 @@ impl Node {
                     .into_iter()
                     .map(|(key, value)| kvpb::KvPair { key, value })
                     .collect();
-                Ok(kvpb::ScanResponse {
-                    pairs,
-                    region_end_key: region.end_key,
-                    ..Default::default()
-                })
+                Ok(kvpb::ScanResponse { pairs, region_end_key: region.end_key, ..Default::default() })
             },
-            |mut c, ctx| async move {
-                c.scan(kvpb::ScanRequest {
-                    context: Some(ctx),
-                    ..req
-                })
-                .await
-            },
+            |mut c, ctx| async move { c.scan(kvpb::ScanRequest { context: Some(ctx), ..req }).await },
         )
         .await
     }
@@ -126,18 +101,9 @@ impl Node {
                         pairs.push(kvpb::KvPair { key, value });
                     }
                 }
-                Ok(kvpb::BatchGetResponse {
-                    pairs,
-                    ..Default::default()
-                })
+                Ok(kvpb::BatchGetResponse { pairs, ..Default::default() })
             },
-            |mut c, ctx| async move {
-                c.batch_get(kvpb::BatchGetRequest {
-                    context: Some(ctx),
-                    ..req
-                })
-                .await
-            },
+            |mut c, ctx| async move { c.batch_get(kvpb::BatchGetRequest { context: Some(ctx), ..req }).await },
         )
         .await
     }
@@ -151,15 +117,10 @@ pub fn check_scan(req: &kvpb::ScanRequest) -> Result<()> {
         check_key(&req.start_key)?;
     }
     if !req.end_key.is_empty() && req.start_key >= req.end_key {
-        return Err(StoreError::InvalidArgument(
-            "scan start key must be below its end key".into(),
-        ));
+        return Err(StoreError::InvalidArgument("scan start key must be below its end key".into()));
     }
     if req.limit as usize > MAX_SCAN_LIMIT {
-        return Err(StoreError::InvalidArgument(format!(
-            "scan limit {} exceeds {MAX_SCAN_LIMIT}",
-            req.limit
-        )));
+        return Err(StoreError::InvalidArgument(format!("scan limit {} exceeds {MAX_SCAN_LIMIT}", req.limit)));
     }
     Ok(())
 }
@@ -178,9 +139,7 @@ fn check_batch_keys(keys: &[Vec<u8>]) -> Result<()> {
 }
 
 pub(crate) fn error_response<R: super::KvResponse>(e: StoreError) -> R {
-    crate::metrics::KV_ERRORS
-        .with_label_values(&["validate", e.label()])
-        .inc();
+    crate::metrics::KV_ERRORS.with_label_values(&["validate", e.label()]).inc();
     let (re, err) = e.to_pb();
     let mut r = R::default();
     r.set_errors(re, err);

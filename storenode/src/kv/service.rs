@@ -19,54 +19,31 @@ impl KvService {
 
 #[tonic::async_trait]
 impl Kv for KvService {
-    async fn get(
-        &self,
-        req: Request<kvpb::GetRequest>,
-    ) -> Result<Response<kvpb::GetResponse>, Status> {
+    async fn get(&self, req: Request<kvpb::GetRequest>) -> Result<Response<kvpb::GetResponse>, Status> {
         Ok(Response::new(self.node.get(req.into_inner()).await))
     }
 
-    async fn put(
-        &self,
-        req: Request<kvpb::PutRequest>,
-    ) -> Result<Response<kvpb::PutResponse>, Status> {
+    async fn put(&self, req: Request<kvpb::PutRequest>) -> Result<Response<kvpb::PutResponse>, Status> {
         Ok(Response::new(self.node.put(req.into_inner()).await))
     }
 
-    async fn delete(
-        &self,
-        req: Request<kvpb::DeleteRequest>,
-    ) -> Result<Response<kvpb::DeleteResponse>, Status> {
+    async fn delete(&self, req: Request<kvpb::DeleteRequest>) -> Result<Response<kvpb::DeleteResponse>, Status> {
         Ok(Response::new(self.node.delete(req.into_inner()).await))
     }
 
-    async fn scan(
-        &self,
-        req: Request<kvpb::ScanRequest>,
-    ) -> Result<Response<kvpb::ScanResponse>, Status> {
+    async fn scan(&self, req: Request<kvpb::ScanRequest>) -> Result<Response<kvpb::ScanResponse>, Status> {
         Ok(Response::new(self.node.scan(req.into_inner()).await))
     }
 
-    async fn batch_get(
-        &self,
-        req: Request<kvpb::BatchGetRequest>,
-    ) -> Result<Response<kvpb::BatchGetResponse>, Status> {
+    async fn batch_get(&self, req: Request<kvpb::BatchGetRequest>) -> Result<Response<kvpb::BatchGetResponse>, Status> {
         Ok(Response::new(self.node.batch_get(req.into_inner()).await))
     }
 
-    async fn batch_put(
-        &self,
-        req: Request<kvpb::BatchPutRequest>,
-    ) -> Result<Response<kvpb::BatchPutResponse>, Status> {
+    async fn batch_put(&self, req: Request<kvpb::BatchPutRequest>) -> Result<Response<kvpb::BatchPutResponse>, Status> {
         Ok(Response::new(self.node.batch_put(req.into_inner()).await))
     }
 
-    async fn compare_and_swap(
-        &self,
-        req: Request<kvpb::CasRequest>,
-    ) -> Result<Response<kvpb::CasResponse>, Status> {
-        Ok(Response::new(
-            self.node.compare_and_swap(req.into_inner()).await,
-        ))
+    async fn compare_and_swap(&self, req: Request<kvpb::CasRequest>) -> Result<Response<kvpb::CasResponse>, Status> {
+        Ok(Response::new(self.node.compare_and_swap(req.into_inner()).await))
     }
 }

@@ -21,10 +21,7 @@ impl Node {
         if let Some(k) = op.keys().into_iter().find(|k| !peer.shared.contains(k)) {
             return Err(super::key_not_in_region(k, &region));
         }
-        let cmd = KvCommand {
-            epoch_version: region.region_epoch.unwrap_or_default().version,
-            op,
-        };
+        let cmd = KvCommand { epoch_version: region.region_epoch.unwrap_or_default().version, op };
         let started = Instant::now();
         let res = tokio::time::timeout(RAFT_TIMEOUT, peer.raft.client_write(cmd)).await;
         metrics::RAFT_PROPOSE_SECONDS.observe(started.elapsed().as_secs_f64());
@@ -38,9 +35,7 @@ impl Node {
             Ok(Err(e)) => {
                 if matches!(
                     &e,
-                    openraft::errors::RaftError::APIError(
-                        openraft::errors::ClientWriteError::LogEntryDiscarded(_)
-                    )
+                    openraft::errors::RaftError::APIError(openraft::errors::ClientWriteError::LogEntryDiscarded(_))
                 ) {
                     return Err(StoreError::StaleCommand);
                 }
@@ -59,10 +54,7 @@ impl Node {
         if let Err(e) = check_key(&req.key).and_then(|()| check_value(&req.value)) {
             return error_response(e);
         }
-        let op = KvOp::Put {
-            key: req.key.clone(),
-            value: req.value.clone(),
-        };
+        let op = KvOp::Put { key: req.key.clone(), value: req.value.clone() };
         self.dispatch(
             "put",
             req.context,
@@ -71,13 +63,7 @@ impl Node {
                 self.propose(&peer, op).await?;
                 Ok(kvpb::PutResponse::default())
             },
-            |mut c, ctx| async move {
-                c.put(kvpb::PutRequest {
-                    context: Some(ctx),
-                    ..req
-                })
-                .await
-            },
+            |mut c, ctx| async move { c.put(kvpb::PutRequest { context: Some(ctx), ..req }).await },
         )
         .await
     }
@@ -86,30 +72,16 @@ impl Node {
         if let Err(e) = check_key(&req.key) {
             return error_response(e);
         }
-        let op = KvOp::Delete {
-            key: req.key.clone(),
-        };
+        let op = KvOp::Delete { key: req.key.clone() };
         self.dispatch(
             "delete",
             req.context,
             &req.key.clone(),
             |peer| async move {
-                let existed = matches!(
-                    self.propose(&peer, op).await?,
-                    KvReply::Deleted { existed: true }
-                );
-                Ok(kvpb::DeleteResponse {
-                    existed,
-                    ..Default::default()
-                })
+                let existed = matches!(self.propose(&peer, op).await?, KvReply::Deleted { existed: true });
+                Ok(kvpb::DeleteResponse { existed, ..Default::default() })
             },
-            |mut c, ctx| async move {
-                c.delete(kvpb::DeleteRequest {
-                    context: Some(ctx),
-                    ..req
-                })
-                .await
-            },
+            |mut c, ctx| async move { c.delete(kvpb::DeleteRequest { context: Some(ctx), ..req }).await },
         )
         .await
     }
@@ -118,13 +90,7 @@ impl Node {
         if let Err(e) = check_batch_put(&req.pairs) {
             return error_response(e);
         }
-        let op = KvOp::BatchPut {
-            pairs: req
-                .pairs
-                .iter()
-                .map(|p| (p.key.clone(), p.value.clone()))
-                .collect(),
-        };
+        let op = KvOp::BatchPut { pairs: req.pairs.iter().map(|p| (p.key.clone(), p.value.clone())).collect() };
         let first = req.pairs[0].key.clone();
         self.dispatch(
             "batch_put",
@@ -134,13 +100,7 @@ impl Node {
                 self.propose(&peer, op).await?;
                 Ok(kvpb::BatchPutResponse::default())
             },
-            |mut c, ctx| async move {
-                c.batch_put(kvpb::BatchPutRequest {
-                    context: Some(ctx),
-                    ..req
-                })
-                .await
-            },
+            |mut c, ctx| async move { c.batch_put(kvpb::BatchPutRequest { context: Some(ctx), ..req }).await },
         )
         .await
     }
@@ -160,27 +120,16 @@ impl Node {
             &req.key.clone(),
             |peer| async move {
                 match self.propose(&peer, op).await? {
-                    KvReply::Cas {
-                        succeeded,
-                        previous,
-                    } => Ok(kvpb::CasResponse {
+                    KvReply::Cas { succeeded, previous } => Ok(kvpb::CasResponse {
                         succeeded,
                         previous_exists: previous.is_some(),
                         previous: previous.unwrap_or_default(),
                         ..Default::default()
                     }),
-                    other => Err(StoreError::Unavailable(format!(
-                        "compare-and-swap applied as {other:?}"
-                    ))),
+                    other => Err(StoreError::Unavailable(format!("compare-and-swap applied as {other:?}"))),
                 }
             },
-            |mut c, ctx| async move {
-                c.compare_and_swap(kvpb::CasRequest {
-                    context: Some(ctx),
-                    ..req
-                })
-                .await
-            },
+            |mut c, ctx| async move { c.compare_and_swap(kvpb::CasRequest { context: Some(ctx), ..req }).await },
         )
         .await
     }
@@ -203,9 +152,7 @@ fn check_batch_put(pairs: &[kvpb::KvPair]) -> Result<()> {
         total += p.key.len() + p.value.len();
     }
     if total > MAX_BATCH_BYTES {
-        return Err(StoreError::InvalidArgument(format!(
-            "batch of {total} bytes exceeds {MAX_BATCH_BYTES}"
-        )));
+        return Err(StoreError::InvalidArgument(format!("batch of {total} bytes exceeds {MAX_BATCH_BYTES}")));
     }
     Ok(())
 }

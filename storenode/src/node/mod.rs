@@ -106,12 +106,7 @@ impl Node {
 
     /// The local peer whose region contains `key`.
     pub fn peer_for_key(&self, key: &[u8]) -> Option<Arc<RegionPeer>> {
-        self.peers
-            .read()
-            .unwrap()
-            .values()
-            .find(|p| p.shared.contains(key))
-            .cloned()
+        self.peers.read().unwrap().values().find(|p| p.shared.contains(key)).cloned()
     }
 
     /// Starts the peers recorded in the engine.
@@ -158,8 +153,7 @@ impl Node {
     fn is_tombstone(&self, region_id: u64) -> bool {
         self.engine.region_states().is_ok_and(|states| {
             states.iter().any(|s| {
-                s.state == raftpb::PeerState::Tombstone as i32
-                    && s.region.as_ref().is_some_and(|r| r.id == region_id)
+                s.state == raftpb::PeerState::Tombstone as i32 && s.region.as_ref().is_some_and(|r| r.id == region_id)
             })
         })
     }
@@ -180,16 +174,10 @@ impl Node {
         if let Some(p) = self.peer(region.id) {
             return Ok(p);
         }
-        let state = raftpb::RegionLocalState {
-            region: Some(region.clone()),
-            state: raftpb::PeerState::Normal as i32,
-            peer_id,
-        };
-        let known = self
-            .engine
-            .region_states()?
-            .into_iter()
-            .any(|s| s.region.as_ref().is_some_and(|r| r.id == region.id));
+        let state =
+            raftpb::RegionLocalState { region: Some(region.clone()), state: raftpb::PeerState::Normal as i32, peer_id };
+        let known =
+            self.engine.region_states()?.into_iter().any(|s| s.region.as_ref().is_some_and(|r| r.id == region.id));
         if !known {
             self.engine.save_region_state(state).await?;
         }
@@ -241,13 +229,7 @@ impl Node {
     }
 
     fn count_leaders(&self) {
-        let n = self
-            .peers
-            .read()
-            .unwrap()
-            .values()
-            .filter(|p| p.is_leader())
-            .count();
+        let n = self.peers.read().unwrap().values().filter(|p| p.is_leader()).count();
         metrics::LEADERS.set(n as i64);
     }
 }
@@ -260,8 +242,7 @@ async fn watch_leadership(node: std::sync::Weak<Node>, peer: Arc<RegionPeer>) {
     loop {
         let now = {
             let m = rx.borrow_watched();
-            let leading =
-                m.state == ServerState::Leader && m.current_leader == Some(peer.shared.peer_id);
+            let leading = m.state == ServerState::Leader && m.current_leader == Some(peer.shared.peer_id);
             (leading, *m.membership_config.log_id())
         };
         if now != last {

@@ -40,28 +40,16 @@ impl RegionPeer {
         let log = RegionLogStore::new(region.id, engine.clone());
         let sm = RegionStateMachine::open(engine, region.clone(), peer_id)?;
         let shared = sm.shared();
-        let network = RegionNetwork {
-            shared: shared.clone(),
-            transport,
-        };
+        let network = RegionNetwork { shared: shared.clone(), transport };
         let raft = RegionRaft::new(peer_id, config, network, log.clone(), sm)
             .await
-            .map_err(|e| {
-                std::io::Error::other(format!("region {} raft failed to start: {e}", region.id))
-            })?;
+            .map_err(|e| std::io::Error::other(format!("region {} raft failed to start: {e}", region.id)))?;
         if initialize && !raft.is_initialized().await.map_err(std::io::Error::other)? {
             let voters: BTreeMap<u64, PeerNode> = region
                 .peers
                 .iter()
                 .filter(|p| p.role == metapb::PeerRole::Voter as i32)
-                .map(|p| {
-                    (
-                        p.id,
-                        PeerNode {
-                            store_id: p.store_id,
-                        },
-                    )
-                })
+                .map(|p| (p.id, PeerNode { store_id: p.store_id }))
                 .collect();
             if let Err(e) = raft.initialize(voters).await {
                 // Already initialized by an earlier run that crashed before
@@ -87,11 +75,7 @@ impl RegionPeer {
         let m = self.raft.metrics().borrow_watched().clone();
         let id = m.current_leader?;
         let node = m.membership_config.membership().get_node(&id)?;
-        Some(metapb::Peer {
-            id,
-            store_id: node.store_id,
-            role: metapb::PeerRole::Voter as i32,
-        })
+        Some(metapb::Peer { id, store_id: node.store_id, role: metapb::PeerRole::Voter as i32 })
     }
 
     pub fn term(&self) -> u64 {

@@ -49,10 +49,7 @@ impl RegionLogStore {
         self.engine
             .writer
             .write(move |tx| {
-                tx.open_table(RAFT_META)
-                    .map_err(io_err)?
-                    .insert((region, kind), bytes.as_slice())
-                    .map_err(io_err)?;
+                tx.open_table(RAFT_META).map_err(io_err)?.insert((region, kind), bytes.as_slice()).map_err(io_err)?;
                 Ok(())
             })
             .await
@@ -126,10 +123,7 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
             Some(row) => Some(decode::<Entry>(row.map_err(io_err)?.1.value())?.log_id()),
             None => purged,
         };
-        Ok(LogState {
-            last_purged_log_id: purged,
-            last_log_id: last,
-        })
+        Ok(LogState { last_purged_log_id: purged, last_log_id: last })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -167,10 +161,8 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let rows: Vec<(u64, Vec<u8>)> = entries
-            .into_iter()
-            .map(|e| Ok((e.index(), encode(&e)?)))
-            .collect::<io::Result<_>>()?;
+        let rows: Vec<(u64, Vec<u8>)> =
+            entries.into_iter().map(|e| Ok((e.index(), encode(&e)?))).collect::<io::Result<_>>()?;
         let n = rows.len() as u64;
         let region = self.region_id;
         let res = self
@@ -179,8 +171,7 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
             .write(move |tx| {
                 let mut t = tx.open_table(RAFT_LOG).map_err(io_err)?;
                 for (index, bytes) in &rows {
-                    t.insert((region, *index), bytes.as_slice())
-                        .map_err(io_err)?;
+                    t.insert((region, *index), bytes.as_slice()).map_err(io_err)?;
                 }
                 Ok(())
             })
@@ -207,9 +198,7 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
             .write(move |tx| {
                 tx.open_table(RAFT_LOG)
                     .map_err(io_err)?
-                    .retain_in::<(u64, u64), _>((from, Bound::Included((r, u64::MAX))), |_, _| {
-                        false
-                    })
+                    .retain_in::<(u64, u64), _>((from, Bound::Included((r, u64::MAX))), |_, _| false)
                     .map_err(io_err)?;
                 Ok(())
             })
@@ -223,14 +212,8 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
         self.engine
             .writer
             .write(move |tx| {
-                tx.open_table(RAFT_META)
-                    .map_err(io_err)?
-                    .insert((r, PURGED), bytes.as_slice())
-                    .map_err(io_err)?;
-                tx.open_table(RAFT_LOG)
-                    .map_err(io_err)?
-                    .retain_in((r, 0)..=(r, upto), |_, _| false)
-                    .map_err(io_err)?;
+                tx.open_table(RAFT_META).map_err(io_err)?.insert((r, PURGED), bytes.as_slice()).map_err(io_err)?;
+                tx.open_table(RAFT_LOG).map_err(io_err)?.retain_in((r, 0)..=(r, upto), |_, _| false).map_err(io_err)?;
                 Ok(())
             })
             .await

@@ -7,8 +7,8 @@ use openraft::OptionalSend;
 use openraft::errors::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
-    TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+    VoteRequest, VoteResponse,
 };
 use proto::raftpb;
 use serde::Serialize;
@@ -28,11 +28,14 @@ impl RaftNetworkFactory<TypeConfig> for RegionNetwork {
     type Network = PeerConn;
 
     async fn new_client(&mut self, target: u64, node: &PeerNode) -> PeerConn {
-        PeerConn {
-            to_peer: target,
-            to_store: node.store_id,
-            net: self.clone(),
-        }
+        PeerConn { to_peer: target, to_store: node.store_id, net: self.clone(), heartbeats: false }
+    }
+
+    /// openraft's periodic heartbeats get their own client, whose empty
+    /// appends ride in per-store batches. Replication keeps the direct
+    /// client: its empty appends carry commit progress writes wait on.
+    async fn new_heartbeat_client(&mut self, target: u64, node: &PeerNode) -> PeerConn {
+        PeerConn { to_peer: target, to_store: node.store_id, net: self.clone(), heartbeats: true }
     }
 }
 
@@ -40,6 +43,8 @@ pub struct PeerConn {
     to_peer: u64,
     to_store: u64,
     net: RegionNetwork,
+    /// Made by `new_heartbeat_client`: batch its empty appends.
+    heartbeats: bool,
 }
 
 impl PeerConn {
@@ -50,11 +55,14 @@ impl PeerConn {
         ))
     }
 
+    /// Sends one RPC; `batched` ones (heartbeats) share an RPC with other
+    /// regions' heartbeats to the same store.
     async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         kind: raftpb::RaftCallKind,
         req: &Req,
         option: &RPCOption,
+        batched: bool,
     ) -> Result<Resp, Unreachable<TypeConfig>> {
         let shared = &self.net.shared;
         let msg = raftpb::RaftRequest {
@@ -66,12 +74,13 @@ impl PeerConn {
             kind: kind as i32,
             payload: encode(req).map_err(|e| self.unreachable(e))?,
         };
-        let resp = self
-            .net
-            .transport
-            .call(msg, option.soft_ttl())
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        let transport = &self.net.transport;
+        let resp = if batched {
+            transport.call_batched(msg, option.soft_ttl()).await
+        } else {
+            transport.call(msg, option.soft_ttl()).await
+        }
+        .map_err(|e| self.unreachable(e))?;
         decode(&resp).map_err(|e| self.unreachable(e))
     }
 }
@@ -84,9 +93,8 @@ impl RaftNetworkV2<TypeConfig> for PeerConn {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Ok(self
-            .call(raftpb::RaftCallKind::AppendEntries, &rpc, &option)
-            .await?)
+        let heartbeat = self.heartbeats && rpc.entries.is_empty();
+        Ok(self.call(raftpb::RaftCallKind::AppendEntries, &rpc, &option, heartbeat).await?)
     }
 
     async fn vote(
@@ -94,7 +102,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConn {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Ok(self.call(raftpb::RaftCallKind::Vote, &rpc, &option).await?)
+        Ok(self.call(raftpb::RaftCallKind::Vote, &rpc, &option, false).await?)
     }
 
     async fn full_snapshot(
@@ -128,8 +136,6 @@ impl RaftNetworkV2<TypeConfig> for PeerConn {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Ok(self
-            .call(raftpb::RaftCallKind::TransferLeader, &req, &option)
-            .await?)
+        Ok(self.call(raftpb::RaftCallKind::TransferLeader, &req, &option, false).await?)
     }
 }

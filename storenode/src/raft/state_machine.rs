@@ -26,10 +26,7 @@ use proto::{metapb, raftpb};
 use redb::{ReadableDatabase, ReadableTable, Table};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    KvCommand, KvOp, KvReply, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig, decode,
-    encode,
-};
+use super::{KvCommand, KvOp, KvReply, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig, decode, encode};
 use crate::engine::{APPLY_STATE, DATA, Engine, REGION_STATE, io_err};
 use crate::metrics;
 
@@ -90,12 +87,7 @@ impl RegionStateMachine {
     /// Read or decode failures.
     pub fn open(engine: Arc<Engine>, region: metapb::Region, peer_id: u64) -> io::Result<Self> {
         let tx = engine.db.begin_read().map_err(io_err)?;
-        let applied = match tx
-            .open_table(APPLY_STATE)
-            .map_err(io_err)?
-            .get(region.id)
-            .map_err(io_err)?
-        {
+        let applied = match tx.open_table(APPLY_STATE).map_err(io_err)?.get(region.id).map_err(io_err)? {
             Some(v) => decode(v.value())?,
             None => ApplyState::default(),
         };
@@ -147,26 +139,13 @@ fn apply_op(
     d: &mut Delta,
 ) -> io::Result<KvReply> {
     if cmd.epoch_version != region.region_epoch.unwrap_or_default().version {
-        return Ok(KvReply::EpochNotMatch {
-            current: region.clone(),
-        });
+        return Ok(KvReply::EpochNotMatch { current: region.clone() });
     }
-    if let Some(k) = cmd
-        .op
-        .keys()
-        .into_iter()
-        .find(|k| !keys::contains(&region.start_key, &region.end_key, k))
-    {
-        return Ok(KvReply::KeyNotInRegion {
-            key: k.to_vec(),
-            region: region.clone(),
-        });
+    if let Some(k) = cmd.op.keys().into_iter().find(|k| !keys::contains(&region.start_key, &region.end_key, k)) {
+        return Ok(KvReply::KeyNotInRegion { key: k.to_vec(), region: region.clone() });
     }
     let mut put = |data: &mut Table<&[u8], &[u8]>, key: &[u8], value: &[u8]| -> io::Result<()> {
-        let old = data
-            .insert(key, value)
-            .map_err(io_err)?
-            .map(|v| v.value().len());
+        let old = data.insert(key, value).map_err(io_err)?.map(|v| v.value().len());
         match old {
             None => {
                 d.keys += 1;
@@ -190,36 +169,21 @@ fn apply_op(
             KvReply::Written
         }
         KvOp::Delete { key } => {
-            let old = data
-                .remove(key.as_slice())
-                .map_err(io_err)?
-                .map(|v| v.value().len());
+            let old = data.remove(key.as_slice()).map_err(io_err)?.map(|v| v.value().len());
             if let Some(len) = old {
                 d.keys -= 1;
                 d.size -= (key.len() + len) as i64;
                 d.written_keys += 1;
             }
-            KvReply::Deleted {
-                existed: old.is_some(),
-            }
+            KvReply::Deleted { existed: old.is_some() }
         }
-        KvOp::Cas {
-            key,
-            expected,
-            value,
-        } => {
-            let current = data
-                .get(key.as_slice())
-                .map_err(io_err)?
-                .map(|v| v.value().to_vec());
+        KvOp::Cas { key, expected, value } => {
+            let current = data.get(key.as_slice()).map_err(io_err)?.map(|v| v.value().to_vec());
             let succeeded = current == *expected;
             if succeeded {
                 put(data, key, value)?;
             }
-            KvReply::Cas {
-                succeeded,
-                previous: current,
-            }
+            KvReply::Cas { succeeded, previous: current }
         }
     })
 }
@@ -232,21 +196,11 @@ impl RaftSnapshotBuilder<TypeConfig> for RegionStateMachine {
         let tx = self.engine.db.begin_read().map_err(io_err)?;
         // Applied state, region meta and data from one read transaction:
         // they were written together, so they agree.
-        let applied: ApplyState = match tx
-            .open_table(APPLY_STATE)
-            .map_err(io_err)?
-            .get(region_id)
-            .map_err(io_err)?
-        {
+        let applied: ApplyState = match tx.open_table(APPLY_STATE).map_err(io_err)?.get(region_id).map_err(io_err)? {
             Some(v) => decode(v.value())?,
             None => ApplyState::default(),
         };
-        let state = match tx
-            .open_table(REGION_STATE)
-            .map_err(io_err)?
-            .get(region_id)
-            .map_err(io_err)?
-        {
+        let state = match tx.open_table(REGION_STATE).map_err(io_err)?.get(region_id).map_err(io_err)? {
             Some(v) => raftpb::RegionLocalState::decode(v.value()).map_err(io_err)?,
             None => return Err(io_err(format!("region {region_id} has no local state"))),
         };
@@ -263,15 +217,9 @@ impl RaftSnapshotBuilder<TypeConfig> for RegionStateMachine {
             let (k, v) = row.map_err(io_err)?;
             pairs.push((k.value().to_vec(), v.value().to_vec()));
         }
-        let payload = encode(&SnapshotPayload {
-            region: region.encode_to_vec(),
-            pairs,
-        })?;
+        let payload = encode(&SnapshotPayload { region: region.encode_to_vec(), pairs })?;
         let snapshot = Snapshot {
-            meta: SnapshotMeta {
-                last_log_id: applied.last_applied,
-                last_membership: applied.membership,
-            },
+            meta: SnapshotMeta { last_log_id: applied.last_applied, last_membership: applied.membership },
             snapshot: payload,
         };
         *self.shared.snapshot.lock().unwrap() = Some(snapshot.clone());
@@ -316,9 +264,7 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
                     state.last_applied = Some(log_id);
                     replies.push(match payload {
                         EntryPayload::Blank => KvReply::Nothing,
-                        EntryPayload::Normal(cmd) => {
-                            apply_op(&mut data, &region, &cmd, &mut delta)?
-                        }
+                        EntryPayload::Normal(cmd) => apply_op(&mut data, &region, &cmd, &mut delta)?,
                         EntryPayload::Membership(m) => {
                             state.membership = StoredMembership::new(Some(log_id), m);
                             KvReply::Nothing
@@ -334,14 +280,10 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
             .await?;
         *self.shared.applied.lock().unwrap() = state;
         let s = &self.shared;
-        s.approximate_keys
-            .fetch_add(delta.keys as u64, Ordering::Relaxed);
-        s.approximate_size
-            .fetch_add(delta.size as u64, Ordering::Relaxed);
-        s.written_bytes
-            .fetch_add(delta.written_bytes, Ordering::Relaxed);
-        s.written_keys
-            .fetch_add(delta.written_keys, Ordering::Relaxed);
+        s.approximate_keys.fetch_add(delta.keys as u64, Ordering::Relaxed);
+        s.approximate_size.fetch_add(delta.size as u64, Ordering::Relaxed);
+        s.written_bytes.fetch_add(delta.written_bytes, Ordering::Relaxed);
+        s.written_keys.fetch_add(delta.written_keys, Ordering::Relaxed);
         metrics::RAFT_APPLY_SECONDS.observe(started.elapsed().as_secs_f64());
         for (responder, reply) in responders.into_iter().zip(replies) {
             if let Some(r) = responder {
@@ -360,23 +302,16 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
         let payload: SnapshotPayload = decode(&snapshot)?;
         let region = metapb::Region::decode(payload.region.as_slice()).map_err(io_err)?;
         if region.id != self.shared.region_id {
-            return Err(io_err(format!(
-                "snapshot of region {} sent to region {}",
-                region.id, self.shared.region_id
-            )));
+            return Err(io_err(format!("snapshot of region {} sent to region {}", region.id, self.shared.region_id)));
         }
-        let state = ApplyState {
-            last_applied: meta.last_log_id,
-            membership: meta.last_membership.clone(),
-        };
+        let state = ApplyState { last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
         let local = raftpb::RegionLocalState {
             region: Some(region.clone()),
             state: raftpb::PeerState::Normal as i32,
             peer_id: self.shared.peer_id,
         };
-        let (n, size) = payload.pairs.iter().fold((0u64, 0u64), |(n, s), (k, v)| {
-            (n + 1, s + (k.len() + v.len()) as u64)
-        });
+        let (n, size) =
+            payload.pairs.iter().fold((0u64, 0u64), |(n, s), (k, v)| (n + 1, s + (k.len() + v.len()) as u64));
         let apply_bytes = encode(&state)?;
         let region_for_job = region.clone();
         self.engine
@@ -385,19 +320,14 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
                 let r = &region_for_job;
                 let mut data = tx.open_table(DATA).map_err(io_err)?;
                 if r.end_key.is_empty() {
-                    data.retain_in(r.start_key.as_slice().., |_, _| false)
-                        .map_err(io_err)?;
+                    data.retain_in(r.start_key.as_slice().., |_, _| false).map_err(io_err)?;
                 } else {
-                    data.retain_in(r.start_key.as_slice()..r.end_key.as_slice(), |_, _| false)
-                        .map_err(io_err)?;
+                    data.retain_in(r.start_key.as_slice()..r.end_key.as_slice(), |_, _| false).map_err(io_err)?;
                 }
                 for (k, v) in &payload.pairs {
                     data.insert(k.as_slice(), v.as_slice()).map_err(io_err)?;
                 }
-                tx.open_table(APPLY_STATE)
-                    .map_err(io_err)?
-                    .insert(r.id, apply_bytes.as_slice())
-                    .map_err(io_err)?;
+                tx.open_table(APPLY_STATE).map_err(io_err)?.insert(r.id, apply_bytes.as_slice()).map_err(io_err)?;
                 tx.open_table(REGION_STATE)
                     .map_err(io_err)?
                     .insert(r.id, local.encode_to_vec().as_slice())
@@ -409,14 +339,9 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
         *self.shared.applied.lock().unwrap() = state;
         self.shared.approximate_keys.store(n, Ordering::Relaxed);
         self.shared.approximate_size.store(size, Ordering::Relaxed);
-        *self.shared.snapshot.lock().unwrap() = Some(Snapshot {
-            meta: meta.clone(),
-            snapshot,
-        });
+        *self.shared.snapshot.lock().unwrap() = Some(Snapshot { meta: meta.clone(), snapshot });
         metrics::SNAPSHOTS.with_label_values(&["installed"]).inc();
-        metrics::SNAPSHOT_SECONDS
-            .with_label_values(&["install"])
-            .observe(started.elapsed().as_secs_f64());
+        metrics::SNAPSHOT_SECONDS.with_label_values(&["install"]).observe(started.elapsed().as_secs_f64());
         Ok(())
     }
 

@@ -12,34 +12,18 @@ use crate::engine::Engine;
 
 struct EngineBuilder;
 
-impl StoreBuilder<TypeConfig, RegionLogStore, RegionStateMachine, tempfile::TempDir>
-    for EngineBuilder
-{
-    async fn build(
-        &self,
-    ) -> Result<(tempfile::TempDir, RegionLogStore, RegionStateMachine), StorageError<TypeConfig>>
-    {
+impl StoreBuilder<TypeConfig, RegionLogStore, RegionStateMachine, tempfile::TempDir> for EngineBuilder {
+    async fn build(&self) -> Result<(tempfile::TempDir, RegionLogStore, RegionStateMachine), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let engine = Engine::open(dir.path()).expect("open engine");
         let region = metapb::Region {
             id: 7,
-            region_epoch: Some(metapb::RegionEpoch {
-                conf_ver: 1,
-                version: 1,
-            }),
-            peers: vec![metapb::Peer {
-                id: 1,
-                store_id: 1,
-                role: 0,
-            }],
+            region_epoch: Some(metapb::RegionEpoch { conf_ver: 1, version: 1 }),
+            peers: vec![metapb::Peer { id: 1, store_id: 1, role: 0 }],
             ..Default::default()
         };
         engine
-            .save_region_state(raftpb::RegionLocalState {
-                region: Some(region.clone()),
-                state: 0,
-                peer_id: 1,
-            })
+            .save_region_state(raftpb::RegionLocalState { region: Some(region.clone()), state: 0, peer_id: 1 })
             .await
             .expect("save region state");
         let log = RegionLogStore::new(7, engine.clone());

@@ -1,10 +1,11 @@
 //! The sending side of the store-to-store raft transport.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use proto::raftpb::{self, raft_transport_client::RaftTransportClient};
+use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
 
 use super::{MAX_MESSAGE, SNAPSHOT_CHUNK};
@@ -15,7 +16,23 @@ pub struct Transport {
     routes: Arc<RouteTable>,
     /// store id -> (address the channel was made for, channel).
     channels: Mutex<HashMap<u64, (String, RaftTransportClient<Channel>)>>,
+    /// store id -> the queue of its heartbeat batcher.
+    batchers: Mutex<HashMap<u64, mpsc::Sender<Queued>>>,
+    me: Weak<Transport>,
 }
+
+/// A heartbeat waiting for the next batch to its store.
+struct Queued {
+    req: raftpb::RaftRequest,
+    reply: oneshot::Sender<Result<Vec<u8>, SendError>>,
+}
+
+/// How long a heartbeat may wait for others bound to the same store. Far
+/// below any election timeout; openraft measures leases from when it sent
+/// the heartbeat, so the wait costs no safety.
+const BATCH_WINDOW: Duration = Duration::from_millis(50);
+/// Most heartbeats in one batch.
+const MAX_BATCH: usize = 512;
 
 /// Why a message could not be delivered; openraft treats it as the peer
 /// being unreachable and backs off.
@@ -23,17 +40,46 @@ pub type SendError = String;
 
 impl Transport {
     pub fn new(routes: Arc<RouteTable>) -> Arc<Self> {
-        Arc::new(Transport {
+        Arc::new_cyclic(|me| Transport {
             routes,
             channels: Mutex::new(HashMap::new()),
+            batchers: Mutex::new(HashMap::new()),
+            me: me.clone(),
         })
+    }
+
+    /// Sends a heartbeat (an append with no entries) in the next batch for
+    /// its store: one RPC carries every region's heartbeat to that store.
+    ///
+    /// # Errors
+    ///
+    /// As [`Transport::call`], or `timeout` elapsing.
+    pub async fn call_batched(&self, req: raftpb::RaftRequest, timeout: Duration) -> Result<Vec<u8>, SendError> {
+        let tx = self.batcher(req.to_store);
+        let (reply, wait) = oneshot::channel();
+        metrics::RAFT_MESSAGES_SENT.with_label_values(&[kind_name(req.kind)]).inc();
+        tx.send(Queued { req, reply }).await.map_err(|_| "heartbeat batcher stopped".to_string())?;
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(res)) => res,
+            Ok(Err(_)) => Err("heartbeat batch dropped".to_string()),
+            Err(_) => Err(format!("heartbeat not answered in {timeout:?}")),
+        }
+    }
+
+    fn batcher(&self, store_id: u64) -> mpsc::Sender<Queued> {
+        let mut batchers = self.batchers.lock().unwrap();
+        if let Some(tx) = batchers.get(&store_id).filter(|tx| !tx.is_closed()) {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
+        tokio::spawn(run_batcher(self.me.clone(), store_id, rx));
+        batchers.insert(store_id, tx.clone());
+        tx
     }
 
     fn client(&self, store_id: u64) -> Result<RaftTransportClient<Channel>, SendError> {
         let store = self.routes.store(store_id).ok_or_else(|| {
-            metrics::RAFT_MESSAGES_DROPPED
-                .with_label_values(&["unknown_store"])
-                .inc();
+            metrics::RAFT_MESSAGES_DROPPED.with_label_values(&["unknown_store"]).inc();
             format!("store {store_id} is not in the route table")
         })?;
         let mut channels = self.channels.lock().unwrap();
@@ -43,9 +89,8 @@ impl Transport {
             return Ok(c.clone());
         }
         let ch = pd::client::channel(&store.address).map_err(|e| e.to_string())?;
-        let c = RaftTransportClient::new(ch)
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE);
+        let c =
+            RaftTransportClient::new(ch).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE);
         channels.insert(store_id, (store.address, c.clone()));
         Ok(c)
     }
@@ -55,27 +100,19 @@ impl Transport {
     /// # Errors
     ///
     /// The store is unknown or unreachable, or refused the message.
-    pub async fn call(
-        &self,
-        req: raftpb::RaftRequest,
-        timeout: Duration,
-    ) -> Result<Vec<u8>, SendError> {
+    pub async fn call(&self, req: raftpb::RaftRequest, timeout: Duration) -> Result<Vec<u8>, SendError> {
         let kind = kind_name(req.kind);
         let mut client = self.client(req.to_store)?;
         let mut request = tonic::Request::new(req);
         request.set_timeout(timeout);
         metrics::RAFT_MESSAGES_SENT.with_label_values(&[kind]).inc();
         let resp = client.call(request).await.map_err(|s| {
-            metrics::RAFT_MESSAGES_DROPPED
-                .with_label_values(&["unreachable"])
-                .inc();
+            metrics::RAFT_MESSAGES_DROPPED.with_label_values(&["unreachable"]).inc();
             s.message().to_string()
         })?;
         let resp = resp.into_inner();
         if !resp.error.is_empty() {
-            metrics::RAFT_MESSAGES_DROPPED
-                .with_label_values(&["refused"])
-                .inc();
+            metrics::RAFT_MESSAGES_DROPPED.with_label_values(&["refused"]).inc();
             return Err(resp.error);
         }
         Ok(resp.payload)
@@ -86,11 +123,7 @@ impl Transport {
     /// # Errors
     ///
     /// As [`Transport::call`].
-    pub async fn send_snapshot(
-        &self,
-        header: raftpb::SnapshotHeader,
-        data: Vec<u8>,
-    ) -> Result<Vec<u8>, SendError> {
+    pub async fn send_snapshot(&self, header: raftpb::SnapshotHeader, data: Vec<u8>) -> Result<Vec<u8>, SendError> {
         let started = Instant::now();
         let mut client = self.client(header.to_store)?;
         let bytes = data.len() as u64;
@@ -99,36 +132,74 @@ impl Transport {
         let mut rest = data.as_slice();
         loop {
             let n = rest.len().min(SNAPSHOT_CHUNK);
-            chunks.push(raftpb::SnapshotChunk {
-                header: header.take(),
-                data: rest[..n].to_vec(),
-            });
+            chunks.push(raftpb::SnapshotChunk { header: header.take(), data: rest[..n].to_vec() });
             rest = &rest[n..];
             if rest.is_empty() {
                 break;
             }
         }
-        let resp = client
-            .install_snapshot(tokio_stream::iter(chunks))
-            .await
-            .map_err(|s| {
-                metrics::RAFT_MESSAGES_DROPPED
-                    .with_label_values(&["unreachable"])
-                    .inc();
-                s.message().to_string()
-            })?;
+        let resp = client.install_snapshot(tokio_stream::iter(chunks)).await.map_err(|s| {
+            metrics::RAFT_MESSAGES_DROPPED.with_label_values(&["unreachable"]).inc();
+            s.message().to_string()
+        })?;
         let resp = resp.into_inner();
         if !resp.error.is_empty() {
             return Err(resp.error);
         }
         metrics::SNAPSHOTS.with_label_values(&["sent"]).inc();
-        metrics::SNAPSHOT_BYTES
-            .with_label_values(&["sent"])
-            .inc_by(bytes);
-        metrics::SNAPSHOT_SECONDS
-            .with_label_values(&["send"])
-            .observe(started.elapsed().as_secs_f64());
+        metrics::SNAPSHOT_BYTES.with_label_values(&["sent"]).inc_by(bytes);
+        metrics::SNAPSHOT_SECONDS.with_label_values(&["send"]).observe(started.elapsed().as_secs_f64());
         Ok(resp.payload)
+    }
+}
+
+/// Collects heartbeats for one store for up to [`BATCH_WINDOW`] and sends
+/// each batch as one RPC, answering every heartbeat from its slot in the
+/// response. Ends when the transport is gone.
+async fn run_batcher(transport: Weak<Transport>, store_id: u64, mut rx: mpsc::Receiver<Queued>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let flush_at = tokio::time::Instant::now() + BATCH_WINDOW;
+        while batch.len() < MAX_BATCH {
+            tokio::select! {
+                next = rx.recv() => match next {
+                    Some(q) => batch.push(q),
+                    None => break,
+                },
+                () = tokio::time::sleep_until(flush_at) => break,
+            }
+        }
+        let Some(transport) = transport.upgrade() else { return };
+        let client = transport.client(store_id);
+        // Send in the background so the next batch can gather meanwhile.
+        tokio::spawn(async move {
+            let (requests, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|q| (q.req, q.reply)).unzip();
+            let result = match client {
+                Ok(mut c) => c.batch_call(raftpb::RaftBatch { requests }).await.map_err(|s| {
+                    metrics::RAFT_MESSAGES_DROPPED.with_label_values(&["unreachable"]).inc();
+                    s.message().to_string()
+                }),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(resp) => {
+                    let responses = resp.into_inner().responses;
+                    for (i, reply) in replies.into_iter().enumerate() {
+                        let r = match responses.get(i) {
+                            Some(r) if r.error.is_empty() => Ok(r.payload.clone()),
+                            Some(r) => Err(r.error.clone()),
+                            None => Err("batch response too short".to_string()),
+                        };
+                        let _ = reply.send(r);
+                    }
+                }
+                Err(e) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        });
     }
 }
 

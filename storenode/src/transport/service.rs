@@ -34,10 +34,7 @@ impl TransportService {
         region: Option<&metapb::Region>,
     ) -> Result<Arc<RegionPeer>, String> {
         if to_store != self.node.store_id {
-            return Err(format!(
-                "message for store {to_store} reached store {}",
-                self.node.store_id
-            ));
+            return Err(format!("message for store {to_store} reached store {}", self.node.store_id));
         }
         if let Some(peer) = self.node.peer(region_id) {
             if peer.shared.peer_id != to_peer {
@@ -48,103 +45,72 @@ impl TransportService {
             }
             return Ok(peer);
         }
-        let region = region.ok_or_else(|| {
-            format!("region {region_id} unknown here and the message has no meta")
-        })?;
+        let region = region.ok_or_else(|| format!("region {region_id} unknown here and the message has no meta"))?;
         // A peer must not be created over keys a newer local region owns.
         for p in self.node.peers() {
             let r = p.region();
             if keys::overlaps(&r.start_key, &r.end_key, &region.start_key, &region.end_key)
-                && r.region_epoch.unwrap_or_default().version
-                    >= region.region_epoch.unwrap_or_default().version
+                && r.region_epoch.unwrap_or_default().version >= region.region_epoch.unwrap_or_default().version
             {
-                return Err(format!(
-                    "region {region_id} overlaps local region {} with a newer range",
-                    r.id
-                ));
+                return Err(format!("region {region_id} overlaps local region {} with a newer range", r.id));
             }
         }
-        info!(
-            region_id,
-            peer_id = to_peer,
-            "creating peer on demand for incoming raft traffic"
-        );
-        self.node
-            .start_peer(region.clone(), to_peer, false)
-            .await
-            .map_err(|e| e.to_string())
+        info!(region_id, peer_id = to_peer, "creating peer on demand for incoming raft traffic");
+        self.node.start_peer(region.clone(), to_peer, false).await.map_err(|e| e.to_string())
     }
 }
 
-fn refused(reason: String) -> Response<raftpb::RaftResponse> {
-    metrics::RAFT_MESSAGES_DROPPED
-        .with_label_values(&["refused_here"])
-        .inc();
-    Response::new(raftpb::RaftResponse {
-        payload: Vec::new(),
-        error: reason,
-    })
+fn refused(reason: String) -> raftpb::RaftResponse {
+    metrics::RAFT_MESSAGES_DROPPED.with_label_values(&["refused_here"]).inc();
+    raftpb::RaftResponse { payload: Vec::new(), error: reason }
 }
 
-fn answer<T: serde::Serialize, E: std::fmt::Display>(
-    res: Result<T, E>,
-) -> Response<raftpb::RaftResponse> {
-    match res
-        .map_err(|e| e.to_string())
-        .and_then(|v| encode(&v).map_err(|e| e.to_string()))
-    {
-        Ok(payload) => Response::new(raftpb::RaftResponse {
-            payload,
-            error: String::new(),
-        }),
+fn answer<T: serde::Serialize, E: std::fmt::Display>(res: Result<T, E>) -> raftpb::RaftResponse {
+    match res.map_err(|e| e.to_string()).and_then(|v| encode(&v).map_err(|e| e.to_string())) {
+        Ok(payload) => raftpb::RaftResponse { payload, error: String::new() },
         Err(e) => refused(e),
+    }
+}
+
+impl TransportService {
+    /// Delivers one raft RPC to its peer; every failure becomes the
+    /// response's `error`.
+    async fn deliver(&self, req: raftpb::RaftRequest) -> raftpb::RaftResponse {
+        metrics::RAFT_MESSAGES_RECEIVED.with_label_values(&[kind_name(req.kind)]).inc();
+        let peer = match self.peer_for(req.region_id, req.to_peer, req.to_store, req.region.as_ref()).await {
+            Ok(p) => p,
+            Err(e) => return refused(e),
+        };
+        let bad = |e: std::io::Error| format!("bad raft payload: {e}");
+        let res = match raftpb::RaftCallKind::try_from(req.kind) {
+            Ok(raftpb::RaftCallKind::AppendEntries) => match decode(&req.payload) {
+                Ok(r) => answer(peer.raft.append_entries(r).await),
+                Err(e) => refused(bad(e)),
+            },
+            Ok(raftpb::RaftCallKind::Vote) => match decode(&req.payload) {
+                Ok(r) => answer(peer.raft.vote(r).await),
+                Err(e) => refused(bad(e)),
+            },
+            Ok(raftpb::RaftCallKind::TransferLeader) => match decode(&req.payload) {
+                Ok(r) => answer(peer.raft.handle_transfer_leader(r).await),
+                Err(e) => refused(bad(e)),
+            },
+            Err(_) => refused(format!("unknown raft call kind {}", req.kind)),
+        };
+        res
     }
 }
 
 #[tonic::async_trait]
 impl RaftTransport for TransportService {
-    async fn call(
-        &self,
-        req: Request<raftpb::RaftRequest>,
-    ) -> Result<Response<raftpb::RaftResponse>, Status> {
-        let req = req.into_inner();
-        metrics::RAFT_MESSAGES_RECEIVED
-            .with_label_values(&[kind_name(req.kind)])
-            .inc();
-        let peer = match self
-            .peer_for(
-                req.region_id,
-                req.to_peer,
-                req.to_store,
-                req.region.as_ref(),
-            )
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => return Ok(refused(e)),
-        };
-        let bad = |e: std::io::Error| Status::invalid_argument(format!("bad raft payload: {e}"));
-        Ok(match raftpb::RaftCallKind::try_from(req.kind) {
-            Ok(raftpb::RaftCallKind::AppendEntries) => answer(
-                peer.raft
-                    .append_entries(decode(&req.payload).map_err(bad)?)
-                    .await,
-            ),
-            Ok(raftpb::RaftCallKind::Vote) => {
-                answer(peer.raft.vote(decode(&req.payload).map_err(bad)?).await)
-            }
-            Ok(raftpb::RaftCallKind::TransferLeader) => answer(
-                peer.raft
-                    .handle_transfer_leader(decode(&req.payload).map_err(bad)?)
-                    .await,
-            ),
-            Err(_) => {
-                return Err(Status::invalid_argument(format!(
-                    "unknown raft call kind {}",
-                    req.kind
-                )));
-            }
-        })
+    async fn call(&self, req: Request<raftpb::RaftRequest>) -> Result<Response<raftpb::RaftResponse>, Status> {
+        Ok(Response::new(self.deliver(req.into_inner()).await))
+    }
+
+    async fn batch_call(&self, req: Request<raftpb::RaftBatch>) -> Result<Response<raftpb::RaftBatchResponse>, Status> {
+        let requests = req.into_inner().requests;
+        let responses = futures::future::join_all(requests.into_iter().map(|r| self.deliver(r))).await;
+        Ok(Response::new(raftpb::RaftBatchResponse { responses }))
     }
 
     async fn install_snapshot(
@@ -153,48 +119,23 @@ impl RaftTransport for TransportService {
     ) -> Result<Response<raftpb::RaftResponse>, Status> {
         let started = Instant::now();
         let mut stream = req.into_inner();
-        let first = stream
-            .message()
-            .await?
-            .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
-        let header = first
-            .header
-            .ok_or_else(|| Status::invalid_argument("first snapshot chunk has no header"))?;
+        let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
+        let header = first.header.ok_or_else(|| Status::invalid_argument("first snapshot chunk has no header"))?;
         let mut data = first.data;
         while let Some(chunk) = stream.message().await? {
             data.extend_from_slice(&chunk.data);
         }
         metrics::SNAPSHOTS.with_label_values(&["received"]).inc();
-        metrics::SNAPSHOT_BYTES
-            .with_label_values(&["received"])
-            .inc_by(data.len() as u64);
-        let peer = match self
-            .peer_for(
-                header.region_id,
-                header.to_peer,
-                header.to_store,
-                header.region.as_ref(),
-            )
-            .await
+        metrics::SNAPSHOT_BYTES.with_label_values(&["received"]).inc_by(data.len() as u64);
+        let peer = match self.peer_for(header.region_id, header.to_peer, header.to_store, header.region.as_ref()).await
         {
             Ok(p) => p,
-            Err(e) => return Ok(refused(e)),
+            Err(e) => return Ok(Response::new(refused(e))),
         };
-        let (vote, meta): (Vote, SnapshotMeta) = decode(&header.meta)
-            .map_err(|e| Status::invalid_argument(format!("bad snapshot header: {e}")))?;
-        let res = peer
-            .raft
-            .install_full_snapshot(
-                vote,
-                Snapshot {
-                    meta,
-                    snapshot: data,
-                },
-            )
-            .await;
-        metrics::SNAPSHOT_SECONDS
-            .with_label_values(&["receive"])
-            .observe(started.elapsed().as_secs_f64());
-        Ok(answer(res))
+        let (vote, meta): (Vote, SnapshotMeta) =
+            decode(&header.meta).map_err(|e| Status::invalid_argument(format!("bad snapshot header: {e}")))?;
+        let res = peer.raft.install_full_snapshot(vote, Snapshot { meta, snapshot: data }).await;
+        metrics::SNAPSHOT_SECONDS.with_label_values(&["receive"]).observe(started.elapsed().as_secs_f64());
+        Ok(Response::new(answer(res)))
     }
 }

@@ -51,13 +51,7 @@ fn main() {
         let mut extra = vec!["--bootstrap-regions".to_string(), args.regions.to_string()];
         if id > 1 {
             extra.push("--join".to_string());
-            extra.push(
-                members
-                    .iter()
-                    .map(|m| m.grpc())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
+            extra.push(members.iter().map(|m| m.grpc()).collect::<Vec<_>>().join(","));
         }
         let m = PdProcess::spawn(
             id,
@@ -66,39 +60,20 @@ fn main() {
             &format!("127.0.0.1:{}", port + 2),
             extra,
         );
-        println!(
-            "pd{id}:    grpc {}  http http://{}  log {}",
-            m.grpc(),
-            m.http(),
-            m.log_path().display()
-        );
+        println!("pd{id}:    grpc {}  http http://{}  log {}", m.grpc(), m.http(), m.log_path().display());
         members.push(m);
     }
     let endpoints: Vec<String> = members.iter().map(|m| m.grpc()).collect();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(wait_leader(&endpoints, args.pd as usize));
     let mut stores = Vec::new();
     for i in 1..=args.stores {
         let port = args.store_port + 10 * (i as u16 - 1);
         let grpc = format!("127.0.0.1:{port}");
         let http = format!("127.0.0.1:{}", port + 2);
-        let s = StoreProcess::spawn_at(
-            &format!("store{i}"),
-            data_dir.join(format!("store{i}")),
-            &endpoints,
-            &grpc,
-            &http,
-        );
-        println!(
-            "store{}: grpc {}  http http://{}  log {}",
-            s.store_id,
-            s.grpc(),
-            s.http(),
-            s.log_path().display()
-        );
+        let s =
+            StoreProcess::spawn_at(&format!("store{i}"), data_dir.join(format!("store{i}")), &endpoints, &grpc, &http);
+        println!("store{}: grpc {}  http http://{}  log {}", s.store_id, s.grpc(), s.http(), s.log_path().display());
         stores.push(s);
     }
     let pd = endpoints.join(",");
@@ -106,27 +81,17 @@ fn main() {
     println!("try:");
     println!("  ./target/debug/pdctl --pd {pd} store list");
     println!("  ./target/debug/pdctl --pd {pd} region list");
-    println!(
-        "  curl -X PUT --data world http://{}/kv/hello",
-        stores[0].http()
-    );
+    println!("  curl -X PUT --data world http://{}/kv/hello", stores[0].http());
     println!("  curl http://{}/kv/hello", stores[stores.len() - 1].http());
     println!("  ./target/debug/kvbench --pd {pd} --workload put --clients 16 --duration 10s");
     println!();
-    println!(
-        "Ctrl-C stops the cluster; data stays in {}",
-        data_dir.display()
-    );
+    println!("Ctrl-C stops the cluster; data stays in {}", data_dir.display());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         rt.block_on(async {
             let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("signal handler");
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
