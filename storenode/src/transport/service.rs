@@ -82,7 +82,7 @@ impl TransportService {
             Err(e) => return refused(e),
         };
         let bad = |e: std::io::Error| format!("bad raft payload: {e}");
-        let res = match raftpb::RaftCallKind::try_from(req.kind) {
+        match raftpb::RaftCallKind::try_from(req.kind) {
             Ok(raftpb::RaftCallKind::AppendEntries) => match decode(&req.payload) {
                 Ok(r) => answer(peer.raft.append_entries(r).await),
                 Err(e) => refused(bad(e)),
@@ -96,8 +96,7 @@ impl TransportService {
                 Err(e) => refused(bad(e)),
             },
             Err(_) => refused(format!("unknown raft call kind {}", req.kind)),
-        };
-        res
+        }
     }
 }
 
