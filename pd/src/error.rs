@@ -127,7 +127,13 @@ impl PdError {
             T::StoreConflict => PdError::StoreConflict(msg),
             T::StaleEpoch => PdError::StaleEpoch(msg),
             T::RouteConflict => PdError::RouteConflict(msg),
-            T::NotEnoughStores => PdError::NotEnoughStores { need: 0, have: 0 },
+            T::NotEnoughStores => {
+                let n = numbers_in(&msg);
+                PdError::NotEnoughStores {
+                    need: n.first().copied().unwrap_or(0) as usize,
+                    have: n.get(1).copied().unwrap_or(0) as usize,
+                }
+            }
             T::Unavailable => PdError::Unavailable(msg),
         }
     }
@@ -141,7 +147,48 @@ impl PdError {
 
 /// The first number in an error message ("store 7 not found" -> 7), 0 if none.
 fn id_in(msg: &str) -> u64 {
-    msg.split(|c: char| !c.is_ascii_digit()).find(|s| !s.is_empty()).and_then(|s| s.parse().ok()).unwrap_or(0)
+    numbers_in(msg).first().copied().unwrap_or(0)
+}
+
+/// Every number in an error message, in order.
+fn numbers_in(msg: &str) -> Vec<u64> {
+    msg.split(|c: char| !c.is_ascii_digit()).filter_map(|s| s.parse().ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_survives_the_wire() {
+        let cases = [
+            PdError::NotLeader(Some(LeaderHint { id: 2, address: "h:1".into() })),
+            PdError::NotLeader(None),
+            PdError::InvalidArgument("bad".into()),
+            PdError::StoreNotFound(7),
+            PdError::RegionNotFound(9),
+            PdError::NotBootstrapped,
+            PdError::AlreadyBootstrapped,
+            PdError::StoreConflict("taken".into()),
+            PdError::StaleEpoch("old".into()),
+            PdError::RouteConflict("gap".into()),
+            PdError::NotEnoughStores { need: 3, have: 1 },
+            PdError::Unavailable("no quorum".into()),
+        ];
+        for e in cases {
+            let back = PdError::from_pb(&e.to_pb());
+            match (&e, &back) {
+                // Messages carry the prefix on the way back; the kind and ids must survive.
+                (PdError::InvalidArgument(_), PdError::InvalidArgument(_))
+                | (PdError::StoreConflict(_), PdError::StoreConflict(_))
+                | (PdError::StaleEpoch(_), PdError::StaleEpoch(_))
+                | (PdError::RouteConflict(_), PdError::RouteConflict(_))
+                | (PdError::Unavailable(_), PdError::Unavailable(_)) => {}
+                _ => assert_eq!(back, e),
+            }
+        }
+        assert!(check_header(&None).is_ok());
+    }
 }
 
 /// Turns a response header into a result.
