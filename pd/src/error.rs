@@ -155,6 +155,14 @@ fn numbers_in(msg: &str) -> Vec<u64> {
     msg.split(|c: char| !c.is_ascii_digit()).filter_map(|s| s.parse().ok()).collect()
 }
 
+/// Turns a response header into a result.
+pub fn check_header(header: &Option<pdpb::ResponseHeader>) -> Result<()> {
+    match header.as_ref().and_then(|h| h.error.as_ref()) {
+        None => Ok(()),
+        Some(e) => Err(PdError::from_pb(e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,13 +196,5 @@ mod tests {
             }
         }
         assert!(check_header(&None).is_ok());
-    }
-}
-
-/// Turns a response header into a result.
-pub fn check_header(header: &Option<pdpb::ResponseHeader>) -> Result<()> {
-    match header.as_ref().and_then(|h| h.error.as_ref()) {
-        None => Ok(()),
-        Some(e) => Err(PdError::from_pb(e)),
     }
 }
