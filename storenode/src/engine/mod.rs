@@ -111,6 +111,20 @@ impl Engine {
         Ok(out)
     }
 
+    /// One region's local state, if this store has one.
+    ///
+    /// # Errors
+    ///
+    /// Read or decode failures.
+    pub fn region_state(&self, region_id: u64) -> io::Result<Option<raftpb::RegionLocalState>> {
+        let tx = self.db.begin_read().map_err(io_err)?;
+        let t = tx.open_table(REGION_STATE).map_err(io_err)?;
+        match t.get(region_id).map_err(io_err)? {
+            None => Ok(None),
+            Some(v) => Ok(Some(raftpb::RegionLocalState::decode(v.value()).map_err(io_err)?)),
+        }
+    }
+
     /// # Errors
     ///
     /// Write failures.

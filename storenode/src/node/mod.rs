@@ -151,11 +151,9 @@ impl Node {
     }
 
     fn is_tombstone(&self, region_id: u64) -> bool {
-        self.engine.region_states().is_ok_and(|states| {
-            states.iter().any(|s| {
-                s.state == raftpb::PeerState::Tombstone as i32 && s.region.as_ref().is_some_and(|r| r.id == region_id)
-            })
-        })
+        self.engine
+            .region_state(region_id)
+            .is_ok_and(|s| s.is_some_and(|s| s.state == raftpb::PeerState::Tombstone as i32))
     }
 
     /// Starts the raft peer `peer_id` of `region` here, recording it in the
@@ -176,9 +174,7 @@ impl Node {
         }
         let state =
             raftpb::RegionLocalState { region: Some(region.clone()), state: raftpb::PeerState::Normal as i32, peer_id };
-        let known =
-            self.engine.region_states()?.into_iter().any(|s| s.region.as_ref().is_some_and(|r| r.id == region.id));
-        if !known {
+        if self.engine.region_state(region.id)?.is_none() {
             self.engine.save_region_state(state).await?;
         }
         let region_id = region.id;
