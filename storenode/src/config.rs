@@ -46,6 +46,9 @@ pub struct StoreConfig {
     pub raft: RegionRaftConfig,
     pub heartbeat: HeartbeatConfig,
     pub log: LogConfig,
+    /// Tests only: serve `/debug/partition`, which cuts this store off from
+    /// other stores and PD ([`crate::fault`]).
+    pub fault_injection: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +84,7 @@ impl Default for StoreConfig {
             raft: RegionRaftConfig::default(),
             heartbeat: HeartbeatConfig::default(),
             log: LogConfig::default(),
+            fault_injection: false,
         }
     }
 }

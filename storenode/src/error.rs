@@ -19,7 +19,7 @@ pub enum StoreError {
     RegionNotFound(u64),
     #[error("server busy: {0}")]
     ServerBusy(String),
-    #[error("command overtaken by a leader change; its outcome is unknown")]
+    #[error("the write may have been proposed but its outcome is unknown (leader change or commit timeout)")]
     StaleCommand,
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -122,11 +122,6 @@ impl StoreError {
             StoreError::InvalidArgument(_) => "invalid_argument",
             StoreError::Unavailable(_) => "unavailable",
         }
-    }
-
-    /// Region errors: the client library refreshes routes and retries.
-    pub fn is_region_error(&self) -> bool {
-        !matches!(self, StoreError::InvalidArgument(_) | StoreError::Unavailable(_))
     }
 }
 

@@ -9,14 +9,19 @@
 //! | `GET /health` | 200 once registered and holding routes from PD |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /status` | store id, route version, hosted regions with role and leader |
+//! | `GET/PUT/DELETE /debug/partition` | only with `fault-injection: true`: show, set, heal a simulated partition ([`crate::fault`]) |
 //!
 //! Requests run through the same handlers as gRPC, so any store serves any
 //! key. Unlike the gRPC API, whose callers (the client library) retry region
 //! errors themselves, an HTTP request is retried here with backoff for up to
 //! three maximum election timeouts — long enough to outlast a leader
 //! election, which waits out the dead leader's lease first — so
-//! `curl` users see success across a leader's death. What still fails comes
-//! back as 503 with the error in JSON; bad input as 400.
+//! `curl` users see success across a leader's death. The HTTP API is one
+//! client of the regions: every write gets a request id from this process's
+//! [`RequestIds`] and keeps it across retries, so a retried write whose first
+//! attempt did apply is not applied again ([`crate::retry`] decides what is
+//! retried). What still fails comes back as 503 with the error in JSON; bad
+//! input as 400.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -35,8 +40,20 @@ use serde_json::json;
 
 use crate::client::KvErrors;
 use crate::error::StoreError;
+use crate::fault::PartitionSpec;
 use crate::metrics;
 use crate::node::Node;
+use crate::request_id::RequestIds;
+use crate::retry;
+
+/// This process's identity as a client of the regions, for HTTP writes.
+static HTTP_CLIENT: std::sync::LazyLock<RequestIds> = std::sync::LazyLock::new(RequestIds::new);
+
+/// A write's routing context: no region (routed by key), a fresh request
+/// id shared by every retry.
+fn write_context(id: kvpb::RequestId) -> Option<kvpb::Context> {
+    Some(kvpb::Context { request_id: Some(id), ..Default::default() })
+}
 
 /// How long an HTTP KV request keeps retrying region errors: followers
 /// wait out the dead leader's lease (one maximum election timeout), then an
@@ -45,7 +62,8 @@ fn retry_deadline(node: &Node) -> Duration {
     Duration::from_millis(3 * node.config.raft.election_timeout_max_ms)
 }
 
-/// Retries `f` while it answers with a retryable error.
+/// Retries `f` while [`retry::may_retry`] allows: every call here is a read
+/// or a write carrying its request id, so unknown outcomes repeat safely.
 async fn retried<R, F, Fut>(node: &Node, mut f: F) -> R
 where
     R: KvErrors,
@@ -57,7 +75,7 @@ where
     loop {
         let r = f().await;
         match r.errors() {
-            Some(e) if e.is_region_error() || matches!(e, StoreError::Unavailable(_)) => {
+            Some(e) if retry::may_retry(&e, true) => {
                 if tokio::time::Instant::now() + backoff >= give_up {
                     return r;
                 }
@@ -70,13 +88,34 @@ where
 }
 
 pub fn router(node: Arc<Node>) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/kv/{key}", get(get_key).put(put_key).delete(delete_key))
         .route("/scan", get(scan))
         .route("/health", get(health))
         .route("/metrics", get(|| async { metrics::render() }))
-        .route("/status", get(status))
-        .with_state(node)
+        .route("/status", get(status));
+    if node.config.fault_injection {
+        router = router.route("/debug/partition", get(partition).put(set_partition).delete(heal_partition));
+    }
+    router.with_state(node)
+}
+
+/// The current fault-injection partition.
+async fn partition(State(node): State<Arc<Node>>) -> Json<PartitionSpec> {
+    Json(node.partition.spec())
+}
+
+/// Cuts this store off from the stores and PD the body names.
+async fn set_partition(State(node): State<Arc<Node>>, Json(spec): Json<PartitionSpec>) -> Json<PartitionSpec> {
+    tracing::warn!(stores = ?spec.stores, pd = spec.pd, "fault injection: partition set");
+    node.partition.set(spec);
+    Json(node.partition.spec())
+}
+
+async fn heal_partition(State(node): State<Arc<Node>>) -> Json<PartitionSpec> {
+    tracing::warn!("fault injection: partition healed");
+    node.partition.heal();
+    Json(node.partition.spec())
 }
 
 fn error(e: StoreError) -> Response {
@@ -103,14 +142,20 @@ async fn get_key(State(node): State<Arc<Node>>, Path(key): Path<String>) -> Resp
 
 async fn put_key(State(node): State<Arc<Node>>, Path(key): Path<String>, body: Bytes) -> Response {
     let key = key.into_bytes();
-    let resp =
-        retried(&node, || node.put(kvpb::PutRequest { context: None, key: key.clone(), value: body.to_vec() })).await;
+    let write = HTTP_CLIENT.begin();
+    let resp = retried(&node, || {
+        node.put(kvpb::PutRequest { context: write_context(write.id()), key: key.clone(), value: body.to_vec() })
+    })
+    .await;
     failure(resp.region_error.as_ref(), resp.error.as_ref()).unwrap_or_else(|| StatusCode::NO_CONTENT.into_response())
 }
 
 async fn delete_key(State(node): State<Arc<Node>>, Path(key): Path<String>) -> Response {
     let key = key.into_bytes();
-    let resp = retried(&node, || node.delete(kvpb::DeleteRequest { context: None, key: key.clone() })).await;
+    let write = HTTP_CLIENT.begin();
+    let resp =
+        retried(&node, || node.delete(kvpb::DeleteRequest { context: write_context(write.id()), key: key.clone() }))
+            .await;
     failure(resp.region_error.as_ref(), resp.error.as_ref())
         .unwrap_or_else(|| Json(json!({"existed": resp.existed})).into_response())
 }

@@ -52,6 +52,12 @@ pub static KV_SECONDS: LazyLock<HistogramVec> =
     LazyLock::new(|| histogram_vec("store_kv_request_seconds", "KV request latency on the receiving store", &["type"]));
 pub static KV_FORWARDED: LazyLock<IntCounter> =
     LazyLock::new(|| counter("store_kv_forwarded_total", "KV requests forwarded to the leader's store"));
+pub static VOTES_REFUSED_AFTER_RESTART: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter("store_votes_refused_after_restart_total", "Vote requests refused in the quiet period after a restart")
+});
+pub static DUPLICATE_WRITES: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter("store_duplicate_writes_total", "Repeated writes answered from the session table instead of applied")
+});
 
 /// Raft propose (client write) to apply, on the leader.
 pub static RAFT_PROPOSE_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
@@ -123,6 +129,8 @@ pub fn init() {
     LazyLock::force(&KV_ERRORS);
     LazyLock::force(&KV_SECONDS);
     LazyLock::force(&KV_FORWARDED);
+    LazyLock::force(&DUPLICATE_WRITES);
+    LazyLock::force(&VOTES_REFUSED_AFTER_RESTART);
     LazyLock::force(&RAFT_PROPOSE_SECONDS);
     LazyLock::force(&RAFT_APPLY_SECONDS);
     LazyLock::force(&RAFT_ENTRIES_APPENDED);
@@ -151,7 +159,7 @@ pub fn init() {
         RAFT_MESSAGES_SENT.with_label_values(&[kind]);
         RAFT_MESSAGES_RECEIVED.with_label_values(&[kind]);
     }
-    for reason in ["unknown_store", "unreachable", "refused", "refused_here"] {
+    for reason in ["unknown_store", "unreachable", "refused", "refused_here", "partitioned"] {
         RAFT_MESSAGES_DROPPED.with_label_values(&[reason]);
     }
     for dir in ["sent", "received", "installed"] {

@@ -89,7 +89,14 @@ pub async fn register(
 /// Keeps the heartbeat stream alive until `shutdown`.
 pub async fn run(node: Arc<Node>, mut events: mpsc::UnboundedReceiver<u64>, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = RETRY_MIN;
+    let mut partition = node.partition.subscribe();
     loop {
+        while node.partition.blocks_pd() {
+            tokio::select! {
+                _ = partition.changed() => {}
+                _ = shutdown.changed() => return,
+            }
+        }
         match session(&node, &mut events, &mut shutdown).await {
             Ok(()) => return,
             Err(e) => {
@@ -136,8 +143,14 @@ async fn session(
     let mut region_tick = tokio::time::interval(Duration::from_millis(node.config.heartbeat.region_interval_ms));
     store_tick.tick().await;
     region_tick.tick().await;
+    let mut partition = node.partition.subscribe();
     loop {
         tokio::select! {
+            _ = partition.changed() => {
+                if node.partition.blocks_pd() {
+                    return Err(PdError::Unavailable("cut off from PD (fault injection)".into()));
+                }
+            }
             msg = down.message() => {
                 let msg = msg.map_err(|s| pd::client::status_error(&addr, &s))?
                     .ok_or_else(|| PdError::Unavailable("PD closed the heartbeat stream".into()))?;

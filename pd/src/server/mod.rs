@@ -111,6 +111,10 @@ impl PdServer {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.raft.snapshot_logs),
             max_in_snapshot_log_to_keep: 100,
             purge_batch_size: 256,
+            // A restarted leader campaigns like any other member instead of
+            // resuming its old term: standard Raft, and it learns the commit
+            // point from a quorum rather than from its own disk.
+            enable_leader_restore: Some(false),
             ..Default::default()
         }
         .validate()

@@ -51,6 +51,9 @@ struct Args {
     log_level: Option<String>,
     #[arg(long, value_parser = ["text", "json"])]
     log_format: Option<String>,
+    /// Tests only: serve /debug/partition to simulate network partitions.
+    #[arg(long)]
+    fault_injection: bool,
     /// Health probe for containers: GET this URL, exit 0 on 200, else 1.
     #[arg(long)]
     probe: Option<String>,
@@ -90,6 +93,9 @@ fn load(args: &Args) -> Result<StoreConfig, pd::config::ConfigError> {
     }
     if let Some(v) = args.raft_snapshot_logs {
         c.raft.snapshot_logs = v;
+    }
+    if args.fault_injection {
+        c.fault_injection = true;
     }
     if let Some(v) = &args.log_level {
         c.log.level = v.clone();

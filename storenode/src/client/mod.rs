@@ -8,9 +8,13 @@
 //! retries with backoff until its deadline. Users see success or a final
 //! typed [`ClientError`].
 //!
-//! Batches are split by region; each region's part is atomic. A
-//! compare-and-swap whose outcome is unknown (the leader changed before it
-//! committed) is not retried: it fails with `StaleCommand`.
+//! Every write carries a request id ([`crate::request_id`]) that all its
+//! attempts share, so an attempt whose outcome is unknown (the leader died
+//! before answering, the reply was lost) is retried safely: the region
+//! applies it at most once and answers a repeat with the first outcome.
+//! Which errors are retried is [`crate::retry`]'s decision.
+//!
+//! Batches are split by region; each region's part is atomic.
 
 pub mod route_cache;
 
@@ -28,6 +32,8 @@ use tonic::transport::Channel;
 use tracing::debug;
 
 use crate::error::StoreError;
+use crate::request_id::{InFlight, RequestIds};
+use crate::retry;
 use route_cache::RouteCache;
 
 /// How long one call may take, retries included: enough for a region to
@@ -87,6 +93,7 @@ pub struct Client {
     channels: Mutex<BTreeMap<String, KvClient<Channel>>>,
     deadline: Duration,
     watcher: JoinHandle<()>,
+    ids: RequestIds,
 }
 
 impl Drop for Client {
@@ -108,7 +115,14 @@ impl Client {
         let routes = pd.list_routes().await.map_err(ClientError::Pd)?;
         cache.write().unwrap().update(routes);
         let watcher = tokio::spawn(follow_routes(pd.clone(), cache.clone()));
-        Ok(Client { pd, cache, channels: Mutex::new(BTreeMap::new()), deadline: DEFAULT_DEADLINE, watcher })
+        Ok(Client {
+            pd,
+            cache,
+            channels: Mutex::new(BTreeMap::new()),
+            deadline: DEFAULT_DEADLINE,
+            watcher,
+            ids: RequestIds::new(),
+        })
     }
 
     pub fn with_deadline(mut self, deadline: Duration) -> Self {
@@ -138,12 +152,18 @@ impl Client {
         }
     }
 
-    /// Runs `call` against the region holding `key`, retrying region errors
-    /// until the deadline.
+    /// This client's id in the regions' session tables.
+    pub fn client_id(&self) -> u64 {
+        self.ids.client_id()
+    }
+
+    /// Runs `call` against the region holding `key`, retrying what
+    /// [`retry::may_retry`] allows until the deadline. A write passes its
+    /// request id (`write`), which every attempt carries.
     ///
     /// With `regroup`, a key-range mismatch is returned (after refreshing the
     /// routes) instead of retried, so a batch can be split again.
-    async fn execute<R, F, Fut>(&self, key: &[u8], idempotent: bool, regroup: bool, mut call: F) -> Result<R>
+    async fn execute<R, F, Fut>(&self, key: &[u8], write: Option<&InFlight>, regroup: bool, mut call: F) -> Result<R>
     where
         R: KvErrors,
         F: FnMut(KvClient<Channel>, kvpb::Context) -> Fut,
@@ -168,6 +188,7 @@ impl Client {
             let ctx = kvpb::Context {
                 region_id: target.region.id,
                 region_epoch: target.region.region_epoch,
+                request_id: write.map(InFlight::id),
                 ..Default::default()
             };
             let res = tokio::time::timeout(ATTEMPT_TIMEOUT, call(self.channel(&target.address)?, ctx)).await;
@@ -182,15 +203,18 @@ impl Client {
                 Ok(Err(status)) => StoreError::Unavailable(format!("store {}: {}", target.address, status.message())),
                 Err(_) => StoreError::Unavailable(format!("store {} did not answer in time", target.address)),
             };
+            // Reads repeat harmlessly; writes carry their request id.
+            if !retry::may_retry(&err, true) {
+                return Err(match err {
+                    StoreError::InvalidArgument(m) => ClientError::InvalidArgument(m),
+                    other => ClientError::Store(other),
+                });
+            }
             debug!(error = %err, region_id = target.region.id, "retrying");
             last = err.to_string();
             attempt += 1;
             let mut pause = true;
             match &err {
-                StoreError::InvalidArgument(m) => {
-                    return Err(ClientError::InvalidArgument(m.clone()));
-                }
-                StoreError::StaleCommand if !idempotent => return Err(ClientError::Store(err)),
                 StoreError::NotLeader { leader: Some(l), .. } => {
                     self.cache.write().unwrap().set_leader(target.region.id, l.store_id);
                     attempt = 0;
@@ -207,7 +231,7 @@ impl Client {
                     }
                     attempt = 0;
                 }
-                StoreError::ServerBusy(_) | StoreError::StaleCommand => {}
+                StoreError::ServerBusy(_) | StoreError::StaleCommand | StoreError::InvalidArgument(_) => {}
             }
             if pause {
                 tokio::time::sleep(backoff).await;
@@ -221,7 +245,7 @@ impl Client {
     /// `InvalidArgument` for a bad key; `Timeout` when retries run out.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let resp = self
-            .execute(key, true, false, |mut c, ctx| {
+            .execute(key, None, false, |mut c, ctx| {
                 let req = kvpb::GetRequest { context: Some(ctx), key: key.to_vec() };
                 async move { c.get(req).await }
             })
@@ -233,7 +257,8 @@ impl Client {
     ///
     /// As [`Client::get`].
     pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        self.execute(key, true, false, |mut c, ctx| {
+        let write = self.ids.begin();
+        self.execute(key, Some(&write), false, |mut c, ctx| {
             let req = kvpb::PutRequest { context: Some(ctx), key: key.to_vec(), value: value.to_vec() };
             async move { c.put(req).await }
         })
@@ -247,8 +272,9 @@ impl Client {
     ///
     /// As [`Client::get`].
     pub async fn delete(&self, key: &[u8]) -> Result<bool> {
+        let write = self.ids.begin();
         let resp = self
-            .execute(key, true, false, |mut c, ctx| {
+            .execute(key, Some(&write), false, |mut c, ctx| {
                 let req = kvpb::DeleteRequest { context: Some(ctx), key: key.to_vec() };
                 async move { c.delete(req).await }
             })
@@ -261,16 +287,16 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// As [`Client::get`], plus `Store(StaleCommand)` when the outcome is
-    /// unknown.
+    /// As [`Client::get`].
     pub async fn compare_and_swap(
         &self,
         key: &[u8],
         expected: Option<&[u8]>,
         value: &[u8],
     ) -> Result<(bool, Option<Vec<u8>>)> {
+        let write = self.ids.begin();
         let resp = self
-            .execute(key, false, false, |mut c, ctx| {
+            .execute(key, Some(&write), false, |mut c, ctx| {
                 let req = kvpb::CasRequest {
                     context: Some(ctx),
                     key: key.to_vec(),
@@ -299,7 +325,7 @@ impl Client {
         while out.len() < limit {
             let want = (limit - out.len()).min(crate::config::MAX_SCAN_LIMIT) as u32;
             let resp = self
-                .execute(&from, true, false, |mut c, ctx| {
+                .execute(&from, None, false, |mut c, ctx| {
                     let req = kvpb::ScanRequest {
                         context: Some(ctx),
                         start_key: from.clone(),
@@ -350,7 +376,7 @@ impl Client {
             |k| k.as_slice(),
             async |group: &Vec<Vec<u8>>| {
                 let resp = self
-                    .execute(&group[0], true, true, |mut c, ctx| {
+                    .execute(&group[0], None, true, |mut c, ctx| {
                         let req = kvpb::BatchGetRequest { context: Some(ctx), keys: group.clone() };
                         async move { c.batch_get(req).await }
                     })
@@ -375,7 +401,8 @@ impl Client {
             async |group: &Vec<(Vec<u8>, Vec<u8>)>| {
                 let kv: Vec<kvpb::KvPair> =
                     group.iter().map(|(key, value)| kvpb::KvPair { key: key.clone(), value: value.clone() }).collect();
-                self.execute(&group[0].0, true, true, |mut c, ctx| {
+                let write = self.ids.begin();
+                self.execute(&group[0].0, Some(&write), true, |mut c, ctx| {
                     let req = kvpb::BatchPutRequest { context: Some(ctx), pairs: kv.clone() };
                     async move { c.batch_put(req).await }
                 })

@@ -5,7 +5,8 @@
 //! | `raft_log` | (region id, index) | a raft entry (postcard) |
 //! | `raft_meta` | (region id, kind) | vote, committed, last purged log id |
 //! | `region_state` | region id | `raftpb.RegionLocalState` |
-//! | `apply_state` | region id | last applied log id and membership |
+//! | `apply_state` | region id | last applied log id, membership, log clock |
+//! | `sessions` | (region id, client id) | a client's write outcomes ([`crate::raft::session`]) |
 //! | `data` | user key | user value |
 //! | `store_meta` | name | the store's identity |
 //!
@@ -30,6 +31,7 @@ pub const RAFT_LOG: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("r
 pub const RAFT_META: TableDefinition<(u64, u8), &[u8]> = TableDefinition::new("raft_meta");
 pub const REGION_STATE: TableDefinition<u64, &[u8]> = TableDefinition::new("region_state");
 pub const APPLY_STATE: TableDefinition<u64, &[u8]> = TableDefinition::new("apply_state");
+pub const SESSIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("sessions");
 pub const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
 pub const STORE_META: TableDefinition<&str, &[u8]> = TableDefinition::new("store_meta");
 
@@ -61,6 +63,7 @@ impl Engine {
         tx.open_table(REGION_STATE).map_err(io_err)?;
         tx.open_table(APPLY_STATE).map_err(io_err)?;
         tx.open_table(DATA).map_err(io_err)?;
+        tx.open_table(SESSIONS).map_err(io_err)?;
         tx.open_table(STORE_META).map_err(io_err)?;
         tx.commit().map_err(io_err)?;
         let db = Arc::new(db);

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::errors::RaftError;
-use openraft::{ReadPolicy, TryAsRef};
+use openraft::{LinearizerOption, TryAsRef};
 use pd::catalog::keys;
 use proto::kvpb::{self, kv_client::KvClient};
 use proto::metapb;
@@ -205,12 +205,17 @@ impl Node {
         RF: Future<Output = std::result::Result<tonic::Response<R>, tonic::Status>>,
     {
         metrics::KV_FORWARDED.inc();
+        if self.cut_off_from(&address) {
+            return Err(StoreError::Unavailable(format!("forward to {address}: cut off (fault injection)")));
+        }
         let client = self.kv_client(&address).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         ctx.forwarded = true;
         match tokio::time::timeout(RAFT_TIMEOUT, remote(client, ctx)).await {
             Ok(Ok(resp)) => Ok(resp.into_inner()),
+            // The leader's store may have received and proposed it: for a
+            // write the outcome is unknown, which `Unavailable` says.
             Ok(Err(status)) => Err(StoreError::Unavailable(format!("forward to {address}: {}", status.message()))),
-            Err(_) => Err(StoreError::ServerBusy(format!("forward to {address} timed out"))),
+            Err(_) => Err(StoreError::Unavailable(format!("forward to {address} timed out"))),
         }
     }
 
@@ -244,11 +249,15 @@ impl Node {
         Err(StoreError::NotLeader { region_id: peer.region_id(), leader, address })
     }
 
-    /// Confirms this peer still leads (lease, falling back to a heartbeat
-    /// round) and has applied everything committed before the call.
+    /// Confirms this peer still leads and has applied everything committed
+    /// before the call. A valid lease answers at once; without one (right
+    /// after an election, or when the quorum's last acknowledgement is too
+    /// old) the leader sends a heartbeat round and waits for a quorum to
+    /// answer it: a read index, never a refusal.
     pub(crate) async fn read_index(&self, peer: &RegionPeer) -> Result<()> {
         self.check_leader(peer)?;
-        match tokio::time::timeout(RAFT_TIMEOUT, peer.raft.ensure_linearizable(ReadPolicy::LeaseRead)).await {
+        let lease_or_read_index = LinearizerOption::new(None, true);
+        match tokio::time::timeout(RAFT_TIMEOUT, peer.raft.ensure_linearizable(lease_or_read_index)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(self.raft_error(peer, &e)),
             Err(_) => Err(StoreError::ServerBusy(format!("region {}: read index timed out", peer.region_id()))),

@@ -1,5 +1,13 @@
 //! Writes: put, delete, batch put, compare-and-swap. Each is one raft
-//! command, applied by every replica in one engine transaction.
+//! command, applied by every replica in one engine transaction, at most once
+//! per request id (the caller's `Context.request_id`, passed through
+//! forwarding unchanged).
+//!
+//! Errors say whether the write may have been proposed (see
+//! [`crate::retry`]): anything before the proposal is a region error the
+//! caller retries freely; once proposed, a lost leadership or a commit wait
+//! that timed out is `StaleCommand`, an unknown outcome the caller retries
+//! with the same request id.
 
 use std::time::Instant;
 
@@ -11,27 +19,37 @@ use crate::config::{MAX_BATCH_BYTES, MAX_BATCH_KEYS};
 use crate::error::{Result, StoreError};
 use crate::metrics;
 use crate::node::{Node, RegionPeer};
-use crate::raft::{KvCommand, KvOp, KvReply};
+use crate::raft::{KvCommand, KvOp, KvReply, RequestId};
+
+/// The leader's wall clock for the log: sessions expire by it.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn request_id(ctx: Option<&kvpb::Context>) -> Option<RequestId> {
+    RequestId::from_pb(ctx.and_then(|c| c.request_id.as_ref()))
+}
 
 impl Node {
     /// Proposes `op` to the region and waits for it to apply.
-    async fn propose(&self, peer: &RegionPeer, op: KvOp) -> Result<KvReply> {
+    async fn propose(&self, peer: &RegionPeer, op: KvOp, request: Option<RequestId>) -> Result<KvReply> {
         self.check_leader(peer)?;
         let region = peer.region();
         if let Some(k) = op.keys().into_iter().find(|k| !peer.shared.contains(k)) {
             return Err(super::key_not_in_region(k, &region));
         }
-        let cmd = KvCommand { epoch_version: region.region_epoch.unwrap_or_default().version, op };
+        let cmd = KvCommand {
+            epoch_version: region.region_epoch.unwrap_or_default().version,
+            op,
+            request,
+            proposed_at_ms: now_ms(),
+        };
         let started = Instant::now();
         let res = tokio::time::timeout(RAFT_TIMEOUT, peer.raft.client_write(cmd)).await;
         metrics::RAFT_PROPOSE_SECONDS.observe(started.elapsed().as_secs_f64());
         let reply = match res {
-            Err(_) => {
-                return Err(StoreError::ServerBusy(format!(
-                    "region {}: write not committed in {RAFT_TIMEOUT:?}",
-                    peer.region_id()
-                )));
-            }
+            // Proposed and maybe committed later: the outcome is unknown.
+            Err(_) => return Err(StoreError::StaleCommand),
             Ok(Err(e)) => {
                 if matches!(
                     &e,
@@ -46,6 +64,7 @@ impl Node {
         match reply {
             KvReply::EpochNotMatch { current } => Err(StoreError::EpochNotMatch(vec![current])),
             KvReply::KeyNotInRegion { key, region } => Err(super::key_not_in_region(&key, &region)),
+            KvReply::Forgotten => Err(StoreError::StaleCommand),
             other => Ok(other),
         }
     }
@@ -55,12 +74,13 @@ impl Node {
             return error_response(e);
         }
         let op = KvOp::Put { key: req.key.clone(), value: req.value.clone() };
+        let id = request_id(req.context.as_ref());
         self.dispatch(
             "put",
             req.context,
             &req.key.clone(),
             |peer| async move {
-                self.propose(&peer, op).await?;
+                self.propose(&peer, op, id).await?;
                 Ok(kvpb::PutResponse::default())
             },
             |mut c, ctx| async move { c.put(kvpb::PutRequest { context: Some(ctx), ..req }).await },
@@ -73,12 +93,13 @@ impl Node {
             return error_response(e);
         }
         let op = KvOp::Delete { key: req.key.clone() };
+        let id = request_id(req.context.as_ref());
         self.dispatch(
             "delete",
             req.context,
             &req.key.clone(),
             |peer| async move {
-                let existed = matches!(self.propose(&peer, op).await?, KvReply::Deleted { existed: true });
+                let existed = matches!(self.propose(&peer, op, id).await?, KvReply::Deleted { existed: true });
                 Ok(kvpb::DeleteResponse { existed, ..Default::default() })
             },
             |mut c, ctx| async move { c.delete(kvpb::DeleteRequest { context: Some(ctx), ..req }).await },
@@ -92,12 +113,13 @@ impl Node {
         }
         let op = KvOp::BatchPut { pairs: req.pairs.iter().map(|p| (p.key.clone(), p.value.clone())).collect() };
         let first = req.pairs[0].key.clone();
+        let id = request_id(req.context.as_ref());
         self.dispatch(
             "batch_put",
             req.context,
             &first,
             |peer| async move {
-                self.propose(&peer, op).await?;
+                self.propose(&peer, op, id).await?;
                 Ok(kvpb::BatchPutResponse::default())
             },
             |mut c, ctx| async move { c.batch_put(kvpb::BatchPutRequest { context: Some(ctx), ..req }).await },
@@ -114,12 +136,13 @@ impl Node {
             expected: req.expected_exists.then(|| req.expected.clone()),
             value: req.value.clone(),
         };
+        let id = request_id(req.context.as_ref());
         self.dispatch(
             "cas",
             req.context,
             &req.key.clone(),
             |peer| async move {
-                match self.propose(&peer, op).await? {
+                match self.propose(&peer, op, id).await? {
                     KvReply::Cas { succeeded, previous } => Ok(kvpb::CasResponse {
                         succeeded,
                         previous_exists: previous.is_some(),

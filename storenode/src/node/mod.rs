@@ -12,7 +12,7 @@ pub mod peer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
@@ -25,6 +25,7 @@ use tracing::{info, warn};
 
 use crate::config::StoreConfig;
 use crate::engine::Engine;
+use crate::fault::Partition;
 use crate::metrics;
 use crate::routes::RouteTable;
 use crate::transport::client::Transport;
@@ -37,6 +38,8 @@ pub struct Node {
     pub engine: Arc<Engine>,
     pub routes: Arc<RouteTable>,
     pub transport: Arc<Transport>,
+    /// Fault injection: which stores and whether PD are unreachable.
+    pub partition: Arc<Partition>,
     pub pd: Arc<PdClient>,
     raft_config: Arc<openraft::Config>,
     peers: RwLock<HashMap<u64, Arc<RegionPeer>>>,
@@ -48,6 +51,8 @@ pub struct Node {
     pub region_events: mpsc::UnboundedSender<u64>,
     /// Channels to other stores' KV services, for forwarding.
     kv_clients: std::sync::Mutex<HashMap<String, KvClient<Channel>>>,
+    /// Until then this store grants no votes: see [`Node::may_vote`].
+    vote_quiet_until: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Node {
@@ -75,11 +80,19 @@ impl Node {
             // up from the log rather than by a full snapshot.
             max_in_snapshot_log_to_keep: (r.snapshot_logs / 10).min(1_000),
             purge_batch_size: 256,
+            // The committed mark and the applied state are written lazily
+            // (no fsync of their own), so after a crash a peer's state
+            // machine may lag what it acknowledged. A restarted leader that
+            // resumed its term at once would serve reads from that state;
+            // campaigning instead means the next leader first commits a
+            // blank entry of its own term, and reads wait until it applies.
+            enable_leader_restore: Some(false),
             ..Default::default()
         }
         .validate()
         .map_err(|e| std::io::Error::other(format!("region raft timing: {e}")))?;
-        let transport = Transport::new(routes.clone());
+        let partition = Arc::new(Partition::default());
+        let transport = Transport::new(routes.clone(), partition.clone());
         Ok(Arc::new(Node {
             store_id,
             config,
@@ -87,12 +100,14 @@ impl Node {
             engine,
             routes,
             transport,
+            partition,
             pd,
             raft_config: Arc::new(raft_config),
             peers: RwLock::new(HashMap::new()),
             creating: tokio::sync::Mutex::new(()),
             region_events,
             kv_clients: std::sync::Mutex::new(HashMap::new()),
+            vote_quiet_until: std::sync::Mutex::new(None),
         }))
     }
 
@@ -115,7 +130,14 @@ impl Node {
     ///
     /// Storage failures.
     pub async fn start_existing_peers(self: &Arc<Self>) -> std::io::Result<()> {
-        for state in self.engine.region_states()? {
+        let states = self.engine.region_states()?;
+        if !states.is_empty() {
+            // Before the restart this store may have promised a leader not
+            // to vote for anyone else for a lease: keep that promise.
+            let quiet = Duration::from_millis(self.config.raft.election_timeout_max_ms);
+            *self.vote_quiet_until.lock().unwrap() = Some(Instant::now() + quiet);
+        }
+        for state in states {
             if state.state == raftpb::PeerState::Tombstone as i32 {
                 continue;
             }
@@ -194,6 +216,25 @@ impl Node {
         Ok(peer)
     }
 
+    /// Whether this store's peers may grant votes now. A leader serves lease
+    /// reads on the strength of its followers' promise not to elect anyone
+    /// else for a lease, a promise kept only in memory. A store that
+    /// restarts with regions on disk therefore refuses every vote for one
+    /// maximum election timeout, so a lease granted before its crash runs
+    /// out before its vote can help elect a new leader. A brand-new store
+    /// never promised anything and votes at once.
+    pub fn may_vote(&self) -> bool {
+        let mut quiet = self.vote_quiet_until.lock().unwrap();
+        match *quiet {
+            Some(until) if Instant::now() < until => false,
+            Some(_) => {
+                *quiet = None;
+                true
+            }
+            None => true,
+        }
+    }
+
     /// A KV client for another store's address, cached.
     ///
     /// # Errors
@@ -215,6 +256,12 @@ impl Node {
             return Some(self.advertise_grpc_addr.clone());
         }
         self.routes.store(store_id).map(|s| s.address)
+    }
+
+    /// Whether fault injection cuts this store off from the store at
+    /// `address`.
+    pub fn cut_off_from(&self, address: &str) -> bool {
+        self.partition.spec().stores.iter().any(|id| self.store_address(*id).as_deref() == Some(address))
     }
 
     /// Stops every peer's raft.

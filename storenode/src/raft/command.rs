@@ -14,6 +14,33 @@ use serde::{Deserialize, Serialize};
 pub struct KvCommand {
     pub epoch_version: u64,
     pub op: KvOp,
+    /// The client's id for this logical write: a repeat is answered from
+    /// the session table instead of applied again.
+    pub request: Option<RequestId>,
+    /// The leader's wall clock when it proposed, in ms since the epoch.
+    /// Sessions expire by this clock, carried in the log, so every replica
+    /// expires the same sessions at the same log position.
+    pub proposed_at_ms: u64,
+}
+
+/// `kvpb.RequestId` in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestId {
+    pub client_id: u64,
+    pub seq: u64,
+    pub acked_below: u64,
+}
+
+impl RequestId {
+    /// The wire id, if the request carries a usable one.
+    pub fn from_pb(id: Option<&proto::kvpb::RequestId>) -> Option<RequestId> {
+        let id = id?;
+        (id.client_id != 0 && id.seq != 0).then_some(RequestId {
+            client_id: id.client_id,
+            seq: id.seq,
+            acked_below: id.acked_below,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,4 +111,21 @@ pub enum KvReply {
         key: Vec<u8>,
         region: metapb::Region,
     },
+    /// Not applied: a repeat of a write whose outcome the client already
+    /// acknowledged (its sequence number is below the client's
+    /// `acked_below`), so nobody is waiting for it.
+    Forgotten,
+}
+
+impl KvReply {
+    /// Whether the command took effect (and its outcome must be remembered
+    /// for repeats). Refusals change nothing, so a repeat may still apply.
+    pub fn applied(&self) -> bool {
+        match self {
+            KvReply::Written | KvReply::Deleted { .. } | KvReply::Cas { .. } => true,
+            KvReply::Nothing | KvReply::EpochNotMatch { .. } | KvReply::KeyNotInRegion { .. } | KvReply::Forgotten => {
+                false
+            }
+        }
+    }
 }

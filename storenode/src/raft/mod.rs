@@ -5,6 +5,8 @@
 //!   through the group-commit writer.
 //! - [`state_machine`]: a region's applied state: user keys in the shared
 //!   data table, the region's meta, snapshots built by scanning its range.
+//! - [`session`]: the per-region session table that makes writes
+//!   exactly-once.
 //! - [`network`]: outgoing raft RPCs for one region over the store-to-store
 //!   transport.
 //!
@@ -15,11 +17,12 @@
 pub mod command;
 pub mod log_store;
 pub mod network;
+pub mod session;
 pub mod state_machine;
 
 use serde::{Deserialize, Serialize};
 
-pub use command::{KvCommand, KvOp, KvReply};
+pub use command::{KvCommand, KvOp, KvReply, RequestId};
 
 /// A raft member: a peer of a region, living on a store.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,15 +2,18 @@
 //!
 //! Applying a batch of committed entries is one job on the group-commit
 //! writer: it checks each command against the region's current range and
-//! epoch, writes the user keys into the shared data table, and records the
-//! last applied log id and membership, all in one transaction. The job is
+//! epoch, answers a repeated request id from the session table
+//! ([`super::session`]) or writes the user keys into the shared data table
+//! and records the outcome, and records the last applied log id, membership
+//! and log clock, all in one transaction. The job is
 //! lazy (no fsync of its own): the entries are already durable in the raft
 //! log, and after a crash everything past the recorded applied id is
 //! applied again.
 //!
-//! A snapshot is the region's meta and every pair in its key range, read in
-//! one read transaction together with the applied state, so it is exactly
-//! the state at its log id. Installing one replaces the keys of the range.
+//! A snapshot is the region's meta, its sessions and every pair in its key
+//! range, read in one read transaction together with the applied state, so
+//! it is exactly the state at its log id. Installing one replaces the keys
+//! of the range and the region's sessions.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,8 +29,9 @@ use proto::{metapb, raftpb};
 use redb::{ReadableDatabase, ReadableTable, Table};
 use serde::{Deserialize, Serialize};
 
+use super::session::{self, SWEEP_INTERVAL_MS};
 use super::{KvCommand, KvOp, KvReply, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig, decode, encode};
-use crate::engine::{APPLY_STATE, DATA, Engine, REGION_STATE, io_err};
+use crate::engine::{APPLY_STATE, DATA, Engine, REGION_STATE, SESSIONS, io_err};
 use crate::metrics;
 
 /// What the engine records per region next to its data.
@@ -35,12 +39,21 @@ use crate::metrics;
 struct ApplyState {
     last_applied: Option<LogId>,
     membership: StoredMembership,
+    /// Log time: the largest leader timestamp applied. Sessions expire by
+    /// it, so every replica expires them at the same log position.
+    clock_ms: u64,
+    /// Log time of the last sweep for expired sessions.
+    last_sweep_ms: u64,
 }
 
 #[derive(Serialize, Deserialize)]
 struct SnapshotPayload {
     /// `metapb.Region`, protobuf-encoded.
     region: Vec<u8>,
+    clock_ms: u64,
+    last_sweep_ms: u64,
+    /// (client id, encoded session).
+    sessions: Vec<(u64, Vec<u8>)>,
     pairs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
@@ -217,7 +230,14 @@ impl RaftSnapshotBuilder<TypeConfig> for RegionStateMachine {
             let (k, v) = row.map_err(io_err)?;
             pairs.push((k.value().to_vec(), v.value().to_vec()));
         }
-        let payload = encode(&SnapshotPayload { region: region.encode_to_vec(), pairs })?;
+        let sessions = session::export(&tx.open_table(SESSIONS).map_err(io_err)?, region_id)?;
+        let payload = encode(&SnapshotPayload {
+            region: region.encode_to_vec(),
+            clock_ms: applied.clock_ms,
+            last_sweep_ms: applied.last_sweep_ms,
+            sessions,
+            pairs,
+        })?;
         let snapshot = Snapshot {
             meta: SnapshotMeta { last_log_id: applied.last_applied, last_membership: applied.membership },
             snapshot: payload,
@@ -258,13 +278,25 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
             .writer
             .write_lazy(move |tx| {
                 let mut data = tx.open_table(DATA).map_err(io_err)?;
+                let mut sessions = tx.open_table(SESSIONS).map_err(io_err)?;
                 let mut delta = Delta::default();
                 let mut replies = Vec::with_capacity(payloads.len());
                 for (log_id, payload) in payloads {
                     state.last_applied = Some(log_id);
                     replies.push(match payload {
                         EntryPayload::Blank => KvReply::Nothing,
-                        EntryPayload::Normal(cmd) => apply_op(&mut data, &region, &cmd, &mut delta)?,
+                        EntryPayload::Normal(cmd) => {
+                            state.clock_ms = state.clock_ms.max(cmd.proposed_at_ms);
+                            // Per entry, not per batch: batches differ
+                            // between replicas, log positions do not.
+                            if state.clock_ms >= state.last_sweep_ms + SWEEP_INTERVAL_MS {
+                                session::sweep(&mut sessions, region_id, state.clock_ms)?;
+                                state.last_sweep_ms = state.clock_ms;
+                            }
+                            session::apply_once(&mut sessions, region_id, &cmd, state.clock_ms, |cmd| {
+                                apply_op(&mut data, &region, cmd, &mut delta)
+                            })?
+                        }
                         EntryPayload::Membership(m) => {
                             state.membership = StoredMembership::new(Some(log_id), m);
                             KvReply::Nothing
@@ -304,7 +336,12 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
         if region.id != self.shared.region_id {
             return Err(io_err(format!("snapshot of region {} sent to region {}", region.id, self.shared.region_id)));
         }
-        let state = ApplyState { last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
+        let state = ApplyState {
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+            clock_ms: payload.clock_ms,
+            last_sweep_ms: payload.last_sweep_ms,
+        };
         let local = raftpb::RegionLocalState {
             region: Some(region.clone()),
             state: raftpb::PeerState::Normal as i32,
@@ -327,6 +364,7 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
                 for (k, v) in &payload.pairs {
                     data.insert(k.as_slice(), v.as_slice()).map_err(io_err)?;
                 }
+                session::replace(&mut tx.open_table(SESSIONS).map_err(io_err)?, r.id, &payload.sessions)?;
                 tx.open_table(APPLY_STATE).map_err(io_err)?.insert(r.id, apply_bytes.as_slice()).map_err(io_err)?;
                 tx.open_table(REGION_STATE)
                     .map_err(io_err)?

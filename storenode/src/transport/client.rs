@@ -9,11 +9,13 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
 
 use super::{MAX_MESSAGE, SNAPSHOT_CHUNK};
+use crate::fault::Partition;
 use crate::metrics;
 use crate::routes::RouteTable;
 
 pub struct Transport {
     routes: Arc<RouteTable>,
+    partition: Arc<Partition>,
     /// store id -> (address the channel was made for, channel).
     channels: Mutex<HashMap<u64, (String, RaftTransportClient<Channel>)>>,
     /// store id -> the queue of its heartbeat batcher.
@@ -39,9 +41,10 @@ const MAX_BATCH: usize = 512;
 pub type SendError = String;
 
 impl Transport {
-    pub fn new(routes: Arc<RouteTable>) -> Arc<Self> {
+    pub fn new(routes: Arc<RouteTable>, partition: Arc<Partition>) -> Arc<Self> {
         Arc::new_cyclic(|me| Transport {
             routes,
+            partition,
             channels: Mutex::new(HashMap::new()),
             batchers: Mutex::new(HashMap::new()),
             me: me.clone(),
@@ -78,6 +81,10 @@ impl Transport {
     }
 
     fn client(&self, store_id: u64) -> Result<RaftTransportClient<Channel>, SendError> {
+        if self.partition.blocks_store(store_id) {
+            metrics::RAFT_MESSAGES_DROPPED.with_label_values(&["partitioned"]).inc();
+            return Err(format!("store {store_id} is cut off (fault injection)"));
+        }
         let store = self.routes.store(store_id).ok_or_else(|| {
             metrics::RAFT_MESSAGES_DROPPED.with_label_values(&["unknown_store"]).inc();
             format!("store {store_id} is not in the route table")

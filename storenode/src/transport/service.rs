@@ -87,6 +87,10 @@ impl TransportService {
                 Ok(r) => answer(peer.raft.append_entries(r).await),
                 Err(e) => refused(bad(e)),
             },
+            Ok(raftpb::RaftCallKind::Vote) if !self.node.may_vote() => {
+                metrics::VOTES_REFUSED_AFTER_RESTART.inc();
+                refused("store restarted less than one election timeout ago: not voting yet".into())
+            }
             Ok(raftpb::RaftCallKind::Vote) => match decode(&req.payload) {
                 Ok(r) => answer(peer.raft.vote(r).await),
                 Err(e) => refused(bad(e)),
