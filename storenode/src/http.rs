@@ -105,11 +105,17 @@ async fn partition(State(node): State<Arc<Node>>) -> Json<PartitionSpec> {
     Json(node.partition.spec())
 }
 
-/// Cuts this store off from the stores and PD the body names.
-async fn set_partition(State(node): State<Arc<Node>>, Json(spec): Json<PartitionSpec>) -> Json<PartitionSpec> {
+/// Cuts this store off from the stores and PD the body names
+/// (`{"stores": [2, 3], "pd": true}`; any content type, so plain `curl -d`
+/// works).
+async fn set_partition(State(node): State<Arc<Node>>, body: Bytes) -> Response {
+    let spec: PartitionSpec = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return error(StoreError::InvalidArgument(format!("partition spec: {e}"))),
+    };
     tracing::warn!(stores = ?spec.stores, pd = spec.pd, "fault injection: partition set");
     node.partition.set(spec);
-    Json(node.partition.spec())
+    Json(node.partition.spec()).into_response()
 }
 
 async fn heal_partition(State(node): State<Arc<Node>>) -> Json<PartitionSpec> {

@@ -131,6 +131,17 @@ impl Process {
         self.start();
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the running process.
+    ///
+    /// # Panics
+    ///
+    /// If it is not running.
+    pub fn signal(&self, signal: &str) {
+        let c = self.child.as_ref().unwrap_or_else(|| panic!("signal to stopped {}", self.name));
+        let ok = Command::new("kill").arg(format!("-{signal}")).arg(c.id().to_string()).status();
+        assert!(ok.is_ok_and(|s| s.success()), "kill -{signal} {}", self.name);
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }

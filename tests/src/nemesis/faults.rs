@@ -1,0 +1,209 @@
+//! The nemesis: seeded faults on real processes.
+//!
+//! One fault at a time, each held for a random while and then healed:
+//!
+//! | kind | what |
+//! |---|---|
+//! | `kill-store` | `kill -9` a random store, restart it on the same data |
+//! | `kill-leader-store` | `kill -9` the store leading a region (by PD's routes) while writes are in flight, restart it within a second or two |
+//! | `pause-store` | SIGSTOP a random store, SIGCONT it later |
+//! | `partition-store` | cut a random store off from the other stores and from PD (both directions, through the stores' fault-injection switch) |
+//! | `kill-pd` | `kill -9` a random PD member, restart it |
+//! | `kill-pd-leader` | `kill -9` the PD leader, restart it |
+
+use std::fmt;
+use std::time::Duration;
+
+use pd::client::PdClient;
+
+use super::rng::Rng;
+use crate::cluster::Cluster;
+use crate::http_request;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultKind {
+    KillStore,
+    KillLeaderStore,
+    PauseStore,
+    PartitionStore,
+    KillPd,
+    KillPdLeader,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 6] = [
+        FaultKind::KillStore,
+        FaultKind::KillLeaderStore,
+        FaultKind::PauseStore,
+        FaultKind::PartitionStore,
+        FaultKind::KillPd,
+        FaultKind::KillPdLeader,
+    ];
+
+    /// How long the fault is held before healing, in ms.
+    fn hold_ms(self) -> (u64, u64) {
+        match self {
+            // "Restarted within a second or two": the hard case for a
+            // leader's lease and its lazily persisted state.
+            FaultKind::KillStore | FaultKind::KillLeaderStore => (200, 2_000),
+            FaultKind::PauseStore => (500, 3_000),
+            FaultKind::PartitionStore => (1_000, 4_000),
+            FaultKind::KillPd | FaultKind::KillPdLeader => (300, 2_000),
+        }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FaultKind::KillStore => "kill-store",
+            FaultKind::KillLeaderStore => "kill-leader-store",
+            FaultKind::PauseStore => "pause-store",
+            FaultKind::PartitionStore => "partition-store",
+            FaultKind::KillPd => "kill-pd",
+            FaultKind::KillPdLeader => "kill-pd-leader",
+        })
+    }
+}
+
+/// One fault as applied: when (ns since the run started) and to what.
+#[derive(Debug, Clone)]
+pub struct FaultRecord {
+    pub kind: FaultKind,
+    pub target: String,
+    pub start: u64,
+    pub end: u64,
+}
+
+pub struct Nemesis {
+    pub cluster: Cluster,
+    rng: Rng,
+    kinds: Vec<FaultKind>,
+}
+
+impl Nemesis {
+    pub fn new(cluster: Cluster, rng: Rng, kinds: Vec<FaultKind>) -> Nemesis {
+        assert!(!kinds.is_empty(), "a nemesis needs at least one fault kind");
+        Nemesis { cluster, rng, kinds }
+    }
+
+    /// Applies faults until `now()` passes `until`, each healed before the
+    /// next; returns what it did.
+    pub async fn run(&mut self, now: impl Fn() -> u64, until: u64) -> Vec<FaultRecord> {
+        let mut done = Vec::new();
+        loop {
+            tokio::time::sleep(self.rng.millis(300, 1_500)).await;
+            if now() >= until {
+                return done;
+            }
+            let kind = *self.rng.pick(&self.kinds);
+            let hold = self.rng.millis(kind.hold_ms().0, kind.hold_ms().1);
+            let start = now();
+            let target = self.inject(kind, hold).await;
+            crate::phase(&format!("nemesis: {kind} {target} for {hold:?}"));
+            done.push(FaultRecord { kind, target, start, end: now() });
+        }
+    }
+
+    /// Applies one fault, holds it, heals it; returns its target's name.
+    async fn inject(&mut self, kind: FaultKind, hold: Duration) -> String {
+        match kind {
+            FaultKind::KillStore | FaultKind::KillLeaderStore => {
+                let id = if kind == FaultKind::KillLeaderStore { self.leader_store().await } else { None };
+                let id = id.unwrap_or_else(|| self.random_store());
+                let store = self.cluster.store(id);
+                store.kill();
+                tokio::time::sleep(hold).await;
+                tokio::task::block_in_place(|| store.restart());
+                format!("store {id}")
+            }
+            FaultKind::PauseStore => {
+                let id = self.random_store();
+                let store = self.cluster.store(id);
+                store.signal("STOP");
+                tokio::time::sleep(hold).await;
+                store.signal("CONT");
+                format!("store {id}")
+            }
+            FaultKind::PartitionStore => {
+                let id = self.random_store();
+                self.isolate(id).await;
+                tokio::time::sleep(hold).await;
+                self.heal_partitions().await;
+                format!("store {id}")
+            }
+            FaultKind::KillPd | FaultKind::KillPdLeader => {
+                let id = if kind == FaultKind::KillPdLeader { self.pd_leader().await } else { None };
+                let id = id.unwrap_or_else(|| self.rng.below(self.cluster.pd.len() as u64) + 1);
+                let member = self.cluster.pd.iter_mut().find(|m| m.id == id).expect("pd member");
+                member.kill();
+                tokio::time::sleep(hold).await;
+                tokio::task::block_in_place(|| member.restart());
+                format!("pd {id}")
+            }
+        }
+    }
+
+    fn random_store(&mut self) -> u64 {
+        let ids: Vec<u64> = self.cluster.stores.iter().map(|s| s.store_id).collect();
+        *self.rng.pick(&ids)
+    }
+
+    /// The store leading a random region, as PD's routes say.
+    async fn leader_store(&mut self) -> Option<u64> {
+        let pd = PdClient::new(&self.cluster.pd_endpoints()).ok()?.with_deadline(Duration::from_secs(2));
+        let routes = pd.list_routes().await.ok()?;
+        let leaders: Vec<u64> = routes.regions.iter().filter_map(|r| r.leader.map(|l| l.store_id)).collect();
+        (!leaders.is_empty()).then(|| *self.rng.pick(&leaders))
+    }
+
+    async fn pd_leader(&self) -> Option<u64> {
+        let pd = PdClient::new(&self.cluster.pd_endpoints()).ok()?.with_deadline(Duration::from_secs(2));
+        pd.get_members().await.ok()?.leader.map(|l| l.id)
+    }
+
+    /// Cuts store `id` off from every other store and from PD, in both
+    /// directions.
+    async fn isolate(&self, id: u64) {
+        let others: Vec<u64> = self.cluster.stores.iter().map(|s| s.store_id).filter(|s| *s != id).collect();
+        for s in &self.cluster.stores {
+            let spec = if s.store_id == id {
+                serde_json::json!({"stores": others, "pd": true})
+            } else {
+                serde_json::json!({"stores": [id], "pd": false})
+            };
+            set_partition(&s.http(), "PUT", spec.to_string().as_bytes()).await;
+        }
+    }
+
+    async fn heal_partitions(&self) {
+        for s in &self.cluster.stores {
+            set_partition(&s.http(), "DELETE", b"").await;
+        }
+    }
+
+    /// Leaves every process running and every link up.
+    pub async fn heal_all(&mut self) {
+        for s in &mut self.cluster.stores {
+            if !s.is_running() {
+                tokio::task::block_in_place(|| s.restart());
+            }
+        }
+        for m in &mut self.cluster.pd {
+            if !m.is_running() {
+                tokio::task::block_in_place(|| m.restart());
+            }
+        }
+        self.heal_partitions().await;
+    }
+}
+
+/// Sets or heals a store's partition switch; a store that is down or paused
+/// is retried until the deadline (it must not keep an old partition).
+async fn set_partition(http: &str, method: &str, body: &[u8]) {
+    crate::wait_for("a store to take a partition change", Duration::from_secs(30), || async {
+        let res = tokio::time::timeout(Duration::from_secs(2), http_request(http, method, "/debug/partition", body));
+        matches!(res.await, Ok(Ok((200, _)))).then_some(())
+    })
+    .await;
+}

@@ -1,0 +1,216 @@
+//! The nemesis suite: a register workload against a real cluster while
+//! seeded faults hit its processes, then a linearizability check of the
+//! recorded history and a convergence check of every replica.
+//!
+//! - [`workload`]: clients (the Rust client library and the HTTP API of
+//!   random stores) reading, writing unique values, compare-and-swapping
+//!   and deleting a few keys, one operation at a time each.
+//! - [`history`]: every operation with its invoke and completion times and
+//!   an `ok` / `fail` / `unknown` outcome.
+//! - [`faults`]: kill -9 and restart of stores (random ones and region
+//!   leaders) and PD members (random ones and the leader), SIGSTOP/SIGCONT
+//!   pauses, and network partitions of one store from the others and PD.
+//! - [`checker`]: per-key linearizability of the history.
+//!
+//! A run is a pure function of its seed as far as the harness goes (which
+//! faults, when, on whom, which operations); the cluster's own timing is
+//! not, so a failing seed is a strong lead, not an exact replay.
+
+pub mod checker;
+pub mod faults;
+pub mod history;
+pub mod rng;
+pub mod workload;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use proto::kvpb;
+use tokio::sync::watch;
+
+use crate::cluster::Cluster;
+use checker::{Outcome, Verdict};
+use faults::{FaultKind, FaultRecord, Nemesis};
+use history::Recorder;
+use rng::Rng;
+use workload::{CLIENT_DEADLINE, Via, Worker};
+
+/// How long every replica may take to agree on every key once the faults
+/// have healed.
+const CONVERGE_DEADLINE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+pub struct NemesisConfig {
+    pub seed: u64,
+    pub duration: Duration,
+    pub faults: Vec<FaultKind>,
+    /// Workers using the Rust client library.
+    pub client_workers: usize,
+    /// Workers using the HTTP API.
+    pub http_workers: usize,
+    pub keys: usize,
+}
+
+impl NemesisConfig {
+    pub fn new(seed: u64, duration: Duration, faults: &[FaultKind]) -> Self {
+        NemesisConfig { seed, duration, faults: faults.to_vec(), client_workers: 4, http_workers: 2, keys: 4 }
+    }
+}
+
+/// What a run did and found.
+#[derive(Debug)]
+pub struct Report {
+    pub seed: u64,
+    pub faults: Vec<FaultRecord>,
+    pub ops: usize,
+    pub ok: usize,
+    pub failed: usize,
+    pub unknown: usize,
+    /// Per fault kind, the longest stretch without any operation completing
+    /// successfully that began while such a fault was held.
+    pub unavailable: BTreeMap<FaultKind, Duration>,
+    pub verdict: Verdict,
+}
+
+impl Report {
+    pub fn is_valid(&self) -> bool {
+        matches!(self.verdict, Verdict::Linearizable)
+    }
+
+    /// One line per run, for logs and docs.
+    pub fn summary(&self) -> String {
+        let mut kinds: BTreeMap<FaultKind, usize> = BTreeMap::new();
+        for f in &self.faults {
+            *kinds.entry(f.kind).or_default() += 1;
+        }
+        let faults: Vec<String> = kinds.iter().map(|(k, n)| format!("{k}x{n}")).collect();
+        let gaps: Vec<String> = self.unavailable.iter().map(|(k, d)| format!("{k}={:.1}s", d.as_secs_f64())).collect();
+        let verdict = match &self.verdict {
+            Verdict::Linearizable => "valid".to_string(),
+            other => format!("INVALID: {other:?}"),
+        };
+        format!(
+            "seed={} ops={} ok={} fail={} unknown={} faults=[{}] longest-unavailable=[{}] verdict={}",
+            self.seed,
+            self.ops,
+            self.ok,
+            self.failed,
+            self.unknown,
+            faults.join(" "),
+            gaps.join(" "),
+            verdict
+        )
+    }
+}
+
+/// Starts a 3-member PD group and three stores, runs the workload under the
+/// nemesis for `config.duration`, heals everything, records a final read
+/// of every key by every worker, checks the history, and waits until every
+/// store holds the same value for every key.
+///
+/// # Panics
+///
+/// When the replicas do not converge in time.
+pub async fn run(config: &NemesisConfig) -> Report {
+    crate::phase(&format!("nemesis run seed={} for {:?}, faults {:?}", config.seed, config.duration, config.faults));
+    let cluster = Cluster::start_with(
+        3,
+        3,
+        &["--bootstrap-split-keys", "k2"],
+        // The harness's 100 ms raft heartbeat: elections after 0.5-1 s.
+        &["--fault-injection"],
+    )
+    .await;
+    let mut rng = Rng::new(config.seed);
+    let keys: Vec<String> = (0..config.keys).map(|i| format!("k{i}")).collect();
+    let recorder = Arc::new(Recorder::new(Instant::now()));
+    let http: Vec<String> = cluster.stores.iter().map(|s| s.http()).collect();
+    let mut workers = Vec::new();
+    for id in 0..config.client_workers + config.http_workers {
+        let via = if id < config.client_workers {
+            Via::Client(Arc::new(cluster.client().await.with_deadline(CLIENT_DEADLINE)))
+        } else {
+            Via::Http(http.clone())
+        };
+        workers.push(Worker { id, via, keys: keys.clone(), rng: rng.fork(), recorder: recorder.clone() });
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let running: Vec<_> = workers.into_iter().map(|w| tokio::spawn(w.run(stop_rx.clone()))).collect();
+
+    let mut nemesis = Nemesis::new(cluster, rng.fork(), config.faults.clone());
+    let until = recorder.now() + config.duration.as_nanos() as u64;
+    let faults = nemesis.run(|| recorder.now(), until).await;
+    nemesis.heal_all().await;
+    crate::phase("nemesis: healed; stopping the workload");
+    stop_tx.send_replace(true);
+    let mut workers = Vec::new();
+    for w in running {
+        workers.push(w.await.expect("worker"));
+    }
+    for w in &mut workers {
+        w.read_all().await;
+    }
+
+    let events = recorder.events();
+    let verdict = checker::check(&events);
+    let count = |o: Outcome| events.iter().filter(|e| e.outcome == o).count();
+    let report = Report {
+        seed: config.seed,
+        ops: events.len(),
+        ok: count(Outcome::Ok),
+        failed: count(Outcome::Fail),
+        unknown: count(Outcome::Unknown),
+        unavailable: unavailability(&events, &faults),
+        faults,
+        verdict,
+    };
+    crate::phase(&format!("nemesis: {}", report.summary()));
+    wait_converged(&nemesis.cluster, &keys).await;
+    report
+}
+
+/// The longest gap between successful completions that started while a
+/// fault of each kind was held.
+fn unavailability(events: &[checker::Event], faults: &[FaultRecord]) -> BTreeMap<FaultKind, Duration> {
+    let mut done: Vec<u64> = events.iter().filter(|e| e.outcome == Outcome::Ok).map(|e| e.complete).collect();
+    done.sort_unstable();
+    let mut out = BTreeMap::new();
+    for pair in done.windows(2) {
+        let (from, to) = (pair[0], pair[1]);
+        if let Some(f) = faults.iter().find(|f| f.start <= from && from <= f.end) {
+            let gap = Duration::from_nanos(to - from);
+            let e = out.entry(f.kind).or_insert(Duration::ZERO);
+            *e = (*e).max(gap);
+        }
+    }
+    out
+}
+
+/// Waits until every store's own replica holds the same value for every
+/// key (read locally, without a leader round).
+async fn wait_converged(cluster: &Cluster, keys: &[String]) {
+    let pd = pd::client::PdClient::new(&cluster.pd_endpoints()).expect("pd client");
+    let stores: Vec<String> = cluster.stores.iter().map(|s| s.grpc()).collect();
+    crate::wait_for("every store to agree on every key", CONVERGE_DEADLINE, || async {
+        for key in keys {
+            let region = pd.get_region(key.as_bytes()).await.ok()?.route?.region?;
+            let mut seen = None;
+            for addr in &stores {
+                let mut kv = kvpb::kv_client::KvClient::new(pd::client::channel(addr).ok()?);
+                let ctx = kvpb::Context { region_id: region.id, stale_read: true, ..Default::default() };
+                let r = kv.get(kvpb::GetRequest { context: Some(ctx), key: key.as_bytes().to_vec() }).await.ok()?;
+                let r = r.into_inner();
+                if r.region_error.is_some() || r.error.is_some() {
+                    return None;
+                }
+                let v = r.found.then_some(r.value);
+                if seen.get_or_insert_with(|| v.clone()) != &v {
+                    return None;
+                }
+            }
+        }
+        Some(())
+    })
+    .await;
+}

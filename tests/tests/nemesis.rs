@@ -1,0 +1,83 @@
+//! The nemesis suite: a register workload through the client library and
+//! the HTTP API while faults hit real processes, checked for
+//! linearizability, then every replica checked for agreement.
+//!
+//! CI runs a short schedule. Longer ones:
+//!
+//! ```sh
+//! NEMESIS_RUNS=100 NEMESIS_SECS=60 cargo test -p cluster-tests --test nemesis -- --nocapture
+//! NEMESIS_SEED=42 NEMESIS_SECS=60 cargo test -p cluster-tests --test nemesis -- --nocapture   # replay one seed
+//! ```
+//!
+//! `NEMESIS_FAULTS` (comma separated: kill-store, kill-leader-store,
+//! pause-store, partition-store, kill-pd, kill-pd-leader) narrows the mixed
+//! schedule.
+
+use std::time::Duration;
+
+use cluster_tests::nemesis::faults::FaultKind;
+use cluster_tests::nemesis::{NemesisConfig, Report, run};
+use cluster_tests::phase;
+
+/// See the leader-targeting schedule below.
+const LEADER_KILL_SEED: u64 = 2;
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v} is not a number")))
+}
+
+fn env_faults() -> Option<Vec<FaultKind>> {
+    let v = std::env::var("NEMESIS_FAULTS").ok()?;
+    Some(
+        v.split(',')
+            .map(|name| {
+                *FaultKind::ALL
+                    .iter()
+                    .find(|k| k.to_string() == name.trim())
+                    .unwrap_or_else(|| panic!("unknown fault kind {name:?}"))
+            })
+            .collect(),
+    )
+}
+
+/// Runs the schedules one after another (two clusters at once would starve
+/// each other on a small machine) and fails on the first invalid history.
+async fn run_all(configs: Vec<NemesisConfig>) -> Vec<Report> {
+    let mut reports = Vec::new();
+    for c in configs {
+        let report = run(&c).await;
+        assert!(report.is_valid(), "seed {} is not linearizable: {}", c.seed, report.summary());
+        assert!(report.ok > 0, "seed {}: no operation succeeded: {}", c.seed, report.summary());
+        reports.push(report);
+    }
+    phase("nemesis: every run valid");
+    for r in &reports {
+        eprintln!("NEMESIS {}", r.summary());
+    }
+    reports
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn register_is_linearizable_under_faults() {
+    let secs = Duration::from_secs(env_u64("NEMESIS_SECS").unwrap_or(30));
+    let runs = env_u64("NEMESIS_RUNS").unwrap_or(1);
+    let first = env_u64("NEMESIS_SEED").unwrap_or(1);
+    let mixed = env_faults().unwrap_or_else(|| FaultKind::ALL.to_vec());
+    let mut configs = Vec::new();
+    for seed in first..first + runs {
+        configs.push(NemesisConfig::new(seed, secs, &mixed));
+    }
+    if std::env::var("NEMESIS_FAULTS").is_err() {
+        // The store leading a region killed while writes are in flight and
+        // restarted within a second or two, over and over. Seed 2 of this
+        // schedule found a stale read within 30 s (a restarted leader
+        // resuming its term over a state machine behind what it had
+        // acknowledged) before leader restore was turned off: kept as the
+        // regression run.
+        configs.push(NemesisConfig::new(LEADER_KILL_SEED, secs, &[FaultKind::KillLeaderStore]));
+    }
+    let reports = run_all(configs).await;
+    let leader_kills: usize =
+        reports.iter().flat_map(|r| &r.faults).filter(|f| f.kind == FaultKind::KillLeaderStore).count();
+    assert!(leader_kills >= 3, "the leader-targeting schedule killed only {leader_kills} leaders");
+}
