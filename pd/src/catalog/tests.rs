@@ -130,6 +130,18 @@ fn bootstrap_rejects_bad_input_and_changes_nothing() {
 }
 
 #[test]
+fn bootstrap_refuses_when_ids_run_out() {
+    // Only a persisted or installed catalog can be this close to the end of
+    // the id space; bootstrap must refuse, not overflow while taking ids.
+    let meta = pdraftpb::CatalogMeta { version: 3, next_id: u64::MAX - 2, bootstrapped: false };
+    let mut c = RouteCatalog::from_parts(meta, (1..=3).map(store), []).unwrap();
+    let before = c.clone();
+    let err = c.apply(&CatalogCommand::Bootstrap { store_ids: vec![1, 2, 3], split_keys: vec![] }).unwrap_err();
+    assert!(matches!(err, PdError::InvalidArgument(ref m) if m.contains("exhausted")), "{err}");
+    assert_eq!(c, before);
+}
+
+#[test]
 fn even_split_keys_are_ascending() {
     assert!(even_split_keys(b"", 1).is_empty());
     let keys = even_split_keys(b"t", 4);
