@@ -2,8 +2,10 @@
 //!
 //! Errors are sorted by what the caller must do: retry elsewhere
 //! ([`PdError::NotLeader`]), retry later ([`PdError::Unavailable`]), fix the
-//! request (everything about ids, keys, epochs and arguments), or stop
-//! ([`PdError::Storage`], [`PdError::Fatal`]: the member is broken).
+//! request (everything about ids, keys, epochs and arguments), report a PD
+//! bug ([`PdError::InvariantViolation`]: the command was refused, nothing
+//! changed), or stop ([`PdError::Storage`], [`PdError::Fatal`]: the member is
+//! broken).
 
 use proto::pdpb;
 use serde::{Deserialize, Serialize};
@@ -40,6 +42,12 @@ pub enum PdError {
     RouteConflict(String),
     #[error("need {need} up stores, have {have}")]
     NotEnoughStores { need: usize, have: usize },
+    /// A command passed validation but applying it would have broken a
+    /// catalog invariant. Applying is deterministic, so every member refuses
+    /// it alike and keeps its catalog as it was: a bug to report, not a
+    /// reason to stop the group.
+    #[error("refused: would break catalog invariant: {0}")]
+    InvariantViolation(String),
     #[error("PD unavailable: {0}")]
     Unavailable(String),
     #[error("storage error: {0}")]
@@ -97,6 +105,7 @@ impl PdError {
             PdError::StaleEpoch(_) => (T::StaleEpoch, None),
             PdError::RouteConflict(_) => (T::RouteConflict, None),
             PdError::NotEnoughStores { .. } => (T::NotEnoughStores, None),
+            PdError::InvariantViolation(_) => (T::InvariantViolation, None),
             PdError::Unavailable(_) | PdError::Storage(_) | PdError::Fatal(_) => (T::Unavailable, None),
         };
         pdpb::Error { r#type: ty as i32, message: self.to_string(), leader }
@@ -134,6 +143,7 @@ impl PdError {
                     have: n.get(1).copied().unwrap_or(0) as usize,
                 }
             }
+            T::InvariantViolation => PdError::InvariantViolation(msg),
             T::Unavailable => PdError::Unavailable(msg),
         }
     }
@@ -181,6 +191,7 @@ mod tests {
             PdError::StaleEpoch("old".into()),
             PdError::RouteConflict("gap".into()),
             PdError::NotEnoughStores { need: 3, have: 1 },
+            PdError::InvariantViolation("overlap".into()),
             PdError::Unavailable("no quorum".into()),
         ];
         for e in cases {
@@ -191,6 +202,7 @@ mod tests {
                 | (PdError::StoreConflict(_), PdError::StoreConflict(_))
                 | (PdError::StaleEpoch(_), PdError::StaleEpoch(_))
                 | (PdError::RouteConflict(_), PdError::RouteConflict(_))
+                | (PdError::InvariantViolation(_), PdError::InvariantViolation(_))
                 | (PdError::Unavailable(_), PdError::Unavailable(_)) => {}
                 _ => assert_eq!(back, e),
             }

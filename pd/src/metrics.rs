@@ -78,6 +78,20 @@ pub static REGION_REPORTS_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// Commands this member refused to apply because they would have broken a
+/// catalog invariant: a PD bug (the catalog stayed unchanged). Every member
+/// refuses, and counts, the same log entries; a replay after a restart counts
+/// again.
+pub static CATALOG_INVARIANT_REFUSALS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "pd_catalog_invariant_refusals_total",
+            "Catalog commands refused because applying them would break a catalog invariant",
+        )
+        .unwrap(),
+    )
+});
+
 pub static ROUTE_PUSHES: LazyLock<IntCounter> = LazyLock::new(|| {
     register(IntCounter::new("pd_route_pushes_total", "Route snapshots sent on heartbeat and watch streams").unwrap())
 });
@@ -131,6 +145,7 @@ pub fn init() {
     LazyLock::force(&HEARTBEAT_STREAMS);
     LazyLock::force(&HEARTBEAT_STREAM_ERRORS);
     LazyLock::force(&REGION_REPORTS_REFUSED);
+    LazyLock::force(&CATALOG_INVARIANT_REFUSALS);
     LazyLock::force(&ROUTE_PUSHES);
     LazyLock::force(&WATCH_STREAMS);
     LazyLock::force(&GRPC_SECONDS);

@@ -48,6 +48,13 @@ impl RouteCatalog {
                 return Err(PdError::InvalidArgument("split keys must be strictly ascending".into()));
             }
         }
+        // One id per region and one per peer, all taken below: refuse up front
+        // if the allocator cannot supply them, rather than overflow midway.
+        let regions = split_keys.len() as u64 + 1;
+        let needed = regions.checked_mul(store_ids.len() as u64 + 1);
+        if needed.and_then(|n| self.next_id.checked_add(n)).is_none() {
+            return Err(PdError::InvalidArgument("id space exhausted".into()));
+        }
         let epoch = metapb::RegionEpoch { conf_ver: 1, version: 1 };
         let mut bounds: Vec<&[u8]> = vec![b""];
         bounds.extend(split_keys.iter().map(Vec::as_slice));

@@ -58,6 +58,7 @@ impl RouteCatalog {
             regions: BTreeMap::new(),
             by_start: BTreeMap::new(),
             dirty: Dirty::default(),
+            journal: Default::default(),
         };
         for rec in regions {
             if c.by_start.insert(rec.region.start_key.clone(), rec.region.id).is_some() {

@@ -8,9 +8,16 @@
 //!
 //! # Invariants
 //!
-//! Stated here once and checked by [`RouteCatalog::check_invariants`] after
-//! every change that applies (a violation is a bug and stops the member rather
-//! than let it diverge):
+//! Stated here once. Each command's own validation refuses changes that
+//! would break them; on top of that, [`RouteCatalog::apply`] checks the rows
+//! every command touched (`journal.rs`) and refuses the command, putting the
+//! catalog back exactly as it was, if a change that passed validation would
+//! break one anyway. Such a refusal ([`PdError::InvariantViolation`]) is a
+//! bug, but applying is deterministic, so every member refuses the same log
+//! entry alike: the group stays consistent and keeps serving, where a panic
+//! would stop every member and stop it again whenever the entry is replayed.
+//! The whole catalog is checked ([`RouteCatalog::check_invariants`]) when it
+//! is loaded from storage or a snapshot.
 //!
 //! 1. Before bootstrap there are no regions. After it, regions **never
 //!    overlap** and together they **cover the whole key space**: the first
@@ -33,6 +40,7 @@ mod alloc;
 mod bootstrap;
 mod codec;
 mod command;
+mod journal;
 pub mod keys;
 mod put_store;
 pub mod region_report;
@@ -43,6 +51,8 @@ use std::ops::Bound;
 use proto::{metapb, pdpb};
 
 pub use bootstrap::even_split_keys;
+#[cfg(test)]
+pub use command::RawEdit;
 pub use command::{CatalogCommand, CommandOutcome};
 pub use put_store::validate_address;
 
@@ -100,6 +110,9 @@ pub struct RouteCatalog {
     /// start key -> region id: routing by key is a range lookup here.
     by_start: BTreeMap<Vec<u8>, u64>,
     dirty: Dirty,
+    /// Before-images of what the command being applied changed; empty
+    /// between commands.
+    journal: journal::Journal,
 }
 
 impl Default for RouteCatalog {
@@ -119,32 +132,44 @@ impl RouteCatalog {
             regions: BTreeMap::new(),
             by_start: BTreeMap::new(),
             dirty: Dirty::default(),
+            journal: journal::Journal::default(),
         }
     }
 
-    /// Applies one committed command. On error the catalog is unchanged.
+    /// Applies one committed command. On any error the catalog is exactly as
+    /// it was: same rows, version, allocator and dirty set.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// If a change that passed validation breaks an invariant: that is a bug,
-    /// and continuing would let this member diverge from its peers.
+    /// The command's own refusal (`InvalidArgument`, `StaleEpoch`,
+    /// `RouteConflict`, ...), or `InvariantViolation` when a change that
+    /// passed validation would break an invariant.
     pub fn apply(&mut self, cmd: &CatalogCommand) -> Result<CommandOutcome> {
-        let version_before = self.version;
-        let out = match cmd {
+        let marks = self.marks();
+        let res = match cmd {
             CatalogCommand::AllocIds { count } => self.alloc_ids(*count),
             CatalogCommand::PutStore { store } => self.put_store(store),
             CatalogCommand::Bootstrap { store_ids, split_keys } => self.bootstrap(store_ids, split_keys),
             CatalogCommand::ReportRegions { regions, leader, term } => {
                 self.report_regions(regions, leader.as_ref(), *term)
             }
-        }?;
-        assert!(self.version >= version_before, "catalog version went backwards");
-        if !self.dirty.is_empty()
-            && let Err(e) = self.check_invariants()
-        {
-            panic!("catalog invariant broken after {cmd:?}: {e}");
+            #[cfg(test)]
+            CatalogCommand::Unvalidated { edits } => Ok(self.apply_unvalidated(edits)),
         }
-        Ok(out)
+        .and_then(|out| {
+            self.check_change(marks)
+                .map(|()| out)
+                .map_err(|e| PdError::InvariantViolation(format!("{e} (applying {cmd})")))
+        });
+        // Commands validate before they change anything, so on their own
+        // refusals there is usually nothing to undo; undoing anyway makes
+        // "unchanged on error" hold by construction.
+        if res.is_err() {
+            self.undo(marks);
+        } else {
+            self.keep_changes();
+        }
+        res
     }
 
     pub fn version(&self) -> u64 {
@@ -229,8 +254,10 @@ impl RouteCatalog {
         std::mem::take(&mut self.dirty)
     }
 
-    /// Checks invariants 1 and 4 over the whole catalog (2 and 3 are checked
-    /// where a change is made, since they compare before and after).
+    /// Checks invariants 1 and 4 over the whole catalog (2 and 3 compare
+    /// before and after, so they are checked where a change is made). For a
+    /// catalog of unknown origin: [`RouteCatalog::apply`] checks only what
+    /// each command touched.
     ///
     /// # Errors
     ///
@@ -292,25 +319,12 @@ impl RouteCatalog {
     }
 
     fn bump_version(&mut self) {
-        self.version += 1;
+        // Wrapping rather than overflow-checked: a catalog loaded at the
+        // largest version would otherwise panic here (debug builds) on every
+        // member; wrapped, it fails apply's "version went backwards" check
+        // and the command is refused instead.
+        self.version = self.version.wrapping_add(1);
         self.dirty.meta = true;
-    }
-
-    fn insert_region(&mut self, rec: RegionRecord) {
-        let id = rec.region.id;
-        if let Some(old) = self.regions.remove(&id) {
-            self.by_start.remove(&old.region.start_key);
-        }
-        self.by_start.insert(rec.region.start_key.clone(), id);
-        self.regions.insert(id, rec);
-        self.dirty.regions.insert(id);
-    }
-
-    fn remove_region(&mut self, id: u64) {
-        if let Some(old) = self.regions.remove(&id) {
-            self.by_start.remove(&old.region.start_key);
-            self.dirty.regions.insert(id);
-        }
     }
 
     /// The ids of regions overlapping `[start, end)`.

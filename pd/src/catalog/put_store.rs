@@ -62,8 +62,7 @@ impl RouteCatalog {
         let state = existing.map_or(metapb::StoreState::Up as i32, |s| s.state);
         let record = metapb::Store { state, ..store.clone() };
         if existing != Some(&record) {
-            self.stores.insert(record.id, record);
-            self.dirty.stores.insert(store.id);
+            self.put_store_row(record);
             self.bump_version();
         }
         Ok(CommandOutcome::StorePut { version: self.version })

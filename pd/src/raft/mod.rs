@@ -46,6 +46,8 @@ impl fmt::Display for CatalogCommand {
                 let ids: Vec<u64> = regions.iter().map(|r| r.id).collect();
                 write!(f, "report-regions({ids:?}, term={term})")
             }
+            #[cfg(test)]
+            CatalogCommand::Unvalidated { edits } => write!(f, "unvalidated({} edits)", edits.len()),
         }
     }
 }

@@ -7,6 +7,10 @@
 //! catalog version moved. A crash between apply and persist only means the
 //! entries are applied again on restart, which is deterministic.
 //!
+//! A command the catalog refuses still consumes its entry: the proposer gets
+//! the typed refusal, and an invariant refusal is also logged and counted
+//! (`pd_catalog_invariant_refusals_total`) on every member.
+//!
 //! A raft snapshot is the whole catalog encoded as a
 //! `pdraftpb.CatalogSnapshot`; the latest one is kept in the same file.
 
@@ -20,9 +24,12 @@ use prost::Message;
 use proto::{metapb, pdpb, pdraftpb};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::watch;
+use tracing::error;
 
 use super::{CommandReply, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig, io_err};
 use crate::catalog::{Dirty, RegionRecord, RouteCatalog};
+use crate::error::PdError;
+use crate::metrics;
 
 const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("catalog_meta");
 const SM_STORES: TableDefinition<u64, &[u8]> = TableDefinition::new("catalog_stores");
@@ -268,7 +275,16 @@ impl RaftStateMachine<TypeConfig> for CatalogStateMachine {
                 state.last_applied = Some(entry.log_id);
                 let reply: CommandReply = match entry.payload {
                     EntryPayload::Blank => Ok(None),
-                    EntryPayload::Normal(cmd) => state.catalog.apply(&cmd).map(Some),
+                    EntryPayload::Normal(cmd) => {
+                        let res = state.catalog.apply(&cmd);
+                        if let Err(e @ PdError::InvariantViolation(_)) = &res {
+                            // Loud, because it is a bug; not fatal, because
+                            // every member refuses the entry alike.
+                            metrics::CATALOG_INVARIANT_REFUSALS.inc();
+                            error!(index = entry.log_id.index(), command = %cmd, error = %e, "catalog command refused");
+                        }
+                        res.map(Some)
+                    }
                     EntryPayload::Membership(m) => {
                         state.membership = StoredMembership::new(Some(entry.log_id), m);
                         Ok(None)

@@ -199,7 +199,11 @@ async fn propose_report(ctx: &PdContext, cmd: CatalogCommand) -> Result<()> {
         }
         Err(e @ (PdError::NotLeader(_) | PdError::Unavailable(_) | PdError::Fatal(_) | PdError::Storage(_))) => Err(e),
         Err(e) => {
-            let reason = if matches!(e, PdError::RouteConflict(_)) { "conflict" } else { "invalid" };
+            let reason = if matches!(e, PdError::RouteConflict(_) | PdError::InvariantViolation(_)) {
+                "conflict"
+            } else {
+                "invalid"
+            };
             metrics::REGION_REPORTS_REFUSED.with_label_values(&[reason]).inc();
             warn!(error = %e, "region report refused");
             Ok(())

@@ -44,6 +44,8 @@ impl IntoResponse for ApiError {
             | PdError::StaleEpoch(_)
             | PdError::RouteConflict(_)
             | PdError::NotEnoughStores { .. } => StatusCode::CONFLICT,
+            // PD's own bug, not the caller's: the catalog refused a change it had validated.
+            PdError::InvariantViolation(_) => StatusCode::INTERNAL_SERVER_ERROR,
             PdError::NotLeader(_) | PdError::Unavailable(_) | PdError::Storage(_) | PdError::Fatal(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

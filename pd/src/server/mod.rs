@@ -259,3 +259,6 @@ async fn join(node_id: u64, me: PdMember, seeds: Vec<String>, mut shutdown: toki
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
