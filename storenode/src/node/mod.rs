@@ -9,6 +9,7 @@
 //! arrives for a region this store does not know yet.
 
 pub mod peer;
+pub mod range_index;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
