@@ -10,6 +10,7 @@
 
 pub mod peer;
 pub mod range_index;
+pub mod refusal;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
