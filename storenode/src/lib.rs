@@ -14,7 +14,8 @@
 //! [`client`] is the Rust client library applications use.
 //!
 //! Not done yet: split and move execution (PD directives are ignored),
-//! peer destruction and tombstones, hibernation of idle regions.
+//! peer destruction (tombstone rows are honoured, nothing writes them yet),
+//! hibernation of idle regions.
 
 pub mod bench;
 pub mod client;

@@ -99,6 +99,19 @@ pub static RAFT_MESSAGES_DROPPED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec("store_raft_messages_dropped_total", "Raft messages that could not be delivered", &["reason"])
 });
 
+/// Peer creations, range claims and snapshots refused because they would
+/// break the store's range invariant or bring back a destroyed peer, by
+/// what asked (`source`) and why (`reason`).
+pub static PEER_REFUSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "store_peer_refusals_total",
+        "Peer creations, range claims and snapshots refused on this store",
+        &["source", "reason"],
+    )
+});
+/// Every `source` of [`PEER_REFUSALS`].
+pub const PEER_REFUSAL_SOURCES: [&str; 4] = ["startup", "route", "raft_message", "snapshot"];
+
 pub static SNAPSHOTS: LazyLock<IntCounterVec> =
     LazyLock::new(|| counter_vec("store_snapshots_total", "Region snapshots sent or received", &["direction"]));
 pub static SNAPSHOT_BYTES: LazyLock<IntCounterVec> =
@@ -142,6 +155,7 @@ pub fn init() {
     LazyLock::force(&RAFT_MESSAGES_SENT);
     LazyLock::force(&RAFT_MESSAGES_RECEIVED);
     LazyLock::force(&RAFT_MESSAGES_DROPPED);
+    LazyLock::force(&PEER_REFUSALS);
     LazyLock::force(&SNAPSHOTS);
     LazyLock::force(&SNAPSHOT_BYTES);
     LazyLock::force(&SNAPSHOT_SECONDS);
@@ -161,6 +175,11 @@ pub fn init() {
     }
     for reason in ["unknown_store", "unreachable", "refused", "refused_here", "partitioned"] {
         RAFT_MESSAGES_DROPPED.with_label_values(&[reason]);
+    }
+    for source in PEER_REFUSAL_SOURCES {
+        for reason in crate::node::refusal::PeerRefused::LABELS {
+            PEER_REFUSALS.with_label_values(&[source, reason]);
+        }
     }
     for dir in ["sent", "received", "installed"] {
         SNAPSHOTS.with_label_values(&[dir]);

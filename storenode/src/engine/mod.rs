@@ -128,6 +128,23 @@ impl Engine {
         }
     }
 
+    /// Whether the region has raft data here: an applied state (entries
+    /// applied or a snapshot installed) or any raft log entry (a bootstrap
+    /// membership, entries from its leader not applied yet). A peer with
+    /// neither holds no data of its range and claims none.
+    ///
+    /// # Errors
+    ///
+    /// Read failures.
+    pub fn has_raft_data(&self, region_id: u64) -> io::Result<bool> {
+        let tx = self.db.begin_read().map_err(io_err)?;
+        if tx.open_table(APPLY_STATE).map_err(io_err)?.get(region_id).map_err(io_err)?.is_some() {
+            return Ok(true);
+        }
+        let log = tx.open_table(RAFT_LOG).map_err(io_err)?;
+        Ok(log.range((region_id, 0)..=(region_id, u64::MAX)).map_err(io_err)?.next().is_some())
+    }
+
     /// # Errors
     ///
     /// Write failures.

@@ -3,7 +3,8 @@
 //!
 //! Routing: a request naming a region (`Context.region_id`) runs on this
 //! store's peer of that region after an epoch check; otherwise the key picks
-//! the local peer whose range holds it; failing both, PD's route table
+//! the local peer whose range holds it (only initialized peers, which hold
+//! their range's data, count for either); failing both, PD's route table
 //! names the region's leader store and the request is forwarded there. A
 //! local peer that is not the leader forwards to the leader it knows. A
 //! forwarded request (`Context.forwarded`) is never forwarded again: it
@@ -119,7 +120,7 @@ impl Node {
     /// `RegionNotFound` when a forwarded request finds no local peer.
     pub fn locate(&self, ctx: &kvpb::Context, key: &[u8]) -> Result<Route> {
         if ctx.region_id != 0 {
-            if let Some(peer) = self.peer(ctx.region_id) {
+            if let Some(peer) = self.initialized_peer(ctx.region_id) {
                 let region = peer.region();
                 if ctx.region_epoch.is_some() && ctx.region_epoch != region.region_epoch {
                     return Err(StoreError::EpochNotMatch(vec![region]));

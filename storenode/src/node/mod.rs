@@ -7,11 +7,47 @@
 //! does not exist here yet (bootstrap regions are initialized with their
 //! voters, other peers wait for their leader); and when raft traffic
 //! arrives for a region this store does not know yet.
+//!
+//! # The range invariant
+//!
+//! At most one *initialized* local region owns any key: every region's
+//! data shares the engine's one data table, so overlapping regions would
+//! read, overwrite and (by snapshot) wipe each other's keys. The node keeps
+//! the ranges of its initialized regions in a [`RangeIndex`], which refuses
+//! any overlap, and routes keys through it.
+//!
+//! A peer is initialized once it holds data of its range, or is about to:
+//! a bootstrap replica (initialized with the voters), a peer whose engine
+//! has raft data when it starts (an applied state or log entries, see
+//! [`Engine::has_raft_data`]), or a peer admitted its first log entries or
+//! a snapshot. A peer created for raft traffic or routes without any of
+//! these is uninitialized: it owns no range, is not indexed, and serves no
+//! requests until its leader sends it data.
+//!
+//! Every path that creates a peer or fills one checks first, and refuses
+//! with a [`PeerRefused`] (logged, counted in
+//! `store_peer_refusals_total`):
+//!
+//! - creating a peer, whatever triggers it, runs
+//!   [`refusal::check_new_peer`]: a tombstone row keeps the destroyed peer
+//!   (an id not above it, an epoch not past it) from coming back, while a
+//!   later peer of the same region may; and no initialized region of
+//!   another id with a version not older may overlap. A peer that starts
+//!   initialized claims its range in the index under the same lock.
+//! - the first log entries or a snapshot for an uninitialized peer claim
+//!   its range ([`Node::admit_data`], called by the raft transport before
+//!   the message reaches raft); a snapshot for an initialized peer must not
+//!   reach into another region's keys nor go back in epoch. A refused
+//!   message is answered with an error, and the leader retries later.
+//! - after a snapshot is installed, the state machine tells the node, which
+//!   moves the region's entry to the installed range.
 
 pub mod peer;
+pub mod range_index;
+pub mod refusal;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use openraft::ServerState;
@@ -21,7 +57,7 @@ use proto::kvpb::kv_client::KvClient;
 use proto::{metapb, pdpb, raftpb};
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::StoreConfig;
 use crate::engine::Engine;
@@ -30,6 +66,32 @@ use crate::metrics;
 use crate::routes::RouteTable;
 use crate::transport::client::Transport;
 pub use peer::RegionPeer;
+pub use range_index::RangeIndex;
+pub use refusal::{PeerRefused, StartPeerError};
+
+/// What starts a peer: decides whether raft is initialized with the
+/// region's voters, and labels refusals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerOrigin {
+    /// The engine recorded it in an earlier run.
+    Restart,
+    /// PD's routes name it; every replica of a bootstrap region initializes
+    /// raft with the same voters.
+    Route { bootstrap: bool },
+    /// Raft traffic arrived for a region this store has no peer of.
+    RaftMessage,
+}
+
+impl PeerOrigin {
+    /// The `source` label of `store_peer_refusals_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            PeerOrigin::Restart => "startup",
+            PeerOrigin::Route { .. } => "route",
+            PeerOrigin::RaftMessage => "raft_message",
+        }
+    }
+}
 
 pub struct Node {
     pub store_id: u64,
@@ -43,6 +105,9 @@ pub struct Node {
     pub pd: Arc<PdClient>,
     raft_config: Arc<openraft::Config>,
     peers: RwLock<HashMap<u64, Arc<RegionPeer>>>,
+    /// The ranges of the initialized peers: the store's range invariant.
+    /// Never held across an await, nor together with `peers`.
+    ranges: Mutex<RangeIndex>,
     /// Serializes peer creation so two triggers never start one region
     /// twice.
     creating: tokio::sync::Mutex<()>,
@@ -52,7 +117,7 @@ pub struct Node {
     /// Channels to other stores' KV services, for forwarding.
     kv_clients: std::sync::Mutex<HashMap<String, KvClient<Channel>>>,
     /// Until then this store grants no votes: see [`Node::may_vote`].
-    vote_quiet_until: std::sync::Mutex<Option<Instant>>,
+    vote_quiet_until: Mutex<Option<Instant>>,
 }
 
 impl Node {
@@ -104,10 +169,11 @@ impl Node {
             pd,
             raft_config: Arc::new(raft_config),
             peers: RwLock::new(HashMap::new()),
+            ranges: Mutex::new(RangeIndex::new()),
             creating: tokio::sync::Mutex::new(()),
             region_events,
             kv_clients: std::sync::Mutex::new(HashMap::new()),
-            vote_quiet_until: std::sync::Mutex::new(None),
+            vote_quiet_until: Mutex::new(None),
         }))
     }
 
@@ -119,9 +185,66 @@ impl Node {
         self.peers.read().unwrap().values().cloned().collect()
     }
 
-    /// The local peer whose region contains `key`.
+    /// The initialized local peer whose region owns `key`.
     pub fn peer_for_key(&self, key: &[u8]) -> Option<Arc<RegionPeer>> {
-        self.peers.read().unwrap().values().find(|p| p.shared.contains(key)).cloned()
+        let region_id = self.ranges.lock().unwrap().lookup(key)?;
+        self.peer(region_id)
+    }
+
+    /// The local peer of a region if it is initialized: one that has no
+    /// data yet must not answer for the region's keys.
+    pub fn initialized_peer(&self, region_id: u64) -> Option<Arc<RegionPeer>> {
+        if !self.is_initialized(region_id) {
+            return None;
+        }
+        self.peer(region_id)
+    }
+
+    /// Whether the region's local peer owns its range here.
+    pub fn is_initialized(&self, region_id: u64) -> bool {
+        self.ranges.lock().unwrap().contains_region(region_id)
+    }
+
+    /// Lets `peer` take data covering `region` (its first log entries, or a
+    /// snapshot whose sender's view of the region is `region`). An
+    /// uninitialized peer claims the range in the index here, before the
+    /// data reaches raft, so no other region can claim those keys while the
+    /// data lands. For an initialized peer the range is only checked: the
+    /// index follows once a snapshot is installed.
+    ///
+    /// # Errors
+    ///
+    /// `Range` when another initialized region owns any of the keys, the
+    /// range is invalid, or the epoch is older than the indexed one.
+    /// Counted under `source`.
+    pub fn admit_data(
+        &self,
+        peer: &RegionPeer,
+        region: &metapb::Region,
+        source: &'static str,
+    ) -> Result<(), PeerRefused> {
+        let res = {
+            let mut ranges = self.ranges.lock().unwrap();
+            if ranges.contains_region(peer.region_id()) { ranges.check_update(region) } else { ranges.insert(region) }
+        };
+        res.map_err(|e| {
+            let refusal = PeerRefused::from(e);
+            record_refusal(&refusal, source, peer.shared.peer_id);
+            refusal
+        })
+    }
+
+    /// A snapshot was installed: the region's entry moves to the range its
+    /// data now covers.
+    fn snapshot_installed(&self, region: &metapb::Region) {
+        let res = self.ranges.lock().unwrap().update(region);
+        if let Err(e) = res {
+            // The transport admitted the range the sender named; the
+            // installed meta differs from it, and the data is already in.
+            // Keep the index as it was and say so loudly.
+            metrics::PEER_REFUSALS.with_label_values(&["snapshot", e.label()]).inc();
+            error!(region_id = region.id, error = %e, "installed snapshot conflicts with the range index");
+        }
     }
 
     /// Starts the peers recorded in the engine.
@@ -142,7 +265,11 @@ impl Node {
                 continue;
             }
             let Some(region) = state.region else { continue };
-            self.start_peer(region, state.peer_id, false).await?;
+            match self.start_peer(region, state.peer_id, PeerOrigin::Restart).await {
+                // Logged and counted; its state stays on disk.
+                Ok(_) | Err(StartPeerError::Refused(_)) => {}
+                Err(StartPeerError::Io(e)) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -161,46 +288,98 @@ impl Node {
             let Some(me) = region.peers.iter().find(|p| p.store_id == self.store_id) else {
                 continue;
             };
-            if self.peer(region.id).is_some() || self.is_tombstone(region.id) {
+            if self.peer(region.id).is_some() {
                 continue;
             }
             let epoch = region.region_epoch.unwrap_or_default();
             let bootstrap = epoch.conf_ver == 1 && epoch.version == 1;
-            if let Err(e) = self.start_peer(region.clone(), me.id, bootstrap).await {
-                warn!(region_id = region.id, error = %e, "cannot start peer");
+            match self.start_peer(region.clone(), me.id, PeerOrigin::Route { bootstrap }).await {
+                // Logged and counted; the next routes try again.
+                Ok(_) | Err(StartPeerError::Refused(_)) => {}
+                Err(StartPeerError::Io(e)) => warn!(region_id = region.id, error = %e, "cannot start peer"),
             }
         }
     }
 
-    fn is_tombstone(&self, region_id: u64) -> bool {
-        self.engine
-            .region_state(region_id)
-            .is_ok_and(|s| s.is_some_and(|s| s.state == raftpb::PeerState::Tombstone as i32))
-    }
-
     /// Starts the raft peer `peer_id` of `region` here, recording it in the
-    /// engine first. Idempotent.
+    /// engine first. Idempotent: a region with a peer here gets that peer.
+    ///
+    /// The peer must pass [`refusal::check_new_peer`] (a tombstone row
+    /// refuses the destroyed peer, an initialized region with a version not
+    /// older refuses overlapping keys). It starts initialized, claiming its
+    /// range in the index, when it bootstraps or the engine has raft data
+    /// for it; otherwise it owns nothing until [`Node::admit_data`].
     ///
     /// # Errors
     ///
-    /// Storage failures or raft refusing to start.
+    /// `Refused` (logged and counted under the origin), or `Io` for storage
+    /// failures and raft refusing to start.
     pub async fn start_peer(
         self: &Arc<Self>,
         region: metapb::Region,
         peer_id: u64,
-        initialize: bool,
-    ) -> std::io::Result<Arc<RegionPeer>> {
+        origin: PeerOrigin,
+    ) -> Result<Arc<RegionPeer>, StartPeerError> {
         let _guard = self.creating.lock().await;
         if let Some(p) = self.peer(region.id) {
             return Ok(p);
         }
-        let state =
-            raftpb::RegionLocalState { region: Some(region.clone()), state: raftpb::PeerState::Normal as i32, peer_id };
-        if self.engine.region_state(region.id)?.is_none() {
+        let region_id = region.id;
+        let local = self.engine.region_state(region_id)?;
+        let initialize = origin == (PeerOrigin::Route { bootstrap: true });
+        let initialized = initialize || self.engine.has_raft_data(region_id)?;
+        // Checked and claimed under one lock, so no claim slips in between.
+        let admitted = {
+            let mut ranges = self.ranges.lock().unwrap();
+            refusal::check_new_peer(&ranges, local.as_ref(), &region, peer_id)
+                .and_then(|()| if initialized { Ok(ranges.insert(&region)?) } else { Ok(()) })
+        };
+        if let Err(refusal) = admitted {
+            record_refusal(&refusal, origin.label(), peer_id);
+            return Err(refusal.into());
+        }
+        let peer = match self.open_peer(region, peer_id, local, initialize).await {
+            Ok(p) => p,
+            Err(e) => {
+                if initialized {
+                    self.ranges.lock().unwrap().remove(region_id);
+                }
+                return Err(e.into());
+            }
+        };
+        let node = Arc::downgrade(self);
+        peer.shared.on_snapshot_installed(move |r| {
+            if let Some(node) = node.upgrade() {
+                node.snapshot_installed(r);
+            }
+        });
+        self.peers.write().unwrap().insert(region_id, peer.clone());
+        metrics::REGIONS.set(self.peers.read().unwrap().len() as i64);
+        info!(region_id, peer_id, initialize, initialized, origin = origin.label(), "region peer started");
+        tokio::spawn(watch_leadership(Arc::downgrade(self), peer.clone()));
+        Ok(peer)
+    }
+
+    /// Records the peer in the engine (unless a live row exists: a restart)
+    /// and starts its raft.
+    async fn open_peer(
+        &self,
+        region: metapb::Region,
+        peer_id: u64,
+        local: Option<raftpb::RegionLocalState>,
+        initialize: bool,
+    ) -> std::io::Result<Arc<RegionPeer>> {
+        // A tombstone row that passed the checks belongs to an earlier peer:
+        // this one replaces it.
+        if local.is_none_or(|s| s.state == raftpb::PeerState::Tombstone as i32) {
+            let state = raftpb::RegionLocalState {
+                region: Some(region.clone()),
+                state: raftpb::PeerState::Normal as i32,
+                peer_id,
+            };
             self.engine.save_region_state(state).await?;
         }
-        let region_id = region.id;
-        let peer = RegionPeer::start(
+        RegionPeer::start(
             self.engine.clone(),
             self.transport.clone(),
             self.raft_config.clone(),
@@ -208,12 +387,7 @@ impl Node {
             peer_id,
             initialize,
         )
-        .await?;
-        self.peers.write().unwrap().insert(region_id, peer.clone());
-        metrics::REGIONS.set(self.peers.read().unwrap().len() as i64);
-        info!(region_id, peer_id, initialize, "region peer started");
-        tokio::spawn(watch_leadership(Arc::downgrade(self), peer.clone()));
-        Ok(peer)
+        .await
     }
 
     /// Whether this store's peers may grant votes now. A leader serves lease
@@ -277,6 +451,11 @@ impl Node {
     }
 }
 
+fn record_refusal(refusal: &PeerRefused, source: &'static str, peer_id: u64) {
+    metrics::PEER_REFUSALS.with_label_values(&[source, refusal.label()]).inc();
+    info!(source, peer_id, reason = %refusal, "refused a peer or its data");
+}
+
 /// Tells the PD worker when a peer gains leadership or its membership
 /// changes, so PD hears at once rather than at the next periodic report.
 async fn watch_leadership(node: std::sync::Weak<Node>, peer: Arc<RegionPeer>) {
@@ -301,3 +480,6 @@ async fn watch_leadership(node: std::sync::Weak<Node>, peer: Arc<RegionPeer>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

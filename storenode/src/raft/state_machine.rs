@@ -17,7 +17,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
 use futures::{Stream, TryStreamExt};
@@ -69,7 +69,12 @@ pub struct RegionShared {
     /// Since the last region heartbeat; swapped to zero when reported.
     pub written_bytes: AtomicU64,
     pub written_keys: AtomicU64,
+    /// Told the region's meta after each installed snapshot: the node keeps
+    /// its range index in step with the range the data now covers.
+    snapshot_installed: OnceLock<SnapshotHook>,
 }
+
+type SnapshotHook = Box<dyn Fn(&metapb::Region) + Send + Sync>;
 
 impl RegionShared {
     pub fn region(&self) -> metapb::Region {
@@ -83,6 +88,12 @@ impl RegionShared {
     pub fn contains(&self, key: &[u8]) -> bool {
         let r = self.region.read().unwrap();
         keys::contains(&r.start_key, &r.end_key, key)
+    }
+
+    /// Sets the hook called after each installed snapshot; only the first
+    /// call takes effect.
+    pub fn on_snapshot_installed(&self, hook: impl Fn(&metapb::Region) + Send + Sync + 'static) {
+        let _ = self.snapshot_installed.set(Box::new(hook));
     }
 }
 
@@ -127,6 +138,7 @@ impl RegionStateMachine {
             approximate_size: AtomicU64::new(size),
             written_bytes: AtomicU64::new(0),
             written_keys: AtomicU64::new(0),
+            snapshot_installed: OnceLock::new(),
         });
         Ok(RegionStateMachine { engine, shared })
     }
@@ -380,6 +392,9 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
         *self.shared.snapshot.lock().unwrap() = Some(Snapshot { meta: meta.clone(), snapshot });
         metrics::SNAPSHOTS.with_label_values(&["installed"]).inc();
         metrics::SNAPSHOT_SECONDS.with_label_values(&["install"]).observe(started.elapsed().as_secs_f64());
+        if let Some(hook) = self.shared.snapshot_installed.get() {
+            hook(&self.shared.region());
+        }
         Ok(())
     }
 

@@ -1,11 +1,17 @@
 //! The receiving side of the store-to-store raft transport: checks that a
 //! message is meant for this store and peer, creates the peer on demand
 //! when it does not exist yet, and hands the message to its raft.
+//!
+//! Data for a peer passes the node's range checks here, before raft sees
+//! it: the first log entries of a peer with no range yet, and every
+//! snapshot (see [`crate::node`] for the range invariant). Refusing inside
+//! the state machine instead would be fatal to the region's raft group; a
+//! refused message is only answered with an error, and the leader retries.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use pd::catalog::keys;
+use openraft::raft::AppendEntriesRequest;
 use proto::metapb;
 use proto::raftpb::{self, raft_transport_server::RaftTransport};
 use tonic::{Request, Response, Status, Streaming};
@@ -13,8 +19,8 @@ use tracing::info;
 
 use super::client::kind_name;
 use crate::metrics;
-use crate::node::{Node, RegionPeer};
-use crate::raft::{Snapshot, SnapshotMeta, Vote, decode, encode};
+use crate::node::{Node, PeerOrigin, RegionPeer};
+use crate::raft::{Snapshot, SnapshotMeta, TypeConfig, Vote, decode, encode};
 
 pub struct TransportService {
     node: Arc<Node>,
@@ -45,18 +51,13 @@ impl TransportService {
             }
             return Ok(peer);
         }
-        let region = region.ok_or_else(|| format!("region {region_id} unknown here and the message has no meta"))?;
-        // A peer must not be created over keys a newer local region owns.
-        for p in self.node.peers() {
-            let r = p.region();
-            if keys::overlaps(&r.start_key, &r.end_key, &region.start_key, &region.end_key)
-                && r.region_epoch.unwrap_or_default().version >= region.region_epoch.unwrap_or_default().version
-            {
-                return Err(format!("region {region_id} overlaps local region {} with a newer range", r.id));
-            }
-        }
+        let region = region
+            .filter(|r| r.id == region_id)
+            .ok_or_else(|| format!("region {region_id} unknown here and the message has no meta for it"))?;
+        // The node refuses a destroyed peer and keys a newer local region
+        // owns; the new peer owns no range until data arrives.
         info!(region_id, peer_id = to_peer, "creating peer on demand for incoming raft traffic");
-        self.node.start_peer(region.clone(), to_peer, false).await.map_err(|e| e.to_string())
+        self.node.start_peer(region.clone(), to_peer, PeerOrigin::RaftMessage).await.map_err(|e| e.to_string())
     }
 }
 
@@ -83,8 +84,18 @@ impl TransportService {
         };
         let bad = |e: std::io::Error| format!("bad raft payload: {e}");
         match raftpb::RaftCallKind::try_from(req.kind) {
-            Ok(raftpb::RaftCallKind::AppendEntries) => match decode(&req.payload) {
-                Ok(r) => answer(peer.raft.append_entries(r).await),
+            Ok(raftpb::RaftCallKind::AppendEntries) => match decode::<AppendEntriesRequest<TypeConfig>>(&req.payload) {
+                Ok(r) => {
+                    // Its first entries make a peer with no range hold data:
+                    // it claims its range first.
+                    if !r.entries.is_empty()
+                        && !self.node.is_initialized(peer.region_id())
+                        && let Err(e) = self.node.admit_data(&peer, &peer.region(), "raft_message")
+                    {
+                        return refused(e.to_string());
+                    }
+                    answer(peer.raft.append_entries(r).await)
+                }
                 Err(e) => refused(bad(e)),
             },
             Ok(raftpb::RaftCallKind::Vote) if !self.node.may_vote() => {
@@ -135,6 +146,12 @@ impl RaftTransport for TransportService {
             Ok(p) => p,
             Err(e) => return Ok(Response::new(refused(e))),
         };
+        // The sender's view of the region stands for the snapshot's: its
+        // payload is the state machine's to read.
+        let region = header.region.filter(|r| r.id == header.region_id).unwrap_or_else(|| peer.region());
+        if let Err(e) = self.node.admit_data(&peer, &region, "snapshot") {
+            return Ok(Response::new(refused(e.to_string())));
+        }
         let (vote, meta): (Vote, SnapshotMeta) =
             decode(&header.meta).map_err(|e| Status::invalid_argument(format!("bad snapshot header: {e}")))?;
         let res = peer.raft.install_full_snapshot(vote, Snapshot { meta, snapshot: data }).await;
