@@ -13,6 +13,11 @@
 //! between stores shares one gRPC connection per store pair ([`transport`]).
 //! [`client`] is the Rust client library applications use.
 //!
+//! Writes are exactly-once: each carries a request id ([`request_id`]) that
+//! the region's session table ([`raft::session`]) deduplicates, so every
+//! retry the policy in [`retry`] allows is safe. [`fault`] is the
+//! fault-injection switch the nemesis tests drive.
+//!
 //! Not done yet: split and move execution (PD directives are ignored),
 //! peer destruction (tombstone rows are honoured, nothing writes them yet),
 //! hibernation of idle regions.
