@@ -10,16 +10,41 @@
 //! because the log can replay them. A batch holding only lazy jobs (applies)
 //! commits without fsync; redb makes it durable with the next durable
 //! commit, which always comes before anything that depends on it (a log
-//! purge is itself a durable job queued after the applies it covers). A job that fails
-//! fails the whole batch: the transaction is dropped, nothing is committed,
-//! and every waiter gets the error. Storage errors are fatal to the raft
-//! groups that see them, which stop rather than diverge.
+//! purge is itself a durable job queued after the applies it covers).
+//!
+//! # A failing job fails only itself
+//!
+//! A batch mixes the writes of many regions, so one region's storage error
+//! must not fail the others. When a job returns an error, its partial writes
+//! are already in the batch's transaction, and the only way to take them out
+//! is to abort the transaction: the writer aborts it and runs the batch again
+//! in a new one without that job. The failing job's waiter gets its own
+//! error; every other waiter gets the commit's outcome. That is why a job is
+//! an `Fn`, not an `FnOnce`: it may run more than once, and only its last run
+//! counts, so it must be a function of what it captured and of the
+//! transaction, with no side effects of its own (its result is handed back
+//! from the run that committed).
+//!
+//! Savepoints would undo one job without repeating the others, but redb only
+//! creates a savepoint in a transaction that has not opened a table yet, so
+//! only one at the start of the batch is possible, and restoring that undoes
+//! every job before the failing one too. One transaction per job would
+//! isolate jobs without running them again, but costs every job a commit.
+//! Running the batch again costs nothing until a job fails; a job failure is
+//! rare (it stops its region's raft group), so that is the choice.
+//!
+//! Ordering across a failure holds because every caller waits for a write's
+//! result before queueing a write that depends on it (openraft calls a
+//! region's storage one call at a time): a later job of the same batch never
+//! depends on the failed one.
+//!
+//! The commit itself failing fails every job of the batch.
 
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use redb::{Database, Durability, WriteTransaction};
+use redb::{CommitError, Database, Durability, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics;
@@ -29,7 +54,9 @@ pub const MAX_BATCH: usize = 1024;
 /// Queued jobs before submitters wait: back-pressure, not unbounded memory.
 const QUEUE: usize = 8192;
 
-type Job = Box<dyn FnOnce(&WriteTransaction) -> io::Result<()> + Send>;
+/// Runs inside a batch's transaction; may run more than once (see the module
+/// doc), so `Fn`.
+type Job = Box<dyn Fn(&WriteTransaction) -> io::Result<()> + Send>;
 
 struct Request {
     job: Job,
@@ -54,15 +81,18 @@ impl GroupWriter {
     }
 
     /// Runs `f` inside the next batch's transaction and returns its result
-    /// once the batch is durably committed.
+    /// once the batch is durably committed. `f` may run more than once (the
+    /// batch is run again without a job that failed); only the run that
+    /// commits counts.
     ///
     /// # Errors
     ///
-    /// `f`'s error, any other job's error in the same batch, or the commit's.
+    /// `f`'s error (its writes are not committed), or the commit's, which
+    /// fails the whole batch.
     pub async fn write<T, F>(&self, f: F) -> io::Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> io::Result<T> + Send + 'static,
+        F: Fn(&WriteTransaction) -> io::Result<T> + Send + 'static,
     {
         self.submit(true, f).await
     }
@@ -77,7 +107,7 @@ impl GroupWriter {
     pub async fn write_lazy<T, F>(&self, f: F) -> io::Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> io::Result<T> + Send + 'static,
+        F: Fn(&WriteTransaction) -> io::Result<T> + Send + 'static,
     {
         self.submit(false, f).await
     }
@@ -85,7 +115,7 @@ impl GroupWriter {
     async fn submit<T, F>(&self, durable: bool, f: F) -> io::Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> io::Result<T> + Send + 'static,
+        F: Fn(&WriteTransaction) -> io::Result<T> + Send + 'static,
     {
         let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
         let out = slot.clone();
@@ -114,35 +144,234 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        let size = batch.len();
-        let durable = batch.iter().any(|r| r.durable);
-        let (jobs, waiters): (Vec<Job>, Vec<_>) = batch.into_iter().map(|r| (r.job, r.done)).unzip();
+        metrics::GROUP_COMMIT_BATCH_SIZE.observe(batch.len() as f64);
         let started = Instant::now();
-        let result = commit(&db, jobs, durable);
-        metrics::GROUP_COMMIT_BATCH_SIZE.observe(size as f64);
-        if durable {
-            metrics::GROUP_COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
-            metrics::GROUP_COMMITS.inc();
-        } else {
-            metrics::LAZY_COMMITS.inc();
-        }
-        for w in waiters {
-            let r = match &result {
-                Ok(()) => Ok(()),
-                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-            };
-            let _ = w.send(r);
+        let outcome = commit(&db, &batch);
+        let results = match outcome {
+            Ok((results, committed)) => {
+                match committed {
+                    Some(Durability::Immediate) => {
+                        metrics::GROUP_COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
+                        metrics::GROUP_COMMITS.inc();
+                    }
+                    Some(_) => metrics::LAZY_COMMITS.inc(),
+                    None => {}
+                }
+                results
+            }
+            Err(e) => batch.iter().map(|_| Err(io::Error::new(e.kind(), e.to_string()))).collect(),
+        };
+        for (r, result) in batch.into_iter().zip(results) {
+            let _ = r.done.send(result);
         }
     }
 }
 
-fn commit(db: &Database, jobs: Vec<Job>, durable: bool) -> io::Result<()> {
-    let mut tx = db.begin_write().map_err(io::Error::other)?;
-    if !durable {
-        tx.set_durability(Durability::None).map_err(io::Error::other)?;
+/// Every job's outcome in batch order, and how the batch was committed
+/// (`None`: not at all).
+type Outcome = (Vec<io::Result<()>>, Option<Durability>);
+
+/// Commits `batch` in one transaction, leaving out each job that fails.
+/// Each failure costs one more transaction, so a batch takes at most one
+/// more than it has jobs.
+///
+/// # Errors
+///
+/// When no transaction can be begun or committed: the whole batch fails.
+fn commit(db: &Database, batch: &[Request]) -> io::Result<Outcome> {
+    let mut failed: Vec<Option<io::Error>> = batch.iter().map(|_| None).collect();
+    let committed = 'attempt: loop {
+        // Only jobs still in the batch decide whether it needs an fsync.
+        let live = || batch.iter().zip(&failed).filter(|(_, f)| f.is_none()).map(|(r, _)| r);
+        if live().next().is_none() {
+            break 'attempt None;
+        }
+        let durability = if live().any(|r| r.durable) { Durability::Immediate } else { Durability::None };
+        let mut tx = db.begin_write().map_err(io::Error::other)?;
+        tx.set_durability(durability).map_err(io::Error::other)?;
+        for (i, r) in batch.iter().enumerate() {
+            if failed[i].is_some() {
+                continue;
+            }
+            if let Err(e) = (r.job)(&tx) {
+                metrics::GROUP_COMMIT_JOB_FAILURES.inc();
+                failed[i] = Some(e);
+                // The job's partial writes are in `tx`: only an abort takes
+                // them out, and the others' writes with them.
+                tx.abort().map_err(io::Error::other)?;
+                continue 'attempt;
+            }
+        }
+        match tx.commit() {
+            Ok(()) => break 'attempt Some(durability),
+            Err(CommitError::TransactionPoisoned) => {
+                let e = CommitError::TransactionPoisoned;
+                let results = failed
+                    .into_iter()
+                    .map(|f| Err(f.unwrap_or_else(|| io::Error::other(format!("batch not committed: {e}")))))
+                    .collect();
+                return Ok((results, None));
+            }
+            Err(e) => return Err(io::Error::other(e)),
+        }
+    };
+    Ok((failed.into_iter().map(|f| f.map_or(Ok(()), Err)).collect(), committed))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use redb::backends::InMemoryBackend;
+    use redb::{ReadableDatabase, TableDefinition};
+    use tokio::task::JoinHandle;
+
+    use super::*;
+
+    const T: TableDefinition<&str, u64> = TableDefinition::new("t");
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn memory_db() -> Arc<Database> {
+        Arc::new(Database::builder().create_with_backend(InMemoryBackend::new()).expect("in-memory database"))
     }
-    for job in jobs {
-        job(&tx)?;
+
+    fn read(db: &Database, key: &str) -> Option<u64> {
+        let tx = db.begin_read().expect("read");
+        let t = match tx.open_table(T) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return None,
+            Err(e) => panic!("{e}"),
+        };
+        t.get(key).expect("get").map(|v| v.value())
     }
-    tx.commit().map_err(io::Error::other)
+
+    fn put(tx: &WriteTransaction, key: &str, value: u64) -> io::Result<()> {
+        tx.open_table(T).map_err(io::Error::other)?.insert(key, value).map_err(io::Error::other)?;
+        Ok(())
+    }
+
+    impl GroupWriter {
+        fn queued(&self) -> usize {
+            self.tx.max_capacity() - self.tx.capacity()
+        }
+    }
+
+    /// Holds the writer inside a job until released, so whatever is queued
+    /// meanwhile is taken as one batch.
+    struct Gate {
+        release: std::sync::mpsc::Sender<()>,
+        job: JoinHandle<io::Result<()>>,
+    }
+
+    impl Gate {
+        async fn hold(writer: &GroupWriter) -> Gate {
+            let (started_tx, mut started) = mpsc::unbounded_channel();
+            let (release, held) = std::sync::mpsc::channel::<()>();
+            let w = writer.clone();
+            let job = tokio::spawn(async move {
+                w.write(move |_| {
+                    let _ = started_tx.send(());
+                    let _ = held.recv();
+                    Ok(())
+                })
+                .await
+            });
+            tokio::time::timeout(WAIT, started.recv()).await.expect("writer took the gate job");
+            Gate { release, job }
+        }
+
+        /// Lets the writer go on, to take everything queued as one batch.
+        async fn release(self) {
+            self.release.send(()).expect("gate job waiting");
+            self.job.await.expect("gate task").expect("gate job");
+        }
+    }
+
+    /// Submits `f` and waits until it is queued, so jobs queue in the order
+    /// they are submitted.
+    async fn queue<T, F>(writer: &GroupWriter, f: F) -> JoinHandle<io::Result<T>>
+    where
+        T: Send + 'static,
+        F: Fn(&WriteTransaction) -> io::Result<T> + Send + 'static,
+    {
+        let queued = writer.queued();
+        let w = writer.clone();
+        let job = tokio::spawn(async move { w.write(f).await });
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while writer.queued() == queued {
+            assert!(tokio::time::Instant::now() < deadline, "a job never queued");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        job
+    }
+
+    async fn outcome<T>(job: JoinHandle<io::Result<T>>) -> io::Result<T> {
+        tokio::time::timeout(WAIT, job).await.expect("a write never answered").expect("write task")
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_fails_alone_and_its_batch_commits() {
+        let db = memory_db();
+        let writer = GroupWriter::start(db.clone());
+        let failures = metrics::GROUP_COMMIT_JOB_FAILURES.get();
+        let runs: Arc<[AtomicUsize; 3]> = Arc::new(Default::default());
+        let gate = Gate::hold(&writer).await;
+
+        let r = runs.clone();
+        let before = queue(&writer, move |tx| {
+            r[0].fetch_add(1, Ordering::SeqCst);
+            put(tx, "before", 1)?;
+            Ok("before's result")
+        })
+        .await;
+        let r = runs.clone();
+        let failing = queue(&writer, move |tx| {
+            r[1].fetch_add(1, Ordering::SeqCst);
+            put(tx, "failing", 2)?;
+            Err::<(), _>(io::Error::new(io::ErrorKind::InvalidData, "region 7: bad entry"))
+        })
+        .await;
+        let r = runs.clone();
+        let after = queue(&writer, move |tx| {
+            r[2].fetch_add(1, Ordering::SeqCst);
+            put(tx, "after", 3)
+        })
+        .await;
+        gate.release().await;
+
+        assert_eq!(outcome(before).await.expect("before commits"), "before's result");
+        let e = outcome(failing).await.expect_err("the failing job's own error");
+        assert_eq!((e.kind(), e.to_string().as_str()), (io::ErrorKind::InvalidData, "region 7: bad entry"));
+        outcome(after).await.expect("after commits");
+        assert_eq!((read(&db, "before"), read(&db, "failing"), read(&db, "after")), (Some(1), None, Some(3)));
+        // One batch: the job before the failing one ran again without it.
+        let runs: Vec<usize> = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+        assert_eq!(runs, [2, 1, 1]);
+        assert!(metrics::GROUP_COMMIT_JOB_FAILURES.get() > failures);
+        writer.write(|tx| put(tx, "later", 4)).await.expect("the writer goes on");
+        assert_eq!(read(&db, "later"), Some(4));
+    }
+
+    #[tokio::test]
+    async fn a_batch_where_every_job_fails_commits_nothing() {
+        let db = memory_db();
+        let writer = GroupWriter::start(db.clone());
+        let gate = Gate::hold(&writer).await;
+        let mut jobs = Vec::new();
+        for i in 0..3u64 {
+            jobs.push(
+                queue(&writer, move |tx| {
+                    put(tx, &format!("k{i}"), i)?;
+                    Err::<(), _>(io::Error::other(format!("job {i} failed")))
+                })
+                .await,
+            );
+        }
+        gate.release().await;
+        for (i, job) in jobs.into_iter().enumerate() {
+            assert_eq!(outcome(job).await.expect_err("fails").to_string(), format!("job {i} failed"));
+            assert_eq!(read(&db, &format!("k{i}")), None);
+        }
+    }
 }

@@ -251,22 +251,25 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
         }
         let started = Instant::now();
         let region = self.shared.region();
-        let mut state = self.shared.applied.lock().unwrap().clone();
+        let applied = self.shared.applied.lock().unwrap().clone();
         let region_id = self.shared.region_id;
         let (replies, delta, state) = self
             .engine
             .writer
             .write_lazy(move |tx| {
+                // The writer may run this job again (a failed job elsewhere
+                // in its batch): every run starts from the same state.
+                let mut state = applied.clone();
                 let mut data = tx.open_table(DATA).map_err(io_err)?;
                 let mut delta = Delta::default();
                 let mut replies = Vec::with_capacity(payloads.len());
-                for (log_id, payload) in payloads {
-                    state.last_applied = Some(log_id);
+                for (log_id, payload) in &payloads {
+                    state.last_applied = Some(*log_id);
                     replies.push(match payload {
                         EntryPayload::Blank => KvReply::Nothing,
-                        EntryPayload::Normal(cmd) => apply_op(&mut data, &region, &cmd, &mut delta)?,
+                        EntryPayload::Normal(cmd) => apply_op(&mut data, &region, cmd, &mut delta)?,
                         EntryPayload::Membership(m) => {
-                            state.membership = StoredMembership::new(Some(log_id), m);
+                            state.membership = StoredMembership::new(Some(*log_id), m.clone());
                             KvReply::Nothing
                         }
                     });
