@@ -107,6 +107,12 @@ impl StoreServer {
         &self.node
     }
 
+    /// Resolves, with the reason, if the group-commit writer dies: nothing
+    /// can be written any more, and the caller must stop serving.
+    pub async fn writer_died(&self) -> String {
+        self.node.engine.writer.died().await
+    }
+
     pub async fn shutdown(self) {
         let _ = self.shutdown_tx.send(true);
         for t in self.tasks {

@@ -12,7 +12,8 @@
 //! All regions share one data table, so a split never copies data: it only
 //! changes which region owns which keys. Every durable write goes through the
 //! [`GroupWriter`]; reads open their own read transaction, which sees a
-//! consistent snapshot.
+//! consistent snapshot. If the writer dies, the engine can no longer be
+//! written and the store must stop ([`GroupWriter::died`]).
 
 pub mod writer;
 

@@ -38,14 +38,34 @@
 //! region's storage one call at a time): a later job of the same batch never
 //! depends on the failed one.
 //!
-//! The commit itself failing fails every job of the batch.
+//! The commit itself failing fails every job of the batch. redb then refuses
+//! further write transactions, and the commit may or may not have reached the
+//! disk, so the writer stops (below) and the waiters hear that the outcome is
+//! unknown. A commit refused because the transaction was poisoned (a job hid
+//! a failed redb call and returned success) was rolled back by redb: the
+//! batch fails, the writer goes on.
+//!
+//! # Writer death
+//!
+//! The writer stops for good when redb refuses further writes (a failed
+//! commit, a failed abort, no new transaction) or when a job panics. A panic
+//! is a bug that struck in the middle of a transaction nobody can vouch for,
+//! so it is not caught and counted as that job's failure: it ends the writer
+//! like the others (redb, too, marks the file for repair when a panic drops
+//! a write transaction). Once stopped, [`GroupWriter::failure`] names the reason,
+//! [`GroupWriter::died`] resolves, every queued and later write fails at once
+//! with `group-commit writer died: ...`, and the store must stop serving:
+//! `/health` answers 503 and the `storenode` binary exits non-zero. A
+//! restart reopens the database, which repairs whatever the failure left.
 
+use std::any::Any;
 use std::io;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use redb::{CommitError, Database, Durability, WriteTransaction};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::metrics;
 
@@ -67,17 +87,31 @@ struct Request {
 #[derive(Clone)]
 pub struct GroupWriter {
     tx: mpsc::Sender<Request>,
+    /// `Some(reason)` once the writer thread has stopped for good.
+    died: watch::Receiver<Option<String>>,
 }
 
 impl GroupWriter {
     /// Starts the writer thread over `db`.
     pub fn start(db: Arc<Database>) -> GroupWriter {
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (tx, mut rx) = mpsc::channel(QUEUE);
+        let (died_tx, died) = watch::channel(None);
         std::thread::Builder::new()
             .name("group-commit".into())
-            .spawn(move || run(db, rx))
+            .spawn(move || {
+                let reason = match panic::catch_unwind(AssertUnwindSafe(|| run(&db, &mut rx))) {
+                    // Every GroupWriter is gone: nobody is left to write.
+                    Ok(Ok(())) => return,
+                    Ok(Err(fatal)) => fatal,
+                    Err(payload) => format!("a write job panicked: {}", panic_message(&*payload)),
+                };
+                // The reason first, then the queue: a submitter that finds
+                // the queue closed (or its request dropped) reads why.
+                died_tx.send_replace(Some(reason));
+                drop(rx);
+            })
             .expect("spawn group-commit thread");
-        GroupWriter { tx }
+        GroupWriter { tx, died }
     }
 
     /// Runs `f` inside the next batch's transaction and returns its result
@@ -87,8 +121,9 @@ impl GroupWriter {
     ///
     /// # Errors
     ///
-    /// `f`'s error (its writes are not committed), or the commit's, which
-    /// fails the whole batch.
+    /// `f`'s error (its writes are not committed); the commit's, which fails
+    /// the whole batch; or `group-commit writer died: ...` once the writer
+    /// has stopped.
     pub async fn write<T, F>(&self, f: F) -> io::Result<T>
     where
         T: Send + 'static,
@@ -112,6 +147,22 @@ impl GroupWriter {
         self.submit(false, f).await
     }
 
+    /// Why the writer stopped, once it has; `None` while it runs.
+    pub fn failure(&self) -> Option<String> {
+        self.died.borrow().clone()
+    }
+
+    /// Resolves, with the reason, once the writer has stopped for good.
+    pub async fn died(&self) -> String {
+        let mut died = self.died.clone();
+        match died.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            // The thread dropped its end without a reason: it ended some
+            // other way (it cannot end normally while `self` holds a sender).
+            Err(_) => "the writer thread ended".into(),
+        }
+    }
+
     async fn submit<T, F>(&self, durable: bool, f: F) -> io::Result<T>
     where
         T: Send + 'static,
@@ -125,17 +176,27 @@ impl GroupWriter {
             Ok(())
         });
         let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Request { job, durable, done })
-            .await
-            .map_err(|_| io::Error::other("group-commit writer stopped"))?;
-        wait.await.map_err(|_| io::Error::other("group-commit writer stopped"))??;
+        if self.tx.send(Request { job, durable, done }).await.is_err() {
+            return Err(self.death_error().await);
+        }
+        match wait.await {
+            Ok(result) => result?,
+            // Dropped unanswered: only the writer's death does that, and it
+            // names its reason right after.
+            Err(_) => return Err(self.death_error().await),
+        }
         let v = slot.lock().unwrap().take();
         v.ok_or_else(|| io::Error::other("committed job left no result"))
     }
+
+    async fn death_error(&self) -> io::Error {
+        io::Error::other(format!("group-commit writer died: {}", self.died().await))
+    }
 }
 
-fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Request>) {
+/// The writer loop. Returns when every sender is gone, or with the reason
+/// the database can no longer be written.
+fn run(db: &Database, rx: &mut mpsc::Receiver<Request>) -> Result<(), String> {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -146,8 +207,7 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Request>) {
         }
         metrics::GROUP_COMMIT_BATCH_SIZE.observe(batch.len() as f64);
         let started = Instant::now();
-        let outcome = commit(&db, &batch);
-        let results = match outcome {
+        match commit(db, &batch) {
             Ok((results, committed)) => {
                 match committed {
                     Some(Durability::Immediate) => {
@@ -157,15 +217,23 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Request>) {
                     Some(_) => metrics::LAZY_COMMITS.inc(),
                     None => {}
                 }
-                results
+                for (r, result) in batch.into_iter().zip(results) {
+                    let _ = r.done.send(result);
+                }
             }
-            Err(e) => batch.iter().map(|_| Err(io::Error::new(e.kind(), e.to_string()))).collect(),
-        };
-        for (r, result) in batch.into_iter().zip(results) {
-            let _ = r.done.send(result);
+            Err(Fatal(reason)) => {
+                for r in batch {
+                    let _ = r.done.send(Err(io::Error::other(format!("group-commit writer died: {reason}"))));
+                }
+                return Err(reason);
+            }
         }
     }
+    Ok(())
 }
+
+/// The database refuses further writes: the writer must stop.
+struct Fatal(String);
 
 /// Every job's outcome in batch order, and how the batch was committed
 /// (`None`: not at all).
@@ -174,11 +242,7 @@ type Outcome = (Vec<io::Result<()>>, Option<Durability>);
 /// Commits `batch` in one transaction, leaving out each job that fails.
 /// Each failure costs one more transaction, so a batch takes at most one
 /// more than it has jobs.
-///
-/// # Errors
-///
-/// When no transaction can be begun or committed: the whole batch fails.
-fn commit(db: &Database, batch: &[Request]) -> io::Result<Outcome> {
+fn commit(db: &Database, batch: &[Request]) -> Result<Outcome, Fatal> {
     let mut failed: Vec<Option<io::Error>> = batch.iter().map(|_| None).collect();
     let committed = 'attempt: loop {
         // Only jobs still in the batch decide whether it needs an fsync.
@@ -187,8 +251,8 @@ fn commit(db: &Database, batch: &[Request]) -> io::Result<Outcome> {
             break 'attempt None;
         }
         let durability = if live().any(|r| r.durable) { Durability::Immediate } else { Durability::None };
-        let mut tx = db.begin_write().map_err(io::Error::other)?;
-        tx.set_durability(durability).map_err(io::Error::other)?;
+        let mut tx = db.begin_write().map_err(|e| Fatal(format!("cannot begin a write transaction: {e}")))?;
+        tx.set_durability(durability).map_err(|e| Fatal(format!("cannot set durability: {e}")))?;
         for (i, r) in batch.iter().enumerate() {
             if failed[i].is_some() {
                 continue;
@@ -198,7 +262,7 @@ fn commit(db: &Database, batch: &[Request]) -> io::Result<Outcome> {
                 failed[i] = Some(e);
                 // The job's partial writes are in `tx`: only an abort takes
                 // them out, and the others' writes with them.
-                tx.abort().map_err(io::Error::other)?;
+                tx.abort().map_err(|e| Fatal(format!("abort after a failed job: {e}")))?;
                 continue 'attempt;
             }
         }
@@ -212,19 +276,29 @@ fn commit(db: &Database, batch: &[Request]) -> io::Result<Outcome> {
                     .collect();
                 return Ok((results, None));
             }
-            Err(e) => return Err(io::Error::other(e)),
+            Err(e) => return Err(Fatal(format!("commit failed, outcome unknown: {e}"))),
         }
     };
     Ok((failed.into_iter().map(|f| f.map_or(Ok(()), Err)).collect(), committed))
 }
 
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::time::Duration;
 
     use redb::backends::InMemoryBackend;
-    use redb::{ReadableDatabase, TableDefinition};
+    use redb::{ReadableDatabase, StorageBackend, TableDefinition};
     use tokio::task::JoinHandle;
 
     use super::*;
@@ -349,6 +423,7 @@ mod tests {
         let runs: Vec<usize> = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
         assert_eq!(runs, [2, 1, 1]);
         assert!(metrics::GROUP_COMMIT_JOB_FAILURES.get() > failures);
+        assert_eq!(writer.failure(), None);
         writer.write(|tx| put(tx, "later", 4)).await.expect("the writer goes on");
         assert_eq!(read(&db, "later"), Some(4));
     }
@@ -373,5 +448,74 @@ mod tests {
             assert_eq!(outcome(job).await.expect_err("fails").to_string(), format!("job {i} failed"));
             assert_eq!(read(&db, &format!("k{i}")), None);
         }
+        assert_eq!(writer.failure(), None);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_kills_the_writer_and_nothing_hangs() {
+        let db = memory_db();
+        let writer = GroupWriter::start(db.clone());
+        writer.write(|tx| put(tx, "committed", 1)).await.expect("a first write");
+        let gate = Gate::hold(&writer).await;
+        let good = queue(&writer, |tx| put(tx, "good", 2)).await;
+        let panicking = queue(&writer, |_| -> io::Result<()> { panic!("boom") }).await;
+        let queued_behind = queue(&writer, |tx| put(tx, "behind", 3)).await;
+        gate.release().await;
+
+        for job in [good, panicking, queued_behind] {
+            let e = outcome(job).await.expect_err("the writer died");
+            assert_eq!(e.to_string(), "group-commit writer died: a write job panicked: boom");
+        }
+        let reason = tokio::time::timeout(WAIT, writer.died()).await.expect("died resolves");
+        assert_eq!(reason, "a write job panicked: boom");
+        assert_eq!(writer.failure().as_deref(), Some("a write job panicked: boom"));
+        let later = tokio::time::timeout(WAIT, writer.write(|tx| put(tx, "later", 4))).await.expect("no hang");
+        assert!(later.expect_err("refused").to_string().starts_with("group-commit writer died"));
+        assert_eq!((read(&db, "committed"), read(&db, "good"), read(&db, "later")), (Some(1), None, None));
+    }
+
+    /// An in-memory disk whose fsync fails on demand.
+    #[derive(Debug)]
+    struct FlakyDisk {
+        inner: InMemoryBackend,
+        fail_sync: Arc<AtomicBool>,
+    }
+
+    impl StorageBackend for FlakyDisk {
+        fn len(&self) -> io::Result<u64> {
+            self.inner.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+            self.inner.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.inner.set_len(len)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            if self.fail_sync.load(Ordering::SeqCst) {
+                return Err(io::Error::other("injected fsync failure"));
+            }
+            self.inner.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+            self.inner.write(offset, data)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_fails_the_batch_and_kills_the_writer() {
+        let fail_sync = Arc::new(AtomicBool::new(false));
+        let disk = FlakyDisk { inner: InMemoryBackend::new(), fail_sync: fail_sync.clone() };
+        let db = Arc::new(Database::builder().create_with_backend(disk).expect("database"));
+        let writer = GroupWriter::start(db.clone());
+        writer.write(|tx| put(tx, "a", 1)).await.expect("a healthy commit");
+
+        fail_sync.store(true, Ordering::SeqCst);
+        let e = writer.write(|tx| put(tx, "b", 2)).await.expect_err("the fsync fails");
+        assert!(e.to_string().starts_with("group-commit writer died: commit failed, outcome unknown"), "{e}");
+        let reason = tokio::time::timeout(WAIT, writer.died()).await.expect("died resolves");
+        assert!(reason.contains("injected fsync failure"), "{reason}");
+        let later = tokio::time::timeout(WAIT, writer.write(|tx| put(tx, "c", 3))).await.expect("no hang");
+        assert!(later.is_err());
     }
 }
