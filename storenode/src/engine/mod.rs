@@ -25,7 +25,7 @@ use prost::Message;
 use proto::raftpb;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-pub use writer::GroupWriter;
+pub use writer::{Failpoints, GroupWriter};
 
 pub const RAFT_LOG: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("raft_log");
 pub const RAFT_META: TableDefinition<(u64, u8), &[u8]> = TableDefinition::new("raft_meta");
@@ -53,6 +53,15 @@ impl Engine {
     /// When the file cannot be opened (another process holds it, corrupt)
     /// or the tables cannot be created.
     pub fn open(dir: &Path) -> io::Result<Arc<Engine>> {
+        Self::open_with(dir, Failpoints::default())
+    }
+
+    /// As [`Engine::open`], with test failpoints armed in the writer.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::open`].
+    pub fn open_with(dir: &Path, failpoints: Failpoints) -> io::Result<Arc<Engine>> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("store.redb");
         let db = Database::create(&path).map_err(|e| io_err(format!("{}: {e}", path.display())))?;
@@ -65,7 +74,7 @@ impl Engine {
         tx.open_table(STORE_META).map_err(io_err)?;
         tx.commit().map_err(io_err)?;
         let db = Arc::new(db);
-        let writer = GroupWriter::start(db.clone());
+        let writer = GroupWriter::start_with(db.clone(), failpoints);
         Ok(Arc::new(Engine { db, writer }))
     }
 

@@ -84,6 +84,36 @@ struct Request {
     done: oneshot::Sender<io::Result<()>>,
 }
 
+/// Faults a test can switch on for a whole process, off unless named at
+/// startup (see `docs/operations.md`, "Failpoints").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Failpoints {
+    /// The writer panics inside the job after this many job runs, as a
+    /// buggy job would.
+    pub writer_panic_after: Option<u64>,
+}
+
+impl Failpoints {
+    /// The environment variable that sets [`Failpoints::writer_panic_after`].
+    pub const WRITER_PANIC_AFTER: &'static str = "STORE_FAILPOINT_WRITER_PANIC_AFTER";
+
+    /// Reads the failpoints from `lookup` (the environment).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` when a failpoint is set to something other than a
+    /// number: a test that meant to inject a fault must not run without it.
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> io::Result<Failpoints> {
+        let writer_panic_after = match lookup(Self::WRITER_PANIC_AFTER) {
+            None => None,
+            Some(v) => Some(v.trim().parse().map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("{}={v:?}: {e}", Self::WRITER_PANIC_AFTER))
+            })?),
+        };
+        Ok(Failpoints { writer_panic_after })
+    }
+}
+
 #[derive(Clone)]
 pub struct GroupWriter {
     tx: mpsc::Sender<Request>,
@@ -94,12 +124,18 @@ pub struct GroupWriter {
 impl GroupWriter {
     /// Starts the writer thread over `db`.
     pub fn start(db: Arc<Database>) -> GroupWriter {
+        Self::start_with(db, Failpoints::default())
+    }
+
+    /// Starts the writer thread over `db` with `failpoints` armed.
+    pub fn start_with(db: Arc<Database>, failpoints: Failpoints) -> GroupWriter {
         let (tx, mut rx) = mpsc::channel(QUEUE);
         let (died_tx, died) = watch::channel(None);
         std::thread::Builder::new()
             .name("group-commit".into())
             .spawn(move || {
-                let reason = match panic::catch_unwind(AssertUnwindSafe(|| run(&db, &mut rx))) {
+                let mut runs = JobRuns { count: 0, panic_after: failpoints.writer_panic_after };
+                let reason = match panic::catch_unwind(AssertUnwindSafe(|| run(&db, &mut rx, &mut runs))) {
                     // Every GroupWriter is gone: nobody is left to write.
                     Ok(Ok(())) => return,
                     Ok(Err(fatal)) => fatal,
@@ -194,9 +230,25 @@ impl GroupWriter {
     }
 }
 
+/// Counts job runs for the panic failpoint.
+struct JobRuns {
+    count: u64,
+    panic_after: Option<u64>,
+}
+
+impl JobRuns {
+    fn run(&mut self, job: &Job, tx: &WriteTransaction) -> io::Result<()> {
+        if self.panic_after == Some(self.count) {
+            panic!("failpoint {}={} reached", Failpoints::WRITER_PANIC_AFTER, self.count);
+        }
+        self.count += 1;
+        job(tx)
+    }
+}
+
 /// The writer loop. Returns when every sender is gone, or with the reason
 /// the database can no longer be written.
-fn run(db: &Database, rx: &mut mpsc::Receiver<Request>) -> Result<(), String> {
+fn run(db: &Database, rx: &mut mpsc::Receiver<Request>, runs: &mut JobRuns) -> Result<(), String> {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -207,7 +259,7 @@ fn run(db: &Database, rx: &mut mpsc::Receiver<Request>) -> Result<(), String> {
         }
         metrics::GROUP_COMMIT_BATCH_SIZE.observe(batch.len() as f64);
         let started = Instant::now();
-        match commit(db, &batch) {
+        match commit(db, &batch, runs) {
             Ok((results, committed)) => {
                 match committed {
                     Some(Durability::Immediate) => {
@@ -242,7 +294,7 @@ type Outcome = (Vec<io::Result<()>>, Option<Durability>);
 /// Commits `batch` in one transaction, leaving out each job that fails.
 /// Each failure costs one more transaction, so a batch takes at most one
 /// more than it has jobs.
-fn commit(db: &Database, batch: &[Request]) -> Result<Outcome, Fatal> {
+fn commit(db: &Database, batch: &[Request], runs: &mut JobRuns) -> Result<Outcome, Fatal> {
     let mut failed: Vec<Option<io::Error>> = batch.iter().map(|_| None).collect();
     let committed = 'attempt: loop {
         // Only jobs still in the batch decide whether it needs an fsync.
@@ -257,7 +309,7 @@ fn commit(db: &Database, batch: &[Request]) -> Result<Outcome, Fatal> {
             if failed[i].is_some() {
                 continue;
             }
-            if let Err(e) = (r.job)(&tx) {
+            if let Err(e) = runs.run(&r.job, &tx) {
                 metrics::GROUP_COMMIT_JOB_FAILURES.inc();
                 failed[i] = Some(e);
                 // The job's partial writes are in `tx`: only an abort takes
@@ -474,6 +526,18 @@ mod tests {
         assert_eq!((read(&db, "committed"), read(&db, "good"), read(&db, "later")), (Some(1), None, None));
     }
 
+    #[tokio::test]
+    async fn the_panic_failpoint_kills_the_writer_after_n_job_runs() {
+        let db = memory_db();
+        let writer = GroupWriter::start_with(db.clone(), Failpoints { writer_panic_after: Some(2) });
+        writer.write(|tx| put(tx, "a", 1)).await.expect("first");
+        writer.write_lazy(|tx| put(tx, "b", 2)).await.expect("second");
+        let e = writer.write(|tx| put(tx, "c", 3)).await.expect_err("third");
+        assert!(e.to_string().contains("STORE_FAILPOINT_WRITER_PANIC_AFTER=2"), "{e}");
+        assert!(writer.failure().is_some());
+        assert_eq!((read(&db, "a"), read(&db, "b"), read(&db, "c")), (Some(1), Some(2), None));
+    }
+
     /// An in-memory disk whose fsync fails on demand.
     #[derive(Debug)]
     struct FlakyDisk {
@@ -517,5 +581,17 @@ mod tests {
         assert!(reason.contains("injected fsync failure"), "{reason}");
         let later = tokio::time::timeout(WAIT, writer.write(|tx| put(tx, "c", 3))).await.expect("no hang");
         assert!(later.is_err());
+    }
+
+    #[test]
+    fn failpoints_come_from_the_environment_or_refuse_to_start() {
+        let env = |v: Option<&'static str>| {
+            move |k: &str| if k == Failpoints::WRITER_PANIC_AFTER { v.map(String::from) } else { None }
+        };
+        assert_eq!(Failpoints::from_env(env(None)).unwrap(), Failpoints::default());
+        assert_eq!(Failpoints::from_env(env(Some("40"))).unwrap().writer_panic_after, Some(40));
+        let e = Failpoints::from_env(env(Some("forty"))).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("STORE_FAILPOINT_WRITER_PANIC_AFTER"), "{e}");
     }
 }
