@@ -6,7 +6,7 @@
 //! | `PUT /kv/{key}` | body is the value |
 //! | `DELETE /kv/{key}` | 200 whether or not it existed (`{"existed": bool}`) |
 //! | `GET /scan?start=&end=&limit=` | `{pairs: [{key, value}], next}` as UTF-8 (lossy) strings |
-//! | `GET /health` | 200 once registered and holding routes from PD |
+//! | `GET /health` | 200 once registered and holding routes from PD; 503 with `error` once the writer has died |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /status` | store id, route version, hosted regions with role and leader |
 //! | `GET/PUT/DELETE /debug/partition` | only with `fault-injection: true`: show, set, heal a simulated partition ([`crate::fault`]) |
@@ -204,11 +204,24 @@ async fn scan(State(node): State<Arc<Node>>, Query(q): Query<HashMap<String, Str
     Json(json!({"count": list.len(), "pairs": list})).into_response()
 }
 
-/// 200 once the store has routes from PD (it can place any request).
 async fn health(State(node): State<Arc<Node>>) -> Response {
-    let version = node.routes.version();
-    let status = if version > 0 { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({"store_id": node.store_id, "route_version": version}))).into_response()
+    let (status, body) = health_report(node.store_id, node.routes.version(), node.engine.writer.failure());
+    (status, Json(body)).into_response()
+}
+
+/// 200 once the store has routes from PD (it can place any request), and
+/// 503 for good once its group-commit writer has died (it can write
+/// nothing), with the reason in `error`.
+fn health_report(store_id: u64, route_version: u64, writer_failure: Option<String>) -> (StatusCode, serde_json::Value) {
+    if let Some(reason) = writer_failure {
+        let error = format!("group-commit writer died: {reason}");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"store_id": store_id, "route_version": route_version, "error": error}),
+        );
+    }
+    let status = if route_version > 0 { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, json!({"store_id": store_id, "route_version": route_version}))
 }
 
 async fn status(State(node): State<Arc<Node>>) -> Json<serde_json::Value> {
@@ -238,4 +251,21 @@ async fn status(State(node): State<Arc<Node>>) -> Json<serde_json::Value> {
         "region_count": regions.len(),
         "regions": regions,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_is_503_with_the_reason_once_the_writer_died() {
+        assert_eq!(health_report(4, 0, None).0, StatusCode::SERVICE_UNAVAILABLE);
+        let (status, body) = health_report(4, 9, None);
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, json!({"store_id": 4, "route_version": 9}));
+        let (status, body) = health_report(4, 9, Some("a write job panicked: boom".into()));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"], "group-commit writer died: a write job panicked: boom");
+        assert_eq!(body["route_version"], 9);
+    }
 }

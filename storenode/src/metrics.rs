@@ -82,6 +82,11 @@ pub static GROUP_COMMIT_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
         latency_buckets(),
     )
 });
+/// Jobs left out of their batch because they failed; the rest of the batch
+/// was committed without them.
+pub static GROUP_COMMIT_JOB_FAILURES: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter("store_group_commit_job_failures_total", "Write jobs that failed and were left out of their batch")
+});
 pub static GROUP_COMMIT_BATCH_SIZE: LazyLock<Histogram> = LazyLock::new(|| {
     histogram(
         "store_group_commit_batch_size",
@@ -152,6 +157,7 @@ pub fn init() {
     LazyLock::force(&LAZY_COMMITS);
     LazyLock::force(&GROUP_COMMIT_SECONDS);
     LazyLock::force(&GROUP_COMMIT_BATCH_SIZE);
+    LazyLock::force(&GROUP_COMMIT_JOB_FAILURES);
     LazyLock::force(&RAFT_MESSAGES_SENT);
     LazyLock::force(&RAFT_MESSAGES_RECEIVED);
     LazyLock::force(&RAFT_MESSAGES_DROPPED);

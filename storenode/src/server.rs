@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 use crate::config::StoreConfig;
-use crate::engine::Engine;
+use crate::engine::{Engine, Failpoints};
 use crate::kv::service::KvService;
 use crate::node::Node;
 use crate::routes::RouteTable;
@@ -55,7 +55,11 @@ impl StoreServer {
     /// Engine, listener or registration failures.
     pub async fn start(config: StoreConfig) -> std::io::Result<StoreServer> {
         metrics::init();
-        let engine = Engine::open(&config.data_dir)?;
+        let failpoints = Failpoints::from_env(|k| std::env::var(k).ok())?;
+        if failpoints != Failpoints::default() {
+            tracing::warn!(?failpoints, "test failpoints armed: this store will fail on purpose");
+        }
+        let engine = Engine::open_with(&config.data_dir, failpoints)?;
         let grpc_listener = TcpListener::bind(&config.grpc_addr).await?;
         let http_listener = TcpListener::bind(&config.http_addr).await?;
         let grpc_addr = grpc_listener.local_addr()?;
@@ -105,6 +109,12 @@ impl StoreServer {
 
     pub fn node(&self) -> &Arc<Node> {
         &self.node
+    }
+
+    /// Resolves, with the reason, if the group-commit writer dies: nothing
+    /// can be written any more, and the caller must stop serving.
+    pub async fn writer_died(&self) -> String {
+        self.node.engine.writer.died().await
     }
 
     pub async fn shutdown(self) {

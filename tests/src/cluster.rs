@@ -39,6 +39,18 @@ impl StoreProcess {
     /// Starts a storage node registered with `pd` and waits until it is
     /// ready (registered and serving).
     pub fn spawn(name: &str, data_dir: PathBuf, pd: &[String], extra_args: &[&str]) -> StoreProcess {
+        Self::spawn_env(name, data_dir, pd, extra_args, &[])
+    }
+
+    /// As [`StoreProcess::spawn`], with extra environment variables (test
+    /// failpoints).
+    pub fn spawn_env(
+        name: &str,
+        data_dir: PathBuf,
+        pd: &[String],
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> StoreProcess {
         let mut args = vec![
             "--data-dir".to_string(),
             data_dir.display().to_string(),
@@ -54,7 +66,7 @@ impl StoreProcess {
             "1000".into(),
         ];
         args.extend(extra_args.iter().map(|s| s.to_string()));
-        Self::spawn_with(name, data_dir, args)
+        Self::spawn_with(name, data_dir, args, env)
     }
 
     /// A store with production raft timing on fixed addresses (the
@@ -70,11 +82,12 @@ impl StoreProcess {
             "--pd".into(),
             pd.join(","),
         ];
-        Self::spawn_with(name, data_dir, args)
+        Self::spawn_with(name, data_dir, args, &[])
     }
 
-    fn spawn_with(name: &str, data_dir: PathBuf, args: Vec<String>) -> StoreProcess {
-        let env = vec![("STORE_LOG_LEVEL".to_string(), TEST_LOG.to_string())];
+    fn spawn_with(name: &str, data_dir: PathBuf, args: Vec<String>, extra_env: &[(&str, &str)]) -> StoreProcess {
+        let mut env = vec![("STORE_LOG_LEVEL".to_string(), TEST_LOG.to_string())];
+        env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let process = Process::spawn(name, "storenode", args, env, data_dir.with_extension("log"));
         let store_id = process.field("store").parse().expect("store id in ready line");
         StoreProcess { store_id, process }
@@ -140,6 +153,6 @@ impl Cluster {
     }
 }
 
-fn store_dir(root: &Path, i: usize) -> PathBuf {
+pub fn store_dir(root: &Path, i: usize) -> PathBuf {
     root.join(format!("store{i}"))
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -144,6 +144,19 @@ impl Process {
 
     pub fn is_running(&self) -> bool {
         self.child.is_some()
+    }
+
+    /// The exit status, once the process has exited on its own (it is then
+    /// no longer running); `None` while it runs.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().expect("try_wait")?;
+        self.child = None;
+        Some(status)
+    }
+
+    /// Leaves `key` out of the environment of later restarts.
+    pub fn remove_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
     }
 
     pub fn log_path(&self) -> &Path {

@@ -8,10 +8,14 @@
 //! storenode ready store=4 grpc=127.0.0.1:20160 http=127.0.0.1:20180
 //! ```
 //!
-//! Logs go to stderr. SIGINT or SIGTERM stops it gracefully.
+//! Logs go to stderr. SIGINT or SIGTERM stops it gracefully. If the
+//! group-commit writer dies (the database refuses writes, or a write job
+//! panicked), it logs `group-commit writer died: <reason>; exiting` and
+//! exits with status 1 at once: a store that cannot write must not serve.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use pd::config::LogFormat;
@@ -124,7 +128,7 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let server = match StoreServer::start(config).await {
             Ok(s) => s,
             Err(e) => {
@@ -136,9 +140,21 @@ fn main() -> ExitCode {
             "storenode ready store={} grpc={} http={}",
             server.store_id, server.advertise_grpc_addr, server.advertise_http_addr
         ));
-        pd::cli::wait_for_signal().await;
+        tokio::select! {
+            () = pd::cli::wait_for_signal() => {}
+            reason = server.writer_died() => {
+                // No graceful shutdown: everything committed is already in
+                // the database, and stopping the raft groups would only wait
+                // on writes that cannot succeed. A restart repairs the file.
+                tracing::error!("group-commit writer died: {reason}; exiting");
+                return ExitCode::FAILURE;
+            }
+        }
         tracing::info!("shutting down");
         server.shutdown().await;
         ExitCode::SUCCESS
-    })
+    });
+    // Bounded, so a stuck blocking task cannot keep a dying store alive.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    code
 }

@@ -13,7 +13,8 @@
 //! All regions share one data table, so a split never copies data: it only
 //! changes which region owns which keys. Every durable write goes through the
 //! [`GroupWriter`]; reads open their own read transaction, which sees a
-//! consistent snapshot.
+//! consistent snapshot. If the writer dies, the engine can no longer be
+//! written and the store must stop ([`GroupWriter::died`]).
 
 pub mod writer;
 
@@ -25,7 +26,7 @@ use prost::Message;
 use proto::raftpb;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-pub use writer::GroupWriter;
+pub use writer::{Failpoints, GroupWriter};
 
 pub const RAFT_LOG: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("raft_log");
 pub const RAFT_META: TableDefinition<(u64, u8), &[u8]> = TableDefinition::new("raft_meta");
@@ -54,6 +55,15 @@ impl Engine {
     /// When the file cannot be opened (another process holds it, corrupt)
     /// or the tables cannot be created.
     pub fn open(dir: &Path) -> io::Result<Arc<Engine>> {
+        Self::open_with(dir, Failpoints::default())
+    }
+
+    /// As [`Engine::open`], with test failpoints armed in the writer.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::open`].
+    pub fn open_with(dir: &Path, failpoints: Failpoints) -> io::Result<Arc<Engine>> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("store.redb");
         let db = Database::create(&path).map_err(|e| io_err(format!("{}: {e}", path.display())))?;
@@ -67,7 +77,7 @@ impl Engine {
         tx.open_table(STORE_META).map_err(io_err)?;
         tx.commit().map_err(io_err)?;
         let db = Arc::new(db);
-        let writer = GroupWriter::start(db.clone());
+        let writer = GroupWriter::start_with(db.clone(), failpoints);
         Ok(Arc::new(Engine { db, writer }))
     }
 

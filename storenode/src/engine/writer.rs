@@ -10,17 +10,62 @@
 //! because the log can replay them. A batch holding only lazy jobs (applies)
 //! commits without fsync; redb makes it durable with the next durable
 //! commit, which always comes before anything that depends on it (a log
-//! purge is itself a durable job queued after the applies it covers). A job that fails
-//! fails the whole batch: the transaction is dropped, nothing is committed,
-//! and every waiter gets the error. Storage errors are fatal to the raft
-//! groups that see them, which stop rather than diverge.
+//! purge is itself a durable job queued after the applies it covers).
+//!
+//! # A failing job fails only itself
+//!
+//! A batch mixes the writes of many regions, so one region's storage error
+//! must not fail the others. When a job returns an error, its partial writes
+//! are already in the batch's transaction, and the only way to take them out
+//! is to abort the transaction: the writer aborts it and runs the batch again
+//! in a new one without that job. The failing job's waiter gets its own
+//! error; every other waiter gets the commit's outcome. That is why a job is
+//! an `Fn`, not an `FnOnce`: it may run more than once, and only its last run
+//! counts, so it must be a function of what it captured and of the
+//! transaction, with no side effects of its own (its result is handed back
+//! from the run that committed).
+//!
+//! Savepoints would undo one job without repeating the others, but redb only
+//! creates a savepoint in a transaction that has not opened a table yet, so
+//! only one at the start of the batch is possible, and restoring that undoes
+//! every job before the failing one too. One transaction per job would
+//! isolate jobs without running them again, but costs every job a commit.
+//! Running the batch again costs nothing until a job fails; a job failure is
+//! rare (it stops its region's raft group), so that is the choice.
+//!
+//! Ordering across a failure holds because every caller waits for a write's
+//! result before queueing a write that depends on it (openraft calls a
+//! region's storage one call at a time): a later job of the same batch never
+//! depends on the failed one.
+//!
+//! The commit itself failing fails every job of the batch. redb then refuses
+//! further write transactions, and the commit may or may not have reached the
+//! disk, so the writer stops (below) and the waiters hear that the outcome is
+//! unknown. A commit refused because the transaction was poisoned (a job hid
+//! a failed redb call and returned success) was rolled back by redb: the
+//! batch fails, the writer goes on.
+//!
+//! # Writer death
+//!
+//! The writer stops for good when redb refuses further writes (a failed
+//! commit, a failed abort, no new transaction) or when a job panics. A panic
+//! is a bug that struck in the middle of a transaction nobody can vouch for,
+//! so it is not caught and counted as that job's failure: it ends the writer
+//! like the others (redb, too, marks the file for repair when a panic drops
+//! a write transaction). Once stopped, [`GroupWriter::failure`] names the reason,
+//! [`GroupWriter::died`] resolves, every queued and later write fails at once
+//! with `group-commit writer died: ...`, and the store must stop serving:
+//! `/health` answers 503 and the `storenode` binary exits non-zero. A
+//! restart reopens the database, which repairs whatever the failure left.
 
+use std::any::Any;
 use std::io;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use redb::{Database, Durability, WriteTransaction};
-use tokio::sync::{mpsc, oneshot};
+use redb::{CommitError, Database, Durability, WriteTransaction};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::metrics;
 
@@ -29,7 +74,9 @@ pub const MAX_BATCH: usize = 1024;
 /// Queued jobs before submitters wait: back-pressure, not unbounded memory.
 const QUEUE: usize = 8192;
 
-type Job = Box<dyn FnOnce(&WriteTransaction) -> io::Result<()> + Send>;
+/// Runs inside a batch's transaction; may run more than once (see the module
+/// doc), so `Fn`.
+type Job = Box<dyn Fn(&WriteTransaction) -> io::Result<()> + Send>;
 
 struct Request {
     job: Job,
@@ -37,32 +84,86 @@ struct Request {
     done: oneshot::Sender<io::Result<()>>,
 }
 
+/// Faults a test can switch on for a whole process, off unless named at
+/// startup (see `docs/operations.md`, "Failpoints").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Failpoints {
+    /// The writer panics inside the job after this many job runs, as a
+    /// buggy job would.
+    pub writer_panic_after: Option<u64>,
+}
+
+impl Failpoints {
+    /// The environment variable that sets [`Failpoints::writer_panic_after`].
+    pub const WRITER_PANIC_AFTER: &'static str = "STORE_FAILPOINT_WRITER_PANIC_AFTER";
+
+    /// Reads the failpoints from `lookup` (the environment).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` when a failpoint is set to something other than a
+    /// number: a test that meant to inject a fault must not run without it.
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> io::Result<Failpoints> {
+        let writer_panic_after = match lookup(Self::WRITER_PANIC_AFTER) {
+            None => None,
+            Some(v) => Some(v.trim().parse().map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("{}={v:?}: {e}", Self::WRITER_PANIC_AFTER))
+            })?),
+        };
+        Ok(Failpoints { writer_panic_after })
+    }
+}
+
 #[derive(Clone)]
 pub struct GroupWriter {
     tx: mpsc::Sender<Request>,
+    /// `Some(reason)` once the writer thread has stopped for good.
+    died: watch::Receiver<Option<String>>,
 }
 
 impl GroupWriter {
     /// Starts the writer thread over `db`.
     pub fn start(db: Arc<Database>) -> GroupWriter {
-        let (tx, rx) = mpsc::channel(QUEUE);
+        Self::start_with(db, Failpoints::default())
+    }
+
+    /// Starts the writer thread over `db` with `failpoints` armed.
+    pub fn start_with(db: Arc<Database>, failpoints: Failpoints) -> GroupWriter {
+        let (tx, mut rx) = mpsc::channel(QUEUE);
+        let (died_tx, died) = watch::channel(None);
         std::thread::Builder::new()
             .name("group-commit".into())
-            .spawn(move || run(db, rx))
+            .spawn(move || {
+                let mut runs = JobRuns { count: 0, panic_after: failpoints.writer_panic_after };
+                let reason = match panic::catch_unwind(AssertUnwindSafe(|| run(&db, &mut rx, &mut runs))) {
+                    // Every GroupWriter is gone: nobody is left to write.
+                    Ok(Ok(())) => return,
+                    Ok(Err(fatal)) => fatal,
+                    Err(payload) => format!("a write job panicked: {}", panic_message(&*payload)),
+                };
+                // The reason first, then the queue: a submitter that finds
+                // the queue closed (or its request dropped) reads why.
+                died_tx.send_replace(Some(reason));
+                drop(rx);
+            })
             .expect("spawn group-commit thread");
-        GroupWriter { tx }
+        GroupWriter { tx, died }
     }
 
     /// Runs `f` inside the next batch's transaction and returns its result
-    /// once the batch is durably committed.
+    /// once the batch is durably committed. `f` may run more than once (the
+    /// batch is run again without a job that failed); only the run that
+    /// commits counts.
     ///
     /// # Errors
     ///
-    /// `f`'s error, any other job's error in the same batch, or the commit's.
+    /// `f`'s error (its writes are not committed); the commit's, which fails
+    /// the whole batch; or `group-commit writer died: ...` once the writer
+    /// has stopped.
     pub async fn write<T, F>(&self, f: F) -> io::Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> io::Result<T> + Send + 'static,
+        F: Fn(&WriteTransaction) -> io::Result<T> + Send + 'static,
     {
         self.submit(true, f).await
     }
@@ -77,15 +178,31 @@ impl GroupWriter {
     pub async fn write_lazy<T, F>(&self, f: F) -> io::Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> io::Result<T> + Send + 'static,
+        F: Fn(&WriteTransaction) -> io::Result<T> + Send + 'static,
     {
         self.submit(false, f).await
+    }
+
+    /// Why the writer stopped, once it has; `None` while it runs.
+    pub fn failure(&self) -> Option<String> {
+        self.died.borrow().clone()
+    }
+
+    /// Resolves, with the reason, once the writer has stopped for good.
+    pub async fn died(&self) -> String {
+        let mut died = self.died.clone();
+        match died.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            // The thread dropped its end without a reason: it ended some
+            // other way (it cannot end normally while `self` holds a sender).
+            Err(_) => "the writer thread ended".into(),
+        }
     }
 
     async fn submit<T, F>(&self, durable: bool, f: F) -> io::Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> io::Result<T> + Send + 'static,
+        F: Fn(&WriteTransaction) -> io::Result<T> + Send + 'static,
     {
         let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
         let out = slot.clone();
@@ -95,17 +212,43 @@ impl GroupWriter {
             Ok(())
         });
         let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Request { job, durable, done })
-            .await
-            .map_err(|_| io::Error::other("group-commit writer stopped"))?;
-        wait.await.map_err(|_| io::Error::other("group-commit writer stopped"))??;
+        if self.tx.send(Request { job, durable, done }).await.is_err() {
+            return Err(self.death_error().await);
+        }
+        match wait.await {
+            Ok(result) => result?,
+            // Dropped unanswered: only the writer's death does that, and it
+            // names its reason right after.
+            Err(_) => return Err(self.death_error().await),
+        }
         let v = slot.lock().unwrap().take();
         v.ok_or_else(|| io::Error::other("committed job left no result"))
     }
+
+    async fn death_error(&self) -> io::Error {
+        io::Error::other(format!("group-commit writer died: {}", self.died().await))
+    }
 }
 
-fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Request>) {
+/// Counts job runs for the panic failpoint.
+struct JobRuns {
+    count: u64,
+    panic_after: Option<u64>,
+}
+
+impl JobRuns {
+    fn run(&mut self, job: &Job, tx: &WriteTransaction) -> io::Result<()> {
+        if self.panic_after == Some(self.count) {
+            panic!("failpoint {}={} reached", Failpoints::WRITER_PANIC_AFTER, self.count);
+        }
+        self.count += 1;
+        job(tx)
+    }
+}
+
+/// The writer loop. Returns when every sender is gone, or with the reason
+/// the database can no longer be written.
+fn run(db: &Database, rx: &mut mpsc::Receiver<Request>, runs: &mut JobRuns) -> Result<(), String> {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -114,35 +257,341 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        let size = batch.len();
-        let durable = batch.iter().any(|r| r.durable);
-        let (jobs, waiters): (Vec<Job>, Vec<_>) = batch.into_iter().map(|r| (r.job, r.done)).unzip();
+        metrics::GROUP_COMMIT_BATCH_SIZE.observe(batch.len() as f64);
         let started = Instant::now();
-        let result = commit(&db, jobs, durable);
-        metrics::GROUP_COMMIT_BATCH_SIZE.observe(size as f64);
-        if durable {
-            metrics::GROUP_COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
-            metrics::GROUP_COMMITS.inc();
-        } else {
-            metrics::LAZY_COMMITS.inc();
+        match commit(db, &batch, runs) {
+            Ok((results, committed)) => {
+                match committed {
+                    Some(Durability::Immediate) => {
+                        metrics::GROUP_COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
+                        metrics::GROUP_COMMITS.inc();
+                    }
+                    Some(_) => metrics::LAZY_COMMITS.inc(),
+                    None => {}
+                }
+                for (r, result) in batch.into_iter().zip(results) {
+                    let _ = r.done.send(result);
+                }
+            }
+            Err(Fatal(reason)) => {
+                for r in batch {
+                    let _ = r.done.send(Err(io::Error::other(format!("group-commit writer died: {reason}"))));
+                }
+                return Err(reason);
+            }
         }
-        for w in waiters {
-            let r = match &result {
-                Ok(()) => Ok(()),
-                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-            };
-            let _ = w.send(r);
+    }
+    Ok(())
+}
+
+/// The database refuses further writes: the writer must stop.
+struct Fatal(String);
+
+/// Every job's outcome in batch order, and how the batch was committed
+/// (`None`: not at all).
+type Outcome = (Vec<io::Result<()>>, Option<Durability>);
+
+/// Commits `batch` in one transaction, leaving out each job that fails.
+/// Each failure costs one more transaction, so a batch takes at most one
+/// more than it has jobs.
+fn commit(db: &Database, batch: &[Request], runs: &mut JobRuns) -> Result<Outcome, Fatal> {
+    let mut failed: Vec<Option<io::Error>> = batch.iter().map(|_| None).collect();
+    let committed = 'attempt: loop {
+        // Only jobs still in the batch decide whether it needs an fsync.
+        let live = || batch.iter().zip(&failed).filter(|(_, f)| f.is_none()).map(|(r, _)| r);
+        if live().next().is_none() {
+            break 'attempt None;
         }
+        let durability = if live().any(|r| r.durable) { Durability::Immediate } else { Durability::None };
+        let mut tx = db.begin_write().map_err(|e| Fatal(format!("cannot begin a write transaction: {e}")))?;
+        tx.set_durability(durability).map_err(|e| Fatal(format!("cannot set durability: {e}")))?;
+        for (i, r) in batch.iter().enumerate() {
+            if failed[i].is_some() {
+                continue;
+            }
+            if let Err(e) = runs.run(&r.job, &tx) {
+                metrics::GROUP_COMMIT_JOB_FAILURES.inc();
+                failed[i] = Some(e);
+                // The job's partial writes are in `tx`: only an abort takes
+                // them out, and the others' writes with them.
+                tx.abort().map_err(|e| Fatal(format!("abort after a failed job: {e}")))?;
+                continue 'attempt;
+            }
+        }
+        match tx.commit() {
+            Ok(()) => break 'attempt Some(durability),
+            Err(CommitError::TransactionPoisoned) => {
+                let e = CommitError::TransactionPoisoned;
+                let results = failed
+                    .into_iter()
+                    .map(|f| Err(f.unwrap_or_else(|| io::Error::other(format!("batch not committed: {e}")))))
+                    .collect();
+                return Ok((results, None));
+            }
+            Err(e) => return Err(Fatal(format!("commit failed, outcome unknown: {e}"))),
+        }
+    };
+    Ok((failed.into_iter().map(|f| f.map_or(Ok(()), Err)).collect(), committed))
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".into()
     }
 }
 
-fn commit(db: &Database, jobs: Vec<Job>, durable: bool) -> io::Result<()> {
-    let mut tx = db.begin_write().map_err(io::Error::other)?;
-    if !durable {
-        tx.set_durability(Durability::None).map_err(io::Error::other)?;
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use redb::backends::InMemoryBackend;
+    use redb::{ReadableDatabase, StorageBackend, TableDefinition};
+    use tokio::task::JoinHandle;
+
+    use super::*;
+
+    const T: TableDefinition<&str, u64> = TableDefinition::new("t");
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn memory_db() -> Arc<Database> {
+        Arc::new(Database::builder().create_with_backend(InMemoryBackend::new()).expect("in-memory database"))
     }
-    for job in jobs {
-        job(&tx)?;
+
+    fn read(db: &Database, key: &str) -> Option<u64> {
+        let tx = db.begin_read().expect("read");
+        let t = match tx.open_table(T) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return None,
+            Err(e) => panic!("{e}"),
+        };
+        t.get(key).expect("get").map(|v| v.value())
     }
-    tx.commit().map_err(io::Error::other)
+
+    fn put(tx: &WriteTransaction, key: &str, value: u64) -> io::Result<()> {
+        tx.open_table(T).map_err(io::Error::other)?.insert(key, value).map_err(io::Error::other)?;
+        Ok(())
+    }
+
+    impl GroupWriter {
+        fn queued(&self) -> usize {
+            self.tx.max_capacity() - self.tx.capacity()
+        }
+    }
+
+    /// Holds the writer inside a job until released, so whatever is queued
+    /// meanwhile is taken as one batch.
+    struct Gate {
+        release: std::sync::mpsc::Sender<()>,
+        job: JoinHandle<io::Result<()>>,
+    }
+
+    impl Gate {
+        async fn hold(writer: &GroupWriter) -> Gate {
+            let (started_tx, mut started) = mpsc::unbounded_channel();
+            let (release, held) = std::sync::mpsc::channel::<()>();
+            let w = writer.clone();
+            let job = tokio::spawn(async move {
+                w.write(move |_| {
+                    let _ = started_tx.send(());
+                    let _ = held.recv();
+                    Ok(())
+                })
+                .await
+            });
+            tokio::time::timeout(WAIT, started.recv()).await.expect("writer took the gate job");
+            Gate { release, job }
+        }
+
+        /// Lets the writer go on, to take everything queued as one batch.
+        async fn release(self) {
+            self.release.send(()).expect("gate job waiting");
+            self.job.await.expect("gate task").expect("gate job");
+        }
+    }
+
+    /// Submits `f` and waits until it is queued, so jobs queue in the order
+    /// they are submitted.
+    async fn queue<T, F>(writer: &GroupWriter, f: F) -> JoinHandle<io::Result<T>>
+    where
+        T: Send + 'static,
+        F: Fn(&WriteTransaction) -> io::Result<T> + Send + 'static,
+    {
+        let queued = writer.queued();
+        let w = writer.clone();
+        let job = tokio::spawn(async move { w.write(f).await });
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while writer.queued() == queued {
+            assert!(tokio::time::Instant::now() < deadline, "a job never queued");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        job
+    }
+
+    async fn outcome<T>(job: JoinHandle<io::Result<T>>) -> io::Result<T> {
+        tokio::time::timeout(WAIT, job).await.expect("a write never answered").expect("write task")
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_fails_alone_and_its_batch_commits() {
+        let db = memory_db();
+        let writer = GroupWriter::start(db.clone());
+        let failures = metrics::GROUP_COMMIT_JOB_FAILURES.get();
+        let runs: Arc<[AtomicUsize; 3]> = Arc::new(Default::default());
+        let gate = Gate::hold(&writer).await;
+
+        let r = runs.clone();
+        let before = queue(&writer, move |tx| {
+            r[0].fetch_add(1, Ordering::SeqCst);
+            put(tx, "before", 1)?;
+            Ok("before's result")
+        })
+        .await;
+        let r = runs.clone();
+        let failing = queue(&writer, move |tx| {
+            r[1].fetch_add(1, Ordering::SeqCst);
+            put(tx, "failing", 2)?;
+            Err::<(), _>(io::Error::new(io::ErrorKind::InvalidData, "region 7: bad entry"))
+        })
+        .await;
+        let r = runs.clone();
+        let after = queue(&writer, move |tx| {
+            r[2].fetch_add(1, Ordering::SeqCst);
+            put(tx, "after", 3)
+        })
+        .await;
+        gate.release().await;
+
+        assert_eq!(outcome(before).await.expect("before commits"), "before's result");
+        let e = outcome(failing).await.expect_err("the failing job's own error");
+        assert_eq!((e.kind(), e.to_string().as_str()), (io::ErrorKind::InvalidData, "region 7: bad entry"));
+        outcome(after).await.expect("after commits");
+        assert_eq!((read(&db, "before"), read(&db, "failing"), read(&db, "after")), (Some(1), None, Some(3)));
+        // One batch: the job before the failing one ran again without it.
+        let runs: Vec<usize> = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+        assert_eq!(runs, [2, 1, 1]);
+        assert!(metrics::GROUP_COMMIT_JOB_FAILURES.get() > failures);
+        assert_eq!(writer.failure(), None);
+        writer.write(|tx| put(tx, "later", 4)).await.expect("the writer goes on");
+        assert_eq!(read(&db, "later"), Some(4));
+    }
+
+    #[tokio::test]
+    async fn a_batch_where_every_job_fails_commits_nothing() {
+        let db = memory_db();
+        let writer = GroupWriter::start(db.clone());
+        let gate = Gate::hold(&writer).await;
+        let mut jobs = Vec::new();
+        for i in 0..3u64 {
+            jobs.push(
+                queue(&writer, move |tx| {
+                    put(tx, &format!("k{i}"), i)?;
+                    Err::<(), _>(io::Error::other(format!("job {i} failed")))
+                })
+                .await,
+            );
+        }
+        gate.release().await;
+        for (i, job) in jobs.into_iter().enumerate() {
+            assert_eq!(outcome(job).await.expect_err("fails").to_string(), format!("job {i} failed"));
+            assert_eq!(read(&db, &format!("k{i}")), None);
+        }
+        assert_eq!(writer.failure(), None);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_kills_the_writer_and_nothing_hangs() {
+        let db = memory_db();
+        let writer = GroupWriter::start(db.clone());
+        writer.write(|tx| put(tx, "committed", 1)).await.expect("a first write");
+        let gate = Gate::hold(&writer).await;
+        let good = queue(&writer, |tx| put(tx, "good", 2)).await;
+        let panicking = queue(&writer, |_| -> io::Result<()> { panic!("boom") }).await;
+        let queued_behind = queue(&writer, |tx| put(tx, "behind", 3)).await;
+        gate.release().await;
+
+        for job in [good, panicking, queued_behind] {
+            let e = outcome(job).await.expect_err("the writer died");
+            assert_eq!(e.to_string(), "group-commit writer died: a write job panicked: boom");
+        }
+        let reason = tokio::time::timeout(WAIT, writer.died()).await.expect("died resolves");
+        assert_eq!(reason, "a write job panicked: boom");
+        assert_eq!(writer.failure().as_deref(), Some("a write job panicked: boom"));
+        let later = tokio::time::timeout(WAIT, writer.write(|tx| put(tx, "later", 4))).await.expect("no hang");
+        assert!(later.expect_err("refused").to_string().starts_with("group-commit writer died"));
+        assert_eq!((read(&db, "committed"), read(&db, "good"), read(&db, "later")), (Some(1), None, None));
+    }
+
+    #[tokio::test]
+    async fn the_panic_failpoint_kills_the_writer_after_n_job_runs() {
+        let db = memory_db();
+        let writer = GroupWriter::start_with(db.clone(), Failpoints { writer_panic_after: Some(2) });
+        writer.write(|tx| put(tx, "a", 1)).await.expect("first");
+        writer.write_lazy(|tx| put(tx, "b", 2)).await.expect("second");
+        let e = writer.write(|tx| put(tx, "c", 3)).await.expect_err("third");
+        assert!(e.to_string().contains("STORE_FAILPOINT_WRITER_PANIC_AFTER=2"), "{e}");
+        assert!(writer.failure().is_some());
+        assert_eq!((read(&db, "a"), read(&db, "b"), read(&db, "c")), (Some(1), Some(2), None));
+    }
+
+    /// An in-memory disk whose fsync fails on demand.
+    #[derive(Debug)]
+    struct FlakyDisk {
+        inner: InMemoryBackend,
+        fail_sync: Arc<AtomicBool>,
+    }
+
+    impl StorageBackend for FlakyDisk {
+        fn len(&self) -> io::Result<u64> {
+            self.inner.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+            self.inner.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.inner.set_len(len)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            if self.fail_sync.load(Ordering::SeqCst) {
+                return Err(io::Error::other("injected fsync failure"));
+            }
+            self.inner.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+            self.inner.write(offset, data)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_fails_the_batch_and_kills_the_writer() {
+        let fail_sync = Arc::new(AtomicBool::new(false));
+        let disk = FlakyDisk { inner: InMemoryBackend::new(), fail_sync: fail_sync.clone() };
+        let db = Arc::new(Database::builder().create_with_backend(disk).expect("database"));
+        let writer = GroupWriter::start(db.clone());
+        writer.write(|tx| put(tx, "a", 1)).await.expect("a healthy commit");
+
+        fail_sync.store(true, Ordering::SeqCst);
+        let e = writer.write(|tx| put(tx, "b", 2)).await.expect_err("the fsync fails");
+        assert!(e.to_string().starts_with("group-commit writer died: commit failed, outcome unknown"), "{e}");
+        let reason = tokio::time::timeout(WAIT, writer.died()).await.expect("died resolves");
+        assert!(reason.contains("injected fsync failure"), "{reason}");
+        let later = tokio::time::timeout(WAIT, writer.write(|tx| put(tx, "c", 3))).await.expect("no hang");
+        assert!(later.is_err());
+    }
+
+    #[test]
+    fn failpoints_come_from_the_environment_or_refuse_to_start() {
+        let env = |v: Option<&'static str>| {
+            move |k: &str| if k == Failpoints::WRITER_PANIC_AFTER { v.map(String::from) } else { None }
+        };
+        assert_eq!(Failpoints::from_env(env(None)).unwrap(), Failpoints::default());
+        assert_eq!(Failpoints::from_env(env(Some("40"))).unwrap().writer_panic_after, Some(40));
+        let e = Failpoints::from_env(env(Some("forty"))).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("STORE_FAILPOINT_WRITER_PANIC_AFTER"), "{e}");
+    }
 }

@@ -80,6 +80,7 @@ pub type SessionTable<'txn> = Table<'txn, (u64, u64), &'static [u8]>;
 
 /// Applies `cmd` at most once per request id: `apply` runs only for a
 /// request this region has not applied before. `now_ms` is the log time.
+/// Returns the reply and whether it was a repeat answered from the session.
 ///
 /// # Errors
 ///
@@ -90,20 +91,18 @@ pub fn apply_once(
     cmd: &KvCommand,
     now_ms: u64,
     apply: impl FnOnce(&KvCommand) -> io::Result<KvReply>,
-) -> io::Result<KvReply> {
+) -> io::Result<(KvReply, bool)> {
     let Some(id) = cmd.request else {
-        return apply(cmd);
+        return Ok((apply(cmd)?, false));
     };
     let key = (region_id, id.client_id);
     let mut session: ClientSession = match sessions.get(key).map_err(io_err)? {
         Some(v) => decode(v.value())?,
         None => ClientSession::default(),
     };
+    let repeat = matches!(session.seen(id.seq), Seen::Applied(_));
     let reply = match session.seen(id.seq) {
-        Seen::Applied(reply) => {
-            crate::metrics::DUPLICATE_WRITES.inc();
-            reply
-        }
+        Seen::Applied(reply) => reply,
         Seen::Forgotten => KvReply::Forgotten,
         Seen::New => {
             let reply = apply(cmd)?;
@@ -116,7 +115,7 @@ pub fn apply_once(
     session.acknowledge(id.acked_below);
     session.last_active_ms = session.last_active_ms.max(now_ms);
     sessions.insert(key, encode(&session)?.as_slice()).map_err(io_err)?;
-    Ok(reply)
+    Ok((reply, repeat))
 }
 
 /// Removes the region's sessions idle for longer than [`SESSION_TTL_MS`] at
@@ -189,20 +188,19 @@ mod tests {
 
     /// Runs `cmds` through `apply_once` in one transaction; counts how
     /// often the write itself ran.
-    fn run(engine: &Arc<Engine>, cmds: &[(KvCommand, u64)]) -> (Vec<KvReply>, usize) {
+    fn run(engine: &Arc<Engine>, cmds: &[(KvCommand, u64)]) -> (Vec<(KvReply, bool)>, usize) {
         let tx = engine.db.begin_write().unwrap();
         let mut applied = 0;
         let mut replies = Vec::new();
         {
             let mut t = tx.open_table(SESSIONS).unwrap();
             for (cmd, now) in cmds {
-                replies.push(
-                    apply_once(&mut t, 1, cmd, *now, |_| {
-                        applied += 1;
-                        Ok(KvReply::Written)
-                    })
-                    .unwrap(),
-                );
+                let (reply, repeat) = apply_once(&mut t, 1, cmd, *now, |_| {
+                    applied += 1;
+                    Ok(KvReply::Written)
+                })
+                .unwrap();
+                replies.push((reply, repeat));
             }
         }
         tx.commit().unwrap();
@@ -214,7 +212,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(dir.path()).unwrap();
         let (replies, applied) = run(&engine, &[(put(1, 1, 10), 10), (put(1, 1, 20), 20), (put(2, 1, 30), 30)]);
-        assert_eq!(replies, vec![KvReply::Written; 3]);
+        let written = KvReply::Written;
+        assert_eq!(replies, vec![(written.clone(), false), (written.clone(), true), (written, false)]);
         assert_eq!(applied, 2, "seq 1 applied once, seq 2 once");
     }
 
@@ -223,7 +222,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(dir.path()).unwrap();
         let (replies, applied) = run(&engine, &[(put(1, 1, 10), 10), (put(2, 2, 20), 20), (put(1, 1, 30), 30)]);
-        assert_eq!(replies[2], KvReply::Forgotten);
+        assert_eq!(replies[2], (KvReply::Forgotten, false));
         assert_eq!(applied, 2);
     }
 
@@ -235,9 +234,9 @@ mod tests {
         {
             let mut t = tx.open_table(SESSIONS).unwrap();
             let refused = apply_once(&mut t, 1, &put(1, 1, 10), 10, |_| Ok(KvReply::Forgotten)).unwrap();
-            assert_eq!(refused, KvReply::Forgotten);
+            assert_eq!(refused, (KvReply::Forgotten, false));
             let retried = apply_once(&mut t, 1, &put(1, 1, 20), 20, |_| Ok(KvReply::Written)).unwrap();
-            assert_eq!(retried, KvReply::Written, "a refused write may apply when retried");
+            assert_eq!(retried, (KvReply::Written, false), "a refused write may apply when retried");
         }
         tx.commit().unwrap();
     }

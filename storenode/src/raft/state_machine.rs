@@ -155,6 +155,8 @@ struct Delta {
     size: i64,
     written_bytes: u64,
     written_keys: u64,
+    /// Writes answered from the session table.
+    repeats: u64,
 }
 
 fn apply_op(
@@ -283,18 +285,21 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
         }
         let started = Instant::now();
         let region = self.shared.region();
-        let mut state = self.shared.applied.lock().unwrap().clone();
+        let applied = self.shared.applied.lock().unwrap().clone();
         let region_id = self.shared.region_id;
         let (replies, delta, state) = self
             .engine
             .writer
             .write_lazy(move |tx| {
+                // The writer may run this job again (a failed job elsewhere
+                // in its batch): every run starts from the same state.
+                let mut state = applied.clone();
                 let mut data = tx.open_table(DATA).map_err(io_err)?;
                 let mut sessions = tx.open_table(SESSIONS).map_err(io_err)?;
                 let mut delta = Delta::default();
                 let mut replies = Vec::with_capacity(payloads.len());
-                for (log_id, payload) in payloads {
-                    state.last_applied = Some(log_id);
+                for (log_id, payload) in &payloads {
+                    state.last_applied = Some(*log_id);
                     replies.push(match payload {
                         EntryPayload::Blank => KvReply::Nothing,
                         EntryPayload::Normal(cmd) => {
@@ -305,12 +310,15 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
                                 session::sweep(&mut sessions, region_id, state.clock_ms)?;
                                 state.last_sweep_ms = state.clock_ms;
                             }
-                            session::apply_once(&mut sessions, region_id, &cmd, state.clock_ms, |cmd| {
-                                apply_op(&mut data, &region, cmd, &mut delta)
-                            })?
+                            let (reply, repeat) =
+                                session::apply_once(&mut sessions, region_id, cmd, state.clock_ms, |cmd| {
+                                    apply_op(&mut data, &region, cmd, &mut delta)
+                                })?;
+                            delta.repeats += u64::from(repeat);
+                            reply
                         }
                         EntryPayload::Membership(m) => {
-                            state.membership = StoredMembership::new(Some(log_id), m);
+                            state.membership = StoredMembership::new(Some(*log_id), m.clone());
                             KvReply::Nothing
                         }
                     });
@@ -328,6 +336,7 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
         s.approximate_size.fetch_add(delta.size as u64, Ordering::Relaxed);
         s.written_bytes.fetch_add(delta.written_bytes, Ordering::Relaxed);
         s.written_keys.fetch_add(delta.written_keys, Ordering::Relaxed);
+        metrics::DUPLICATE_WRITES.inc_by(delta.repeats);
         metrics::RAFT_APPLY_SECONDS.observe(started.elapsed().as_secs_f64());
         for (responder, reply) in responders.into_iter().zip(replies) {
             if let Some(r) = responder {
