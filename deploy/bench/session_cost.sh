@@ -51,11 +51,10 @@ done
 
 echo
 echo "== medians (put, 64 clients, $DURATION per run, $ROUNDS runs each)"
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 for label in old new; do
-  grep "^$label " "$WORK/results" | awk -v l="$label" '
-    { for (i = 1; i <= NF; i++) { if ($i ~ /\/s$/) { sub("/s", "", $i); t[NR] = $i } if ($i == "p99") p[NR] = $(i + 1) } }
-    END {
-      n = asort(t); m = asort(p)
-      printf "%s  throughput %s ops/s  p99 %s ms\n", l, t[int((n + 1) / 2)], p[int((m + 1) / 2)]
-    }'
+  rows=$(grep "^$label " "$WORK/results")
+  tput=$(echo "$rows" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /\/s$/) { sub("/s", "", $i); print $i } }' | median)
+  p99=$(echo "$rows" | awk '{ for (i = 1; i <= NF; i++) if ($i == "p99") { v = $(i + 1); sub("ms", "", v); print v } }' | median)
+  echo "$label  throughput ${tput} ops/s  p99 ${p99} ms"
 done

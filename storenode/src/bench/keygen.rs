@@ -28,6 +28,16 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }
+
+    /// A generator for a sub-task, independent of this one's later draws.
+    pub fn fork(&mut self) -> Rng {
+        Rng(self.next_u64())
+    }
+
+    /// A uniformly chosen item (`items` not empty).
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
 }
 
 /// Zipfian indexes in [0, n) with skew `theta` (YCSB's generator, after

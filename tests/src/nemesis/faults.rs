@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use pd::client::PdClient;
 
-use super::rng::Rng;
 use crate::cluster::Cluster;
 use crate::http_request;
+use storenode::bench::keygen::Rng;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FaultKind {
@@ -92,12 +92,13 @@ impl Nemesis {
     pub async fn run(&mut self, now: impl Fn() -> u64, until: u64) -> Vec<FaultRecord> {
         let mut done = Vec::new();
         loop {
-            tokio::time::sleep(self.rng.millis(300, 1_500)).await;
+            tokio::time::sleep(millis(&mut self.rng, 300, 1_500)).await;
             if now() >= until {
                 return done;
             }
             let kind = *self.rng.pick(&self.kinds);
-            let hold = self.rng.millis(kind.hold_ms().0, kind.hold_ms().1);
+            let (lo, hi) = kind.hold_ms();
+            let hold = millis(&mut self.rng, lo, hi);
             let start = now();
             let target = self.inject(kind, hold).await;
             crate::phase(&format!("nemesis: {kind} {target} for {hold:?}"));
@@ -196,6 +197,11 @@ impl Nemesis {
         }
         self.heal_partitions().await;
     }
+}
+
+/// Uniform in `lo..hi` milliseconds.
+fn millis(rng: &mut Rng, lo: u64, hi: u64) -> Duration {
+    Duration::from_millis(lo + rng.below(hi - lo))
 }
 
 /// Sets or heals a store's partition switch; a store that is down or paused

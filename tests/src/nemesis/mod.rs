@@ -12,14 +12,14 @@
 //!   pauses, and network partitions of one store from the others and PD.
 //! - [`checker`]: per-key linearizability of the history.
 //!
-//! A run is a pure function of its seed as far as the harness goes (which
+//! Every choice (which faults, when, on whom, which operations) comes from
+//! one seeded generator ([`Rng`]). A run is a pure function of its seed as far as the harness goes (which
 //! faults, when, on whom, which operations); the cluster's own timing is
 //! not, so a failing seed is a strong lead, not an exact replay.
 
 pub mod checker;
 pub mod faults;
 pub mod history;
-pub mod rng;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -33,7 +33,7 @@ use crate::cluster::Cluster;
 use checker::{Outcome, Verdict};
 use faults::{FaultKind, FaultRecord, Nemesis};
 use history::Recorder;
-use rng::Rng;
+use storenode::bench::keygen::Rng;
 use workload::{CLIENT_DEADLINE, Via, Worker};
 
 /// How long every replica may take to agree on every key once the faults

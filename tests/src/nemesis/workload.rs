@@ -16,8 +16,8 @@ use tokio::sync::watch;
 
 use super::checker::{Op, Outcome};
 use super::history::Recorder;
-use super::rng::Rng;
 use crate::http_request;
+use storenode::bench::keygen::Rng;
 
 /// Longer than the client's deadline and the HTTP API's retry window, so an
 /// operation ends by its own error before this.
