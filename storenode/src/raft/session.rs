@@ -100,16 +100,15 @@ pub fn apply_once(
         Some(v) => decode(v.value())?,
         None => ClientSession::default(),
     };
-    let repeat = matches!(session.seen(id.seq), Seen::Applied(_));
-    let reply = match session.seen(id.seq) {
-        Seen::Applied(reply) => reply,
-        Seen::Forgotten => KvReply::Forgotten,
+    let (reply, repeat) = match session.seen(id.seq) {
+        Seen::Applied(reply) => (reply, true),
+        Seen::Forgotten => (KvReply::Forgotten, false),
         Seen::New => {
             let reply = apply(cmd)?;
             if reply.applied() {
                 session.replies.insert(id.seq, reply.clone());
             }
-            reply
+            (reply, false)
         }
     };
     session.acknowledge(id.acked_below);
