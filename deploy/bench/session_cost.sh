@@ -14,7 +14,8 @@ DURATION=${2:-10s}
 ROUNDS=${3:-3}
 WORK=$(mktemp -d)
 OLD_SRC="$WORK/old-src"
-OLD_TARGET=${OLD_TARGET:-target/bench-old}
+NEW_TARGET=${CARGO_TARGET_DIR:-$PWD/target}
+OLD_TARGET=${OLD_TARGET:-$PWD/target/bench-old}
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -27,7 +28,7 @@ trap cleanup EXIT
 echo "== building this tree and $OLD_REV (release)"
 cargo build --release --workspace --bins
 git worktree add --detach "$OLD_SRC" "$OLD_REV" >/dev/null
-(cd "$OLD_SRC" && CARGO_TARGET_DIR="$OLDPWD/$OLD_TARGET" cargo build --release --workspace --bins)
+(cd "$OLD_SRC" && CARGO_TARGET_DIR="$OLD_TARGET" cargo build --release --workspace --bins)
 
 run_one() { # label bin-dir
   local label=$1 bin=$2 dir="$WORK/run-$RANDOM"
@@ -46,7 +47,7 @@ run_one() { # label bin-dir
 for round in $(seq 1 "$ROUNDS"); do
   echo "== round $round"
   run_one "old" "$OLD_TARGET/release"
-  run_one "new" "target/release"
+  run_one "new" "$NEW_TARGET/release"
 done
 
 echo
