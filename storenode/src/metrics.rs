@@ -117,12 +117,14 @@ pub static PEER_REFUSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 /// Every `source` of [`PEER_REFUSALS`].
 pub const PEER_REFUSAL_SOURCES: [&str; 4] = ["startup", "route", "raft_message", "snapshot"];
 
-pub static SNAPSHOTS: LazyLock<IntCounterVec> =
-    LazyLock::new(|| counter_vec("store_snapshots_total", "Region snapshots sent or received", &["direction"]));
+pub static SNAPSHOTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec("store_snapshots_total", "Region snapshots built, sent, received or installed", &["direction"])
+});
 pub static SNAPSHOT_BYTES: LazyLock<IntCounterVec> =
     LazyLock::new(|| counter_vec("store_snapshot_bytes_total", "Region snapshot bytes", &["direction"]));
-pub static SNAPSHOT_SECONDS: LazyLock<HistogramVec> =
-    LazyLock::new(|| histogram_vec("store_snapshot_seconds", "Time to send or install a snapshot", &["direction"]));
+pub static SNAPSHOT_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    histogram_vec("store_snapshot_seconds", "Time to build, send, receive or install a snapshot", &["direction"])
+});
 
 pub static PD_HEARTBEATS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec("store_pd_heartbeats_total", "Messages sent to PD on the heartbeat stream", &["kind"])
@@ -187,11 +189,11 @@ pub fn init() {
             PEER_REFUSALS.with_label_values(&[source, reason]);
         }
     }
-    for dir in ["sent", "received", "installed"] {
+    for dir in ["built", "sent", "received", "installed"] {
         SNAPSHOTS.with_label_values(&[dir]);
         SNAPSHOT_BYTES.with_label_values(&[dir]);
     }
-    for dir in ["send", "receive", "install"] {
+    for dir in ["build", "send", "receive", "install"] {
         SNAPSHOT_SECONDS.with_label_values(&[dir]);
     }
     for kind in ["store", "region"] {

@@ -1,6 +1,6 @@
 //! A follower that falls behind past the leader's log truncation catches up
-//! by snapshot: built by scanning the region's range, streamed in chunks,
-//! installed by replacing the range.
+//! by snapshot: built into a file from one read transaction, streamed in
+//! chunks, installed in bounded steps.
 
 use std::time::Duration;
 

@@ -48,6 +48,8 @@ pub struct BenchConfig {
     pub value_size: usize,
     /// Size of the key space.
     pub keys: u64,
+    /// Put in front of every key, to aim the load at one region.
+    pub key_prefix: Vec<u8>,
     pub distribution: Distribution,
     pub duration: Duration,
     pub scan_limit: u32,
@@ -56,6 +58,15 @@ pub struct BenchConfig {
     pub preload: bool,
     /// Print a progress line every second.
     pub progress: bool,
+}
+
+impl BenchConfig {
+    /// Key number `i`: the prefix, then `key_size` bytes spread evenly.
+    fn key(&self, i: u64) -> Vec<u8> {
+        let mut k = self.key_prefix.clone();
+        k.extend_from_slice(&key(i, self.key_size));
+        k
+    }
 }
 
 /// What the load is sent to.
@@ -158,7 +169,7 @@ pub async fn preload(backend: &Arc<Backend>, cfg: &BenchConfig) -> Result<(), St
                 if i >= cfg.keys {
                     return Ok::<(), String>(());
                 }
-                backend.put(c, key(i, cfg.key_size), value_for(i, cfg.value_size)).await?;
+                backend.put(c, cfg.key(i), value_for(i, cfg.value_size)).await?;
             }
         }));
     }
@@ -205,7 +216,7 @@ pub async fn run(backend: Arc<Backend>, cfg: BenchConfig) -> Report {
                     Op::Scan
                 };
                 let i = cfg.distribution.pick(&mut rng, cfg.keys);
-                let k = key(i, cfg.key_size);
+                let k = cfg.key(i);
                 let t = Instant::now();
                 let res = match op {
                     Op::Put => backend.put(c, k, value_for(i, cfg.value_size)).await,

@@ -43,6 +43,10 @@ struct Args {
     /// Size of the key space.
     #[arg(long, default_value_t = 100_000)]
     keys: u64,
+    /// Put in front of every key (not counted in --key-size), to aim the
+    /// load at one region of a pre-split cluster.
+    #[arg(long, default_value = "")]
+    key_prefix: String,
     #[arg(long, value_enum, default_value_t = Dist::Uniform)]
     distribution: Dist,
     #[arg(long, default_value_t = 0.99)]
@@ -160,6 +164,7 @@ async fn bench(args: Args) -> Result<(), String> {
         key_size: args.key_size,
         value_size: args.value_size,
         keys: args.keys,
+        key_prefix: args.key_prefix.clone().into_bytes(),
         distribution,
         duration: args.duration,
         scan_limit: args.scan_limit,

@@ -15,11 +15,14 @@
 //! [`GroupWriter`]; reads open their own read transaction, which sees a
 //! consistent snapshot. If the writer dies, the engine can no longer be
 //! written and the store must stop ([`GroupWriter::died`]).
+//!
+//! Region snapshot files live outside the database, in `snapshots/` next to
+//! it ([`crate::raft::snapshot`]).
 
 pub mod writer;
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use prost::Message;
@@ -45,6 +48,9 @@ pub fn io_err(e: impl std::fmt::Display) -> io::Error {
 pub struct Engine {
     pub db: Arc<Database>,
     pub writer: GroupWriter,
+    /// Region snapshot files ([`crate::raft::snapshot`]), next to the
+    /// database so a rename into it never crosses file systems.
+    pub snapshot_dir: PathBuf,
 }
 
 impl Engine {
@@ -76,9 +82,11 @@ impl Engine {
         tx.open_table(SESSIONS).map_err(io_err)?;
         tx.open_table(STORE_META).map_err(io_err)?;
         tx.commit().map_err(io_err)?;
+        let snapshot_dir = dir.join("snapshots");
+        std::fs::create_dir_all(&snapshot_dir)?;
         let db = Arc::new(db);
         let writer = GroupWriter::start_with(db.clone(), failpoints);
-        Ok(Arc::new(Engine { db, writer }))
+        Ok(Arc::new(Engine { db, writer, snapshot_dir }))
     }
 
     /// The store id PD gave this store, once it has one.

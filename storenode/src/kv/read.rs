@@ -5,7 +5,7 @@ use proto::kvpb;
 use super::{check_key, key_not_in_region};
 use crate::config::{DEFAULT_SCAN_LIMIT, MAX_BATCH_KEYS, MAX_SCAN_LIMIT};
 use crate::error::{Result, StoreError};
-use crate::node::Node;
+use crate::node::{Node, RegionPeer};
 
 fn storage(e: std::io::Error) -> StoreError {
     StoreError::Unavailable(format!("storage read failed: {e}"))
@@ -26,6 +26,7 @@ impl Node {
                 if !stale {
                     self.read_index(&peer).await?;
                 }
+                refuse_while_installing(&peer)?;
                 let region = peer.region();
                 if !peer.shared.contains(&key) {
                     return Err(key_not_in_region(&key, &region));
@@ -53,6 +54,7 @@ impl Node {
                 if !stale {
                     self.read_index(&peer).await?;
                 }
+                refuse_while_installing(&peer)?;
                 let region = peer.region();
                 if !peer.shared.contains(&start) {
                     return Err(key_not_in_region(&start, &region));
@@ -91,6 +93,7 @@ impl Node {
                 if !stale {
                     self.read_index(&peer).await?;
                 }
+                refuse_while_installing(&peer)?;
                 let region = peer.region();
                 if let Some(k) = keys.iter().find(|k| !peer.shared.contains(k)) {
                     return Err(key_not_in_region(k, &region));
@@ -107,6 +110,21 @@ impl Node {
         )
         .await
     }
+}
+
+/// A peer installing a snapshot has a range that is partly old and partly
+/// new. A linearizable read could not get here (it waits for the applied
+/// index, which the install moves only when done), but a stale read skips
+/// that wait.
+///
+/// # Errors
+///
+/// `ServerBusy` while the install runs: the client retries.
+fn refuse_while_installing(peer: &RegionPeer) -> Result<()> {
+    if peer.shared.is_applying_snapshot() {
+        return Err(StoreError::ServerBusy(format!("region {} is installing a snapshot", peer.region_id())));
+    }
+    Ok(())
 }
 
 /// # Errors

@@ -260,14 +260,21 @@ impl Node {
             let quiet = Duration::from_millis(self.config.raft.election_timeout_max_ms);
             *self.vote_quiet_until.lock().unwrap() = Some(Instant::now() + quiet);
         }
+        crate::raft::snapshot::clean_dir(&self.engine.snapshot_dir, &states)?;
         for state in states {
             if state.state == raftpb::PeerState::Tombstone as i32 {
                 continue;
             }
             let Some(region) = state.region else { continue };
+            let region_id = region.id;
             match self.start_peer(region, state.peer_id, PeerOrigin::Restart).await {
                 // Logged and counted; its state stays on disk.
                 Ok(_) | Err(StartPeerError::Refused(_)) => {}
+                // Its range holds a half-installed snapshot: the peer stays
+                // down (so nothing serves that data), the others start.
+                Err(StartPeerError::Io(e)) if resume_failed(&e) => {
+                    error!(region_id, error = %e, "not starting a peer whose snapshot install cannot resume");
+                }
                 Err(StartPeerError::Io(e)) => return Err(e),
             }
         }
@@ -327,7 +334,10 @@ impl Node {
         let region_id = region.id;
         let local = self.engine.region_state(region_id)?;
         let initialize = origin == (PeerOrigin::Route { bootstrap: true });
-        let initialized = initialize || self.engine.has_raft_data(region_id)?;
+        // A peer interrupted installing its first snapshot has partial data
+        // in its range: it owns the range while it resumes.
+        let applying = local.as_ref().is_some_and(|s| s.state == raftpb::PeerState::Applying as i32);
+        let initialized = initialize || applying || self.engine.has_raft_data(region_id)?;
         // Checked and claimed under one lock, so no claim slips in between.
         let admitted = {
             let mut ranges = self.ranges.lock().unwrap();
@@ -376,7 +386,11 @@ impl Node {
                 region: Some(region.clone()),
                 state: raftpb::PeerState::Normal as i32,
                 peer_id,
+                ..Default::default()
             };
+            // Files an earlier peer of the region left would be taken for
+            // this peer's snapshot: openraft restores a new peer from them.
+            crate::raft::snapshot::remove_older(&self.engine.snapshot_dir, region.id, u64::MAX);
             self.engine.save_region_state(state).await?;
         }
         RegionPeer::start(
@@ -449,6 +463,12 @@ impl Node {
         let n = self.peers.read().unwrap().values().filter(|p| p.is_leader()).count();
         metrics::LEADERS.set(n as i64);
     }
+}
+
+/// Whether a peer failed to start because its interrupted snapshot install
+/// cannot resume.
+fn resume_failed(e: &std::io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<crate::raft::snapshot::install::ResumeFailed>())
 }
 
 fn record_refusal(refusal: &PeerRefused, source: &'static str, peer_id: u64) {

@@ -26,9 +26,13 @@ impl RegionPeer {
     /// voters (every replica of a bootstrap region does this with the same
     /// membership, which openraft allows).
     ///
+    /// A region whose snapshot install was interrupted by a restart finishes
+    /// it before its raft starts.
+    ///
     /// # Errors
     ///
-    /// Storage failures, or raft refusing to start.
+    /// Storage failures, an interrupted install that cannot resume, or raft
+    /// refusing to start.
     pub async fn start(
         engine: Arc<Engine>,
         transport: Arc<Transport>,
@@ -38,7 +42,9 @@ impl RegionPeer {
         initialize: bool,
     ) -> std::io::Result<Arc<RegionPeer>> {
         let log = RegionLogStore::new(region.id, engine.clone());
-        let sm = RegionStateMachine::open(engine, region.clone(), peer_id)?;
+        let sm = RegionStateMachine::open(engine, region.clone(), peer_id).await?;
+        // An interrupted snapshot install, now finished, may have moved the range.
+        let region = sm.shared().region();
         let shared = sm.shared();
         let network = RegionNetwork { shared: shared.clone(), transport };
         let raft = RegionRaft::new(peer_id, config, network, log.clone(), sm)

@@ -135,7 +135,12 @@ mod tests {
     }
 
     fn tombstone(region: metapb::Region, peer_id: u64) -> raftpb::RegionLocalState {
-        raftpb::RegionLocalState { region: Some(region), state: raftpb::PeerState::Tombstone as i32, peer_id }
+        raftpb::RegionLocalState {
+            region: Some(region),
+            state: raftpb::PeerState::Tombstone as i32,
+            peer_id,
+            ..Default::default()
+        }
     }
 
     /// Region 1 [b, m) at version 3 is initialized here.

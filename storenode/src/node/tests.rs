@@ -86,6 +86,7 @@ async fn start_peer_honours_a_tombstone_row() {
         region: Some(region(5, "x", "y", 2, 1, 7)),
         state: raftpb::PeerState::Tombstone as i32,
         peer_id: 7,
+        ..Default::default()
     };
     engine.save_region_state(tomb).await.unwrap();
     let node = node(engine.clone());

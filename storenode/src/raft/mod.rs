@@ -5,6 +5,8 @@
 //!   through the group-commit writer.
 //! - [`state_machine`]: a region's applied state: user keys in the shared
 //!   data table, the region's meta, snapshots built by scanning its range.
+//! - [`snapshot`]: snapshots as files: the format, the streaming builder and
+//!   the bounded, crash-safe installer.
 //! - [`session`]: the per-region session table that makes writes
 //!   exactly-once.
 //! - [`network`]: outgoing raft RPCs for one region over the store-to-store
@@ -18,6 +20,7 @@ pub mod command;
 pub mod log_store;
 pub mod network;
 pub mod session;
+pub mod snapshot;
 pub mod state_machine;
 
 use serde::{Deserialize, Serialize};
@@ -47,7 +50,7 @@ pub type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
 pub type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
 pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
 pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
-pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, Vec<u8>>;
+pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, snapshot::SnapshotFile>;
 
 /// postcard encoding for raft entries, state and snapshots.
 pub(crate) fn encode<T: Serialize>(v: &T) -> std::io::Result<Vec<u8>> {

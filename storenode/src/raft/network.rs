@@ -14,6 +14,7 @@ use proto::raftpb;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::snapshot::SnapshotFile;
 use super::state_machine::RegionShared;
 use super::{PeerNode, Snapshot, TypeConfig, Vote, decode, encode};
 use crate::transport::client::Transport;
@@ -86,7 +87,7 @@ impl PeerConn {
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerConn {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotFile;
 
     async fn append_entries(
         &mut self,
@@ -121,7 +122,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConn {
             region: Some(shared.region()),
             meta: encode(&(vote, &snapshot.meta)).map_err(|e| self.unreachable(e))?,
         };
-        let send = self.net.transport.send_snapshot(header, snapshot.snapshot);
+        let send = self.net.transport.send_snapshot(header, &snapshot.snapshot);
         tokio::select! {
             res = send => {
                 let bytes = res.map_err(|e| self.unreachable(e))?;

@@ -10,13 +10,20 @@
 //! log, and after a crash everything past the recorded applied id is
 //! applied again.
 //!
-//! A snapshot is the region's meta, its sessions and every pair in its key
-//! range, read in one read transaction together with the applied state, so
-//! it is exactly the state at its log id. Installing one replaces the keys
-//! of the range and the region's sessions.
+//! Snapshots are files ([`super::snapshot`]): built by streaming the
+//! region's meta, pairs and sessions from one read transaction, so a file is
+//! exactly the state at its log id; installed in bounded writer jobs behind
+//! a durable `APPLYING` mark, so other regions' writes interleave and a
+//! crash mid-install resumes when the region is opened again. Nothing of a
+//! snapshot stays in memory: the region remembers only its newest file's
+//! path and meta.
+//!
+//! Storage failures while applying are returned to openraft, which stops
+//! the region's raft group rather than let the replica diverge.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
@@ -24,37 +31,26 @@ use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use pd::catalog::keys;
-use prost::Message;
 use proto::{metapb, raftpb};
 use redb::{ReadableDatabase, ReadableTable, Table};
 use serde::{Deserialize, Serialize};
 
 use super::session::{self, SWEEP_INTERVAL_MS};
+use super::snapshot::{self, SnapshotFile, build, install};
 use super::{KvCommand, KvOp, KvReply, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig, decode, encode};
-use crate::engine::{APPLY_STATE, DATA, Engine, REGION_STATE, SESSIONS, io_err};
+use crate::engine::{APPLY_STATE, DATA, Engine, SESSIONS, io_err};
 use crate::metrics;
 
 /// What the engine records per region next to its data.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct ApplyState {
-    last_applied: Option<LogId>,
-    membership: StoredMembership,
+pub struct ApplyState {
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
     /// Log time: the largest leader timestamp applied. Sessions expire by
     /// it, so every replica expires them at the same log position.
-    clock_ms: u64,
+    pub clock_ms: u64,
     /// Log time of the last sweep for expired sessions.
-    last_sweep_ms: u64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct SnapshotPayload {
-    /// `metapb.Region`, protobuf-encoded.
-    region: Vec<u8>,
-    clock_ms: u64,
-    last_sweep_ms: u64,
-    /// (client id, encoded session).
-    sessions: Vec<(u64, Vec<u8>)>,
-    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub last_sweep_ms: u64,
 }
 
 /// A region's state as the rest of the store sees it.
@@ -63,7 +59,14 @@ pub struct RegionShared {
     pub peer_id: u64,
     region: RwLock<metapb::Region>,
     applied: Mutex<ApplyState>,
-    snapshot: Mutex<Option<Snapshot>>,
+    /// The newest snapshot file: its meta and path, never its contents.
+    current_snapshot: Mutex<Option<(SnapshotMeta, PathBuf)>>,
+    /// Set while a snapshot install is writing the range: its keys are
+    /// partly old and partly new, and stale reads must not see them.
+    applying: AtomicBool,
+    /// Held by an install for its duration and by a build while it opens
+    /// its read transaction, so a build never reads a half-installed range.
+    install_lock: tokio::sync::Mutex<()>,
     pub approximate_keys: AtomicU64,
     pub approximate_size: AtomicU64,
     /// Since the last region heartbeat; swapped to zero when reported.
@@ -90,6 +93,11 @@ impl RegionShared {
         keys::contains(&r.start_key, &r.end_key, key)
     }
 
+    /// Whether a snapshot install is rewriting the region's range now.
+    pub fn is_applying_snapshot(&self) -> bool {
+        self.applying.load(Ordering::Acquire)
+    }
+
     /// Sets the hook called after each installed snapshot; only the first
     /// call takes effect.
     pub fn on_snapshot_installed(&self, hook: impl Fn(&metapb::Region) + Send + Sync + 'static) {
@@ -104,12 +112,19 @@ pub struct RegionStateMachine {
 }
 
 impl RegionStateMachine {
-    /// Loads the region's applied state; `region` is its current meta.
+    /// Loads the region's applied state; `region` is its current meta. A
+    /// region whose snapshot install was interrupted finishes it first.
     ///
     /// # Errors
     ///
-    /// Read or decode failures.
-    pub fn open(engine: Arc<Engine>, region: metapb::Region, peer_id: u64) -> io::Result<Self> {
+    /// Read or decode failures; an interrupted install that cannot resume
+    /// ([`install::ResumeFailed`] as `InvalidData`): the peer must not start.
+    pub async fn open(engine: Arc<Engine>, mut region: metapb::Region, peer_id: u64) -> io::Result<Self> {
+        if let Some(state) = engine.region_state(region.id)?
+            && state.state == raftpb::PeerState::Applying as i32
+        {
+            region = install::resume(&engine, &state).await?.region;
+        }
         let tx = engine.db.begin_read().map_err(io_err)?;
         let applied = match tx.open_table(APPLY_STATE).map_err(io_err)?.get(region.id).map_err(io_err)? {
             Some(v) => decode(v.value())?,
@@ -128,12 +143,15 @@ impl RegionStateMachine {
             n += 1;
             size += (k.value().len() + v.value().len()) as u64;
         }
+        let current = snapshot::latest(&engine.snapshot_dir, region.id)?;
         let shared = Arc::new(RegionShared {
             region_id: region.id,
             peer_id,
             region: RwLock::new(region),
             applied: Mutex::new(applied),
-            snapshot: Mutex::new(None),
+            current_snapshot: Mutex::new(current),
+            applying: AtomicBool::new(false),
+            install_lock: tokio::sync::Mutex::new(()),
             approximate_keys: AtomicU64::new(n),
             approximate_size: AtomicU64::new(size),
             written_bytes: AtomicU64::new(0),
@@ -141,6 +159,21 @@ impl RegionStateMachine {
             snapshot_installed: OnceLock::new(),
         });
         Ok(RegionStateMachine { engine, shared })
+    }
+
+    /// Records `path` (at `meta`) as the region's current snapshot unless a
+    /// newer one is current, and deletes whichever files are older.
+    fn set_current_snapshot(&self, meta: &SnapshotMeta, path: PathBuf) {
+        let index = |m: &SnapshotMeta| m.last_log_id.map_or(0, |l| l.index());
+        let mut current = self.shared.current_snapshot.lock().unwrap();
+        if current.as_ref().is_some_and(|(m, _)| index(m) > index(meta)) {
+            // Built from an older state while a newer snapshot was
+            // installed: the caller still reads it through its handle.
+            let _ = std::fs::remove_file(&path);
+            return;
+        }
+        snapshot::remove_older(&self.engine.snapshot_dir, self.shared.region_id, index(meta));
+        *current = Some((meta.clone(), path));
     }
 
     pub fn shared(&self) -> Arc<RegionShared> {
@@ -216,53 +249,29 @@ fn apply_op(
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for RegionStateMachine {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotFile;
 
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
+        let started = Instant::now();
         let region_id = self.shared.region_id;
-        let tx = self.engine.db.begin_read().map_err(io_err)?;
-        // Applied state, region meta and data from one read transaction:
-        // they were written together, so they agree.
-        let applied: ApplyState = match tx.open_table(APPLY_STATE).map_err(io_err)?.get(region_id).map_err(io_err)? {
-            Some(v) => decode(v.value())?,
-            None => ApplyState::default(),
+        let tx = {
+            let _no_install = self.shared.install_lock.lock().await;
+            self.engine.db.begin_read().map_err(io_err)?
         };
-        let state = match tx.open_table(REGION_STATE).map_err(io_err)?.get(region_id).map_err(io_err)? {
-            Some(v) => raftpb::RegionLocalState::decode(v.value()).map_err(io_err)?,
-            None => return Err(io_err(format!("region {region_id} has no local state"))),
-        };
-        let region = state.region.unwrap_or_default();
-        let data = tx.open_table(DATA).map_err(io_err)?;
-        let range = if region.end_key.is_empty() {
-            data.range(region.start_key.as_slice()..)
-        } else {
-            data.range(region.start_key.as_slice()..region.end_key.as_slice())
-        }
-        .map_err(io_err)?;
-        let mut pairs = Vec::new();
-        for row in range {
-            let (k, v) = row.map_err(io_err)?;
-            pairs.push((k.value().to_vec(), v.value().to_vec()));
-        }
-        let sessions = session::export(&tx.open_table(SESSIONS).map_err(io_err)?, region_id)?;
-        let payload = encode(&SnapshotPayload {
-            region: region.encode_to_vec(),
-            clock_ms: applied.clock_ms,
-            last_sweep_ms: applied.last_sweep_ms,
-            sessions,
-            pairs,
-        })?;
-        let snapshot = Snapshot {
-            meta: SnapshotMeta { last_log_id: applied.last_applied, last_membership: applied.membership },
-            snapshot: payload,
-        };
-        *self.shared.snapshot.lock().unwrap() = Some(snapshot.clone());
-        Ok(snapshot)
+        let engine = self.engine.clone();
+        // Seconds of file I/O for a large region: off the async workers.
+        let built =
+            tokio::task::spawn_blocking(move || build::build(&engine, region_id, &tx)).await.map_err(io_err)??;
+        self.set_current_snapshot(&built.meta, built.path.clone());
+        metrics::SNAPSHOTS.with_label_values(&["built"]).inc();
+        metrics::SNAPSHOT_BYTES.with_label_values(&["built"]).inc_by(built.bytes);
+        metrics::SNAPSHOT_SECONDS.with_label_values(&["build"]).observe(started.elapsed().as_secs_f64());
+        Ok(Snapshot { meta: built.meta, snapshot: SnapshotFile::open_handle(built.path, built.file) })
     }
 }
 
 impl RaftStateMachine<TypeConfig> for RegionStateMachine {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotFile;
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembership)> {
@@ -350,64 +359,42 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
         self.clone()
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> io::Result<()> {
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotFile) -> io::Result<()> {
         let started = Instant::now();
-        let payload: SnapshotPayload = decode(&snapshot)?;
-        let region = metapb::Region::decode(payload.region.as_slice()).map_err(io_err)?;
-        if region.id != self.shared.region_id {
-            return Err(io_err(format!("snapshot of region {} sent to region {}", region.id, self.shared.region_id)));
-        }
-        let state = ApplyState {
-            last_applied: meta.last_log_id,
-            membership: meta.last_membership.clone(),
-            clock_ms: payload.clock_ms,
-            last_sweep_ms: payload.last_sweep_ms,
-        };
-        let local = raftpb::RegionLocalState {
-            region: Some(region.clone()),
-            state: raftpb::PeerState::Normal as i32,
-            peer_id: self.shared.peer_id,
-        };
-        let (n, size) =
-            payload.pairs.iter().fold((0u64, 0u64), |(n, s), (k, v)| (n + 1, s + (k.len() + v.len()) as u64));
-        let apply_bytes = encode(&state)?;
-        let region_for_job = region.clone();
-        self.engine
-            .writer
-            .write(move |tx| {
-                let r = &region_for_job;
-                let mut data = tx.open_table(DATA).map_err(io_err)?;
-                if r.end_key.is_empty() {
-                    data.retain_in(r.start_key.as_slice().., |_, _| false).map_err(io_err)?;
-                } else {
-                    data.retain_in(r.start_key.as_slice()..r.end_key.as_slice(), |_, _| false).map_err(io_err)?;
-                }
-                for (k, v) in &payload.pairs {
-                    data.insert(k.as_slice(), v.as_slice()).map_err(io_err)?;
-                }
-                session::replace(&mut tx.open_table(SESSIONS).map_err(io_err)?, r.id, &payload.sessions)?;
-                tx.open_table(APPLY_STATE).map_err(io_err)?.insert(r.id, apply_bytes.as_slice()).map_err(io_err)?;
-                tx.open_table(REGION_STATE)
-                    .map_err(io_err)?
-                    .insert(r.id, local.encode_to_vec().as_slice())
-                    .map_err(io_err)?;
-                Ok(())
-            })
-            .await?;
-        *self.shared.region.write().unwrap() = region;
-        *self.shared.applied.lock().unwrap() = state;
-        self.shared.approximate_keys.store(n, Ordering::Relaxed);
-        self.shared.approximate_size.store(size, Ordering::Relaxed);
-        *self.shared.snapshot.lock().unwrap() = Some(Snapshot { meta: meta.clone(), snapshot });
+        let _exclusive = self.shared.install_lock.lock().await;
+        self.shared.applying.store(true, Ordering::Release);
+        let installed =
+            install::install(&self.engine, self.shared.region_id, self.shared.peer_id, meta, snapshot, install::STEP)
+                .await?;
+        // Left set on failure: the range is half written until a restart
+        // resumes the install, and the raft group stops on the error.
+        *self.shared.region.write().unwrap() = installed.region.clone();
+        *self.shared.applied.lock().unwrap() = installed.applied;
+        self.shared.approximate_keys.store(installed.keys, Ordering::Relaxed);
+        self.shared.approximate_size.store(installed.size, Ordering::Relaxed);
+        self.shared.applying.store(false, Ordering::Release);
+        self.set_current_snapshot(&installed.meta, installed.path);
         metrics::SNAPSHOTS.with_label_values(&["installed"]).inc();
         metrics::SNAPSHOT_SECONDS.with_label_values(&["install"]).observe(started.elapsed().as_secs_f64());
         if let Some(hook) = self.shared.snapshot_installed.get() {
-            hook(&self.shared.region());
+            hook(&installed.region);
         }
         Ok(())
     }
 
+    /// The newest snapshot file. Should it be gone from disk (deleted by
+    /// hand), a fresh one is built: openraft treats a missing snapshot it
+    /// knows of as a storage error.
     async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
-        Ok(self.shared.snapshot.lock().unwrap().clone())
+        let current = self.shared.current_snapshot.lock().unwrap().clone();
+        let Some((meta, path)) = current else { return Ok(None) };
+        match SnapshotFile::open(path) {
+            Ok(file) => Ok(Some(Snapshot { meta, snapshot: file })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                *self.shared.current_snapshot.lock().unwrap() = None;
+                Ok(Some(self.build_snapshot().await?))
+            }
+            Err(e) => Err(e),
+        }
     }
 }

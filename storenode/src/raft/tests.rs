@@ -23,11 +23,16 @@ impl StoreBuilder<TypeConfig, RegionLogStore, RegionStateMachine, tempfile::Temp
             ..Default::default()
         };
         engine
-            .save_region_state(raftpb::RegionLocalState { region: Some(region.clone()), state: 0, peer_id: 1 })
+            .save_region_state(raftpb::RegionLocalState {
+                region: Some(region.clone()),
+                state: 0,
+                peer_id: 1,
+                ..Default::default()
+            })
             .await
             .expect("save region state");
         let log = RegionLogStore::new(7, engine.clone());
-        let sm = RegionStateMachine::open(engine, region, 1).expect("open state machine");
+        let sm = RegionStateMachine::open(engine, region, 1).await.expect("open state machine");
         Ok((dir, log, sm))
     }
 }

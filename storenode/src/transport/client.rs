@@ -1,16 +1,19 @@
 //! The sending side of the store-to-store raft transport.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use proto::raftpb::{self, raft_transport_client::RaftTransportClient};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
 
 use super::{MAX_MESSAGE, SNAPSHOT_CHUNK};
 use crate::fault::Partition;
 use crate::metrics;
+use crate::raft::snapshot::SnapshotFile;
 use crate::routes::RouteTable;
 
 pub struct Transport {
@@ -125,27 +128,33 @@ impl Transport {
         Ok(resp.payload)
     }
 
-    /// Streams a snapshot in chunks; returns the receiver's response.
+    /// Streams a snapshot file in chunks, reading it as the receiver takes
+    /// them: at most a chunk or two of it is in memory. Returns the
+    /// receiver's response.
     ///
     /// # Errors
     ///
-    /// As [`Transport::call`].
-    pub async fn send_snapshot(&self, header: raftpb::SnapshotHeader, data: Vec<u8>) -> Result<Vec<u8>, SendError> {
+    /// As [`Transport::call`], or the file failing to read.
+    pub async fn send_snapshot(
+        &self,
+        header: raftpb::SnapshotHeader,
+        snapshot: &SnapshotFile,
+    ) -> Result<Vec<u8>, SendError> {
         let started = Instant::now();
         let mut client = self.client(header.to_store)?;
-        let bytes = data.len() as u64;
-        let mut chunks = Vec::with_capacity(data.len() / SNAPSHOT_CHUNK + 1);
-        let mut header = Some(header);
-        let mut rest = data.as_slice();
-        loop {
-            let n = rest.len().min(SNAPSHOT_CHUNK);
-            chunks.push(raftpb::SnapshotChunk { header: header.take(), data: rest[..n].to_vec() });
-            rest = &rest[n..];
-            if rest.is_empty() {
-                break;
-            }
+        let mut file = tokio::fs::File::from_std(snapshot.file.try_clone().map_err(|e| e.to_string())?);
+        file.rewind().await.map_err(|e| format!("snapshot file {}: {e}", snapshot.path.display()))?;
+        let sent = Arc::new(AtomicU64::new(0));
+        let failed: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let state = ChunkSource { header: Some(header), file, done: false, sent: sent.clone(), failed: failed.clone() };
+        let chunks = futures::stream::unfold(state, ChunkSource::next);
+        let resp = client.install_snapshot(chunks).await;
+        // A read failure ends the stream early; the receiver then refuses
+        // the truncated file, but the reason is ours to report.
+        if let Some(e) = failed.lock().unwrap().take() {
+            return Err(format!("reading snapshot {}: {e}", snapshot.path.display()));
         }
-        let resp = client.install_snapshot(tokio_stream::iter(chunks)).await.map_err(|s| {
+        let resp = resp.map_err(|s| {
             metrics::RAFT_MESSAGES_DROPPED.with_label_values(&["unreachable"]).inc();
             s.message().to_string()
         })?;
@@ -154,9 +163,49 @@ impl Transport {
             return Err(resp.error);
         }
         metrics::SNAPSHOTS.with_label_values(&["sent"]).inc();
-        metrics::SNAPSHOT_BYTES.with_label_values(&["sent"]).inc_by(bytes);
+        metrics::SNAPSHOT_BYTES.with_label_values(&["sent"]).inc_by(sent.load(Ordering::Relaxed));
         metrics::SNAPSHOT_SECONDS.with_label_values(&["send"]).observe(started.elapsed().as_secs_f64());
         Ok(resp.payload)
+    }
+}
+
+/// The chunks of one snapshot send, read from the file one at a time as
+/// gRPC flow control asks for them.
+struct ChunkSource {
+    /// Sent with the first chunk.
+    header: Option<raftpb::SnapshotHeader>,
+    file: tokio::fs::File,
+    done: bool,
+    sent: Arc<AtomicU64>,
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+impl ChunkSource {
+    async fn next(mut self) -> Option<(raftpb::SnapshotChunk, Self)> {
+        if self.done {
+            return None;
+        }
+        let mut data = vec![0u8; SNAPSHOT_CHUNK];
+        let mut n = 0;
+        while n < data.len() {
+            match self.file.read(&mut data[n..]).await {
+                Ok(0) => {
+                    self.done = true;
+                    break;
+                }
+                Ok(k) => n += k,
+                Err(e) => {
+                    *self.failed.lock().unwrap() = Some(e.to_string());
+                    return None;
+                }
+            }
+        }
+        data.truncate(n);
+        if n == 0 && self.header.is_none() {
+            return None;
+        }
+        self.sent.fetch_add(n as u64, Ordering::Relaxed);
+        Some((raftpb::SnapshotChunk { header: self.header.take(), data }, self))
     }
 }
 

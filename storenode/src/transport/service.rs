@@ -14,12 +14,14 @@ use std::time::Instant;
 use openraft::raft::AppendEntriesRequest;
 use proto::metapb;
 use proto::raftpb::{self, raft_transport_server::RaftTransport};
+use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::info;
 
 use super::client::kind_name;
 use crate::metrics;
 use crate::node::{Node, PeerOrigin, RegionPeer};
+use crate::raft::snapshot::{self, SnapshotFile};
 use crate::raft::{Snapshot, SnapshotMeta, TypeConfig, Vote, decode, encode};
 
 pub struct TransportService {
@@ -135,27 +137,61 @@ impl RaftTransport for TransportService {
         let mut stream = req.into_inner();
         let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
         let header = first.header.ok_or_else(|| Status::invalid_argument("first snapshot chunk has no header"))?;
-        let mut data = first.data;
-        while let Some(chunk) = stream.message().await? {
-            data.extend_from_slice(&chunk.data);
-        }
+        // Chunks go to a file as they arrive: memory stays at a chunk
+        // whatever the region's size. Dropped unless installed.
+        let (snapshot, bytes) = match receive(&self.node, header.region_id, first.data, &mut stream).await {
+            Ok(v) => v,
+            Err(e) => return Err(Status::internal(format!("receiving snapshot: {e}"))),
+        };
         metrics::SNAPSHOTS.with_label_values(&["received"]).inc();
-        metrics::SNAPSHOT_BYTES.with_label_values(&["received"]).inc_by(data.len() as u64);
+        metrics::SNAPSHOT_BYTES.with_label_values(&["received"]).inc_by(bytes);
         let peer = match self.peer_for(header.region_id, header.to_peer, header.to_store, header.region.as_ref()).await
         {
             Ok(p) => p,
             Err(e) => return Ok(Response::new(refused(e))),
         };
-        // The sender's view of the region stands for the snapshot's: its
-        // payload is the state machine's to read.
+        // The sender's view of the region stands for the snapshot's: the
+        // file is the state machine's to read.
         let region = header.region.filter(|r| r.id == header.region_id).unwrap_or_else(|| peer.region());
         if let Err(e) = self.node.admit_data(&peer, &region, "snapshot") {
             return Ok(Response::new(refused(e.to_string())));
         }
         let (vote, meta): (Vote, SnapshotMeta) =
             decode(&header.meta).map_err(|e| Status::invalid_argument(format!("bad snapshot header: {e}")))?;
-        let res = peer.raft.install_full_snapshot(vote, Snapshot { meta, snapshot: data }).await;
+        let res = peer.raft.install_full_snapshot(vote, Snapshot { meta, snapshot }).await;
         metrics::SNAPSHOT_SECONDS.with_label_values(&["receive"]).observe(started.elapsed().as_secs_f64());
         Ok(Response::new(answer(res)))
     }
+}
+
+/// Writes a snapshot stream to a temporary file in the store's snapshot
+/// directory, durably; returns the file and its size.
+async fn receive(
+    node: &Node,
+    region_id: u64,
+    first: Vec<u8>,
+    stream: &mut Streaming<raftpb::SnapshotChunk>,
+) -> Result<(SnapshotFile, u64), String> {
+    let path = snapshot::temp_path(&node.engine.snapshot_dir, &format!("region-{region_id}-recv"));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // From here the guard deletes the file on any early return.
+    let guard = SnapshotFile::temporary(path, file.try_clone().map_err(|e| e.to_string())?);
+    let mut out = tokio::fs::File::from_std(file);
+    let mut bytes = first.len() as u64;
+    out.write_all(&first).await.map_err(|e| e.to_string())?;
+    drop(first);
+    while let Some(chunk) = stream.message().await.map_err(|s| s.message().to_string())? {
+        bytes += chunk.data.len() as u64;
+        out.write_all(&chunk.data).await.map_err(|e| e.to_string())?;
+    }
+    out.flush().await.map_err(|e| e.to_string())?;
+    // Installing names the file in the region's durable state: its bytes
+    // must be on disk first.
+    out.sync_all().await.map_err(|e| e.to_string())?;
+    Ok((guard, bytes))
 }

@@ -1,0 +1,101 @@
+//! Building a region's snapshot file from one redb read transaction.
+//!
+//! The applied state, region meta, pairs and sessions all come from the
+//! same read transaction, so the file is exactly the region's state at its
+//! log id, while applies go on. Rows stream into the file through the
+//! writer's bounded buffer: memory does not grow with the region.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek};
+use std::path::PathBuf;
+
+use prost::Message;
+use proto::raftpb;
+use redb::ReadTransaction;
+
+use super::format::{SnapshotHead, SnapshotWriter, WRITE_BUFFER};
+use super::{file_name, sync_dir, temp_path};
+use crate::engine::{APPLY_STATE, DATA, Engine, REGION_STATE, SESSIONS, io_err};
+use crate::raft::state_machine::ApplyState;
+use crate::raft::{SnapshotMeta, decode};
+
+/// A snapshot just built: its meta, final path, an open handle to it, and
+/// its size.
+pub struct Built {
+    pub meta: SnapshotMeta,
+    pub path: PathBuf,
+    pub file: File,
+    pub bytes: u64,
+}
+
+/// Writes region `region_id`'s snapshot as of `tx` to its final name in the
+/// engine's snapshot directory. Blocking: run it off the async workers.
+///
+/// # Errors
+///
+/// Read, decode or file failures; a region whose local state is missing or
+/// says a snapshot is being installed (its keys are half old, half new).
+pub fn build(engine: &Engine, region_id: u64, tx: &ReadTransaction) -> io::Result<Built> {
+    let applied: ApplyState = match tx.open_table(APPLY_STATE).map_err(io_err)?.get(region_id).map_err(io_err)? {
+        Some(v) => decode(v.value())?,
+        None => ApplyState::default(),
+    };
+    let state = match tx.open_table(REGION_STATE).map_err(io_err)?.get(region_id).map_err(io_err)? {
+        Some(v) => raftpb::RegionLocalState::decode(v.value()).map_err(io_err)?,
+        None => return Err(io_err(format!("region {region_id} has no local state"))),
+    };
+    if state.state == raftpb::PeerState::Applying as i32 {
+        return Err(io_err(format!(
+            "region {region_id} is installing a snapshot: its keys are not a state to build from"
+        )));
+    }
+    let region = state.region.unwrap_or_default();
+    let meta = SnapshotMeta { last_log_id: applied.last_applied, last_membership: applied.membership };
+    let head = SnapshotHead {
+        meta: meta.clone(),
+        region: region.encode_to_vec(),
+        clock_ms: applied.clock_ms,
+        last_sweep_ms: applied.last_sweep_ms,
+    };
+    let tmp = temp_path(&engine.snapshot_dir, &format!("region-{region_id}-build"));
+    let res = (|| {
+        // Read and write: the handle is what callers read the snapshot
+        // through, whatever happens to its name later.
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&tmp)?;
+        let mut w = SnapshotWriter::new(file, &head, WRITE_BUFFER)?;
+        let data = tx.open_table(DATA).map_err(io_err)?;
+        let range = if region.end_key.is_empty() {
+            data.range(region.start_key.as_slice()..)
+        } else {
+            data.range(region.start_key.as_slice()..region.end_key.as_slice())
+        }
+        .map_err(io_err)?;
+        for row in range {
+            let (k, v) = row.map_err(io_err)?;
+            w.pair(k.value(), v.value())?;
+        }
+        let sessions = tx.open_table(SESSIONS).map_err(io_err)?;
+        for row in sessions.range((region_id, 0)..=(region_id, u64::MAX)).map_err(io_err)? {
+            let (k, v) = row.map_err(io_err)?;
+            w.session(k.value().1, v.value())?;
+        }
+        let (mut file, bytes) = w.finish()?;
+        // Durable before it has its final name: a name always means a whole
+        // file.
+        file.sync_all()?;
+        file.rewind()?;
+        Ok((file, bytes))
+    })();
+    let (file, bytes) = match res {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    let index = meta.last_log_id.map_or(0, |l| l.index());
+    let path = engine.snapshot_dir.join(file_name(region_id, index));
+    std::fs::rename(&tmp, &path)?;
+    sync_dir(&engine.snapshot_dir)?;
+    Ok(Built { meta, path, file, bytes })
+}

@@ -1,0 +1,333 @@
+//! Installing a snapshot file in bounded steps, crash-safe.
+//!
+//! One transaction for a whole region would hold the group-commit writer,
+//! and with it every other region's appends on the store, for as long as
+//! the region takes to write. The install is instead many writer jobs, each
+//! bounded by [`StepLimits`], so other jobs queue between them.
+//!
+//! The steps are not atomic together, so the install is made restartable
+//! the way TiKV's is:
+//!
+//! 1. the file is verified whole (trailer counts and checksum) and given
+//!    its final name, durably;
+//! 2. one durable job sets the region's local state to `APPLYING`, naming
+//!    the file;
+//! 3. lazy jobs delete the region's range, then write the pairs (a crash
+//!    loses at most some of them: the `APPLYING` mark is durable and the
+//!    install starts over from step 3);
+//! 4. the last job, durable, replaces the region's sessions and writes the
+//!    applied state (log id, membership, log clock) and the local state
+//!    back to `NORMAL` together.
+//!
+//! A store that restarts with a region in `APPLYING` [`resume`]s before the
+//! region's raft starts; without an intact file it refuses to start the
+//! peer rather than serve a half-written range.
+
+use std::fs::File;
+use std::io::{self, BufReader, Seek};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use prost::Message;
+use proto::{metapb, raftpb};
+use redb::ReadableTable;
+
+use super::format::{Record, SnapshotHead, SnapshotReader};
+use super::{SnapshotFile, file_name, sync_dir, temp_path};
+use crate::engine::{APPLY_STATE, DATA, Engine, REGION_STATE, SESSIONS, io_err};
+use crate::raft::state_machine::ApplyState;
+use crate::raft::{SnapshotMeta, encode, session};
+
+/// How much one writer job of an install may do.
+#[derive(Debug, Clone, Copy)]
+pub struct StepLimits {
+    /// Key and value bytes written or deleted.
+    pub bytes: usize,
+    pub keys: usize,
+}
+
+/// Small enough that a job takes milliseconds, large enough that the
+/// per-job commit cost stays small next to the data.
+pub const STEP: StepLimits = StepLimits { bytes: 4 << 20, keys: 10_000 };
+
+/// What an install left behind.
+#[derive(Debug)]
+pub struct Installed {
+    pub region: metapb::Region,
+    pub applied: ApplyState,
+    pub meta: SnapshotMeta,
+    /// The snapshot's final path: the region's current snapshot now.
+    pub path: PathBuf,
+    pub keys: u64,
+    pub size: u64,
+    /// Writer jobs the install took, the `APPLYING` mark included.
+    pub jobs: u64,
+}
+
+/// Why a region's interrupted install could not resume: its range holds
+/// partial data, so the peer must not start.
+#[derive(Debug, thiserror::Error)]
+#[error("region {region_id} was installing snapshot {file} when the store stopped, and cannot resume: {reason}")]
+pub struct ResumeFailed {
+    pub region_id: u64,
+    pub file: String,
+    pub reason: String,
+}
+
+/// Installs `snapshot` (whose meta openraft says is `meta`) as region
+/// `region_id`'s state; the file becomes the region's current snapshot.
+///
+/// # Errors
+///
+/// A file that is damaged, of another region or another log position
+/// (nothing is written then), or storage failures (the region may be left
+/// `APPLYING`; a restart resumes it).
+pub async fn install(
+    engine: &Arc<Engine>,
+    region_id: u64,
+    peer_id: u64,
+    meta: &SnapshotMeta,
+    snapshot: SnapshotFile,
+    limits: StepLimits,
+) -> io::Result<Installed> {
+    let (file, path, _) = begin(engine, region_id, peer_id, meta, snapshot).await?;
+    let mut installed = apply_file(engine, region_id, peer_id, file, limits).await?;
+    installed.path = path;
+    installed.jobs += 1;
+    Ok(installed)
+}
+
+/// Steps 1 and 2: verifies the file, gives it its final name and marks the
+/// region `APPLYING`. Returns the file rewound, its path and head.
+///
+/// # Errors
+///
+/// As [`install`].
+pub async fn begin(
+    engine: &Arc<Engine>,
+    region_id: u64,
+    peer_id: u64,
+    meta: &SnapshotMeta,
+    mut snapshot: SnapshotFile,
+) -> io::Result<(File, PathBuf, SnapshotHead)> {
+    let mut file = snapshot.file.try_clone()?;
+    let (file, head) = blocking(move || {
+        file.rewind()?;
+        let head = verify(&mut file)?;
+        file.rewind()?;
+        Ok((file, head))
+    })
+    .await?;
+    let region = metapb::Region::decode(head.region.as_slice()).map_err(io_err)?;
+    if region.id != region_id {
+        return Err(io_err(format!("snapshot of region {} sent to region {region_id}", region.id)));
+    }
+    if head.meta != *meta {
+        return Err(io_err(format!("snapshot file is at {}, its sender said {meta}", head.meta)));
+    }
+    let dir = engine.snapshot_dir.clone();
+    let name = file_name(region_id, meta.last_log_id.map_or(0, |l| l.index()));
+    let path = dir.join(&name);
+    let file = if snapshot.path == path {
+        file
+    } else if snapshot.path.parent() == Some(dir.as_path()) {
+        std::fs::rename(&snapshot.path, &path)?;
+        file
+    } else {
+        // Not ours (another store's directory in tests): copy it in, so a
+        // restart finds it.
+        let tmp = temp_path(&dir, &format!("region-{region_id}-copy"));
+        let copied = std::fs::copy(&snapshot.path, &tmp).and_then(|_| std::fs::rename(&tmp, &path));
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        File::open(&path)?
+    };
+    file.sync_all()?;
+    sync_dir(&dir)?;
+    snapshot.keep(path.clone());
+    let local = raftpb::RegionLocalState {
+        region: Some(region),
+        state: raftpb::PeerState::Applying as i32,
+        peer_id,
+        applying_snapshot: name,
+    };
+    engine.save_region_state(local).await?;
+    Ok((file, path, head))
+}
+
+/// Finishes an install a restart interrupted, from the file `state` names.
+///
+/// # Errors
+///
+/// [`ResumeFailed`] (as `InvalidData`) when the file is missing or damaged;
+/// storage failures.
+pub async fn resume(engine: &Arc<Engine>, state: &raftpb::RegionLocalState) -> io::Result<Installed> {
+    let region_id = state.region.as_ref().map_or(0, |r| r.id);
+    let failed = |reason: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            ResumeFailed { region_id, file: state.applying_snapshot.clone(), reason },
+        )
+    };
+    if state.applying_snapshot.is_empty() || state.applying_snapshot.contains(['/', '\\']) {
+        return Err(failed("the local state names no snapshot file".into()));
+    }
+    let path = engine.snapshot_dir.join(&state.applying_snapshot);
+    let mut file = File::open(&path).map_err(|e| failed(e.to_string()))?;
+    let file = blocking(move || {
+        verify(&mut file)?;
+        file.rewind()?;
+        Ok(file)
+    })
+    .await
+    .map_err(|e| failed(e.to_string()))?;
+    tracing::info!(region_id, file = %path.display(), "resuming an interrupted snapshot install");
+    let mut installed = apply_file(engine, region_id, state.peer_id, file, STEP).await?;
+    installed.path = path;
+    Ok(installed)
+}
+
+/// Reads the whole file: its head if the trailer checks out.
+fn verify(file: &mut File) -> io::Result<SnapshotHead> {
+    let (head, mut r) = SnapshotReader::new(BufReader::with_capacity(1 << 20, file))?;
+    while r.next_record()?.is_some() {}
+    Ok(head)
+}
+
+/// Steps 3 and 4 from a verified file.
+async fn apply_file(
+    engine: &Arc<Engine>,
+    region_id: u64,
+    peer_id: u64,
+    file: File,
+    limits: StepLimits,
+) -> io::Result<Installed> {
+    let (head, reader) = blocking(move || SnapshotReader::new(BufReader::with_capacity(1 << 20, file))).await?;
+    let region = metapb::Region::decode(head.region.as_slice()).map_err(io_err)?;
+    if region.id != region_id {
+        return Err(io_err(format!("snapshot of region {} installed as region {region_id}", region.id)));
+    }
+    let mut jobs = 0u64;
+    // Clear the range, one bounded job at a time.
+    loop {
+        let (start, end) = (region.start_key.clone(), region.end_key.clone());
+        let more = engine
+            .writer
+            .write_lazy(move |tx| {
+                let mut data = tx.open_table(DATA).map_err(io_err)?;
+                let mut doomed = Vec::new();
+                let mut bytes = 0;
+                {
+                    let range = if end.is_empty() {
+                        data.range(start.as_slice()..)
+                    } else {
+                        data.range(start.as_slice()..end.as_slice())
+                    }
+                    .map_err(io_err)?;
+                    for row in range {
+                        let (k, v) = row.map_err(io_err)?;
+                        bytes += k.value().len() + v.value().len();
+                        doomed.push(k.value().to_vec());
+                        if doomed.len() >= limits.keys || bytes >= limits.bytes {
+                            break;
+                        }
+                    }
+                }
+                for k in &doomed {
+                    data.remove(k.as_slice()).map_err(io_err)?;
+                }
+                Ok(doomed.len() >= limits.keys || bytes >= limits.bytes)
+            })
+            .await?;
+        jobs += 1;
+        if !more {
+            break;
+        }
+    }
+    // Write the pairs, one bounded job at a time; sessions come last in the
+    // file and go into the final job.
+    let (mut keys, mut size) = (0u64, 0u64);
+    let mut sessions = Vec::new();
+    let mut reader = Some(reader);
+    loop {
+        let mut r = reader.take().expect("reader is put back after each step");
+        let (r, pairs, step_sessions, done) = blocking(move || {
+            let mut pairs = Vec::new();
+            let mut sessions = Vec::new();
+            let mut bytes = 0;
+            let done = loop {
+                if pairs.len() >= limits.keys || bytes >= limits.bytes {
+                    break false;
+                }
+                match r.next_record()? {
+                    None => break true,
+                    Some(Record::Pair(k, v)) => {
+                        bytes += k.len() + v.len();
+                        pairs.push((k, v));
+                    }
+                    Some(Record::Session(c, s)) => {
+                        bytes += s.len();
+                        sessions.push((c, s));
+                    }
+                }
+            };
+            Ok((r, pairs, sessions, done))
+        })
+        .await?;
+        reader = Some(r);
+        sessions.extend(step_sessions);
+        keys += pairs.len() as u64;
+        size += pairs.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum::<u64>();
+        if !pairs.is_empty() {
+            engine
+                .writer
+                .write_lazy(move |tx| {
+                    let mut data = tx.open_table(DATA).map_err(io_err)?;
+                    for (k, v) in &pairs {
+                        data.insert(k.as_slice(), v.as_slice()).map_err(io_err)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+            jobs += 1;
+        }
+        if done {
+            break;
+        }
+    }
+    // The commit point: durable, and everything the region's readers and
+    // raft look at changes together.
+    let applied = ApplyState {
+        last_applied: head.meta.last_log_id,
+        membership: head.meta.last_membership.clone(),
+        clock_ms: head.clock_ms,
+        last_sweep_ms: head.last_sweep_ms,
+    };
+    let apply_bytes = encode(&applied)?;
+    let local = raftpb::RegionLocalState {
+        region: Some(region.clone()),
+        state: raftpb::PeerState::Normal as i32,
+        peer_id,
+        applying_snapshot: String::new(),
+    };
+    engine
+        .writer
+        .write(move |tx| {
+            session::replace(&mut tx.open_table(SESSIONS).map_err(io_err)?, region_id, &sessions)?;
+            tx.open_table(APPLY_STATE).map_err(io_err)?.insert(region_id, apply_bytes.as_slice()).map_err(io_err)?;
+            tx.open_table(REGION_STATE)
+                .map_err(io_err)?
+                .insert(region_id, local.encode_to_vec().as_slice())
+                .map_err(io_err)?;
+            Ok(())
+        })
+        .await?;
+    jobs += 1;
+    Ok(Installed { region, applied, meta: head.meta, path: PathBuf::new(), keys, size, jobs })
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(io_err)?
+}
