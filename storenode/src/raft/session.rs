@@ -78,43 +78,90 @@ impl ClientSession {
 
 pub type SessionTable<'txn> = Table<'txn, (u64, u64), &'static [u8]>;
 
-/// Applies `cmd` at most once per request id: `apply` runs only for a
-/// request this region has not applied before. `now_ms` is the log time.
-/// Returns the reply and whether it was a repeat answered from the session.
+/// One apply batch's view of a region's sessions. A session is read from
+/// the table the first time the batch meets its client, changed in memory
+/// by each of the batch's writes, and written back once when the batch
+/// ends: a batch of many writes from one client costs one read and one
+/// write of its session, not one per write. The table after [`flush`]
+/// is the same however the log was cut into batches.
 ///
-/// # Errors
-///
-/// Storage or decode failures, and `apply`'s.
-pub fn apply_once(
-    sessions: &mut SessionTable<'_>,
+/// [`flush`]: BatchSessions::flush
+pub struct BatchSessions<'a, 'txn> {
+    table: &'a mut SessionTable<'txn>,
     region_id: u64,
-    cmd: &KvCommand,
-    now_ms: u64,
-    apply: impl FnOnce(&KvCommand) -> io::Result<KvReply>,
-) -> io::Result<(KvReply, bool)> {
-    let Some(id) = cmd.request else {
-        return Ok((apply(cmd)?, false));
-    };
-    let key = (region_id, id.client_id);
-    let mut session: ClientSession = match sessions.get(key).map_err(io_err)? {
-        Some(v) => decode(v.value())?,
-        None => ClientSession::default(),
-    };
-    let (reply, repeat) = match session.seen(id.seq) {
-        Seen::Applied(reply) => (reply, true),
-        Seen::Forgotten => (KvReply::Forgotten, false),
-        Seen::New => {
-            let reply = apply(cmd)?;
-            if reply.applied() {
-                session.replies.insert(id.seq, reply.clone());
+    touched: BTreeMap<u64, ClientSession>,
+}
+
+impl<'a, 'txn> BatchSessions<'a, 'txn> {
+    pub fn new(table: &'a mut SessionTable<'txn>, region_id: u64) -> Self {
+        BatchSessions { table, region_id, touched: BTreeMap::new() }
+    }
+
+    /// Applies `cmd` at most once per request id: `apply` runs only for a
+    /// request this region has not applied before. `now_ms` is the log
+    /// time. Returns the reply and whether it was a repeat answered from
+    /// the session.
+    ///
+    /// # Errors
+    ///
+    /// Storage or decode failures, and `apply`'s.
+    pub fn apply_once(
+        &mut self,
+        cmd: &KvCommand,
+        now_ms: u64,
+        apply: impl FnOnce(&KvCommand) -> io::Result<KvReply>,
+    ) -> io::Result<(KvReply, bool)> {
+        let Some(id) = cmd.request else {
+            return Ok((apply(cmd)?, false));
+        };
+        let session = match self.touched.entry(id.client_id) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let stored = match self.table.get((self.region_id, id.client_id)).map_err(io_err)? {
+                    Some(v) => decode(v.value())?,
+                    None => ClientSession::default(),
+                };
+                e.insert(stored)
             }
-            (reply, false)
+        };
+        let (reply, repeat) = match session.seen(id.seq) {
+            Seen::Applied(reply) => (reply, true),
+            Seen::Forgotten => (KvReply::Forgotten, false),
+            Seen::New => {
+                let reply = apply(cmd)?;
+                if reply.applied() {
+                    session.replies.insert(id.seq, reply.clone());
+                }
+                (reply, false)
+            }
+        };
+        session.acknowledge(id.acked_below);
+        session.last_active_ms = session.last_active_ms.max(now_ms);
+        Ok((reply, repeat))
+    }
+
+    /// Removes the region's sessions idle for longer than
+    /// [`SESSION_TTL_MS`] at log time `now_ms`; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// Storage or decode failures.
+    pub fn sweep(&mut self, now_ms: u64) -> io::Result<usize> {
+        self.flush()?;
+        sweep(self.table, self.region_id, now_ms)
+    }
+
+    /// Writes the sessions this batch changed.
+    ///
+    /// # Errors
+    ///
+    /// Storage failures.
+    pub fn flush(&mut self) -> io::Result<()> {
+        for (client_id, session) in std::mem::take(&mut self.touched) {
+            self.table.insert((self.region_id, client_id), encode(&session)?.as_slice()).map_err(io_err)?;
         }
-    };
-    session.acknowledge(id.acked_below);
-    session.last_active_ms = session.last_active_ms.max(now_ms);
-    sessions.insert(key, encode(&session)?.as_slice()).map_err(io_err)?;
-    Ok((reply, repeat))
+        Ok(())
+    }
 }
 
 /// Removes the region's sessions idle for longer than [`SESSION_TTL_MS`] at
@@ -172,6 +219,8 @@ pub fn replace(sessions: &mut SessionTable<'_>, region_id: u64, rows: &[(u64, Ve
 mod tests {
     use std::sync::Arc;
 
+    use redb::ReadableDatabase;
+
     use super::*;
     use crate::engine::{Engine, SESSIONS};
     use crate::raft::{KvOp, RequestId};
@@ -185,25 +234,58 @@ mod tests {
         }
     }
 
-    /// Runs `cmds` through `apply_once` in one transaction; counts how
-    /// often the write itself ran.
-    fn run(engine: &Arc<Engine>, cmds: &[(KvCommand, u64)]) -> (Vec<(KvReply, bool)>, usize) {
+    /// Runs `cmds` through `apply_once`, `per_batch` commands to a batch,
+    /// in one transaction; counts how often the write itself ran.
+    fn run_batched(engine: &Arc<Engine>, cmds: &[(KvCommand, u64)], per_batch: usize) -> (Vec<(KvReply, bool)>, usize) {
         let tx = engine.db.begin_write().unwrap();
         let mut applied = 0;
         let mut replies = Vec::new();
         {
             let mut t = tx.open_table(SESSIONS).unwrap();
-            for (cmd, now) in cmds {
-                let (reply, repeat) = apply_once(&mut t, 1, cmd, *now, |_| {
-                    applied += 1;
-                    Ok(KvReply::Written)
-                })
-                .unwrap();
-                replies.push((reply, repeat));
+            for batch in cmds.chunks(per_batch) {
+                let mut sessions = BatchSessions::new(&mut t, 1);
+                for (cmd, now) in batch {
+                    let (reply, repeat) = sessions
+                        .apply_once(cmd, *now, |_| {
+                            applied += 1;
+                            Ok(KvReply::Written)
+                        })
+                        .unwrap();
+                    replies.push((reply, repeat));
+                }
+                sessions.flush().unwrap();
             }
         }
         tx.commit().unwrap();
         (replies, applied)
+    }
+
+    fn run(engine: &Arc<Engine>, cmds: &[(KvCommand, u64)]) -> (Vec<(KvReply, bool)>, usize) {
+        run_batched(engine, cmds, 1)
+    }
+
+    fn table(engine: &Arc<Engine>) -> Vec<(u64, Vec<u8>)> {
+        let tx = engine.db.begin_read().unwrap();
+        export(&tx.open_table(SESSIONS).unwrap(), 1).unwrap()
+    }
+
+    #[test]
+    fn batching_does_not_change_outcomes_or_the_table() {
+        let cmds: Vec<(KvCommand, u64)> = [(1, 1), (2, 1), (1, 1), (3, 2), (2, 2), (4, 4), (1, 4)]
+            .iter()
+            .map(|&(s, a)| (put(s, a, s * 10), s * 10))
+            .collect();
+        let results: Vec<_> = [1, 3, 7]
+            .iter()
+            .map(|&n| {
+                let dir = tempfile::tempdir().unwrap();
+                let engine = Engine::open(dir.path()).unwrap();
+                let out = run_batched(&engine, &cmds, n);
+                (out, table(&engine))
+            })
+            .collect();
+        assert_eq!(results[0], results[1]);
+        assert_eq!(results[0], results[2]);
     }
 
     #[test]
@@ -232,9 +314,10 @@ mod tests {
         let tx = engine.db.begin_write().unwrap();
         {
             let mut t = tx.open_table(SESSIONS).unwrap();
-            let refused = apply_once(&mut t, 1, &put(1, 1, 10), 10, |_| Ok(KvReply::Forgotten)).unwrap();
+            let mut sessions = BatchSessions::new(&mut t, 1);
+            let refused = sessions.apply_once(&put(1, 1, 10), 10, |_| Ok(KvReply::Forgotten)).unwrap();
             assert_eq!(refused, (KvReply::Forgotten, false));
-            let retried = apply_once(&mut t, 1, &put(1, 1, 20), 20, |_| Ok(KvReply::Written)).unwrap();
+            let retried = sessions.apply_once(&put(1, 1, 20), 20, |_| Ok(KvReply::Written)).unwrap();
             assert_eq!(retried, (KvReply::Written, false), "a refused write may apply when retried");
         }
         tx.commit().unwrap();

@@ -35,7 +35,7 @@ use proto::{metapb, raftpb};
 use redb::{ReadableDatabase, ReadableTable, Table};
 use serde::{Deserialize, Serialize};
 
-use super::session::{self, SWEEP_INTERVAL_MS};
+use super::session::{BatchSessions, SWEEP_INTERVAL_MS};
 use super::snapshot::{self, SnapshotFile, build, install};
 use super::{KvCommand, KvOp, KvReply, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig, decode, encode};
 use crate::engine::{APPLY_STATE, DATA, Engine, SESSIONS, io_err};
@@ -304,7 +304,8 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
                 // in its batch): every run starts from the same state.
                 let mut state = applied.clone();
                 let mut data = tx.open_table(DATA).map_err(io_err)?;
-                let mut sessions = tx.open_table(SESSIONS).map_err(io_err)?;
+                let mut session_table = tx.open_table(SESSIONS).map_err(io_err)?;
+                let mut sessions = BatchSessions::new(&mut session_table, region_id);
                 let mut delta = Delta::default();
                 let mut replies = Vec::with_capacity(payloads.len());
                 for (log_id, payload) in &payloads {
@@ -316,13 +317,11 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
                             // Per entry, not per batch: batches differ
                             // between replicas, log positions do not.
                             if state.clock_ms >= state.last_sweep_ms + SWEEP_INTERVAL_MS {
-                                session::sweep(&mut sessions, region_id, state.clock_ms)?;
+                                sessions.sweep(state.clock_ms)?;
                                 state.last_sweep_ms = state.clock_ms;
                             }
-                            let (reply, repeat) =
-                                session::apply_once(&mut sessions, region_id, cmd, state.clock_ms, |cmd| {
-                                    apply_op(&mut data, &region, cmd, &mut delta)
-                                })?;
+                            let (reply, repeat) = sessions
+                                .apply_once(cmd, state.clock_ms, |cmd| apply_op(&mut data, &region, cmd, &mut delta))?;
                             delta.repeats += u64::from(repeat);
                             reply
                         }
@@ -332,6 +331,7 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
                         }
                     });
                 }
+                sessions.flush()?;
                 tx.open_table(APPLY_STATE)
                     .map_err(io_err)?
                     .insert(region_id, encode(&state)?.as_slice())
