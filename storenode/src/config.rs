@@ -45,6 +45,7 @@ pub struct StoreConfig {
     pub labels: std::collections::BTreeMap<String, String>,
     pub raft: RegionRaftConfig,
     pub heartbeat: HeartbeatConfig,
+    pub engine: EngineConfig,
     pub log: LogConfig,
     /// Tests only: serve `/debug/partition`, which cuts this store off from
     /// other stores and PD ([`crate::fault`]).
@@ -71,6 +72,20 @@ pub struct HeartbeatConfig {
     pub region_interval_ms: u64,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct EngineConfig {
+    /// The engine's page cache: most of a store's memory once data is
+    /// written or read.
+    pub cache_size_mb: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { cache_size_mb: (crate::engine::DEFAULT_CACHE_BYTES / (1024 * 1024)) as u64 }
+    }
+}
+
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
@@ -83,6 +98,7 @@ impl Default for StoreConfig {
             labels: Default::default(),
             raft: RegionRaftConfig::default(),
             heartbeat: HeartbeatConfig::default(),
+            engine: EngineConfig::default(),
             log: LogConfig::default(),
             fault_injection: false,
         }
@@ -190,6 +206,9 @@ impl StoreConfig {
         }
         if self.heartbeat.region_interval_ms == 0 {
             return Err(invalid("heartbeat.region-interval-ms", "must be positive"));
+        }
+        if self.engine.cache_size_mb == 0 {
+            return Err(invalid("engine.cache-size-mb", "must be positive"));
         }
         check_log(&self.log)
     }

@@ -59,7 +59,8 @@ impl StoreServer {
         if failpoints != Failpoints::default() {
             tracing::warn!(?failpoints, "test failpoints armed: this store will fail on purpose");
         }
-        let engine = Engine::open_with(&config.data_dir, failpoints)?;
+        let cache = usize::try_from(config.engine.cache_size_mb).unwrap_or(usize::MAX).saturating_mul(1024 * 1024);
+        let engine = Engine::open_with(&config.data_dir, cache, failpoints)?;
         let grpc_listener = TcpListener::bind(&config.grpc_addr).await?;
         let http_listener = TcpListener::bind(&config.http_addr).await?;
         let grpc_addr = grpc_listener.local_addr()?;

@@ -55,6 +55,9 @@ struct Args {
     log_level: Option<String>,
     #[arg(long, value_parser = ["text", "json"])]
     log_format: Option<String>,
+    /// The engine's page cache in MiB.
+    #[arg(long)]
+    engine_cache_mb: Option<u64>,
     /// Tests only: serve /debug/partition to simulate network partitions.
     #[arg(long)]
     fault_injection: bool,
@@ -97,6 +100,9 @@ fn load(args: &Args) -> Result<StoreConfig, pd::config::ConfigError> {
     }
     if let Some(v) = args.raft_snapshot_logs {
         c.raft.snapshot_logs = v;
+    }
+    if let Some(v) = args.engine_cache_mb {
+        c.engine.cache_size_mb = v;
     }
     if args.fault_injection {
         c.fault_injection = true;

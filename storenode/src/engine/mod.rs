@@ -41,6 +41,10 @@ pub const STORE_META: TableDefinition<&str, &[u8]> = TableDefinition::new("store
 
 const STORE_IDENT: &str = "ident";
 
+/// redb's own default: the page cache is most of a store's memory, and
+/// grows to this as data is written or read.
+pub const DEFAULT_CACHE_BYTES: usize = 1024 * 1024 * 1024;
+
 pub fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
@@ -61,18 +65,22 @@ impl Engine {
     /// When the file cannot be opened (another process holds it, corrupt)
     /// or the tables cannot be created.
     pub fn open(dir: &Path) -> io::Result<Arc<Engine>> {
-        Self::open_with(dir, Failpoints::default())
+        Self::open_with(dir, DEFAULT_CACHE_BYTES, Failpoints::default())
     }
 
-    /// As [`Engine::open`], with test failpoints armed in the writer.
+    /// As [`Engine::open`], with a page cache of `cache_bytes` and test
+    /// failpoints armed in the writer.
     ///
     /// # Errors
     ///
     /// As [`Engine::open`].
-    pub fn open_with(dir: &Path, failpoints: Failpoints) -> io::Result<Arc<Engine>> {
+    pub fn open_with(dir: &Path, cache_bytes: usize, failpoints: Failpoints) -> io::Result<Arc<Engine>> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("store.redb");
-        let db = Database::create(&path).map_err(|e| io_err(format!("{}: {e}", path.display())))?;
+        let db = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(&path)
+            .map_err(|e| io_err(format!("{}: {e}", path.display())))?;
         let tx = db.begin_write().map_err(io_err)?;
         tx.open_table(RAFT_LOG).map_err(io_err)?;
         tx.open_table(RAFT_META).map_err(io_err)?;
