@@ -36,6 +36,8 @@ use history::Recorder;
 use storenode::bench::keygen::Rng;
 use workload::{CLIENT_DEADLINE, Via, Worker};
 
+/// Applied entries between region snapshots in nemesis runs.
+const SNAPSHOT_LOGS: &str = "200";
 /// How long every replica may take to agree on every key once the faults
 /// have healed.
 const CONVERGE_DEADLINE: Duration = Duration::from_secs(60);
@@ -70,6 +72,9 @@ pub struct Report {
     /// Per fault kind, the longest stretch without any operation completing
     /// successfully that began while such a fault was held.
     pub unavailable: BTreeMap<FaultKind, Duration>,
+    /// Region snapshots installed by the stores during the run (as their
+    /// metrics count them since their last start).
+    pub snapshots_installed: u64,
     pub verdict: Verdict,
 }
 
@@ -91,12 +96,13 @@ impl Report {
             other => format!("INVALID: {other:?}"),
         };
         format!(
-            "seed={} ops={} ok={} fail={} unknown={} faults=[{}] longest-unavailable=[{}] verdict={}",
+            "seed={} ops={} ok={} fail={} unknown={} snapshots-installed={} faults=[{}] longest-unavailable=[{}] verdict={}",
             self.seed,
             self.ops,
             self.ok,
             self.failed,
             self.unknown,
+            self.snapshots_installed,
             faults.join(" "),
             gaps.join(" "),
             verdict
@@ -118,8 +124,11 @@ pub async fn run(config: &NemesisConfig) -> Report {
         3,
         3,
         &["--bootstrap-split-keys", "k2"],
-        // The harness's 100 ms raft heartbeat: elections after 0.5-1 s.
-        &["--fault-injection"],
+        // The harness's 100 ms raft heartbeat: elections after 0.5-1 s. A
+        // snapshot every few hundred entries, so a store that was down or
+        // cut off for a few seconds often catches up by snapshot, and the
+        // snapshot path is under the same faults.
+        &["--fault-injection", "--raft-snapshot-logs", SNAPSHOT_LOGS],
     )
     .await;
     let mut rng = Rng::new(config.seed);
@@ -162,12 +171,23 @@ pub async fn run(config: &NemesisConfig) -> Report {
         failed: count(Outcome::Fail),
         unknown: count(Outcome::Unknown),
         unavailable: unavailability(&events, &faults),
+        snapshots_installed: snapshots_installed(&nemesis.cluster).await,
         faults,
         verdict,
     };
     crate::phase(&format!("nemesis: {}", report.summary()));
     wait_converged(&nemesis.cluster, &keys).await;
     report
+}
+
+async fn snapshots_installed(cluster: &Cluster) -> u64 {
+    let mut total = 0.0;
+    for s in &cluster.stores {
+        if let Ok((200, text)) = crate::http_get(&s.http(), "/metrics").await {
+            total += crate::metric_value(&text, "store_snapshots_total{direction=\"installed\"}").unwrap_or(0.0);
+        }
+    }
+    total as u64
 }
 
 /// The longest gap between successful completions that started while a
