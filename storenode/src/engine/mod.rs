@@ -41,6 +41,20 @@ pub const STORE_META: TableDefinition<&str, &[u8]> = TableDefinition::new("store
 
 const STORE_IDENT: &str = "ident";
 
+/// The user keys of `[start, end)` in the data table (empty `end`: to the
+/// end of the key space), in key order.
+///
+/// # Errors
+///
+/// Read failures.
+pub fn data_range<'t>(
+    t: &'t impl ReadableTable<&'static [u8], &'static [u8]>,
+    start: &[u8],
+    end: &[u8],
+) -> io::Result<redb::Range<'t, &'static [u8], &'static [u8]>> {
+    if end.is_empty() { t.range(start..) } else { t.range(start..end) }.map_err(io_err)
+}
+
 /// redb's own default: the page cache is most of a store's memory, and
 /// grows to this as data is written or read.
 pub const DEFAULT_CACHE_BYTES: usize = 1024 * 1024 * 1024;
@@ -204,8 +218,7 @@ impl Engine {
     pub fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let tx = self.db.begin_read().map_err(io_err)?;
         let t = tx.open_table(DATA).map_err(io_err)?;
-        let range =
-            if end.is_empty() { t.range(start..).map_err(io_err)? } else { t.range(start..end).map_err(io_err)? };
+        let range = data_range(&t, start, end)?;
         let mut out = Vec::new();
         for row in range.take(limit) {
             let (k, v) = row.map_err(io_err)?;

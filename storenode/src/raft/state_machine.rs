@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use super::session::{BatchSessions, SWEEP_INTERVAL_MS};
 use super::snapshot::{self, SnapshotFile, build, install};
 use super::{KvCommand, KvOp, KvReply, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig, decode, encode};
-use crate::engine::{APPLY_STATE, DATA, Engine, SESSIONS, io_err};
+use crate::engine::{APPLY_STATE, DATA, Engine, SESSIONS, data_range, io_err};
 use crate::metrics;
 
 /// What the engine records per region next to its data.
@@ -132,12 +132,7 @@ impl RegionStateMachine {
         };
         let (mut n, mut size) = (0u64, 0u64);
         let data = tx.open_table(DATA).map_err(io_err)?;
-        let range = if region.end_key.is_empty() {
-            data.range(region.start_key.as_slice()..)
-        } else {
-            data.range(region.start_key.as_slice()..region.end_key.as_slice())
-        }
-        .map_err(io_err)?;
+        let range = data_range(&data, &region.start_key, &region.end_key)?;
         for row in range {
             let (k, v) = row.map_err(io_err)?;
             n += 1;

@@ -15,7 +15,7 @@ use redb::ReadTransaction;
 
 use super::format::{SnapshotHead, SnapshotWriter, WRITE_BUFFER};
 use super::{file_name, sync_dir, temp_path};
-use crate::engine::{APPLY_STATE, DATA, Engine, REGION_STATE, SESSIONS, io_err};
+use crate::engine::{APPLY_STATE, DATA, Engine, REGION_STATE, SESSIONS, data_range, io_err};
 use crate::raft::state_machine::ApplyState;
 use crate::raft::{SnapshotMeta, decode};
 
@@ -64,12 +64,7 @@ pub fn build(engine: &Engine, region_id: u64, tx: &ReadTransaction) -> io::Resul
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(&tmp)?;
         let mut w = SnapshotWriter::new(file, &head, WRITE_BUFFER)?;
         let data = tx.open_table(DATA).map_err(io_err)?;
-        let range = if region.end_key.is_empty() {
-            data.range(region.start_key.as_slice()..)
-        } else {
-            data.range(region.start_key.as_slice()..region.end_key.as_slice())
-        }
-        .map_err(io_err)?;
+        let range = data_range(&data, &region.start_key, &region.end_key)?;
         for row in range {
             let (k, v) = row.map_err(io_err)?;
             w.pair(k.value(), v.value())?;

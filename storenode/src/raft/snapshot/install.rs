@@ -30,11 +30,10 @@ use std::sync::Arc;
 
 use prost::Message;
 use proto::{metapb, raftpb};
-use redb::ReadableTable;
 
 use super::format::{Record, SnapshotHead, SnapshotReader};
 use super::{SnapshotFile, file_name, sync_dir, temp_path};
-use crate::engine::{APPLY_STATE, DATA, Engine, REGION_STATE, SESSIONS, io_err};
+use crate::engine::{APPLY_STATE, DATA, Engine, REGION_STATE, SESSIONS, data_range, io_err};
 use crate::raft::state_machine::ApplyState;
 use crate::raft::{SnapshotMeta, encode, session};
 
@@ -220,12 +219,7 @@ async fn apply_file(
                 let mut doomed = Vec::new();
                 let mut bytes = 0;
                 {
-                    let range = if end.is_empty() {
-                        data.range(start.as_slice()..)
-                    } else {
-                        data.range(start.as_slice()..end.as_slice())
-                    }
-                    .map_err(io_err)?;
+                    let range = data_range(&data, &start, &end)?;
                     for row in range {
                         let (k, v) = row.map_err(io_err)?;
                         bytes += k.value().len() + v.value().len();
