@@ -48,6 +48,15 @@ pub enum PdError {
     /// reason to stop the group.
     #[error("refused: would break catalog invariant: {0}")]
     InvariantViolation(String),
+    /// The split key is outside the region, equal to its start, or the
+    /// region has no key to split at.
+    #[error("invalid split key: {0}")]
+    InvalidSplitKey(String),
+    /// The region is under another operator; retry when it ends.
+    #[error("operator exists: {0}")]
+    OperatorExists(String),
+    #[error("operator {0} not found")]
+    OperatorNotFound(u64),
     #[error("PD unavailable: {0}")]
     Unavailable(String),
     #[error("storage error: {0}")]
@@ -106,6 +115,9 @@ impl PdError {
             PdError::RouteConflict(_) => (T::RouteConflict, None),
             PdError::NotEnoughStores { .. } => (T::NotEnoughStores, None),
             PdError::InvariantViolation(_) => (T::InvariantViolation, None),
+            PdError::InvalidSplitKey(_) => (T::InvalidSplitKey, None),
+            PdError::OperatorExists(_) => (T::OperatorExists, None),
+            PdError::OperatorNotFound(_) => (T::OperatorNotFound, None),
             PdError::Unavailable(_) | PdError::Storage(_) | PdError::Fatal(_) => (T::Unavailable, None),
         };
         pdpb::Error { r#type: ty as i32, message: self.to_string(), leader }
@@ -144,6 +156,9 @@ impl PdError {
                 }
             }
             T::InvariantViolation => PdError::InvariantViolation(msg),
+            T::InvalidSplitKey => PdError::InvalidSplitKey(msg),
+            T::OperatorExists => PdError::OperatorExists(msg),
+            T::OperatorNotFound => PdError::OperatorNotFound(id_in(&msg)),
             T::Unavailable => PdError::Unavailable(msg),
         }
     }

@@ -250,7 +250,7 @@ impl pd_server::Pd for PdService {
                 .into_iter()
                 .map(|r| r.route())
                 .collect();
-            Ok(pdpb::ScanRegionsResponse { header: None, routes })
+            Ok(pdpb::ScanRegionsResponse { header: None, routes, stats: Vec::new() })
         })
         .await
     }
@@ -280,6 +280,34 @@ impl pd_server::Pd for PdService {
     ) -> std::result::Result<Response<Self::WatchRoutesStream>, Status> {
         let stream = watch::open(self.ctx.clone(), req.into_inner().since_version).map_err(|e| refusal(&e))?;
         Ok(Response::new(stream))
+    }
+
+    async fn split_region(
+        &self,
+        _req: Request<pdpb::SplitRegionRequest>,
+    ) -> std::result::Result<Response<pdpb::SplitRegionResponse>, Status> {
+        Err(Status::unimplemented("split_region"))
+    }
+
+    async fn list_operators(
+        &self,
+        _req: Request<pdpb::ListOperatorsRequest>,
+    ) -> std::result::Result<Response<pdpb::ListOperatorsResponse>, Status> {
+        Err(Status::unimplemented("list_operators"))
+    }
+
+    async fn get_operator(
+        &self,
+        _req: Request<pdpb::GetOperatorRequest>,
+    ) -> std::result::Result<Response<pdpb::GetOperatorResponse>, Status> {
+        Err(Status::unimplemented("get_operator"))
+    }
+
+    async fn cancel_operator(
+        &self,
+        _req: Request<pdpb::CancelOperatorRequest>,
+    ) -> std::result::Result<Response<pdpb::CancelOperatorResponse>, Status> {
+        Err(Status::unimplemented("cancel_operator"))
     }
 }
 

@@ -137,6 +137,10 @@ async fn handle(ctx: &PdContext, store_id: u64, msg: pdpb::StoreHeartbeatRequest
             propose_report(ctx, cmd).await?;
             "split"
         }
+        Payload::DirectiveFailed(f) => {
+            warn!(store_id, directive_id = f.directive_id, region_id = f.region_id, error = ?f.error, "directive failed");
+            "directive_failed"
+        }
     };
     metrics::HEARTBEAT_MESSAGES.with_label_values(&[kind]).inc();
     metrics::HEARTBEAT_HANDLE_SECONDS.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());

@@ -36,13 +36,17 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let pb = self.0.to_pb();
         let status = match &self.0 {
-            PdError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
-            PdError::StoreNotFound(_) | PdError::RegionNotFound(_) | PdError::KeyNotCovered(_) => StatusCode::NOT_FOUND,
+            PdError::InvalidArgument(_) | PdError::InvalidSplitKey(_) => StatusCode::BAD_REQUEST,
+            PdError::StoreNotFound(_)
+            | PdError::RegionNotFound(_)
+            | PdError::KeyNotCovered(_)
+            | PdError::OperatorNotFound(_) => StatusCode::NOT_FOUND,
             PdError::NotBootstrapped
             | PdError::AlreadyBootstrapped
             | PdError::StoreConflict(_)
             | PdError::StaleEpoch(_)
             | PdError::RouteConflict(_)
+            | PdError::OperatorExists(_)
             | PdError::NotEnoughStores { .. } => StatusCode::CONFLICT,
             // PD's own bug, not the caller's: the catalog refused a change it had validated.
             PdError::InvariantViolation(_) => StatusCode::INTERNAL_SERVER_ERROR,
