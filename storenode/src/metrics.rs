@@ -115,7 +115,7 @@ pub static PEER_REFUSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 /// Every `source` of [`PEER_REFUSALS`].
-pub const PEER_REFUSAL_SOURCES: [&str; 4] = ["startup", "route", "raft_message", "snapshot"];
+pub const PEER_REFUSAL_SOURCES: [&str; 5] = ["startup", "route", "raft_message", "snapshot", "split"];
 
 pub static SNAPSHOTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec("store_snapshots_total", "Region snapshots built, sent, received or installed", &["direction"])
@@ -131,6 +131,24 @@ pub static PD_HEARTBEATS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 });
 pub static PD_STREAM_RECONNECTS: LazyLock<IntCounter> =
     LazyLock::new(|| counter("store_pd_stream_reconnects_total", "Times the PD heartbeat stream was reopened"));
+
+pub static SPLITS_APPLIED: LazyLock<IntCounter> =
+    LazyLock::new(|| counter("store_splits_applied_total", "Split admin entries applied by this store's replicas"));
+/// PD directives this store received, by kind and what became of them
+/// (`proposed`, `refused`, `repeated`: already carried out, report re-sent).
+pub static DIRECTIVES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec("store_pd_directives_total", "PD directives received, by kind and result", &["kind", "result"])
+});
+/// Raft messages for a region this store has no peer of while a local
+/// region still covers its keys (a split not applied here yet): held until
+/// the split applies, then `delivered`, or `dropped` at the deadline.
+pub static RAFT_MESSAGES_HELD: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "store_raft_messages_held_total",
+        "Raft messages held for a split not applied here yet, by outcome",
+        &["outcome"],
+    )
+});
 
 pub static REGION_SIZE_BYTES: LazyLock<Histogram> = LazyLock::new(|| {
     histogram(
@@ -170,6 +188,9 @@ pub fn init() {
     LazyLock::force(&PD_HEARTBEATS);
     LazyLock::force(&PD_STREAM_RECONNECTS);
     LazyLock::force(&REGION_SIZE_BYTES);
+    LazyLock::force(&SPLITS_APPLIED);
+    LazyLock::force(&DIRECTIVES);
+    LazyLock::force(&RAFT_MESSAGES_HELD);
     // Every label value a series can take, so dashboards and alerts see
     // zeros rather than missing series before the first event.
     for op in ["get", "put", "delete", "scan", "batch_get", "batch_put", "cas"] {
@@ -196,8 +217,14 @@ pub fn init() {
     for dir in ["build", "send", "receive", "install"] {
         SNAPSHOT_SECONDS.with_label_values(&[dir]);
     }
-    for kind in ["store", "region"] {
+    for kind in ["store", "region", "split", "directive_failed"] {
         PD_HEARTBEATS.with_label_values(&[kind]);
+    }
+    for result in ["proposed", "refused", "repeated"] {
+        DIRECTIVES.with_label_values(&["split", result]);
+    }
+    for outcome in ["delivered", "dropped"] {
+        RAFT_MESSAGES_HELD.with_label_values(&[outcome]);
     }
 }
 

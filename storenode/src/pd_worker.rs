@@ -9,8 +9,15 @@
 //! breaks (PD leader change, network), it reconnects with backoff to
 //! whichever member leads now.
 //!
-//! Not done yet: directives (split, membership changes, leader transfer)
-//! arriving on the stream are logged and ignored.
+//! Directives run in their own tasks, so a long one (a split scans its
+//! region for the middle key) never holds up the stream. A split this store
+//! applied is reported, parent and new region together, ahead of any
+//! region heartbeat and again on every region tick while this store leads
+//! the parent, until PD's routes show it. Right after new routes apply, the
+//! store sends its stats, so PD learns at once that it has converged.
+//!
+//! Not done yet: membership-change and leader-transfer directives are
+//! logged and refused.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -156,18 +163,32 @@ async fn session(
                     .ok_or_else(|| PdError::Unavailable("PD closed the heartbeat stream".into()))?;
                 pd::error::check_header(&msg.header)?;
                 match msg.payload {
-                    Some(Down::Routes(snapshot)) => node.on_routes(snapshot).await,
-                    Some(Down::Directive(d)) => warn!(id = d.id, region_id = d.region_id, "directive not supported yet; ignored"),
+                    Some(Down::Routes(snapshot)) => {
+                        let version = node.routes.version();
+                        node.on_routes(snapshot).await;
+                        if node.routes.version() > version {
+                            send(store_stats(node)).await?;
+                        }
+                    }
+                    Some(Down::Directive(d)) => {
+                        tokio::spawn(directive(node.clone(), d, tx.clone()));
+                    }
                     None => {}
                 }
             }
             Some(region_id) = events.recv() => {
+                for report in split_reports(node) {
+                    send(report).await?;
+                }
                 if let Some(msg) = region_heartbeat(node, region_id) {
                     send(msg).await?;
                 }
             }
             _ = store_tick.tick() => send(store_stats(node)).await?,
             _ = region_tick.tick() => {
+                for report in split_reports(node) {
+                    send(report).await?;
+                }
                 for peer in node.peers() {
                     if let Some(msg) = region_heartbeat(node, peer.region_id()) {
                         send(msg).await?;
@@ -177,6 +198,55 @@ async fn session(
             _ = shutdown.changed() => return Ok(()),
         }
     }
+}
+
+/// Carries out one directive; a refusal goes up the stream for the
+/// operator waiting on it.
+async fn directive(node: Arc<Node>, d: pdpb::Directive, up: mpsc::Sender<pdpb::StoreHeartbeatRequest>) {
+    use pdpb::directive::Kind;
+    let (kind, res) = match &d.kind {
+        Some(Kind::Split(split)) => ("split", node.split_directive(&d, split).await.map(|o| o.label())),
+        other => {
+            let name = match other {
+                Some(Kind::AddLearner(_)) => "add_learner",
+                Some(Kind::ChangePeers(_)) => "change_peers",
+                Some(Kind::RemovePeer(_)) => "remove_peer",
+                Some(Kind::TransferLeader(_)) => "transfer_leader",
+                _ => "empty",
+            };
+            let message = format!("directive {name} is not supported by this store");
+            (name, Err(pdpb::Error { r#type: pdpb::ErrorType::InvalidArgument as i32, message, leader: None }))
+        }
+    };
+    match res {
+        Ok(result) => {
+            metrics::DIRECTIVES.with_label_values(&[kind, result]).inc();
+            info!(id = d.id, region_id = d.region_id, kind, result, "directive carried out");
+        }
+        Err(error) => {
+            metrics::DIRECTIVES.with_label_values(&[kind, "refused"]).inc();
+            warn!(id = d.id, region_id = d.region_id, kind, error = %error.message, "directive refused");
+            metrics::PD_HEARTBEATS.with_label_values(&["directive_failed"]).inc();
+            let failed = pdpb::DirectiveFailed { directive_id: d.id, region_id: d.region_id, error: Some(error) };
+            let _ = up
+                .send(pdpb::StoreHeartbeatRequest {
+                    store_id: node.store_id,
+                    payload: Some(Payload::DirectiveFailed(failed)),
+                })
+                .await;
+        }
+    }
+}
+
+/// Reports of splits applied here that PD's routes do not show yet.
+fn split_reports(node: &Node) -> Vec<pdpb::StoreHeartbeatRequest> {
+    node.split_reports()
+        .into_iter()
+        .map(|report| {
+            metrics::PD_HEARTBEATS.with_label_values(&["split"]).inc();
+            pdpb::StoreHeartbeatRequest { store_id: node.store_id, payload: Some(Payload::Split(report)) }
+        })
+        .collect()
 }
 
 fn store_stats(node: &Node) -> pdpb::StoreHeartbeatRequest {

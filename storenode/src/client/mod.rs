@@ -223,6 +223,17 @@ impl Client {
                 StoreError::NotLeader { leader: None, .. } | StoreError::Unavailable(_) => {
                     self.cache.write().unwrap().forget_leader(target.region.id);
                 }
+                // The store named newer regions than the cache has (a split
+                // PD may not know of yet): taken in, and routed by at once.
+                StoreError::EpochNotMatch(current)
+                    if self.cache.write().unwrap().apply_regions(current, target.store_id) =>
+                {
+                    if regroup {
+                        return Err(ClientError::Store(err));
+                    }
+                    attempt = 0;
+                    pause = false;
+                }
                 StoreError::EpochNotMatch(_) | StoreError::KeyNotInRegion { .. } | StoreError::RegionNotFound(_) => {
                     self.cache.write().unwrap().forget_leader(target.region.id);
                     self.refresh_routes().await;

@@ -70,11 +70,102 @@ impl RouteCache {
         Some(Target { region, store_id, address })
     }
 
+    /// Takes in regions a store answered `EpochNotMatch` with (a split it
+    /// applied before PD's routes say so): each replaces the cached regions
+    /// it overlaps whose version is older, so the retry goes to the right
+    /// region at once. `answered_by` is hinted as their leader: the store
+    /// that led the parent campaigns first for the new region. The
+    /// snapshot's version stays, so PD's next routes replace all of it.
+    /// Returns whether anything changed.
+    pub fn apply_regions(&mut self, regions: &[metapb::Region], answered_by: u64) -> bool {
+        let mut routes = self.snapshot.regions.clone();
+        let mut changed = false;
+        for new in regions {
+            let version = new.region_epoch.unwrap_or_default().version;
+            let stale = |r: &metapb::Region| {
+                keys::overlaps(&r.start_key, &r.end_key, &new.start_key, &new.end_key)
+                    && r.region_epoch.unwrap_or_default().version < version
+            };
+            let before = routes.len();
+            routes.retain(|route| !route.region.as_ref().is_some_and(stale));
+            let covered = routes.iter().any(|route| {
+                route.region.as_ref().is_some_and(|r| keys::overlaps(&r.start_key, &r.end_key, &new.start_key, &new.end_key))
+            });
+            if routes.len() != before || !covered {
+                if !covered {
+                    routes.push(pdpb::RegionRoute { region: Some(new.clone()), leader: None });
+                    self.leader_hints.insert(new.id, answered_by);
+                }
+                changed = true;
+            }
+        }
+        if !changed {
+            return false;
+        }
+        routes.sort_by(|a, b| {
+            let key = |r: &pdpb::RegionRoute| r.region.as_ref().map(|r| r.start_key.clone()).unwrap_or_default();
+            key(a).cmp(&key(b))
+        });
+        self.by_start = routes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.region.as_ref().map(|r| (r.start_key.clone(), i)))
+            .collect();
+        self.snapshot = Arc::new(pdpb::RouteSnapshot { regions: routes, ..(*self.snapshot).clone() });
+        true
+    }
+
     pub fn set_leader(&mut self, region_id: u64, store_id: u64) {
         self.leader_hints.insert(region_id, store_id);
     }
 
     pub fn forget_leader(&mut self, region_id: u64) {
         self.leader_hints.remove(&region_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(id: u64, start: &str, end: &str, version: u64) -> metapb::Region {
+        metapb::Region {
+            id,
+            start_key: start.into(),
+            end_key: end.into(),
+            region_epoch: Some(metapb::RegionEpoch { conf_ver: 1, version }),
+            peers: vec![metapb::Peer { id: id * 10, store_id: 1, role: 0 }],
+        }
+    }
+
+    fn cache() -> RouteCache {
+        let mut c = RouteCache::default();
+        c.update(pdpb::RouteSnapshot {
+            version: 7,
+            stores: vec![metapb::Store { id: 1, address: "a:1".into(), ..Default::default() }],
+            regions: vec![
+                pdpb::RegionRoute { region: Some(region(2, "", "m", 1)), leader: None },
+                pdpb::RegionRoute { region: Some(region(3, "m", "", 1)), leader: None },
+            ],
+        });
+        c
+    }
+
+    #[test]
+    fn regions_from_an_epoch_error_replace_older_ones() {
+        let mut c = cache();
+        // Region 2 [, m) split at g: 4 takes [, g), 2 keeps [g, m).
+        assert!(c.apply_regions(&[region(4, "", "g", 2), region(2, "g", "m", 2)], 1));
+        assert_eq!(c.region_for(b"a").unwrap().region.as_ref().unwrap().id, 4);
+        assert_eq!(c.region_for(b"h").unwrap().region.as_ref().unwrap().id, 2);
+        assert_eq!(c.region_for(b"z").unwrap().region.as_ref().unwrap().id, 3);
+        assert_eq!(c.target(b"a", 0).unwrap().store_id, 1);
+        assert_eq!(c.version(), 7);
+        // Older news changes nothing.
+        assert!(!c.apply_regions(&[region(2, "", "m", 1)], 1));
+        assert_eq!(c.region_for(b"a").unwrap().region.as_ref().unwrap().id, 4);
+        // PD's next routes replace it all.
+        assert!(c.update(pdpb::RouteSnapshot { version: 8, ..Default::default() }));
+        assert!(c.region_for(b"a").is_none());
     }
 }

@@ -111,6 +111,19 @@ fn key_not_in_region(key: &[u8], region: &metapb::Region) -> StoreError {
 }
 
 impl Node {
+    /// `EpochNotMatch` naming the regions this store has now for the
+    /// request: `region` (where it was routed) and, when a split moved
+    /// `key` elsewhere, the local region that owns it now.
+    pub(crate) fn epoch_not_match(&self, region: metapb::Region, key: &[u8]) -> StoreError {
+        let mut current = vec![region];
+        if let Some(owner) = self.peer_for_key(key).map(|p| p.region())
+            && owner.id != current[0].id
+        {
+            current.insert(0, owner);
+        }
+        StoreError::EpochNotMatch(current)
+    }
+
     /// Finds where a request for `key` runs.
     ///
     /// # Errors
@@ -123,7 +136,7 @@ impl Node {
             if let Some(peer) = self.initialized_peer(ctx.region_id) {
                 let region = peer.region();
                 if ctx.region_epoch.is_some() && ctx.region_epoch != region.region_epoch {
-                    return Err(StoreError::EpochNotMatch(vec![region]));
+                    return Err(self.epoch_not_match(region, key));
                 }
                 if !keys::contains(&region.start_key, &region.end_key, key) {
                     return Err(key_not_in_region(key, &region));

@@ -32,12 +32,13 @@ fn request_id(ctx: Option<&kvpb::Context>) -> Option<RequestId> {
 
 impl Node {
     /// Proposes `op` to the region and waits for it to apply.
-    async fn propose(&self, peer: &RegionPeer, op: KvOp, request: Option<RequestId>) -> Result<KvReply> {
+    pub(crate) async fn propose(&self, peer: &RegionPeer, op: KvOp, request: Option<RequestId>) -> Result<KvReply> {
         self.check_leader(peer)?;
         let region = peer.region();
         if let Some(k) = op.keys().into_iter().find(|k| !peer.shared.contains(k)) {
             return Err(super::key_not_in_region(k, &region));
         }
+        let cmd_key = op.keys().first().map(|k| k.to_vec());
         let cmd = KvCommand {
             epoch_version: region.region_epoch.unwrap_or_default().version,
             op,
@@ -62,7 +63,10 @@ impl Node {
             Ok(Ok(resp)) => resp.data,
         };
         match reply {
-            KvReply::EpochNotMatch { current } => Err(StoreError::EpochNotMatch(vec![current])),
+            KvReply::EpochNotMatch { current } => {
+                let key = cmd_key.unwrap_or_default();
+                Err(self.epoch_not_match(current, &key))
+            }
             KvReply::KeyNotInRegion { key, region } => Err(super::key_not_in_region(&key, &region)),
             KvReply::Forgotten => Err(StoreError::StaleCommand),
             other => Ok(other),

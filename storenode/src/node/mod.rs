@@ -45,6 +45,8 @@
 pub mod peer;
 pub mod range_index;
 pub mod refusal;
+pub mod split;
+pub mod split_directive;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -80,6 +82,8 @@ pub enum PeerOrigin {
     Route { bootstrap: bool },
     /// Raft traffic arrived for a region this store has no peer of.
     RaftMessage,
+    /// A split this store applied created it, its raft state seeded.
+    Split,
 }
 
 impl PeerOrigin {
@@ -89,6 +93,7 @@ impl PeerOrigin {
             PeerOrigin::Restart => "startup",
             PeerOrigin::Route { .. } => "route",
             PeerOrigin::RaftMessage => "raft_message",
+            PeerOrigin::Split => "split",
         }
     }
 }
@@ -118,6 +123,15 @@ pub struct Node {
     kv_clients: std::sync::Mutex<HashMap<String, KvClient<Channel>>>,
     /// Until then this store grants no votes: see [`Node::may_vote`].
     vote_quiet_until: Mutex<Option<Instant>>,
+    /// Splits applied here that PD's routes do not show yet, by new region
+    /// id: reported (while this store leads) until they do.
+    pending_splits: Mutex<std::collections::BTreeMap<u64, split::PendingSplit>>,
+    /// Regions with a split directive being carried out: a repeat waits
+    /// for the first rather than proposing a second split.
+    splitting: Mutex<std::collections::HashSet<u64>>,
+    /// Woken whenever a peer starts or the range index changes: raft traffic
+    /// held for a split not applied here yet waits on it.
+    regions_changed: tokio::sync::Notify,
 }
 
 impl Node {
@@ -174,6 +188,9 @@ impl Node {
             region_events,
             kv_clients: std::sync::Mutex::new(HashMap::new()),
             vote_quiet_until: Mutex::new(None),
+            pending_splits: Mutex::new(std::collections::BTreeMap::new()),
+            splitting: Mutex::new(std::collections::HashSet::new()),
+            regions_changed: tokio::sync::Notify::new(),
         }))
     }
 
@@ -203,6 +220,16 @@ impl Node {
     /// Whether the region's local peer owns its range here.
     pub fn is_initialized(&self, region_id: u64) -> bool {
         self.ranges.lock().unwrap().contains_region(region_id)
+    }
+
+    /// Whether an initialized local region of another id still owns any of
+    /// `region`'s keys.
+    pub fn covered_locally(&self, region: &metapb::Region) -> bool {
+        self.ranges
+            .lock()
+            .unwrap()
+            .overlapping(&region.start_key, &region.end_key)
+            .any(|r| r.region_id != region.id)
     }
 
     /// Lets `peer` take data covering `region` (its first log entries, or a
@@ -238,6 +265,7 @@ impl Node {
     /// data now covers.
     fn snapshot_installed(&self, region: &metapb::Region) {
         let res = self.ranges.lock().unwrap().update(region);
+        self.regions_changed.notify_waiters();
         if let Err(e) = res {
             // The transport admitted the range the sender named; the
             // installed meta differs from it, and the data is already in.
@@ -288,6 +316,7 @@ impl Node {
             return;
         }
         let snapshot = self.routes.snapshot();
+        self.forget_reported_splits(&snapshot);
         for route in &snapshot.regions {
             let Some(region) = &route.region else {
                 continue;
@@ -296,6 +325,12 @@ impl Node {
                 continue;
             };
             if self.peer(region.id).is_some() {
+                continue;
+            }
+            // A local region still holds these keys: a split not applied
+            // here yet creates this peer, seeded, when it applies (a peer
+            // created now would be empty and in its way).
+            if self.covered_locally(region) {
                 continue;
             }
             let epoch = region.region_epoch.unwrap_or_default();
@@ -327,6 +362,22 @@ impl Node {
         peer_id: u64,
         origin: PeerOrigin,
     ) -> Result<Arc<RegionPeer>, StartPeerError> {
+        self.start_peer_sized(region, peer_id, origin, None).await
+    }
+
+    /// [`Node::start_peer`] with the region's approximate keys and bytes
+    /// when known (a split-born region), so its range is not counted.
+    ///
+    /// # Errors
+    ///
+    /// As [`Node::start_peer`].
+    pub async fn start_peer_sized(
+        self: &Arc<Self>,
+        region: metapb::Region,
+        peer_id: u64,
+        origin: PeerOrigin,
+        sizes: Option<(u64, u64)>,
+    ) -> Result<Arc<RegionPeer>, StartPeerError> {
         let _guard = self.creating.lock().await;
         if let Some(p) = self.peer(region.id) {
             return Ok(p);
@@ -348,7 +399,7 @@ impl Node {
             record_refusal(&refusal, origin.label(), peer_id);
             return Err(refusal.into());
         }
-        let peer = match self.open_peer(region, peer_id, local, initialize).await {
+        let peer = match self.open_peer(region, peer_id, local, initialize, sizes).await {
             Ok(p) => p,
             Err(e) => {
                 if initialized {
@@ -363,7 +414,14 @@ impl Node {
                 node.snapshot_installed(r);
             }
         });
+        let node = Arc::downgrade(self);
+        let parent = region_id;
+        peer.shared.on_split_applied(move |done| match node.upgrade() {
+            Some(node) => node.split_applied(parent, done),
+            None => Box::pin(async {}),
+        });
         self.peers.write().unwrap().insert(region_id, peer.clone());
+        self.regions_changed.notify_waiters();
         metrics::REGIONS.set(self.peers.read().unwrap().len() as i64);
         info!(region_id, peer_id, initialize, initialized, origin = origin.label(), "region peer started");
         tokio::spawn(watch_leadership(Arc::downgrade(self), peer.clone()));
@@ -378,6 +436,7 @@ impl Node {
         peer_id: u64,
         local: Option<raftpb::RegionLocalState>,
         initialize: bool,
+        sizes: Option<(u64, u64)>,
     ) -> std::io::Result<Arc<RegionPeer>> {
         // A tombstone row that passed the checks belongs to an earlier peer:
         // this one replaces it.
@@ -400,6 +459,7 @@ impl Node {
             region,
             peer_id,
             initialize,
+            sizes,
         )
         .await
     }

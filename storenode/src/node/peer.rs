@@ -27,7 +27,8 @@ impl RegionPeer {
     /// membership, which openraft allows).
     ///
     /// A region whose snapshot install was interrupted by a restart finishes
-    /// it before its raft starts.
+    /// it before its raft starts. `sizes` are its approximate keys and bytes
+    /// when already known (a split-born region), else counted.
     ///
     /// # Errors
     ///
@@ -40,9 +41,10 @@ impl RegionPeer {
         region: metapb::Region,
         peer_id: u64,
         initialize: bool,
+        sizes: Option<(u64, u64)>,
     ) -> std::io::Result<Arc<RegionPeer>> {
         let log = RegionLogStore::new(region.id, engine.clone());
-        let sm = RegionStateMachine::open(engine, region.clone(), peer_id).await?;
+        let sm = RegionStateMachine::open_sized(engine, region.clone(), peer_id, sizes).await?;
         // An interrupted snapshot install, now finished, may have moved the range.
         let region = sm.shared().region();
         let shared = sm.shared();

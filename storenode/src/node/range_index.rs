@@ -200,6 +200,54 @@ impl RangeIndex {
         self.check(region)
     }
 
+    /// A split applied: `parent`'s entry shrinks to its new range and `new`
+    /// takes the keys it gave up, both under their new epochs, in one step
+    /// so nothing can claim those keys in between. Without `new` (this store
+    /// does not host the new region) only the parent shrinks.
+    ///
+    /// # Errors
+    ///
+    /// As [`RangeIndex::check_update`] for the parent, and `Overlaps` when
+    /// a region other than the parent owns any of `new`'s keys; the index
+    /// is then unchanged.
+    pub fn split(&mut self, parent: &metapb::Region, new: Option<&metapb::Region>) -> Result<(), RangeConflict> {
+        self.check_update(parent)?;
+        if let Some(new) = new {
+            if !keys::is_valid_range(&new.start_key, &new.end_key) {
+                return Err(RangeConflict::InvalidRange {
+                    region_id: new.id,
+                    start_key: new.start_key.clone(),
+                    end_key: new.end_key.clone(),
+                });
+            }
+            let in_the_way = self
+                .overlapping(&new.start_key, &new.end_key)
+                .find(|r| r.region_id != new.id && r.region_id != parent.id);
+            if let Some(r) = in_the_way {
+                return Err(RangeConflict::Overlaps {
+                    region_id: new.id,
+                    existing_region: r.region_id,
+                    existing_start: r.start_key.clone(),
+                    existing_end: r.end_key.clone(),
+                });
+            }
+            if keys::overlaps(&parent.start_key, &parent.end_key, &new.start_key, &new.end_key) {
+                return Err(RangeConflict::Overlaps {
+                    region_id: new.id,
+                    existing_region: parent.id,
+                    existing_start: parent.start_key.clone(),
+                    existing_end: parent.end_key.clone(),
+                });
+            }
+        }
+        self.put(IndexedRange::of(parent));
+        if let Some(new) = new {
+            self.put(IndexedRange::of(new));
+        }
+        self.checked();
+        Ok(())
+    }
+
     /// Drops a region's entry (its peer failed to start; later, destroyed).
     pub fn remove(&mut self, region_id: u64) -> Option<IndexedRange> {
         let start = self.start_of.remove(&region_id)?;
@@ -487,5 +535,33 @@ mod tests {
         let mut idx = two();
         idx.by_start.insert(b"x".to_vec(), IndexedRange::of(&region(7, "y", "z", 1)));
         assert!(idx.check_invariants().unwrap_err().contains("filed under"));
+    }
+
+    #[test]
+    fn split_moves_the_left_part_to_the_new_region_at_once() {
+        let mut idx = two();
+        // Region 1 [b, d) splits at c: 3 takes [b, c), 1 keeps [c, d).
+        idx.split(&region(1, "c", "d", 2), Some(&region(3, "b", "c", 2))).unwrap();
+        assert_eq!(idx.lookup(b"b"), Some(3));
+        assert_eq!(idx.lookup(b"c"), Some(1));
+        assert_eq!(idx.len(), 3);
+        // Replaying it changes nothing.
+        idx.split(&region(1, "c", "d", 2), Some(&region(3, "b", "c", 2))).unwrap();
+        assert_eq!(idx.len(), 3);
+        // A parent going back in epoch is refused.
+        assert!(matches!(
+            idx.split(&region(1, "c", "d", 1), None),
+            Err(RangeConflict::StaleEpoch { .. })
+        ));
+        // A new region reaching into another region is refused, unchanged.
+        let before = format!("{idx:?}");
+        assert_eq!(overlap_with(idx.split(&region(2, "g", "h", 2), Some(&region(4, "c", "g", 2)))), Some(1));
+        assert_eq!(format!("{idx:?}"), before);
+        // So is one overlapping the shrunk parent itself.
+        assert_eq!(overlap_with(idx.split(&region(2, "g", "h", 2), Some(&region(4, "f", "h", 2)))), Some(2));
+        // Without a new region only the parent shrinks.
+        idx.split(&region(2, "g", "h", 2), None).unwrap();
+        assert_eq!(idx.lookup(b"f"), None);
+        assert_eq!(idx.lookup(b"g"), Some(2));
     }
 }

@@ -62,6 +62,8 @@ pub enum KvOp {
         expected: Option<Vec<u8>>,
         value: Vec<u8>,
     },
+    /// Admin: split the region (see [`super::split`]). Touches no user key.
+    Split(super::split::SplitCommand),
 }
 
 impl KvOp {
@@ -72,6 +74,7 @@ impl KvOp {
                 vec![key.as_slice()]
             }
             KvOp::BatchPut { pairs } => pairs.iter().map(|(k, _)| k.as_slice()).collect(),
+            KvOp::Split(_) => Vec::new(),
         }
     }
 }
@@ -85,6 +88,7 @@ impl fmt::Display for KvCommand {
             KvOp::Delete { key } => write!(f, "delete({} B key)", key.len()),
             KvOp::BatchPut { pairs } => write!(f, "batch-put({} pairs)", pairs.len()),
             KvOp::Cas { key, .. } => write!(f, "cas({} B key)", key.len()),
+            KvOp::Split(s) => write!(f, "split(into region {}, {} B key)", s.new_region_id, s.split_key.len()),
         }
     }
 }
@@ -100,6 +104,10 @@ pub enum KvReply {
     Cas {
         succeeded: bool,
         previous: Option<Vec<u8>>,
+    },
+    /// A split applied: the new (left) region's id.
+    Split {
+        new_region_id: u64,
     },
     /// Not applied: the region's range changed after the command was
     /// proposed.
@@ -122,7 +130,7 @@ impl KvReply {
     /// for repeats). Refusals change nothing, so a repeat may still apply.
     pub fn applied(&self) -> bool {
         match self {
-            KvReply::Written | KvReply::Deleted { .. } | KvReply::Cas { .. } => true,
+            KvReply::Written | KvReply::Deleted { .. } | KvReply::Cas { .. } | KvReply::Split { .. } => true,
             KvReply::Nothing | KvReply::EpochNotMatch { .. } | KvReply::KeyNotInRegion { .. } | KvReply::Forgotten => {
                 false
             }

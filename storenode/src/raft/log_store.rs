@@ -80,6 +80,31 @@ impl RegionLogStore {
     }
 }
 
+/// Seeds a split-born region's raft state inside the split's transaction:
+/// no entries, the log purged and committed up to `init`, and `vote` unless
+/// a peer created for the region's raft traffic already voted at a term not
+/// below it (a vote is a promise that must never go back).
+///
+/// # Errors
+///
+/// Storage and decode failures.
+pub fn seed(tx: &redb::WriteTransaction, region: u64, init: LogId, vote: Vote) -> io::Result<()> {
+    use redb::ReadableTable;
+    tx.open_table(RAFT_LOG).map_err(io_err)?.retain_in((region, 0)..=(region, u64::MAX), |_, _| false).map_err(io_err)?;
+    let mut meta = tx.open_table(RAFT_META).map_err(io_err)?;
+    let voted: Option<Vote> = match meta.get((region, VOTE)).map_err(io_err)? {
+        Some(v) => Some(decode(v.value())?),
+        None => None,
+    };
+    if voted.is_none_or(|v| v.leader_id().term < vote.leader_id().term) {
+        meta.insert((region, VOTE), encode(&vote)?.as_slice()).map_err(io_err)?;
+    }
+    let init = encode(&Some(init))?;
+    meta.insert((region, COMMITTED), init.as_slice()).map_err(io_err)?;
+    meta.insert((region, PURGED), init.as_slice()).map_err(io_err)?;
+    Ok(())
+}
+
 impl RaftLogReader<TypeConfig> for RegionLogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,

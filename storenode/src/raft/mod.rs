@@ -9,6 +9,10 @@
 //!   the bounded, crash-safe installer.
 //! - [`session`]: the per-region session table that makes writes
 //!   exactly-once.
+//! - [`split`]: the split admin command and how every replica applies it,
+//!   seeding the new region's raft state.
+//! - [`split_point`]: where a region splits (its middle by size) and how
+//!   much lies left of the key.
 //! - [`network`]: outgoing raft RPCs for one region over the store-to-store
 //!   transport.
 //!
@@ -21,6 +25,8 @@ pub mod log_store;
 pub mod network;
 pub mod session;
 pub mod snapshot;
+pub mod split;
+pub mod split_point;
 pub mod state_machine;
 
 use serde::{Deserialize, Serialize};

@@ -151,6 +151,19 @@ impl<'a, 'txn> BatchSessions<'a, 'txn> {
         sweep(self.table, self.region_id, now_ms)
     }
 
+    /// Gives region `new_region_id` a copy of this region's sessions as they
+    /// stand at this point of the batch (a split: a write retried against
+    /// either part is still answered once).
+    ///
+    /// # Errors
+    ///
+    /// Storage failures.
+    pub fn copy_to(&mut self, new_region_id: u64) -> io::Result<()> {
+        self.flush()?;
+        let rows = export(self.table, self.region_id)?;
+        replace(self.table, new_region_id, &rows)
+    }
+
     /// Writes the sessions this batch changed.
     ///
     /// # Errors

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
+use futures::future::BoxFuture;
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
@@ -37,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use super::session::{BatchSessions, SWEEP_INTERVAL_MS};
 use super::snapshot::{self, SnapshotFile, build, install};
+use super::split::{self, SplitApplied};
 use super::{KvCommand, KvOp, KvReply, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig, decode, encode};
 use crate::engine::{APPLY_STATE, DATA, Engine, SESSIONS, data_range, io_err};
 use crate::metrics;
@@ -75,9 +77,13 @@ pub struct RegionShared {
     /// Told the region's meta after each installed snapshot: the node keeps
     /// its range index in step with the range the data now covers.
     snapshot_installed: OnceLock<SnapshotHook>,
+    /// Told each split this replica applies, before the proposer hears of
+    /// it: the node indexes the new range and starts the new peer.
+    split_applied: OnceLock<SplitHook>,
 }
 
 type SnapshotHook = Box<dyn Fn(&metapb::Region) + Send + Sync>;
+type SplitHook = Box<dyn Fn(SplitApplied) -> BoxFuture<'static, ()> + Send + Sync>;
 
 impl RegionShared {
     pub fn region(&self) -> metapb::Region {
@@ -103,6 +109,12 @@ impl RegionShared {
     pub fn on_snapshot_installed(&self, hook: impl Fn(&metapb::Region) + Send + Sync + 'static) {
         let _ = self.snapshot_installed.set(Box::new(hook));
     }
+
+    /// Sets the hook awaited after each applied split; only the first call
+    /// takes effect.
+    pub fn on_split_applied(&self, hook: impl Fn(SplitApplied) -> BoxFuture<'static, ()> + Send + Sync + 'static) {
+        let _ = self.split_applied.set(Box::new(hook));
+    }
 }
 
 #[derive(Clone)]
@@ -119,7 +131,23 @@ impl RegionStateMachine {
     ///
     /// Read or decode failures; an interrupted install that cannot resume
     /// ([`install::ResumeFailed`] as `InvalidData`): the peer must not start.
-    pub async fn open(engine: Arc<Engine>, mut region: metapb::Region, peer_id: u64) -> io::Result<Self> {
+    pub async fn open(engine: Arc<Engine>, region: metapb::Region, peer_id: u64) -> io::Result<Self> {
+        Self::open_sized(engine, region, peer_id, None).await
+    }
+
+    /// [`RegionStateMachine::open`] with the region's approximate keys and
+    /// bytes already known (a split-born region: its parent's counts split
+    /// by the leader's measure), so its range is not scanned to count them.
+    ///
+    /// # Errors
+    ///
+    /// As [`RegionStateMachine::open`].
+    pub async fn open_sized(
+        engine: Arc<Engine>,
+        mut region: metapb::Region,
+        peer_id: u64,
+        sizes: Option<(u64, u64)>,
+    ) -> io::Result<Self> {
         if let Some(state) = engine.region_state(region.id)?
             && state.state == raftpb::PeerState::Applying as i32
         {
@@ -130,14 +158,19 @@ impl RegionStateMachine {
             Some(v) => decode(v.value())?,
             None => ApplyState::default(),
         };
-        let (mut n, mut size) = (0u64, 0u64);
-        let data = tx.open_table(DATA).map_err(io_err)?;
-        let range = data_range(&data, &region.start_key, &region.end_key)?;
-        for row in range {
-            let (k, v) = row.map_err(io_err)?;
-            n += 1;
-            size += (k.value().len() + v.value().len()) as u64;
-        }
+        let (n, size) = match sizes {
+            Some(known) => known,
+            None => {
+                let (mut n, mut size) = (0u64, 0u64);
+                let data = tx.open_table(DATA).map_err(io_err)?;
+                for row in data_range(&data, &region.start_key, &region.end_key)? {
+                    let (k, v) = row.map_err(io_err)?;
+                    n += 1;
+                    size += (k.value().len() + v.value().len()) as u64;
+                }
+                (n, size)
+            }
+        };
         let current = snapshot::latest(&engine.snapshot_dir, region.id)?;
         let shared = Arc::new(RegionShared {
             region_id: region.id,
@@ -152,6 +185,7 @@ impl RegionStateMachine {
             written_bytes: AtomicU64::new(0),
             written_keys: AtomicU64::new(0),
             snapshot_installed: OnceLock::new(),
+            split_applied: OnceLock::new(),
         });
         Ok(RegionStateMachine { engine, shared })
     }
@@ -174,6 +208,16 @@ impl RegionStateMachine {
     pub fn shared(&self) -> Arc<RegionShared> {
         self.shared.clone()
     }
+}
+
+/// Takes up to `n` from a counter; returns how much it took.
+fn take(counter: &AtomicU64, n: u64) -> u64 {
+    let mut taken = 0;
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+        taken = n.min(cur);
+        Some(cur - taken)
+    });
+    taken
 }
 
 /// Size changes one batch made.
@@ -240,6 +284,8 @@ fn apply_op(
             }
             KvReply::Cas { succeeded, previous: current }
         }
+        // Applied by `split::apply`, never through here.
+        KvOp::Split(_) => KvReply::Nothing,
     })
 }
 
@@ -291,13 +337,16 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
         let region = self.shared.region();
         let applied = self.shared.applied.lock().unwrap().clone();
         let region_id = self.shared.region_id;
-        let (replies, delta, state) = self
+        let peer_id = self.shared.peer_id;
+        let (replies, delta, state, region, splits) = self
             .engine
             .writer
             .write_lazy(move |tx| {
                 // The writer may run this job again (a failed job elsewhere
                 // in its batch): every run starts from the same state.
                 let mut state = applied.clone();
+                let mut region = region.clone();
+                let mut splits = Vec::new();
                 let mut data = tx.open_table(DATA).map_err(io_err)?;
                 let mut session_table = tx.open_table(SESSIONS).map_err(io_err)?;
                 let mut sessions = BatchSessions::new(&mut session_table, region_id);
@@ -315,10 +364,24 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
                                 sessions.sweep(state.clock_ms)?;
                                 state.last_sweep_ms = state.clock_ms;
                             }
-                            let (reply, repeat) = sessions
-                                .apply_once(cmd, state.clock_ms, |cmd| apply_op(&mut data, &region, cmd, &mut delta))?;
-                            delta.repeats += u64::from(repeat);
-                            reply
+                            if let KvOp::Split(cmd) = &cmd.op {
+                                // `region` is the shrunk parent afterwards:
+                                // later entries are checked against it.
+                                match split::apply(tx, &mut sessions, &mut region, &state, peer_id, cmd)? {
+                                    Ok(done) => {
+                                        let reply = KvReply::Split { new_region_id: done.new.id };
+                                        splits.push(done);
+                                        reply
+                                    }
+                                    Err(refused) => refused,
+                                }
+                            } else {
+                                let (reply, repeat) = sessions.apply_once(cmd, state.clock_ms, |cmd| {
+                                    apply_op(&mut data, &region, cmd, &mut delta)
+                                })?;
+                                delta.repeats += u64::from(repeat);
+                                reply
+                            }
                         }
                         EntryPayload::Membership(m) => {
                             state.membership = StoredMembership::new(Some(*log_id), m.clone());
@@ -331,7 +394,7 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
                     .map_err(io_err)?
                     .insert(region_id, encode(&state)?.as_slice())
                     .map_err(io_err)?;
-                Ok((replies, delta, state))
+                Ok((replies, delta, state, region, splits))
             })
             .await?;
         *self.shared.applied.lock().unwrap() = state;
@@ -342,6 +405,20 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
         s.written_keys.fetch_add(delta.written_keys, Ordering::Relaxed);
         metrics::DUPLICATE_WRITES.inc_by(delta.repeats);
         metrics::RAFT_APPLY_SECONDS.observe(started.elapsed().as_secs_f64());
+        if !splits.is_empty() {
+            *s.region.write().unwrap() = region;
+        }
+        for mut done in splits {
+            // The left part's keys leave the parent's counts.
+            done.left_keys = take(&s.approximate_keys, done.left_keys);
+            done.left_size = take(&s.approximate_size, done.left_size);
+            metrics::SPLITS_APPLIED.inc();
+            // The node indexes the new range and starts the new peer before
+            // the proposer hears the split applied.
+            if let Some(hook) = s.split_applied.get() {
+                hook(done).await;
+            }
+        }
         for (responder, reply) in responders.into_iter().zip(replies) {
             if let Some(r) = responder {
                 r.send(reply);

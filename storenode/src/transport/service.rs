@@ -9,7 +9,7 @@
 //! refused message is only answered with an error, and the leader retries.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use openraft::raft::AppendEntriesRequest;
 use proto::metapb;
@@ -34,15 +34,33 @@ impl TransportService {
     }
 
     /// The local peer for a message, created if this store should have it.
+    ///
+    /// The split race: traffic for a region born by a split this store has
+    /// not applied yet (a local region of an older version still owns its
+    /// keys) must not create an empty peer over those keys. With `hold`, it
+    /// waits up to one election timeout for the split to apply here; then,
+    /// or without `hold` (a batch of many regions' heartbeats, which must
+    /// not wait on one), it is refused and the leader tries again.
     async fn peer_for(
         &self,
         region_id: u64,
         to_peer: u64,
         to_store: u64,
         region: Option<&metapb::Region>,
+        hold: bool,
     ) -> Result<Arc<RegionPeer>, String> {
         if to_store != self.node.store_id {
             return Err(format!("message for store {to_store} reached store {}", self.node.store_id));
+        }
+        if self.node.peer(region_id).is_none()
+            && let Some(r) = region.filter(|r| r.id == region_id && self.node.awaits_split(r))
+        {
+            let wait = Duration::from_millis(if hold { self.node.config.raft.election_timeout_min_ms } else { 0 });
+            if !self.node.hold_for_split(r, wait).await {
+                return Err(format!(
+                    "region {region_id} is not split off here yet: a local region still owns its keys"
+                ));
+            }
         }
         if let Some(peer) = self.node.peer(region_id) {
             if peer.shared.peer_id != to_peer {
@@ -78,9 +96,9 @@ fn answer<T: serde::Serialize, E: std::fmt::Display>(res: Result<T, E>) -> raftp
 impl TransportService {
     /// Delivers one raft RPC to its peer; every failure becomes the
     /// response's `error`.
-    async fn deliver(&self, req: raftpb::RaftRequest) -> raftpb::RaftResponse {
+    async fn deliver(&self, req: raftpb::RaftRequest, hold: bool) -> raftpb::RaftResponse {
         metrics::RAFT_MESSAGES_RECEIVED.with_label_values(&[kind_name(req.kind)]).inc();
-        let peer = match self.peer_for(req.region_id, req.to_peer, req.to_store, req.region.as_ref()).await {
+        let peer = match self.peer_for(req.region_id, req.to_peer, req.to_store, req.region.as_ref(), hold).await {
             Ok(p) => p,
             Err(e) => return refused(e),
         };
@@ -120,12 +138,12 @@ impl TransportService {
 #[tonic::async_trait]
 impl RaftTransport for TransportService {
     async fn call(&self, req: Request<raftpb::RaftRequest>) -> Result<Response<raftpb::RaftResponse>, Status> {
-        Ok(Response::new(self.deliver(req.into_inner()).await))
+        Ok(Response::new(self.deliver(req.into_inner(), true).await))
     }
 
     async fn batch_call(&self, req: Request<raftpb::RaftBatch>) -> Result<Response<raftpb::RaftBatchResponse>, Status> {
         let requests = req.into_inner().requests;
-        let responses = futures::future::join_all(requests.into_iter().map(|r| self.deliver(r))).await;
+        let responses = futures::future::join_all(requests.into_iter().map(|r| self.deliver(r, false))).await;
         Ok(Response::new(raftpb::RaftBatchResponse { responses }))
     }
 
@@ -145,7 +163,9 @@ impl RaftTransport for TransportService {
         };
         metrics::SNAPSHOTS.with_label_values(&["received"]).inc();
         metrics::SNAPSHOT_BYTES.with_label_values(&["received"]).inc_by(bytes);
-        let peer = match self.peer_for(header.region_id, header.to_peer, header.to_store, header.region.as_ref()).await
+        let peer = match self
+            .peer_for(header.region_id, header.to_peer, header.to_store, header.region.as_ref(), true)
+            .await
         {
             Ok(p) => p,
             Err(e) => return Ok(Response::new(refused(e))),
