@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::byte_size::ByteSize;
+
 /// Raft heartbeat of the PD group. PD traffic is light; a quarter second
 /// keeps failover fast without chatter.
 pub const DEFAULT_RAFT_HEARTBEAT_MS: u64 = 250;
@@ -23,6 +25,22 @@ pub const DEFAULT_LOG_LEVEL: &str = "info,openraft=warn";
 /// Log entries between snapshots: the catalog snapshot is small, so keep
 /// the log short and restarts quick.
 pub const DEFAULT_SNAPSHOT_LOGS: u64 = 5_000;
+/// How often the PD leader looks for regions to split. Region sizes arrive
+/// with region heartbeats (every 10 s or so on a store), so checking more
+/// often finds nothing new.
+pub const DEFAULT_SPLIT_CHECK_INTERVAL_MS: u64 = 10_000;
+/// TiKV's thresholds: a region splits at 96 MiB or 960k keys, and one past
+/// 144 MiB or 1.44M keys (1.5x) is overdue and goes first.
+pub const DEFAULT_REGION_SPLIT_SIZE: ByteSize = ByteSize::mib(96);
+pub const DEFAULT_REGION_SPLIT_KEYS: u64 = 960_000;
+pub const DEFAULT_REGION_MAX_SIZE: ByteSize = ByteSize::mib(144);
+pub const DEFAULT_REGION_MAX_KEYS: u64 = 1_440_000;
+/// A split is metadata only: one raft entry on the region and one catalog
+/// write. A minute covers a leader election or two on the way.
+pub const DEFAULT_SPLIT_OPERATOR_TIMEOUT_MS: u64 = 60_000;
+/// Splits the checker starts per check: enough to keep up with a bulk load,
+/// few enough that a burst of reports cannot flood the stores with splits.
+pub const DEFAULT_MAX_SPLITS_PER_CHECK: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -45,6 +63,7 @@ pub struct PdConfig {
     pub replication: ReplicationConfig,
     pub bootstrap: BootstrapConfig,
     pub raft: RaftTiming,
+    pub schedule: ScheduleConfig,
     pub log: LogConfig,
 }
 
@@ -76,6 +95,26 @@ pub struct RaftTiming {
     pub snapshot_logs: u64,
 }
 
+/// Automatic split and operator timing, used by the PD leader.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ScheduleConfig {
+    /// How often the leader runs the split checker; 0 turns automatic
+    /// splitting off (`pdctl region split` still works).
+    pub split_check_interval_ms: u64,
+    /// A region whose approximate size reaches this is split at its middle.
+    pub region_split_size: ByteSize,
+    /// Or whose approximate key count reaches this.
+    pub region_split_keys: u64,
+    /// Regions past these are overdue: the checker splits them first.
+    pub region_max_size: ByteSize,
+    pub region_max_keys: u64,
+    /// Most split operators one check starts.
+    pub max_splits_per_check: u32,
+    /// A split operator not done by then ends as TIMED_OUT.
+    pub split_operator_timeout_ms: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct LogConfig {
@@ -104,7 +143,22 @@ impl Default for PdConfig {
             replication: ReplicationConfig::default(),
             bootstrap: BootstrapConfig::default(),
             raft: RaftTiming::default(),
+            schedule: ScheduleConfig::default(),
             log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            split_check_interval_ms: DEFAULT_SPLIT_CHECK_INTERVAL_MS,
+            region_split_size: DEFAULT_REGION_SPLIT_SIZE,
+            region_split_keys: DEFAULT_REGION_SPLIT_KEYS,
+            region_max_size: DEFAULT_REGION_MAX_SIZE,
+            region_max_keys: DEFAULT_REGION_MAX_KEYS,
+            max_splits_per_check: DEFAULT_MAX_SPLITS_PER_CHECK,
+            split_operator_timeout_ms: DEFAULT_SPLIT_OPERATOR_TIMEOUT_MS,
         }
     }
 }
@@ -198,6 +252,39 @@ pub fn check_raft_timing(
     }
     if snapshot_logs == 0 {
         return Err(invalid("raft.snapshot-logs", "must be positive"));
+    }
+    Ok(())
+}
+
+/// # Errors
+///
+/// `Invalid` naming the `schedule.*` field: thresholds must be positive and
+/// the max ones not below the split ones, so the checker can tell overdue
+/// regions from due ones.
+pub fn check_schedule(s: &ScheduleConfig) -> Result<(), ConfigError> {
+    if s.region_split_size.bytes() == 0 {
+        return Err(invalid("schedule.region-split-size", "must be positive"));
+    }
+    if s.region_split_keys == 0 {
+        return Err(invalid("schedule.region-split-keys", "must be positive"));
+    }
+    if s.region_max_size < s.region_split_size {
+        return Err(invalid(
+            "schedule.region-max-size",
+            format!("{} is below region-split-size {}", s.region_max_size, s.region_split_size),
+        ));
+    }
+    if s.region_max_keys < s.region_split_keys {
+        return Err(invalid(
+            "schedule.region-max-keys",
+            format!("{} is below region-split-keys {}", s.region_max_keys, s.region_split_keys),
+        ));
+    }
+    if s.max_splits_per_check == 0 {
+        return Err(invalid("schedule.max-splits-per-check", "must be positive"));
+    }
+    if s.split_operator_timeout_ms == 0 {
+        return Err(invalid("schedule.split-operator-timeout-ms", "must be positive"));
     }
     Ok(())
 }
@@ -317,6 +404,7 @@ impl PdConfig {
             r.election_timeout_max_ms,
             r.snapshot_logs,
         )?;
+        check_schedule(&self.schedule)?;
         check_log(&self.log)
     }
 
@@ -359,18 +447,39 @@ mod tests {
 
     #[test]
     fn invalid_values_are_named() {
-        let cases: [(&str, &str); 6] = [
+        let cases: [(&str, &str); 10] = [
             ("node-id: 0", "node-id"),
             ("grpc-addr: nowhere", "grpc-addr"),
             ("replication: {max-replicas: 0}", "replication.max-replicas"),
             ("bootstrap: {split-keys: [b, a]}", "bootstrap.split-keys"),
             ("raft: {heartbeat-interval-ms: 500, election-timeout-min-ms: 600}", "raft.election-timeout-min-ms"),
             ("join: [\"nohost\"]", "join"),
+            ("schedule: {region-split-size: 0}", "schedule.region-split-size"),
+            ("schedule: {region-split-size: 200MiB}", "schedule.region-max-size"),
+            ("schedule: {region-split-keys: 2000000}", "schedule.region-max-keys"),
+            ("schedule: {split-operator-timeout-ms: 0}", "schedule.split-operator-timeout-ms"),
         ];
         for (yaml, field) in cases {
             let err = PdConfig::from_yaml(yaml, "t.yaml").unwrap().validate().unwrap_err();
             assert!(matches!(err, ConfigError::Invalid { field: f, .. } if f == field), "{yaml}: {err}");
         }
+    }
+
+    #[test]
+    fn schedule_sizes_take_units_or_bytes() {
+        let c = PdConfig::from_yaml(
+            "schedule:\n  region-split-size: 4KiB\n  region-max-size: 8192\n  split-check-interval-ms: 0\n",
+            "t.yaml",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.schedule.region_split_size, ByteSize(4096));
+        assert_eq!(c.schedule.region_max_size, ByteSize(8192));
+        assert_eq!(c.schedule.split_check_interval_ms, 0);
+        let err = PdConfig::from_yaml("schedule:\n  region-split-size: huge\n", "t.yaml").unwrap_err();
+        assert!(err.to_string().contains("huge"), "{err}");
+        let err = PdConfig::from_yaml("schedule:\n  region-split-size-mb: 96\n", "t.yaml").unwrap_err();
+        assert!(err.to_string().contains("region-split-size-mb"), "{err}");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! Not done yet: schedulers and operators (split and move directives are
 //! defined in the protocol but not issued), store decommissioning.
 
+pub mod byte_size;
 pub mod catalog;
 pub mod cli;
 pub mod client;

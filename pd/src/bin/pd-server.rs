@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use pd::byte_size::ByteSize;
 use pd::config::{LogFormat, PdConfig};
 use pd::server::PdServer;
 
@@ -47,6 +48,23 @@ struct Args {
     /// Pre-split the first bootstrap at these keys, comma separated.
     #[arg(long, value_delimiter = ',')]
     bootstrap_split_keys: Vec<String>,
+    /// How often the leader looks for regions to split (0: never).
+    #[arg(long)]
+    split_check_interval_ms: Option<u64>,
+    /// Split a region once it is this big: bytes, or with a unit (96MiB).
+    #[arg(long)]
+    region_split_size: Option<ByteSize>,
+    #[arg(long)]
+    region_split_keys: Option<u64>,
+    /// Regions past this size are split first.
+    #[arg(long)]
+    region_max_size: Option<ByteSize>,
+    #[arg(long)]
+    region_max_keys: Option<u64>,
+    #[arg(long)]
+    max_splits_per_check: Option<u32>,
+    #[arg(long)]
+    split_operator_timeout_ms: Option<u64>,
     #[arg(long)]
     log_level: Option<String>,
     #[arg(long, value_parser = ["text", "json"])]
@@ -91,6 +109,28 @@ fn load(args: &Args) -> Result<PdConfig, pd::config::ConfigError> {
     }
     if !args.bootstrap_split_keys.is_empty() {
         c.bootstrap.split_keys = args.bootstrap_split_keys.clone();
+    }
+    let s = &mut c.schedule;
+    if let Some(v) = args.split_check_interval_ms {
+        s.split_check_interval_ms = v;
+    }
+    if let Some(v) = args.region_split_size {
+        s.region_split_size = v;
+    }
+    if let Some(v) = args.region_split_keys {
+        s.region_split_keys = v;
+    }
+    if let Some(v) = args.region_max_size {
+        s.region_max_size = v;
+    }
+    if let Some(v) = args.region_max_keys {
+        s.region_max_keys = v;
+    }
+    if let Some(v) = args.max_splits_per_check {
+        s.max_splits_per_check = v;
+    }
+    if let Some(v) = args.split_operator_timeout_ms {
+        s.split_operator_timeout_ms = v;
     }
     if let Some(v) = &args.log_level {
         c.log.level = v.clone();
