@@ -34,6 +34,10 @@ const UNITS: [(&str, u64); 9] = [
 ];
 
 impl ByteSize {
+    pub const fn kib(n: u64) -> ByteSize {
+        ByteSize(n * 1024)
+    }
+
     pub const fn mib(n: u64) -> ByteSize {
         ByteSize(n * MIB)
     }
@@ -68,7 +72,7 @@ impl fmt::Display for ByteSize {
     /// The largest binary unit that divides the size exactly.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (unit, scale) in [("TiB", TIB), ("GiB", GIB), ("MiB", MIB), ("KiB", KIB)] {
-            if self.0 != 0 && self.0 % scale == 0 {
+            if self.0 != 0 && self.0.is_multiple_of(scale) {
                 return write!(f, "{}{unit}", self.0 / scale);
             }
         }

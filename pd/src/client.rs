@@ -41,7 +41,11 @@ has_header!(
     pdpb::ListStoresResponse,
     pdpb::GetRegionResponse,
     pdpb::ScanRegionsResponse,
-    pdpb::ListRoutesResponse
+    pdpb::ListRoutesResponse,
+    pdpb::SplitRegionResponse,
+    pdpb::ListOperatorsResponse,
+    pdpb::GetOperatorResponse,
+    pdpb::CancelOperatorResponse
 );
 
 /// Adds `http://` to a bare `host:port`.
@@ -248,6 +252,39 @@ impl PdClient {
 
     pub async fn get_region_by_id(&self, region_id: u64) -> Result<pdpb::GetRegionResponse> {
         self.call(|mut c| async move { c.get_region_by_id(pdpb::GetRegionByIdRequest { region_id }).await }).await
+    }
+
+    /// Starts a split of `region_id` at `split_key` (empty: the middle).
+    pub async fn split_region(
+        &self,
+        region_id: u64,
+        split_key: &[u8],
+        region_epoch: Option<proto::metapb::RegionEpoch>,
+    ) -> Result<pdpb::Operator> {
+        let resp = self
+            .call(|mut c| {
+                let req = pdpb::SplitRegionRequest { region_id, split_key: split_key.to_vec(), region_epoch };
+                async move { c.split_region(req).await }
+            })
+            .await?;
+        resp.operator.ok_or_else(|| PdError::Fatal("split answered without an operator".into()))
+    }
+
+    pub async fn list_operators(&self, include_finished: bool) -> Result<Vec<pdpb::Operator>> {
+        let req = pdpb::ListOperatorsRequest { include_finished };
+        Ok(self.call(|mut c| async move { c.list_operators(req).await }).await?.operators)
+    }
+
+    pub async fn get_operator(&self, operator_id: u64) -> Result<pdpb::Operator> {
+        let req = pdpb::GetOperatorRequest { operator_id };
+        let resp = self.call(|mut c| async move { c.get_operator(req).await }).await?;
+        resp.operator.ok_or(PdError::OperatorNotFound(operator_id))
+    }
+
+    pub async fn cancel_operator(&self, operator_id: u64) -> Result<pdpb::Operator> {
+        let req = pdpb::CancelOperatorRequest { operator_id };
+        let resp = self.call(|mut c| async move { c.cancel_operator(req).await }).await?;
+        resp.operator.ok_or(PdError::OperatorNotFound(operator_id))
     }
 
     pub async fn scan_regions(&self, start_key: &[u8], end_key: &[u8], limit: u32) -> Result<Vec<pdpb::RegionRoute>> {

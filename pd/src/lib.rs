@@ -9,8 +9,12 @@
 //! and directives down. Clients read routes with unary calls or watch them
 //! with a stream. Operators use `pdctl` ([`client`] underneath).
 //!
-//! Not done yet: schedulers and operators (split and move directives are
-//! defined in the protocol but not issued), store decommissioning.
+//! Changes to a region run as [`operator`]s on the leader: a split, asked
+//! for by an admin call or by the split checker when a region grows past
+//! its thresholds, goes to the region's leader as a directive.
+//!
+//! Not done yet: membership-change operators (move, add and remove peers,
+//! leader transfer), store decommissioning.
 
 pub mod byte_size;
 pub mod catalog;
@@ -21,6 +25,7 @@ pub mod error;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod operator;
 pub mod raft;
 pub mod server;
 pub mod view;

@@ -131,6 +131,43 @@ pub static PROPOSE_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     )
 });
 
+pub static OPERATORS_CREATED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new("pd_operators_created_total", "Operators created, by kind and source (admin, split-checker)"),
+            &["kind", "source"],
+        )
+        .unwrap(),
+    )
+});
+pub static OPERATORS_FINISHED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new("pd_operators_finished_total", "Operators ended, by kind and outcome"),
+            &["kind", "outcome"],
+        )
+        .unwrap(),
+    )
+});
+pub static OPERATORS_RUNNING: LazyLock<IntGauge> =
+    LazyLock::new(|| register(IntGauge::new("pd_operators_running", "Operators running on this leader").unwrap()));
+pub static DIRECTIVES_SENT: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(IntCounter::new("pd_directives_sent_total", "Directives sent down store heartbeat streams").unwrap())
+});
+/// From a split request to every Up store applying the routes that hold it.
+pub static SPLIT_CONVERGE_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+    register(
+        Histogram::with_opts(
+            HistogramOpts::new(
+                "pd_split_converge_seconds",
+                "Split operator creation to every store's routes showing it",
+            )
+            .buckets(prometheus::exponential_buckets(0.005, 2.0, 14).unwrap()),
+        )
+        .unwrap(),
+    )
+});
+
 /// Forces every metric into the registry so `/metrics` lists them from the
 /// start (zero-valued) rather than only once first touched.
 pub fn init() {
@@ -151,9 +188,20 @@ pub fn init() {
     LazyLock::force(&GRPC_SECONDS);
     LazyLock::force(&GRPC_ERRORS);
     LazyLock::force(&PROPOSE_SECONDS);
+    LazyLock::force(&OPERATORS_CREATED);
+    LazyLock::force(&OPERATORS_FINISHED);
+    LazyLock::force(&OPERATORS_RUNNING);
+    LazyLock::force(&DIRECTIVES_SENT);
+    LazyLock::force(&SPLIT_CONVERGE_SECONDS);
+    for source in ["admin", "split-checker"] {
+        OPERATORS_CREATED.with_label_values(&["split", source]);
+    }
+    for outcome in ["succeeded", "failed", "timed_out", "cancelled"] {
+        OPERATORS_FINISHED.with_label_values(&["split", outcome]);
+    }
     // Every label value a series can take, so dashboards and alerts see
     // zeros rather than missing series before the first event.
-    for kind in ["store", "region", "split"] {
+    for kind in ["store", "region", "split", "directive_failed"] {
         HEARTBEAT_MESSAGES.with_label_values(&[kind]);
         HEARTBEAT_HANDLE_SECONDS.with_label_values(&[kind]);
     }
@@ -170,7 +218,7 @@ pub fn init() {
 }
 
 /// The `method` label values of the gRPC metrics.
-pub const GRPC_METHODS: [&str; 12] = [
+pub const GRPC_METHODS: [&str; 16] = [
     "get_members",
     "is_bootstrapped",
     "bootstrap",
@@ -183,6 +231,10 @@ pub const GRPC_METHODS: [&str; 12] = [
     "scan_regions",
     "list_routes",
     "watch_routes",
+    "split_region",
+    "list_operators",
+    "get_operator",
+    "cancel_operator",
 ];
 
 /// The text exposition of every metric.

@@ -95,3 +95,26 @@ pub fn members(m: &pdpb::GetMembersResponse) -> Value {
         "term": m.term,
     })
 }
+
+/// An operator as JSON: the same for pdctl and the HTTP API.
+pub fn operator(op: &pdpb::Operator) -> Value {
+    let status = pdpb::OperatorStatus::try_from(op.status).map_or("UNKNOWN", |s| s.as_str_name());
+    let kind = pdpb::OperatorKind::try_from(op.kind).map_or("UNKNOWN", |k| k.as_str_name());
+    json!({
+        "id": op.id,
+        "region_id": op.region_id,
+        "kind": kind,
+        "status": status,
+        "step": op.step,
+        "error": op.error.as_ref().map(|e| e.message.clone()),
+        "source": op.source,
+        "split_key": keys::display(&op.split_key),
+        "new_region_id": op.new_region_id,
+        "result_version": op.result_version,
+        "converged_stores": op.converged_stores,
+        "total_stores": op.total_stores,
+        "created_ms": op.created_ms,
+        "finished_ms": op.finished_ms,
+        "converged_ms": op.converged_ms,
+    })
+}

@@ -4,6 +4,8 @@
 //! pdctl --pd 127.0.0.1:2379 store list
 //! pdctl store show 1
 //! pdctl region list | region show 4 | region key user42
+//! pdctl region split 4 [--key K [--hex]] [--no-wait]
+//! pdctl operator list [--all] | operator show 7 | operator cancel 7
 //! pdctl routes [--watch [--count N]]
 //! pdctl members
 //! ```
@@ -64,6 +66,26 @@ enum Cmd {
     },
     /// PD members and the leader.
     Members,
+    /// Operators on the PD leader: `list`, `show <id>`, `cancel <id>`.
+    Operator {
+        #[command(subcommand)]
+        cmd: OperatorCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum OperatorCmd {
+    /// Running operators (with --all, the recently finished ones too).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    Show {
+        id: u64,
+    },
+    Cancel {
+        id: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -81,6 +103,19 @@ enum RegionCmd {
     /// The region containing a key (UTF-8).
     Key {
         key: String,
+    },
+    /// Split a region at a key, or at its middle by size (picked by the
+    /// region's leader). Waits until every store serves both parts.
+    Split {
+        id: u64,
+        /// The first key of the right part (UTF-8, or hex with --hex).
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long)]
+        hex: bool,
+        /// Return once the operator is created.
+        #[arg(long)]
+        no_wait: bool,
     },
 }
 
@@ -139,8 +174,98 @@ async fn run(args: Args) -> Result<(), PdError> {
             let m = client.get_members().await?;
             print(out, &view::members(&m), || members_table(&m));
         }
+        Cmd::Region { cmd: RegionCmd::Split { id, key, hex, no_wait } } => {
+            let key = match (key, hex) {
+                (None, _) => Vec::new(),
+                (Some(k), false) => k.into_bytes(),
+                (Some(k), true) => decode_hex(&k)?,
+            };
+            let op = client.split_region(id, &key, None).await?;
+            if no_wait {
+                print(out, &view::operator(&op), || operator_table(std::slice::from_ref(&op)));
+            } else {
+                let op = wait_operator(&client, out, op).await?;
+                print(out, &view::operator(&op), || format!("split into regions {}", regions_of(&op)));
+            }
+        }
+        Cmd::Operator { cmd: OperatorCmd::List { all } } => {
+            let ops = client.list_operators(all).await?;
+            let json: Vec<Value> = ops.iter().map(view::operator).collect();
+            print(out, &serde_json::json!({"count": json.len(), "operators": json}), || operator_table(&ops));
+        }
+        Cmd::Operator { cmd: OperatorCmd::Show { id } } => {
+            let op = client.get_operator(id).await?;
+            print(out, &view::operator(&op), || operator_table(std::slice::from_ref(&op)));
+        }
+        Cmd::Operator { cmd: OperatorCmd::Cancel { id } } => {
+            let op = client.cancel_operator(id).await?;
+            print(out, &view::operator(&op), || operator_table(std::slice::from_ref(&op)));
+        }
     }
     Ok(())
+}
+
+/// Polls the operator, printing each new step (table output), until it
+/// succeeded and every Up store converged; its failure is the error.
+async fn wait_operator(client: &PdClient, out: Output, mut op: pdpb::Operator) -> Result<pdpb::Operator, PdError> {
+    let mut last = String::new();
+    loop {
+        if out == Output::Table && op.step != last {
+            println!("operator {}: {}", op.id, op.step);
+            last = op.step.clone();
+        }
+        match pdpb::OperatorStatus::try_from(op.status) {
+            Ok(pdpb::OperatorStatus::Succeeded) if op.converged_ms != 0 => return Ok(op),
+            Ok(pdpb::OperatorStatus::Running | pdpb::OperatorStatus::Succeeded) => {}
+            _ => {
+                let status = pdpb::OperatorStatus::try_from(op.status).map_or("UNKNOWN", |s| s.as_str_name());
+                return Err(match op.error {
+                    Some(e) if e.r#type != pdpb::ErrorType::Ok as i32 => PdError::from_pb(&e),
+                    Some(e) => PdError::Unavailable(format!("operator {} {status}: {}", op.id, e.message)),
+                    None => PdError::Unavailable(format!("operator {} {status}", op.id)),
+                });
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        op = client.get_operator(op.id).await?;
+    }
+}
+
+fn regions_of(op: &pdpb::Operator) -> String {
+    op.result
+        .iter()
+        .map(|r| format!("{} [{}, {})", r.id, show_key(&r.start_key, "-inf"), show_key(&r.end_key, "+inf")))
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+fn decode_hex(s: &str) -> Result<Vec<u8>, PdError> {
+    let bad = || PdError::InvalidArgument(format!("{s:?} is not hex"));
+    if !s.len().is_multiple_of(2) {
+        return Err(bad());
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2).ok_or_else(bad)?, 16).map_err(|_| bad()))
+        .collect()
+}
+
+fn operator_table(ops: &[pdpb::Operator]) -> String {
+    let rows: Vec<Vec<String>> = ops
+        .iter()
+        .map(|op| {
+            let v = view::operator(op);
+            vec![
+                op.id.to_string(),
+                op.region_id.to_string(),
+                v["kind"].as_str().unwrap_or("").to_string(),
+                v["status"].as_str().unwrap_or("").to_string(),
+                op.source.clone(),
+                op.step.clone(),
+            ]
+        })
+        .collect();
+    table(&["ID", "REGION", "KIND", "STATUS", "SOURCE", "STEP"], &rows)
 }
 
 fn show_region(out: Output, resp: &pdpb::GetRegionResponse) {

@@ -40,6 +40,8 @@ pub struct PdContext {
     pub leader_rx: watch::Receiver<bool>,
     pub stores: Mutex<HashMap<u64, StoreRuntime>>,
     pub regions: Mutex<HashMap<u64, pdpb::RegionStats>>,
+    /// Operators this member runs while it leads.
+    pub operators: crate::operator::Operators,
 }
 
 /// Resolves once this member is no longer the leader.

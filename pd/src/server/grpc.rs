@@ -45,7 +45,11 @@ with_header!(
     pdpb::ListStoresResponse,
     pdpb::GetRegionResponse,
     pdpb::ScanRegionsResponse,
-    pdpb::ListRoutesResponse
+    pdpb::ListRoutesResponse,
+    pdpb::SplitRegionResponse,
+    pdpb::ListOperatorsResponse,
+    pdpb::GetOperatorResponse,
+    pdpb::CancelOperatorResponse
 );
 
 /// Runs a handler, records its latency, and turns its error into a header.
@@ -284,30 +288,55 @@ impl pd_server::Pd for PdService {
 
     async fn split_region(
         &self,
-        _req: Request<pdpb::SplitRegionRequest>,
+        req: Request<pdpb::SplitRegionRequest>,
     ) -> std::result::Result<Response<pdpb::SplitRegionResponse>, Status> {
-        Err(Status::unimplemented("split_region"))
+        handle("split_region", async {
+            let req = req.into_inner();
+            if req.region_id == 0 {
+                return Err(PdError::InvalidArgument("region id 0".into()));
+            }
+            let op = crate::operator::split::start(&self.ctx, req.region_id, req.split_key, req.region_epoch, "admin")
+                .await?;
+            Ok(pdpb::SplitRegionResponse { header: None, operator: Some(op) })
+        })
+        .await
     }
 
     async fn list_operators(
         &self,
-        _req: Request<pdpb::ListOperatorsRequest>,
+        req: Request<pdpb::ListOperatorsRequest>,
     ) -> std::result::Result<Response<pdpb::ListOperatorsResponse>, Status> {
-        Err(Status::unimplemented("list_operators"))
+        handle("list_operators", async {
+            self.ctx.ensure_leader()?;
+            let operators = self.ctx.operators.list(req.into_inner().include_finished);
+            Ok(pdpb::ListOperatorsResponse { header: None, operators })
+        })
+        .await
     }
 
     async fn get_operator(
         &self,
-        _req: Request<pdpb::GetOperatorRequest>,
+        req: Request<pdpb::GetOperatorRequest>,
     ) -> std::result::Result<Response<pdpb::GetOperatorResponse>, Status> {
-        Err(Status::unimplemented("get_operator"))
+        handle("get_operator", async {
+            self.ctx.ensure_leader()?;
+            let id = req.into_inner().operator_id;
+            let t = self.ctx.operators.get(id).ok_or(PdError::OperatorNotFound(id))?;
+            Ok(pdpb::GetOperatorResponse { header: None, operator: Some(t.op) })
+        })
+        .await
     }
 
     async fn cancel_operator(
         &self,
-        _req: Request<pdpb::CancelOperatorRequest>,
+        req: Request<pdpb::CancelOperatorRequest>,
     ) -> std::result::Result<Response<pdpb::CancelOperatorResponse>, Status> {
-        Err(Status::unimplemented("cancel_operator"))
+        handle("cancel_operator", async {
+            self.ctx.ensure_leader()?;
+            let op = self.ctx.operators.cancel(req.into_inner().operator_id)?;
+            Ok(pdpb::CancelOperatorResponse { header: None, operator: Some(op) })
+        })
+        .await
     }
 }
 

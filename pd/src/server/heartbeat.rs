@@ -9,8 +9,12 @@
 //! counted. When this member stops leading, the stream ends with a
 //! `NOT_LEADER` header naming the new leader, and the store reconnects there.
 //!
-//! Not done yet: directives (PD's schedulers will send them down this
-//! stream).
+//! Directives from operators ([`crate::operator`]) go down the stream of
+//! the store they are for; a store's refusal comes back up as
+//! `DirectiveFailed`. Reports that propose to the catalog (region
+//! heartbeats, split reports) are handled in order by a worker of their
+//! own, so a proposal in flight never holds up route pushes, directives or
+//! the store's next stats.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,6 +35,9 @@ use crate::metrics;
 /// Messages queued towards one store: route snapshots are large, so keep
 /// few; the newest snapshot supersedes older ones anyway.
 const DOWN_QUEUE: usize = 16;
+/// Reports queued for the stream's proposal worker before reading from the
+/// store waits.
+const REPORT_QUEUE: usize = 1024;
 
 type Tx = mpsc::Sender<Result<pdpb::StoreHeartbeatResponse, tonic::Status>>;
 
@@ -51,7 +58,7 @@ pub fn open(
 
 /// Serves one stream until the store hangs up (`Ok`) or PD must refuse it
 /// (`Err`, sent to the store as a header).
-async fn run(ctx: &PdContext, mut inbound: Streaming<pdpb::StoreHeartbeatRequest>, tx: &Tx) -> Result<()> {
+async fn run(ctx: &Arc<PdContext>, mut inbound: Streaming<pdpb::StoreHeartbeatRequest>, tx: &Tx) -> Result<()> {
     ctx.ensure_leader()?;
     let Some(first) = next(&mut inbound).await? else {
         return Ok(());
@@ -60,35 +67,75 @@ async fn run(ctx: &PdContext, mut inbound: Streaming<pdpb::StoreHeartbeatRequest
     check_store(ctx, store_id)?;
     info!(store_id, "store heartbeat stream open");
     handle(ctx, store_id, first).await?;
-    let mut routes = ctx.catalog.subscribe();
-    let mut leader = ctx.leader_rx.clone();
-    let mut sent = None;
-    loop {
-        let snapshot = routes.borrow_and_update().clone();
-        if sent.is_none_or(|v| snapshot.version > v) {
-            let resp = pdpb::StoreHeartbeatResponse {
-                header: None,
-                payload: Some(pdpb::store_heartbeat_response::Payload::Routes((*snapshot).clone())),
-            };
-            if tx.send(Ok(resp)).await.is_err() {
-                return Ok(());
-            }
-            metrics::ROUTE_PUSHES.inc();
-            sent = Some(snapshot.version);
+    ctx.operators.stream_opened(store_id, tx.clone());
+    let res = serve(ctx, store_id, inbound, tx).await;
+    ctx.operators.stream_closed(store_id, tx);
+    res
+}
+
+/// The stream's life after its first message. Reports that need a raft
+/// proposal queue for a worker, which handles them in order, so a slow
+/// proposal never holds up route pushes, directives or the next store
+/// stats.
+async fn serve(
+    ctx: &Arc<PdContext>,
+    store_id: u64,
+    mut inbound: Streaming<pdpb::StoreHeartbeatRequest>,
+    tx: &Tx,
+) -> Result<()> {
+    let (work_tx, mut work_rx) = mpsc::channel::<pdpb::StoreHeartbeatRequest>(REPORT_QUEUE);
+    let worker_ctx = ctx.clone();
+    let mut worker = tokio::spawn(async move {
+        while let Some(m) = work_rx.recv().await {
+            handle(&worker_ctx, store_id, m).await?;
         }
-        tokio::select! {
-            msg = next(&mut inbound) => match msg? {
-                Some(m) => handle(ctx, store_id, m).await?,
-                None => {
-                    info!(store_id, "store closed its heartbeat stream");
+        Ok::<(), PdError>(())
+    });
+    let res = async {
+        let mut routes = ctx.catalog.subscribe();
+        let mut leader = ctx.leader_rx.clone();
+        let mut sent = None;
+        loop {
+            let snapshot = routes.borrow_and_update().clone();
+            if sent.is_none_or(|v| snapshot.version > v) {
+                let resp = pdpb::StoreHeartbeatResponse {
+                    header: None,
+                    payload: Some(pdpb::store_heartbeat_response::Payload::Routes((*snapshot).clone())),
+                };
+                if tx.send(Ok(resp)).await.is_err() {
                     return Ok(());
                 }
-            },
-            changed = routes.changed() => if changed.is_err() { return Ok(()) },
-            () = until_not_leader(&mut leader) => return Err(PdError::NotLeader(ctx.leader_hint())),
-            () = tx.closed() => return Ok(()),
+                metrics::ROUTE_PUSHES.inc();
+                sent = Some(snapshot.version);
+            }
+            tokio::select! {
+                msg = next(&mut inbound) => match msg? {
+                    Some(m) if needs_proposal(&m) => {
+                        if work_tx.send(m).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Some(m) => handle(ctx, store_id, m).await?,
+                    None => {
+                        info!(store_id, "store closed its heartbeat stream");
+                        return Ok(());
+                    }
+                },
+                done = &mut worker => return done.unwrap_or_else(|e| Err(PdError::Fatal(format!("report worker: {e}")))),
+                changed = routes.changed() => if changed.is_err() { return Ok(()) },
+                () = until_not_leader(&mut leader) => return Err(PdError::NotLeader(ctx.leader_hint())),
+                () = tx.closed() => return Ok(()),
+            }
         }
     }
+    .await;
+    worker.abort();
+    res
+}
+
+/// Region heartbeats and split reports may propose to the catalog.
+fn needs_proposal(m: &pdpb::StoreHeartbeatRequest) -> bool {
+    matches!(m.payload, Some(Payload::Region(_) | Payload::Split(_)))
 }
 
 async fn next(inbound: &mut Streaming<pdpb::StoreHeartbeatRequest>) -> Result<Option<pdpb::StoreHeartbeatRequest>> {
@@ -132,13 +179,25 @@ async fn handle(ctx: &PdContext, store_id: u64, msg: pdpb::StoreHeartbeatRequest
             "region"
         }
         Payload::Split(split) => {
+            let ids: Vec<u64> = split.regions.iter().map(|r| r.id).collect();
             let cmd = CatalogCommand::ReportRegions { regions: split.regions, leader: split.leader, term: split.term };
             check_leader_store(store_id, cmd_leader(&cmd))?;
             propose_report(ctx, cmd).await?;
+            // The parent's size from before the split must not make the
+            // checker split it again: the report's sizes replace it.
+            let mut regions = ctx.regions.lock().unwrap();
+            for (i, id) in ids.iter().enumerate() {
+                match split.stats.get(i) {
+                    Some(s) => regions.insert(*id, *s),
+                    None => regions.remove(id),
+                };
+            }
             "split"
         }
         Payload::DirectiveFailed(f) => {
-            warn!(store_id, directive_id = f.directive_id, region_id = f.region_id, error = ?f.error, "directive failed");
+            let error = f.error.unwrap_or_default();
+            warn!(store_id, directive_id = f.directive_id, region_id = f.region_id, error = %error.message, "directive refused by the store");
+            ctx.operators.refused(f.directive_id, error);
             "directive_failed"
         }
     };

@@ -13,6 +13,7 @@ pub mod context;
 pub mod grpc;
 pub mod heartbeat;
 pub mod http;
+pub mod split_checker;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -133,12 +134,14 @@ impl PdServer {
             leader_rx,
             stores: Default::default(),
             regions: Default::default(),
+            operators: Default::default(),
         });
         ctx.update_catalog_metrics();
 
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(track_leadership(raft.clone(), config.node_id, leader_tx, shutdown_rx.clone())));
         tasks.push(tokio::spawn(track_catalog_metrics(ctx.clone(), shutdown_rx.clone())));
+        tasks.push(tokio::spawn(split_checker::run(ctx.clone(), shutdown_rx.clone())));
 
         let pd_service = PdGrpcServer::new(grpc::PdService::new(ctx.clone()))
             .max_decoding_message_size(MAX_GRPC_MESSAGE)

@@ -89,7 +89,10 @@ impl RouteCache {
             let before = routes.len();
             routes.retain(|route| !route.region.as_ref().is_some_and(stale));
             let covered = routes.iter().any(|route| {
-                route.region.as_ref().is_some_and(|r| keys::overlaps(&r.start_key, &r.end_key, &new.start_key, &new.end_key))
+                route
+                    .region
+                    .as_ref()
+                    .is_some_and(|r| keys::overlaps(&r.start_key, &r.end_key, &new.start_key, &new.end_key))
             });
             if routes.len() != before || !covered {
                 if !covered {

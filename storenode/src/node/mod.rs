@@ -225,11 +225,7 @@ impl Node {
     /// Whether an initialized local region of another id still owns any of
     /// `region`'s keys.
     pub fn covered_locally(&self, region: &metapb::Region) -> bool {
-        self.ranges
-            .lock()
-            .unwrap()
-            .overlapping(&region.start_key, &region.end_key)
-            .any(|r| r.region_id != region.id)
+        self.ranges.lock().unwrap().overlapping(&region.start_key, &region.end_key).any(|r| r.region_id != region.id)
     }
 
     /// Lets `peer` take data covering `region` (its first log entries, or a

@@ -549,10 +549,7 @@ mod tests {
         idx.split(&region(1, "c", "d", 2), Some(&region(3, "b", "c", 2))).unwrap();
         assert_eq!(idx.len(), 3);
         // A parent going back in epoch is refused.
-        assert!(matches!(
-            idx.split(&region(1, "c", "d", 1), None),
-            Err(RangeConflict::StaleEpoch { .. })
-        ));
+        assert!(matches!(idx.split(&region(1, "c", "d", 1), None), Err(RangeConflict::StaleEpoch { .. })));
         // A new region reaching into another region is refused, unchanged.
         let before = format!("{idx:?}");
         assert_eq!(overlap_with(idx.split(&region(2, "g", "h", 2), Some(&region(4, "c", "g", 2)))), Some(1));

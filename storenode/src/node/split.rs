@@ -72,10 +72,10 @@ impl Node {
             leading,
             "split applied"
         );
-        self.pending_splits.lock().unwrap().insert(
-            new_id,
-            PendingSplit { new: done.new, parent: done.parent, directive_id: done.directive_id },
-        );
+        self.pending_splits
+            .lock()
+            .unwrap()
+            .insert(new_id, PendingSplit { new: done.new, parent: done.parent, directive_id: done.directive_id });
         let _ = self.region_events.send(parent_id);
     }
 

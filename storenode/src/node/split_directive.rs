@@ -70,10 +70,9 @@ impl Node {
             let _ = self.region_events.send(d.region_id);
             return Ok(DirectiveOutcome::Repeated);
         }
-        let peer = self
-            .peer(d.region_id)
-            .filter(|_| self.is_initialized(d.region_id))
-            .ok_or_else(|| refuse(ErrorType::RegionNotFound, format!("region {} not found on this store", d.region_id)))?;
+        let peer = self.peer(d.region_id).filter(|_| self.is_initialized(d.region_id)).ok_or_else(|| {
+            refuse(ErrorType::RegionNotFound, format!("region {} not found on this store", d.region_id))
+        })?;
         if self.initialized_peer(ids.region_id).is_some() {
             // Split, reported and routed already: PD's routes will show it.
             return Ok(DirectiveOutcome::Repeated);
@@ -114,7 +113,8 @@ impl Node {
         }
         let at = (!split.split_key.is_empty()).then(|| split.split_key.clone());
         if let Some(key) = &at
-            && (key.as_slice() <= region.start_key.as_slice() || !keys::contains(&region.start_key, &region.end_key, key))
+            && (key.as_slice() <= region.start_key.as_slice()
+                || !keys::contains(&region.start_key, &region.end_key, key))
         {
             return Err(refuse(
                 ErrorType::InvalidSplitKey,

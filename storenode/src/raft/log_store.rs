@@ -90,7 +90,10 @@ impl RegionLogStore {
 /// Storage and decode failures.
 pub fn seed(tx: &redb::WriteTransaction, region: u64, init: LogId, vote: Vote) -> io::Result<()> {
     use redb::ReadableTable;
-    tx.open_table(RAFT_LOG).map_err(io_err)?.retain_in((region, 0)..=(region, u64::MAX), |_, _| false).map_err(io_err)?;
+    tx.open_table(RAFT_LOG)
+        .map_err(io_err)?
+        .retain_in((region, 0)..=(region, u64::MAX), |_, _| false)
+        .map_err(io_err)?;
     let mut meta = tx.open_table(RAFT_META).map_err(io_err)?;
     let voted: Option<Vote> = match meta.get((region, VOTE)).map_err(io_err)? {
         Some(v) => Some(decode(v.value())?),

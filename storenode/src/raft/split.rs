@@ -52,7 +52,10 @@ pub const RAFT_INIT_INDEX: u64 = 5;
 
 /// The log id every replica of a split-born region starts at.
 pub fn init_log_id() -> LogId {
-    LogId::new(openraft::type_config::alias::LeaderIdOf::<TypeConfig>::new(RAFT_INIT_TERM, 0).to_committed(), RAFT_INIT_INDEX)
+    LogId::new(
+        openraft::type_config::alias::LeaderIdOf::<TypeConfig>::new(RAFT_INIT_TERM, 0).to_committed(),
+        RAFT_INIT_INDEX,
+    )
 }
 
 /// The vote a split-born replica starts with: the init term, no leader.
@@ -110,11 +113,7 @@ pub fn split_regions(parent: &metapb::Region, cmd: &SplitCommand) -> (metapb::Re
             .map(|(p, id)| metapb::Peer { id: *id, store_id: p.store_id, role: p.role })
             .collect(),
     };
-    let shrunk = metapb::Region {
-        start_key: cmd.split_key.clone(),
-        region_epoch: Some(next),
-        ..parent.clone()
-    };
+    let shrunk = metapb::Region { start_key: cmd.split_key.clone(), region_epoch: Some(next), ..parent.clone() };
     (new, shrunk)
 }
 
