@@ -10,6 +10,11 @@
 //! | `partition-store` | cut a random store off from the other stores and from PD (both directions, through the stores' fault-injection switch) |
 //! | `kill-pd` | `kill -9` a random PD member, restart it |
 //! | `kill-pd-leader` | `kill -9` the PD leader, restart it |
+//! | `split` | split a random region at a random key between the workload's keys (one in four at its middle), through PD's admin API, and wait for the operator |
+//!
+//! With `split` in the schedule, one in three of the other faults also
+//! starts a split while it is held, so splits run into leader kills,
+//! pauses and partitions.
 
 use std::fmt;
 use std::time::Duration;
@@ -28,16 +33,18 @@ pub enum FaultKind {
     PartitionStore,
     KillPd,
     KillPdLeader,
+    Split,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::KillStore,
         FaultKind::KillLeaderStore,
         FaultKind::PauseStore,
         FaultKind::PartitionStore,
         FaultKind::KillPd,
         FaultKind::KillPdLeader,
+        FaultKind::Split,
     ];
 
     /// How long the fault is held before healing, in ms.
@@ -49,6 +56,8 @@ impl FaultKind {
             FaultKind::PauseStore => (500, 3_000),
             FaultKind::PartitionStore => (1_000, 4_000),
             FaultKind::KillPd | FaultKind::KillPdLeader => (300, 2_000),
+            // How long to wait for the split operator.
+            FaultKind::Split => (10_000, 15_000),
         }
     }
 }
@@ -62,6 +71,7 @@ impl fmt::Display for FaultKind {
             FaultKind::PartitionStore => "partition-store",
             FaultKind::KillPd => "kill-pd",
             FaultKind::KillPdLeader => "kill-pd-leader",
+            FaultKind::Split => "split",
         })
     }
 }
@@ -108,7 +118,23 @@ impl Nemesis {
 
     /// Applies one fault, holds it, heals it; returns its target's name.
     async fn inject(&mut self, kind: FaultKind, hold: Duration) -> String {
+        let concurrent_split =
+            kind != FaultKind::Split && self.kinds.contains(&FaultKind::Split) && self.rng.below(3) == 0 && {
+                let (pd, key) = (self.cluster.pd_endpoints(), self.split_key());
+                tokio::spawn(async move { split_at(&pd, &key, Duration::from_secs(15)).await });
+                true
+            };
+        let target = self.inject_one(kind, hold).await;
+        if concurrent_split { format!("{target} (with a split)") } else { target }
+    }
+
+    async fn inject_one(&mut self, kind: FaultKind, hold: Duration) -> String {
         match kind {
+            FaultKind::Split => {
+                let key = self.split_key();
+                let outcome = split_at(&self.cluster.pd_endpoints(), &key, hold).await;
+                format!("at {:?}: {outcome}", String::from_utf8_lossy(&key))
+            }
             FaultKind::KillStore | FaultKind::KillLeaderStore => {
                 let id = if kind == FaultKind::KillLeaderStore { self.leader_store().await } else { None };
                 let id = id.unwrap_or_else(|| self.random_store());
@@ -143,6 +169,15 @@ impl Nemesis {
                 format!("pd {id}")
             }
         }
+    }
+
+    /// A key between the workload's keys (`k0`..`kN`): `k` and two digits,
+    /// so it never equals one; empty one time in four (the region's middle).
+    fn split_key(&mut self) -> Vec<u8> {
+        if self.rng.below(4) == 0 {
+            return Vec::new();
+        }
+        format!("k{}{}", self.rng.below(5), self.rng.below(10)).into_bytes()
     }
 
     fn random_store(&mut self) -> u64 {
@@ -196,6 +231,22 @@ impl Nemesis {
             }
         }
         self.heal_partitions().await;
+    }
+}
+
+/// Splits the region holding `key` (its middle when `key` is empty: the
+/// first region) and waits up to `wait`; says how it went. Refusals (the key
+/// is a boundary already, an operator is running) are outcomes, not errors.
+async fn split_at(pd: &[String], key: &[u8], wait: Duration) -> String {
+    let Ok(pd) = PdClient::new(pd) else { return "no PD".into() };
+    let pd = pd.with_deadline(Duration::from_secs(3));
+    let region = match pd.get_region(key).await.ok().and_then(|r| r.route?.region) {
+        Some(r) => r,
+        None => return "no route".into(),
+    };
+    match crate::split::split_region(&pd, region.id, key, wait).await {
+        Ok(op) => format!("region {} split into {}", region.id, op.new_region_id),
+        Err(e) => format!("region {}: {e}", region.id),
     }
 }
 
