@@ -194,3 +194,59 @@ async fn routes_and_data_survive_a_restart_after_several_splits() {
         assert_eq!(got, Some(format!("v{i}").into_bytes()));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sustained_writes_split_regions_until_all_are_under_the_max() {
+    phase("PD splits at 64 KiB (max 96 KiB), checking every 200 ms");
+    let pd_args = [
+        "--split-check-interval-ms",
+        "200",
+        "--region-split-size",
+        "64KiB",
+        "--region-max-size",
+        "96KiB",
+    ];
+    let cluster = Cluster::start(1, 3, &pd_args).await;
+    let client = Arc::new(cluster.client().await);
+    let pd = PdClient::new(&cluster.pd_endpoints()).expect("pd");
+
+    phase("four writers put 1 KiB values on spread keys: about 1 MiB");
+    let value = vec![b'x'; 1024];
+    let writers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let (client, value) = (client.clone(), value.clone());
+            tokio::spawn(async move {
+                for i in (w..1000).step_by(4) {
+                    let key = format!("auto{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                    client.put(key.as_bytes(), &value).await.expect("put");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.expect("writer");
+    }
+
+    phase("regions split by themselves until every one is under 96 KiB");
+    let max = 96 * 1024;
+    let sizes = wait_for("every region under the max size", Duration::from_secs(120), || async {
+        let routes = pd.list_routes().await.ok()?;
+        let mut sizes = Vec::new();
+        for r in &routes.regions {
+            let id = r.region.as_ref()?.id;
+            let stats = pd.get_region_by_id(id).await.ok()?.stats?;
+            if stats.approximate_size >= max {
+                return None;
+            }
+            sizes.push(stats.approximate_size);
+        }
+        (sizes.len() >= 8 && sizes.iter().sum::<u64>() >= 1000 * 1024).then_some(sizes)
+    })
+    .await;
+    eprintln!("region sizes: {sizes:?}");
+    wait_converged(&cluster, 3, WAIT).await;
+    for i in (0..1000u64).step_by(37) {
+        let key = format!("auto{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        assert_eq!(client.get(key.as_bytes()).await.expect("get"), Some(value.clone()));
+    }
+}

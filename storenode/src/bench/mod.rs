@@ -7,6 +7,7 @@
 //! - [`stats`]: latency percentiles.
 
 pub mod keygen;
+pub mod presplit;
 pub mod stats;
 
 use std::sync::Arc;

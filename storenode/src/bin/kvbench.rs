@@ -3,7 +3,12 @@
 //! ```text
 //! kvbench --pd 127.0.0.1:2379 --workload put --clients 64 --duration 30s
 //! kvbench --etcd 127.0.0.1:2379,127.0.0.1:22379 --workload get --clients 64 --duration 30s
+//! kvbench --pd 127.0.0.1:2379 --split-regions 16 --workload put --duration 30s
 //! ```
+//!
+//! `--split-regions N` first splits the key space (after `--key-prefix`)
+//! into N even regions through PD, waiting for each split to reach every
+//! store.
 //!
 //! Prints a progress line every second and, at the end, throughput and
 //! p50/p99/p999 latency per operation. With `--metrics` pointing at store
@@ -17,6 +22,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use proto::etcdserverpb::kv_client::KvClient as EtcdKv;
 use storenode::bench::keygen::{Distribution, Zipf};
+use storenode::bench::presplit::{presplit, split_during};
 use storenode::bench::{Backend, BenchConfig, preload, run};
 use storenode::client::Client;
 
@@ -58,6 +64,14 @@ struct Args {
     scan_limit: u32,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Split the key space after --key-prefix into this many even regions
+    /// (through PD's admin API) before the run. 0 or 1: leave it as it is.
+    #[arg(long, default_value_t = 0)]
+    split_regions: u32,
+    /// Make this many splits at even keys, spread over the run, and report
+    /// each one's time from request to every store's routes showing it.
+    #[arg(long, default_value_t = 0)]
+    split_during: u32,
     /// Skip writing every key before a read workload.
     #[arg(long)]
     no_preload: bool,
@@ -143,6 +157,7 @@ async fn bench(args: Args) -> Result<(), String> {
             Distribution::Zipf(Zipf::new(args.keys, args.zipf_theta))
         }
     };
+    let mut pd_endpoints = Vec::new();
     let (backend, target) = if !args.etcd.is_empty() {
         let eps = args
             .etcd
@@ -152,6 +167,13 @@ async fn bench(args: Args) -> Result<(), String> {
         (Backend::Etcd(eps), format!("etcd {}", args.etcd.join(",")))
     } else {
         let pd = if args.pd.is_empty() { vec!["127.0.0.1:2379".to_string()] } else { args.pd.clone() };
+        pd_endpoints = pd.clone();
+        if args.split_regions > 1 {
+            let pd_client = pd::client::PdClient::new(&pd).map_err(|e| e.to_string())?;
+            let prefix = args.key_prefix.as_bytes();
+            let n = presplit(&pd_client, prefix, args.split_regions, Duration::from_secs(60)).await?;
+            eprintln!("kvbench: split {n} times into {} regions", args.split_regions);
+        }
         let client = Client::connect(&pd).await.map_err(|e| e.to_string())?;
         (Backend::Store(Arc::new(client)), format!("store via PD {}", pd.join(",")))
     };
@@ -181,8 +203,17 @@ async fn bench(args: Args) -> Result<(), String> {
         preload(&backend, &cfg).await?;
     }
     let commits_before = counter(&args.metrics, "store_group_commits_total").await;
+    let splits = (args.split_during > 0 && !pd_endpoints.is_empty()).then(|| {
+        let pd = pd::client::PdClient::new(&pd_endpoints).map_err(|e| e.to_string());
+        let (prefix, n, over) = (args.key_prefix.clone().into_bytes(), args.split_during, cfg.duration);
+        tokio::spawn(async move { split_during(&pd?, &prefix, n, over).await })
+    });
     let report = run(backend, cfg).await;
     let commits_after = counter(&args.metrics, "store_group_commits_total").await;
+    let split_times = match splits {
+        Some(task) => Some(task.await.map_err(|e| e.to_string())??),
+        None => None,
+    };
 
     println!("target       {target}");
     println!("elapsed      {:.1}s", report.elapsed.as_secs_f64());
@@ -209,6 +240,20 @@ async fn bench(args: Args) -> Result<(), String> {
     if let Some(e) = &report.last_error {
         println!("last error   {e}");
     }
+    let mut split_summary = None;
+    if let Some(mut times) = split_times.filter(|t| !t.is_empty()) {
+        times.sort_unstable();
+        let at = |q: f64| times[((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1];
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "splits       {} to convergence on every store: p50 {:.1}ms  p99 {:.1}ms  max {:.1}ms",
+            times.len(),
+            ms(at(0.5)),
+            ms(at(0.99)),
+            ms(times[times.len() - 1])
+        );
+        split_summary = Some(serde_json::json!({"count": times.len(), "p50_ms": ms(at(0.5)), "p99_ms": ms(at(0.99))}));
+    }
     if args.json {
         let ops: Vec<_> = report
             .ops
@@ -225,7 +270,7 @@ async fn bench(args: Args) -> Result<(), String> {
             "{}",
             serde_json::json!({
                 "target": target, "clients": args.clients, "throughput": report.throughput(),
-                "errors": report.errors, "ops": ops, "fsyncs_per_sec": fsyncs_per_sec,
+                "errors": report.errors, "ops": ops, "fsyncs_per_sec": fsyncs_per_sec, "splits": split_summary,
             })
         );
     }
