@@ -34,10 +34,6 @@ const UNITS: [(&str, u64); 9] = [
 ];
 
 impl ByteSize {
-    pub const fn kib(n: u64) -> ByteSize {
-        ByteSize(n * 1024)
-    }
-
     pub const fn mib(n: u64) -> ByteSize {
         ByteSize(n * MIB)
     }

@@ -254,39 +254,6 @@ impl PdClient {
         self.call(|mut c| async move { c.get_region_by_id(pdpb::GetRegionByIdRequest { region_id }).await }).await
     }
 
-    /// Starts a split of `region_id` at `split_key` (empty: the middle).
-    pub async fn split_region(
-        &self,
-        region_id: u64,
-        split_key: &[u8],
-        region_epoch: Option<proto::metapb::RegionEpoch>,
-    ) -> Result<pdpb::Operator> {
-        let resp = self
-            .call(|mut c| {
-                let req = pdpb::SplitRegionRequest { region_id, split_key: split_key.to_vec(), region_epoch };
-                async move { c.split_region(req).await }
-            })
-            .await?;
-        resp.operator.ok_or_else(|| PdError::Fatal("split answered without an operator".into()))
-    }
-
-    pub async fn list_operators(&self, include_finished: bool) -> Result<Vec<pdpb::Operator>> {
-        let req = pdpb::ListOperatorsRequest { include_finished };
-        Ok(self.call(|mut c| async move { c.list_operators(req).await }).await?.operators)
-    }
-
-    pub async fn get_operator(&self, operator_id: u64) -> Result<pdpb::Operator> {
-        let req = pdpb::GetOperatorRequest { operator_id };
-        let resp = self.call(|mut c| async move { c.get_operator(req).await }).await?;
-        resp.operator.ok_or(PdError::OperatorNotFound(operator_id))
-    }
-
-    pub async fn cancel_operator(&self, operator_id: u64) -> Result<pdpb::Operator> {
-        let req = pdpb::CancelOperatorRequest { operator_id };
-        let resp = self.call(|mut c| async move { c.cancel_operator(req).await }).await?;
-        resp.operator.ok_or(PdError::OperatorNotFound(operator_id))
-    }
-
     pub async fn scan_regions(&self, start_key: &[u8], end_key: &[u8], limit: u32) -> Result<Vec<pdpb::RegionRoute>> {
         let resp = self
             .call(|mut c| {
@@ -297,9 +264,78 @@ impl PdClient {
         Ok(resp.routes)
     }
 
+    /// As [`PdClient::scan_regions`], with each region's last reported stats
+    /// (zero when its leader has not reported since the region last changed).
+    pub async fn scan_regions_with_stats(
+        &self,
+        start_key: &[u8],
+        end_key: &[u8],
+        limit: u32,
+    ) -> Result<Vec<(pdpb::RegionRoute, pdpb::RegionStats)>> {
+        let resp = self
+            .call(|mut c| {
+                let req = pdpb::ScanRegionsRequest { start_key: start_key.to_vec(), end_key: end_key.to_vec(), limit };
+                async move { c.scan_regions(req).await }
+            })
+            .await?;
+        let mut stats = resp.stats.into_iter();
+        Ok(resp.routes.into_iter().map(|r| (r, stats.next().unwrap_or_default())).collect())
+    }
+
     pub async fn list_routes(&self) -> Result<pdpb::RouteSnapshot> {
         let resp = self.call(|mut c| async move { c.list_routes(pdpb::ListRoutesRequest {}).await }).await?;
         resp.routes.ok_or_else(|| PdError::Unavailable("PD sent no routes".into()))
+    }
+
+    /// Asks the PD leader to split a region at `split_key` (empty: its
+    /// leader picks the middle by size), refused with `STALE_EPOCH` unless
+    /// the region is at `epoch` when one is given. Answers with the new
+    /// operator at once; [`PdClient::get_operator`] follows it.
+    ///
+    /// A retry after an attempt whose answer was lost may find the operator
+    /// that attempt created and fail with `OperatorExists` naming it.
+    ///
+    /// # Errors
+    ///
+    /// `RegionNotFound`, `InvalidSplitKey`, `StaleEpoch`, `OperatorExists`,
+    /// `NotBootstrapped`, or as [`PdClient::call`].
+    pub async fn split_region(
+        &self,
+        region_id: u64,
+        split_key: &[u8],
+        epoch: Option<proto::metapb::RegionEpoch>,
+    ) -> Result<pdpb::Operator> {
+        let resp = self
+            .call(|mut c| {
+                let req = pdpb::SplitRegionRequest { region_id, split_key: split_key.to_vec(), region_epoch: epoch };
+                async move { c.split_region(req).await }
+            })
+            .await?;
+        resp.operator.ok_or_else(|| PdError::Unavailable("PD answered a split without its operator".into()))
+    }
+
+    /// Running operators, and recently finished ones with `include_finished`.
+    pub async fn list_operators(&self, include_finished: bool) -> Result<Vec<pdpb::Operator>> {
+        let req = pdpb::ListOperatorsRequest { include_finished };
+        Ok(self.call(|mut c| async move { c.list_operators(req).await }).await?.operators)
+    }
+
+    /// # Errors
+    ///
+    /// `OperatorNotFound` when the leader neither runs nor remembers it (it
+    /// finished long ago, or PD's leader changed since).
+    pub async fn get_operator(&self, operator_id: u64) -> Result<pdpb::Operator> {
+        let resp =
+            self.call(|mut c| async move { c.get_operator(pdpb::GetOperatorRequest { operator_id }).await }).await?;
+        resp.operator.ok_or(PdError::OperatorNotFound(operator_id))
+    }
+
+    /// Cancels a running operator; a finished one comes back as it ended.
+    pub async fn cancel_operator(&self, operator_id: u64) -> Result<pdpb::Operator> {
+        let resp = self
+            .call(|mut c| async move { c.cancel_operator(pdpb::CancelOperatorRequest { operator_id }).await })
+            .await?;
+        resp.operator.ok_or(PdError::OperatorNotFound(operator_id))
     }
 
     /// Opens a watch-routes stream on the leader. The stream ends when that

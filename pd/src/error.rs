@@ -207,6 +207,9 @@ mod tests {
             PdError::RouteConflict("gap".into()),
             PdError::NotEnoughStores { need: 3, have: 1 },
             PdError::InvariantViolation("overlap".into()),
+            PdError::InvalidSplitKey("at start".into()),
+            PdError::OperatorExists("region 2 is under split operator 7".into()),
+            PdError::OperatorNotFound(7),
             PdError::Unavailable("no quorum".into()),
         ];
         for e in cases {
@@ -218,6 +221,8 @@ mod tests {
                 | (PdError::StaleEpoch(_), PdError::StaleEpoch(_))
                 | (PdError::RouteConflict(_), PdError::RouteConflict(_))
                 | (PdError::InvariantViolation(_), PdError::InvariantViolation(_))
+                | (PdError::InvalidSplitKey(_), PdError::InvalidSplitKey(_))
+                | (PdError::OperatorExists(_), PdError::OperatorExists(_))
                 | (PdError::Unavailable(_), PdError::Unavailable(_)) => {}
                 _ => assert_eq!(back, e),
             }

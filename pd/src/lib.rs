@@ -9,12 +9,15 @@
 //! and directives down. Clients read routes with unary calls or watch them
 //! with a stream. Operators use `pdctl` ([`client`] underneath).
 //!
-//! Changes to a region run as [`operator`]s on the leader: a split, asked
-//! for by an admin call or by the split checker when a region grows past
-//! its thresholds, goes to the region's leader as a directive.
+//! Placement changes are [`operator`]s the leader runs: a split operator
+//! sends a split directive to the region's leader and finishes when the
+//! catalog holds the result. The split checker ([`schedule`]) starts them
+//! on its own for regions past their size or key thresholds; admins start
+//! them through the API or `pdctl region split`.
 //!
-//! Not done yet: membership-change operators (move, add and remove peers,
-//! leader transfer), store decommissioning.
+//! Not done yet: move operators (add learner, joint consensus, remove
+//! peer, leader transfer) and the schedulers that would start them, store
+//! decommissioning.
 
 pub mod byte_size;
 pub mod catalog;
@@ -27,6 +30,7 @@ pub mod metrics;
 pub mod net;
 pub mod operator;
 pub mod raft;
+pub mod schedule;
 pub mod server;
 pub mod view;
 

@@ -131,40 +131,66 @@ pub static PROPOSE_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     )
 });
 
+/// Operators started, by kind and by who asked (admin, split-checker).
 pub static OPERATORS_CREATED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
-            Opts::new("pd_operators_created_total", "Operators created, by kind and source (admin, split-checker)"),
+            Opts::new("pd_operators_created_total", "Operators started by the PD leader"),
             &["kind", "source"],
         )
         .unwrap(),
     )
 });
+
+/// Operators ended, by kind and outcome (succeeded, failed, timed_out,
+/// cancelled). Operators dropped because the member stopped leading are
+/// not counted.
 pub static OPERATORS_FINISHED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
-            Opts::new("pd_operators_finished_total", "Operators ended, by kind and outcome"),
+            Opts::new("pd_operators_finished_total", "Operators that ended, by outcome"),
             &["kind", "outcome"],
         )
         .unwrap(),
     )
 });
-pub static OPERATORS_RUNNING: LazyLock<IntGauge> =
-    LazyLock::new(|| register(IntGauge::new("pd_operators_running", "Operators running on this leader").unwrap()));
-pub static DIRECTIVES_SENT: LazyLock<IntCounter> = LazyLock::new(|| {
-    register(IntCounter::new("pd_directives_sent_total", "Directives sent down store heartbeat streams").unwrap())
+
+pub static OPERATORS_RUNNING: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(
+        IntGaugeVec::new(Opts::new("pd_operators_running", "Operators running on this PD leader"), &["kind"]).unwrap(),
+    )
 });
-/// From a split request to every Up store applying the routes that hold it.
-pub static SPLIT_CONVERGE_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+
+/// From a split operator's creation until every Up store's route version
+/// covers the split: what an operator waiting on `pdctl region split` sees.
+pub static SPLIT_CONVERGED_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     register(
         Histogram::with_opts(
             HistogramOpts::new(
-                "pd_split_converge_seconds",
-                "Split operator creation to every store's routes showing it",
+                "pd_split_converged_seconds",
+                "Time from a split operator's creation until every Up store has the split's routes",
             )
-            .buckets(prometheus::exponential_buckets(0.005, 2.0, 14).unwrap()),
+            .buckets(prometheus::exponential_buckets(0.01, 2.0, 16).unwrap()),
         )
         .unwrap(),
+    )
+});
+
+/// Runs of the split checker on the leader.
+pub static SPLIT_CHECKS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(IntCounter::new("pd_split_checks_total", "Split checker runs on the PD leader").unwrap())
+});
+
+/// Directives queued on store streams, by kind; re-sends count again.
+pub static DIRECTIVES_SENT: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(IntCounterVec::new(Opts::new("pd_directives_sent_total", "Directives sent to stores"), &["kind"]).unwrap())
+});
+
+/// Directives stores answered with an error, by the pdpb error type.
+pub static DIRECTIVES_FAILED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(Opts::new("pd_directives_failed_total", "Directives stores could not carry out"), &["type"])
+            .unwrap(),
     )
 });
 
@@ -191,21 +217,30 @@ pub fn init() {
     LazyLock::force(&OPERATORS_CREATED);
     LazyLock::force(&OPERATORS_FINISHED);
     LazyLock::force(&OPERATORS_RUNNING);
+    LazyLock::force(&SPLIT_CONVERGED_SECONDS);
+    LazyLock::force(&SPLIT_CHECKS);
     LazyLock::force(&DIRECTIVES_SENT);
-    LazyLock::force(&SPLIT_CONVERGE_SECONDS);
-    for source in ["admin", "split-checker"] {
-        OPERATORS_CREATED.with_label_values(&["split", source]);
-    }
-    for outcome in ["succeeded", "failed", "timed_out", "cancelled"] {
-        OPERATORS_FINISHED.with_label_values(&["split", outcome]);
-    }
+    LazyLock::force(&DIRECTIVES_FAILED);
     // Every label value a series can take, so dashboards and alerts see
     // zeros rather than missing series before the first event.
     for kind in ["store", "region", "split", "directive_failed"] {
         HEARTBEAT_MESSAGES.with_label_values(&[kind]);
         HEARTBEAT_HANDLE_SECONDS.with_label_values(&[kind]);
     }
-    for reason in ["stale", "conflict", "invalid"] {
+    for kind in crate::operator::state::KIND_NAMES {
+        for source in crate::operator::Source::ALL {
+            OPERATORS_CREATED.with_label_values(&[kind, source.as_str()]);
+        }
+        for outcome in crate::operator::state::OUTCOME_NAMES {
+            OPERATORS_FINISHED.with_label_values(&[kind, outcome]);
+        }
+        OPERATORS_RUNNING.with_label_values(&[kind]);
+        DIRECTIVES_SENT.with_label_values(&[kind]);
+    }
+    for ty in DIRECTIVE_ERROR_TYPES {
+        DIRECTIVES_FAILED.with_label_values(&[ty]);
+    }
+    for reason in ["stale", "conflict", "invalid", "unavailable"] {
         REGION_REPORTS_REFUSED.with_label_values(&[reason]);
     }
     for state in ["up", "offline", "tombstone"] {
@@ -216,6 +251,10 @@ pub fn init() {
         GRPC_ERRORS.with_label_values(&[method, "NOT_LEADER"]);
     }
 }
+
+/// The error types stores answer directives with, per the protocol; others
+/// are counted under their own name when they occur.
+pub const DIRECTIVE_ERROR_TYPES: [&str; 4] = ["STALE_EPOCH", "NOT_LEADER", "INVALID_SPLIT_KEY", "UNAVAILABLE"];
 
 /// The `method` label values of the gRPC metrics.
 pub const GRPC_METHODS: [&str; 16] = [

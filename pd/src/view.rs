@@ -25,6 +25,21 @@ pub fn role_name(role: i32) -> &'static str {
     }
 }
 
+/// A byte count for people: `0`, `812B`, `3.5KiB`, `96.0MiB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return if bytes == 0 { "0".into() } else { format!("{bytes}B") };
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1}{}", UNITS[unit])
+}
+
 pub fn peer(p: &metapb::Peer) -> Value {
     json!({"id": p.id, "store_id": p.store_id, "role_name": role_name(p.role)})
 }
@@ -87,6 +102,49 @@ pub fn routes(snapshot: &pdpb::RouteSnapshot) -> Value {
     })
 }
 
+/// A region as the catalog holds it, without stats.
+pub fn region_meta(r: &metapb::Region) -> Value {
+    let epoch = r.region_epoch.unwrap_or_default();
+    json!({
+        "id": r.id,
+        "start_key": keys::hex(&r.start_key),
+        "end_key": keys::hex(&r.end_key),
+        "epoch": {"conf_ver": epoch.conf_ver, "version": epoch.version},
+        "peers": r.peers.iter().map(peer).collect::<Vec<_>>(),
+    })
+}
+
+pub fn operator_status_name(status: i32) -> &'static str {
+    pdpb::OperatorStatus::try_from(status).map_or("UNKNOWN", |s| s.as_str_name())
+}
+
+pub fn operator(op: &pdpb::Operator) -> Value {
+    let epoch = op.region_epoch.unwrap_or_default();
+    json!({
+        "id": op.id,
+        "region_id": op.region_id,
+        "kind": pdpb::OperatorKind::try_from(op.kind).map_or("UNKNOWN", |k| k.as_str_name()),
+        "status": operator_status_name(op.status),
+        "step": op.step,
+        "error": op.error.as_ref().map(|e| json!({"type": e.r#type().as_str_name(), "message": e.message})),
+        "source": op.source,
+        "region_epoch": {"conf_ver": epoch.conf_ver, "version": epoch.version},
+        "split_key": keys::hex(&op.split_key),
+        "new_region_id": op.new_region_id,
+        "result_version": op.result_version,
+        "converged_stores": op.converged_stores,
+        "total_stores": op.total_stores,
+        "created_ms": op.created_ms,
+        "finished_ms": op.finished_ms,
+        "converged_ms": op.converged_ms,
+        "result": op.result.iter().map(region_meta).collect::<Vec<_>>(),
+    })
+}
+
+pub fn operators(ops: &[pdpb::Operator]) -> Value {
+    json!({"count": ops.len(), "operators": ops.iter().map(operator).collect::<Vec<_>>()})
+}
+
 pub fn members(m: &pdpb::GetMembersResponse) -> Value {
     let member = |x: &pdpb::Member| json!({"id": x.id, "address": x.address, "http_address": x.http_address});
     json!({
@@ -96,25 +154,16 @@ pub fn members(m: &pdpb::GetMembersResponse) -> Value {
     })
 }
 
-/// An operator as JSON: the same for pdctl and the HTTP API.
-pub fn operator(op: &pdpb::Operator) -> Value {
-    let status = pdpb::OperatorStatus::try_from(op.status).map_or("UNKNOWN", |s| s.as_str_name());
-    let kind = pdpb::OperatorKind::try_from(op.kind).map_or("UNKNOWN", |k| k.as_str_name());
-    json!({
-        "id": op.id,
-        "region_id": op.region_id,
-        "kind": kind,
-        "status": status,
-        "step": op.step,
-        "error": op.error.as_ref().map(|e| e.message.clone()),
-        "source": op.source,
-        "split_key": keys::display(&op.split_key),
-        "new_region_id": op.new_region_id,
-        "result_version": op.result_version,
-        "converged_stores": op.converged_stores,
-        "total_stores": op.total_stores,
-        "created_ms": op.created_ms,
-        "finished_ms": op.finished_ms,
-        "converged_ms": op.converged_ms,
-    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_for_people() {
+        assert_eq!(human_size(0), "0");
+        assert_eq!(human_size(812), "812B");
+        assert_eq!(human_size(3584), "3.5KiB");
+        assert_eq!(human_size(96 << 20), "96.0MiB");
+        assert_eq!(human_size(3 << 40), "3.0TiB");
+    }
 }

@@ -49,6 +49,53 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Runs `pdctl` with `args`: exit code, stdout, stderr.
+///
+/// # Panics
+///
+/// If pdctl cannot be started.
+pub fn pdctl(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(binary("pdctl")).args(args).output().expect("run pdctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// Starts `pdctl` with `args` in the background, for commands that wait
+/// while the test plays the other side.
+///
+/// # Panics
+///
+/// If pdctl cannot be started.
+pub fn pdctl_spawn(args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(binary("pdctl"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start pdctl")
+}
+
+/// Waits for a background pdctl: exit code, stdout, stderr.
+///
+/// # Panics
+///
+/// If it does not exit within `timeout`.
+pub async fn pdctl_wait(child: tokio::process::Child, timeout: Duration) -> (i32, String, String) {
+    let out = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("pdctl did not exit within {timeout:?}"))
+        .expect("pdctl output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
 /// Polls `cond` until it returns `Some`, or panics after `timeout` naming
 /// `what`.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut cond: F) -> T

@@ -3,6 +3,10 @@
 
 use std::cmp::Ordering;
 
+/// The longest key a storage node accepts (its `MAX_KEY_SIZE`): a split key
+/// longer than that cannot name a key any region holds.
+pub const MAX_KEY_SIZE: usize = 4 * 1024;
+
 /// Compares two end keys, where empty is +infinity.
 pub fn cmp_end(a: &[u8], b: &[u8]) -> Ordering {
     match (a.is_empty(), b.is_empty()) {
@@ -58,6 +62,14 @@ pub fn hex(key: &[u8]) -> String {
     key.iter().map(|b| format!("{b:02X}")).collect()
 }
 
+/// Decodes hex (either case, an even number of digits); `None` if it is not.
+pub fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +97,11 @@ mod tests {
     fn display_escapes_non_printable() {
         assert_eq!(display(b"ab\x00\xff"), "ab\\x00\\xff");
         assert_eq!(hex(b"\x01\xab"), "01AB");
+        assert_eq!(from_hex("01AB"), Some(b"\x01\xab".to_vec()));
+        assert_eq!(from_hex("6b6579"), Some(b"key".to_vec()));
+        assert_eq!(from_hex(""), Some(Vec::new()));
+        assert_eq!(from_hex("abc"), None);
+        assert_eq!(from_hex("zz"), None);
+        assert_eq!(from_hex("+1"), None);
     }
 }

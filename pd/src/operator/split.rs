@@ -1,211 +1,205 @@
-//! The split operator: validate, allocate the new region's ids, send the
-//! split directive to the region's leader (again when the leader moves or a
-//! while passes without news), succeed once the catalog holds the new
-//! region, then watch every Up store's route version reach the catalog
-//! version that holds it.
+//! The split operator: one directive to the region's leader, done once the
+//! catalog holds the new region.
+//!
+//! Steps:
+//! 1. **Validate** the request against the catalog ([`validate`]): the key
+//!    must lie strictly inside the region (empty: the leader picks the
+//!    middle by size), the epoch must match when the caller names one.
+//! 2. **Allocate ids** through the catalog ([`ids_needed`]): the operator's
+//!    own id (also its directive's), the new region's, and one peer id per
+//!    existing peer in the order of the region's peers, so every replica
+//!    creates identical regions.
+//! 3. **Send** `Directive{SplitRegion}` with the epoch PD saw to the store
+//!    the catalog names as the region's leader; again when the leader moves,
+//!    and every few seconds without progress (a store answers a repeated
+//!    directive for a split it already applied by re-sending its report).
+//! 4. **Done** when the catalog holds the new region over the left part
+//!    ([`SplitPlan::result`]), whichever report put it there.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proto::{metapb, pdpb};
-use tracing::{info, warn};
 
-use crate::catalog::{CatalogCommand, CommandOutcome, keys};
+use super::controller::Now;
+use super::state::{Kind, Operator, Source};
+use crate::catalog::{RegionRecord, RouteCatalog, keys};
 use crate::error::{PdError, Result};
-use crate::metrics;
-use crate::server::context::{PdContext, now_ms};
 
-/// A directive with no news for this long goes again (to whichever store
-/// leads the region then).
-const RESEND_AFTER: Duration = Duration::from_secs(3);
-/// How often a running split looks at the catalog and the stores.
-const TICK: Duration = Duration::from_millis(10);
-/// How long convergence is watched after success.
-const CONVERGE_WATCH: Duration = Duration::from_secs(60);
+/// What a split operator asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitPlan {
+    /// Empty: the leader picks the middle by size.
+    pub split_key: Vec<u8>,
+    pub new_ids: pdpb::SplitIds,
+    /// The region's range when the operator was created: the new region
+    /// starts where it started.
+    pub start_key: Vec<u8>,
+    pub end_key: Vec<u8>,
+}
 
-/// Starts a split of `region_id` at `split_key` (empty: the leader picks
-/// the middle by size), if `epoch` (when given) is still the region's.
+/// Checks a split request against the catalog's record of the region.
 ///
 /// # Errors
 ///
-/// `NotLeader`, `NotBootstrapped`, `RegionNotFound`, `InvalidSplitKey`
-/// (outside the region or at its start), `StaleEpoch`, `OperatorExists`, or
-/// the id allocation's failure.
-pub async fn start(
-    ctx: &Arc<PdContext>,
-    region_id: u64,
-    split_key: Vec<u8>,
-    epoch: Option<metapb::RegionEpoch>,
-    source: &str,
-) -> Result<pdpb::Operator> {
-    ctx.ensure_leader()?;
-    let region = {
-        let state = ctx.catalog.read();
-        if !state.catalog.is_bootstrapped() {
-            return Err(PdError::NotBootstrapped);
-        }
-        state.catalog.region(region_id).ok_or(PdError::RegionNotFound(region_id))?.region.clone()
-    };
-    let current = region.region_epoch.unwrap_or_default();
-    if !split_key.is_empty()
-        && (split_key <= region.start_key || !keys::contains(&region.start_key, &region.end_key, &split_key))
-    {
-        return Err(PdError::InvalidSplitKey(format!(
-            "key {} is not strictly inside region {region_id} [{}, {})",
-            keys::display(&split_key),
-            keys::display(&region.start_key),
-            keys::display(&region.end_key)
-        )));
-    }
-    if let Some(e) = epoch
-        && e != current
+/// `StaleEpoch` when `expected_epoch` is given and is not the catalog's;
+/// `InvalidSplitKey` when a non-empty key is not strictly inside the region
+/// (outside it, or its start key) or longer than a store accepts.
+pub fn validate(rec: &RegionRecord, split_key: &[u8], expected_epoch: Option<&metapb::RegionEpoch>) -> Result<()> {
+    let r = &rec.region;
+    if let Some(expected) = expected_epoch
+        && *expected != rec.epoch()
     {
         return Err(PdError::StaleEpoch(format!(
-            "region {region_id} is at (conf_ver {}, version {}), the request names (conf_ver {}, version {})",
-            current.conf_ver, current.version, e.conf_ver, e.version
+            "region {} is at epoch {}/{}, not {}/{}",
+            r.id,
+            rec.epoch().conf_ver,
+            rec.epoch().version,
+            expected.conf_ver,
+            expected.version
         )));
     }
-    // Checked again when added; this spares an id allocation.
-    ctx.operators.ensure_free(region_id)?;
-    // One id for the operator, one for the new region, one per new peer.
-    let count = 2 + region.peers.len() as u32;
-    let first = match ctx.propose(CatalogCommand::AllocIds { count }).await? {
-        CommandOutcome::Ids { first, .. } => first,
-        other => return Err(PdError::Fatal(format!("id allocation answered {other:?}"))),
-    };
-    let id = first;
-    let new_ids = pdpb::SplitIds { region_id: first + 1, peer_ids: (first + 2..first + u64::from(count)).collect() };
-    let op = pdpb::Operator {
-        id,
-        region_id,
-        kind: pdpb::OperatorKind::Split as i32,
-        status: pdpb::OperatorStatus::Running as i32,
-        step: "allocated ids; waiting for the region's leader".into(),
-        source: source.into(),
-        region_epoch: Some(current),
-        split_key: split_key.clone(),
-        new_region_id: new_ids.region_id,
-        created_ms: now_ms(),
-        ..Default::default()
-    };
-    let timeout = Duration::from_millis(ctx.config.schedule.split_operator_timeout_ms);
-    ctx.operators.add(op.clone(), Instant::now() + timeout)?;
-    let directive = pdpb::Directive {
-        id,
-        region_id,
-        region_epoch: Some(current),
-        kind: Some(pdpb::directive::Kind::Split(pdpb::SplitRegion { split_key, new_ids: Some(new_ids) })),
-    };
-    info!(operator = id, region_id, source, "split operator created");
-    tokio::spawn(drive(ctx.clone(), id, directive));
-    Ok(op)
+    if split_key.is_empty() {
+        return Ok(());
+    }
+    if split_key.len() > keys::MAX_KEY_SIZE {
+        return Err(PdError::InvalidSplitKey(format!(
+            "split key of {} bytes exceeds the {}-byte key limit",
+            split_key.len(),
+            keys::MAX_KEY_SIZE
+        )));
+    }
+    if !keys::contains(&r.start_key, &r.end_key, split_key) || split_key == r.start_key.as_slice() {
+        return Err(PdError::InvalidSplitKey(format!(
+            "key {:?} is not strictly inside region {} [{:?}, {:?})",
+            keys::display(split_key),
+            r.id,
+            keys::display(&r.start_key),
+            if r.end_key.is_empty() { "+inf".to_string() } else { keys::display(&r.end_key) }
+        )));
+    }
+    Ok(())
 }
 
-/// Runs operator `id` to its end, then watches convergence.
-async fn drive(ctx: Arc<PdContext>, id: u64, directive: pdpb::Directive) {
-    let mut sent: Option<(u64, Instant)> = None;
-    let mut catalog = ctx.catalog.subscribe();
-    let result_version = loop {
-        if !ctx.is_leader() {
-            let error = pdpb::Error {
-                r#type: pdpb::ErrorType::NotLeader as i32,
-                message: "this PD member stopped leading".into(),
-                leader: None,
-            };
-            ctx.operators.finish(id, pdpb::OperatorStatus::Failed, Some(error));
-            return;
-        }
-        let Some(t) = ctx.operators.get(id) else { return };
-        if t.op.status != pdpb::OperatorStatus::Running as i32 {
-            return;
-        }
-        // The catalog holds the new region: done.
-        let done = {
-            let state = ctx.catalog.read();
-            let c = &state.catalog;
-            c.region(t.op.new_region_id).map(|new| {
-                let parent = c.region(t.op.region_id).map(|r| r.region.clone());
-                (c.version(), std::iter::once(new.region.clone()).chain(parent).collect::<Vec<_>>())
-            })
-        };
-        if let Some((version, result)) = done {
-            ctx.operators.update(id, |op| {
-                op.result_version = version;
-                op.result = result;
-                op.step = "split in the catalog; waiting for stores to converge".into();
-            });
-            ctx.operators.finish(id, pdpb::OperatorStatus::Succeeded, None);
-            break version;
-        }
-        if Instant::now() > t.deadline {
-            let error = pdpb::Error {
-                r#type: pdpb::ErrorType::Unavailable as i32,
-                message: format!("split not done in time; last step: {}", t.op.step),
-                leader: None,
-            };
-            ctx.operators.finish(id, pdpb::OperatorStatus::TimedOut, Some(error));
-            warn!(operator = id, "split operator timed out");
-            return;
-        }
-        if let Some(refusal) = ctx.operators.take_refusal(id) {
-            let retry = matches!(
-                pdpb::ErrorType::try_from(refusal.r#type),
-                Ok(pdpb::ErrorType::NotLeader | pdpb::ErrorType::Unavailable | pdpb::ErrorType::RegionNotFound)
-            );
-            if !retry {
-                warn!(operator = id, error = %refusal.message, "split refused by the store");
-                ctx.operators.finish(id, pdpb::OperatorStatus::Failed, Some(refusal));
-                return;
-            }
-            ctx.operators.update(id, |op| op.step = format!("store refused, will retry: {}", refusal.message));
-        }
-        let leader = ctx.catalog.read().catalog.region(directive.region_id).and_then(|r| r.leader).map(|l| l.store_id);
-        if let Some(store) = leader {
-            let due = sent.is_none_or(|(to, at)| to != store || at.elapsed() > RESEND_AFTER);
-            if due && ctx.operators.send(store, directive.clone()) {
-                sent = Some((store, Instant::now()));
-                ctx.operators.update(id, |op| op.step = format!("split directive sent to store {store}"));
-            }
-        }
-        tokio::select! {
-            _ = catalog.changed() => {}
-            () = tokio::time::sleep(TICK) => {}
-        }
-    };
-    converge(&ctx, id, result_version).await;
+/// Ids one split of `region` takes: the operator's, the new region's, and
+/// one per peer.
+pub fn ids_needed(region: &metapb::Region) -> u32 {
+    2 + region.peers.len() as u32
 }
 
-/// Counts the Up stores whose routes reached `version` until all have.
-async fn converge(ctx: &PdContext, id: u64, version: u64) {
-    let started = Instant::now();
-    while started.elapsed() < CONVERGE_WATCH {
-        let up: Vec<u64> = {
-            let state = ctx.catalog.read();
-            state.catalog.stores().filter(|s| s.state == metapb::StoreState::Up as i32).map(|s| s.id).collect()
+/// A new split operator on `rec`'s region, using the ids allocated from
+/// `first_id` ([`ids_needed`] of them), ending as TIMED_OUT after `timeout`.
+pub fn operator(
+    rec: &RegionRecord,
+    split_key: Vec<u8>,
+    first_id: u64,
+    source: Source,
+    now: Now,
+    timeout: Duration,
+) -> Operator {
+    let (id, plan) = SplitPlan::new(&rec.region, split_key, first_id);
+    Operator {
+        id,
+        region_id: rec.region.id,
+        kind: Kind::Split(plan),
+        source,
+        region_epoch: rec.epoch(),
+        status: pdpb::OperatorStatus::Running,
+        step: "created".into(),
+        error: None,
+        created: now.at,
+        created_ms: now.unix_ms,
+        deadline: now.at + timeout,
+        finished_ms: 0,
+        result_version: 0,
+        result: Vec::new(),
+        converged_ms: 0,
+        sent: None,
+    }
+}
+
+impl SplitPlan {
+    /// A plan for `region` using ids `first_id .. first_id + ids_needed`:
+    /// returns the operator id (the first) and the plan.
+    pub fn new(region: &metapb::Region, split_key: Vec<u8>, first_id: u64) -> (u64, SplitPlan) {
+        let new_ids = pdpb::SplitIds {
+            region_id: first_id + 1,
+            peer_ids: (0..region.peers.len() as u64).map(|i| first_id + 2 + i).collect(),
         };
-        let converged = {
-            let stores = ctx.stores.lock().unwrap();
-            up.iter().filter(|s| stores.get(s).is_some_and(|r| r.stats.route_version >= version)).count()
-        };
-        let all = converged == up.len();
-        let mut created = 0;
-        ctx.operators.update_finished(id, |op| {
-            op.converged_stores = converged as u32;
-            op.total_stores = up.len() as u32;
-            created = op.created_ms;
-            if all {
-                op.converged_ms = now_ms();
-                op.step = format!("converged on {converged}/{} stores", up.len());
-            } else {
-                op.step = format!("split in the catalog; converged on {converged}/{} stores", up.len());
-            }
-        });
-        if all {
-            let secs = now_ms().saturating_sub(created) as f64 / 1000.0;
-            metrics::SPLIT_CONVERGE_SECONDS.observe(secs);
-            info!(operator = id, secs, "split converged on every store");
-            return;
+        let plan =
+            SplitPlan { split_key, new_ids, start_key: region.start_key.clone(), end_key: region.end_key.clone() };
+        (first_id, plan)
+    }
+
+    pub fn directive_kind(&self) -> pdpb::directive::Kind {
+        pdpb::directive::Kind::Split(pdpb::SplitRegion {
+            split_key: self.split_key.clone(),
+            new_ids: Some(self.new_ids.clone()),
+        })
+    }
+
+    /// The new region and the shrunk original, once the catalog holds the
+    /// split: the new region's id (allocated for this split alone) over a
+    /// left part of the original range, ending at the requested key if one
+    /// was given.
+    pub fn result(&self, region_id: u64, catalog: &RouteCatalog) -> Option<Vec<metapb::Region>> {
+        let new = &catalog.region(self.new_ids.region_id)?.region;
+        let original = &catalog.region(region_id)?.region;
+        let left_part = new.start_key == self.start_key
+            && !new.end_key.is_empty()
+            && keys::contains(&self.start_key, &self.end_key, &new.end_key)
+            && (self.split_key.is_empty() || new.end_key == self.split_key);
+        left_part.then(|| vec![new.clone(), original.clone()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(start: &[u8], end: &[u8]) -> RegionRecord {
+        RegionRecord {
+            region: metapb::Region {
+                id: 2,
+                start_key: start.to_vec(),
+                end_key: end.to_vec(),
+                region_epoch: Some(metapb::RegionEpoch { conf_ver: 1, version: 3 }),
+                peers: vec![metapb::Peer { id: 3, store_id: 1, role: 0 }, metapb::Peer { id: 4, store_id: 5, role: 0 }],
+            },
+            leader: None,
+            term: 0,
         }
-        tokio::time::sleep(TICK).await;
+    }
+
+    #[test]
+    fn split_keys_must_be_strictly_inside() {
+        let rec = record(b"b", b"m");
+        validate(&rec, b"c", None).unwrap();
+        validate(&rec, b"", None).unwrap();
+        for bad in [&b"b"[..], b"a", b"m", b"z"] {
+            assert!(matches!(validate(&rec, bad, None), Err(PdError::InvalidSplitKey(_))), "{bad:?}");
+        }
+        let unbounded = record(b"", b"");
+        validate(&unbounded, b"\x00", None).unwrap();
+        validate(&unbounded, b"zzz", None).unwrap();
+        let long = vec![b'x'; keys::MAX_KEY_SIZE + 1];
+        assert!(matches!(validate(&unbounded, &long, None), Err(PdError::InvalidSplitKey(m)) if m.contains("limit")));
+    }
+
+    #[test]
+    fn a_named_epoch_must_be_the_catalogs() {
+        let rec = record(b"", b"");
+        let same = metapb::RegionEpoch { conf_ver: 1, version: 3 };
+        validate(&rec, b"k", Some(&same)).unwrap();
+        let old = metapb::RegionEpoch { conf_ver: 1, version: 2 };
+        assert!(matches!(validate(&rec, b"k", Some(&old)), Err(PdError::StaleEpoch(m)) if m.contains("1/3")));
+    }
+
+    #[test]
+    fn ids_follow_the_peers() {
+        let rec = record(b"", b"");
+        assert_eq!(ids_needed(&rec.region), 4);
+        let (op_id, plan) = SplitPlan::new(&rec.region, b"k".to_vec(), 100);
+        assert_eq!(op_id, 100);
+        assert_eq!(plan.new_ids, pdpb::SplitIds { region_id: 101, peer_ids: vec![102, 103] });
     }
 }

@@ -11,12 +11,16 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ForwardToLeader, RaftError};
 use openraft::{ReadPolicy, ServerState};
 use proto::pdpb;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
-use crate::catalog::{CatalogCommand, CommandOutcome};
+use super::region_stats::RegionStatsMap;
+use super::report_queue::ReportQueue;
+use super::store_streams::StoreStreams;
+use crate::catalog::{CatalogCommand, CommandOutcome, RegionRecord};
 use crate::config::PdConfig;
 use crate::error::{LeaderHint, PdError, Result};
 use crate::metrics;
+use crate::operator::OperatorController;
 use crate::raft::PdRaft;
 use crate::raft::state_machine::SharedCatalog;
 
@@ -39,9 +43,16 @@ pub struct PdContext {
     /// True while this member leads; streams end when it turns false.
     pub leader_rx: watch::Receiver<bool>,
     pub stores: Mutex<HashMap<u64, StoreRuntime>>,
-    pub regions: Mutex<HashMap<u64, pdpb::RegionStats>>,
-    /// Operators this member runs while it leads.
-    pub operators: crate::operator::Operators,
+    /// What region leaders last reported about their regions' sizes.
+    pub region_stats: RegionStatsMap,
+    /// Running and recently finished operators (leader only).
+    pub operators: Mutex<OperatorController>,
+    /// Open store heartbeat streams, for sending directives.
+    pub streams: StoreStreams,
+    /// Region reports waiting for, or in, a catalog proposal.
+    pub reports: ReportQueue,
+    /// Wakes the operator driver: a store reported stats or opened a stream.
+    pub operator_events: Notify,
 }
 
 /// Resolves once this member is no longer the leader.
@@ -156,8 +167,10 @@ impl PdContext {
         }
     }
 
-    pub fn region_stats(&self, region_id: u64) -> Option<pdpb::RegionStats> {
-        self.regions.lock().unwrap().get(&region_id).copied()
+    /// The region's last reported stats, unless they describe an older
+    /// epoch than the catalog's record.
+    pub fn region_stats(&self, rec: &RegionRecord) -> Option<pdpb::RegionStats> {
+        self.region_stats.get(rec.region.id, &rec.epoch())
     }
 
     /// Refreshes the gauges derived from the catalog.

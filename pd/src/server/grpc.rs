@@ -1,5 +1,6 @@
-//! The `pdpb.PD` gRPC service: catalog reads and writes, members, and the
-//! entry points of the heartbeat and watch streams.
+//! The `pdpb.PD` gRPC service: catalog reads and writes, members, the
+//! admin operations on operators (split, list, get, cancel), and the entry
+//! points of the heartbeat and watch streams.
 //!
 //! Errors PD means for the caller travel in the response header as a typed
 //! `pdpb.Error`; a gRPC status is reserved for transport problems and
@@ -16,10 +17,11 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::instrument;
 
 use super::context::PdContext;
-use super::{heartbeat, watch};
+use super::{heartbeat, operators, watch};
 use crate::catalog::{CatalogCommand, CommandOutcome, keys};
 use crate::error::{PdError, Result};
 use crate::metrics;
+use crate::operator::Source;
 
 pub type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send + 'static>>;
 
@@ -216,7 +218,7 @@ impl pd_server::Pd for PdService {
                 return Err(PdError::NotBootstrapped);
             }
             let rec = state.catalog.region_by_key(&key).ok_or_else(|| PdError::KeyNotCovered(keys::display(&key)))?;
-            let stats = self.ctx.region_stats(rec.region.id);
+            let stats = self.ctx.region_stats(rec);
             Ok(pdpb::GetRegionResponse { header: None, route: Some(rec.route()), stats })
         })
         .await
@@ -234,7 +236,7 @@ impl pd_server::Pd for PdService {
             self.ctx.linearizable().await?;
             let state = self.ctx.catalog.read();
             let rec = state.catalog.region(id).ok_or(PdError::RegionNotFound(id))?;
-            Ok(pdpb::GetRegionResponse { header: None, route: Some(rec.route()), stats: self.ctx.region_stats(id) })
+            Ok(pdpb::GetRegionResponse { header: None, route: Some(rec.route()), stats: self.ctx.region_stats(rec) })
         })
         .await
     }
@@ -248,13 +250,10 @@ impl pd_server::Pd for PdService {
             check_range(&req.start_key, &req.end_key)?;
             self.ctx.linearizable().await?;
             let state = self.ctx.catalog.read();
-            let routes = state
-                .catalog
-                .scan(&req.start_key, &req.end_key, req.limit as usize)
-                .into_iter()
-                .map(|r| r.route())
-                .collect();
-            Ok(pdpb::ScanRegionsResponse { header: None, routes, stats: Vec::new() })
+            let found = state.catalog.scan(&req.start_key, &req.end_key, req.limit as usize);
+            let routes = found.iter().map(|r| r.route()).collect();
+            let stats = found.iter().map(|r| self.ctx.region_stats(r).unwrap_or_default()).collect();
+            Ok(pdpb::ScanRegionsResponse { header: None, routes, stats })
         })
         .await
     }
@@ -286,6 +285,7 @@ impl pd_server::Pd for PdService {
         Ok(Response::new(stream))
     }
 
+    #[instrument(skip_all)]
     async fn split_region(
         &self,
         req: Request<pdpb::SplitRegionRequest>,
@@ -295,7 +295,8 @@ impl pd_server::Pd for PdService {
             if req.region_id == 0 {
                 return Err(PdError::InvalidArgument("region id 0".into()));
             }
-            let op = crate::operator::split::start(&self.ctx, req.region_id, req.split_key, req.region_epoch, "admin")
+            self.ctx.linearizable().await?;
+            let op = operators::start_split(&self.ctx, req.region_id, req.split_key, req.region_epoch, Source::Admin)
                 .await?;
             Ok(pdpb::SplitRegionResponse { header: None, operator: Some(op) })
         })
@@ -307,8 +308,7 @@ impl pd_server::Pd for PdService {
         req: Request<pdpb::ListOperatorsRequest>,
     ) -> std::result::Result<Response<pdpb::ListOperatorsResponse>, Status> {
         handle("list_operators", async {
-            self.ctx.ensure_leader()?;
-            let operators = self.ctx.operators.list(req.into_inner().include_finished);
+            let operators = operators::list(&self.ctx, req.into_inner().include_finished)?;
             Ok(pdpb::ListOperatorsResponse { header: None, operators })
         })
         .await
@@ -319,25 +319,27 @@ impl pd_server::Pd for PdService {
         req: Request<pdpb::GetOperatorRequest>,
     ) -> std::result::Result<Response<pdpb::GetOperatorResponse>, Status> {
         handle("get_operator", async {
-            self.ctx.ensure_leader()?;
-            let id = req.into_inner().operator_id;
-            let t = self.ctx.operators.get(id).ok_or(PdError::OperatorNotFound(id))?;
-            Ok(pdpb::GetOperatorResponse { header: None, operator: Some(t.op) })
+            let id = operator_id(req.into_inner().operator_id)?;
+            Ok(pdpb::GetOperatorResponse { header: None, operator: Some(operators::get(&self.ctx, id)?) })
         })
         .await
     }
 
+    #[instrument(skip_all)]
     async fn cancel_operator(
         &self,
         req: Request<pdpb::CancelOperatorRequest>,
     ) -> std::result::Result<Response<pdpb::CancelOperatorResponse>, Status> {
         handle("cancel_operator", async {
-            self.ctx.ensure_leader()?;
-            let op = self.ctx.operators.cancel(req.into_inner().operator_id)?;
-            Ok(pdpb::CancelOperatorResponse { header: None, operator: Some(op) })
+            let id = operator_id(req.into_inner().operator_id)?;
+            Ok(pdpb::CancelOperatorResponse { header: None, operator: Some(operators::cancel(&self.ctx, id)?) })
         })
         .await
     }
+}
+
+fn operator_id(id: u64) -> Result<u64> {
+    if id == 0 { Err(PdError::InvalidArgument("operator id 0".into())) } else { Ok(id) }
 }
 
 /// A refused stream as a gRPC status: the leader hint rides in metadata.

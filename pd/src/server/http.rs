@@ -1,19 +1,36 @@
-//! PD's HTTP API: health, metrics, and JSON views of the catalog.
+//! PD's HTTP API: health, metrics, JSON views of the catalog, and the admin
+//! operations on operators.
 //!
-//! Any member answers from its own applied catalog (a follower may trail the
-//! leader by a few entries); `/health` says whether this member leads.
+//! Any member answers catalog reads from its own applied catalog (a follower
+//! may trail the leader by a few entries); `/health` says whether this
+//! member leads. Operators live on the leader: a follower answers their
+//! endpoints with `NOT_LEADER` (503), naming the leader.
+//!
+//! `POST /api/v1/regions/{id}/split` takes an optional JSON body:
+//! `{"key": "<UTF-8>"}` or `{"key_hex": "<hex>"}` (at most one; neither, or
+//! an empty body, asks the region's leader to split at its middle by size),
+//! and optionally `"region_epoch": {"conf_ver": N, "version": N}` to refuse
+//! the split with `STALE_EPOCH` if the region moved on. Unknown fields are
+//! refused.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use proto::metapb;
+use serde::Deserialize;
 use serde_json::json;
 
 use super::context::PdContext;
+use super::operators;
+use crate::catalog::keys;
 use crate::error::PdError;
+use crate::operator::Source;
 use crate::{metrics, view};
 
 pub fn router(ctx: Arc<PdContext>) -> Router {
@@ -26,6 +43,9 @@ pub fn router(ctx: Arc<PdContext>) -> Router {
         .route("/api/v1/regions", get(regions))
         .route("/api/v1/regions/id/{id}", get(region_by_id))
         .route("/api/v1/regions/key/{key}", get(region_by_key))
+        .route("/api/v1/regions/{id}/split", post(split_region))
+        .route("/api/v1/operators", get(list_operators))
+        .route("/api/v1/operators/{id}", get(get_operator).delete(cancel_operator))
         .route("/api/v1/routes", get(routes))
         .with_state(ctx)
 }
@@ -103,7 +123,7 @@ async fn store(State(ctx): State<Arc<PdContext>>, Path(id): Path<String>) -> Res
 
 async fn regions(State(ctx): State<Arc<PdContext>>) -> Json<serde_json::Value> {
     let state = ctx.catalog.read();
-    let routes: Vec<_> = state.catalog.regions().map(|r| (r.route(), ctx.region_stats(r.region.id))).collect();
+    let routes: Vec<_> = state.catalog.regions().map(|r| (r.route(), ctx.region_stats(r))).collect();
     Json(view::regions(routes.iter().map(|(r, s)| (r, *s))))
 }
 
@@ -114,7 +134,7 @@ async fn region_by_id(
     let id = parse_id(&id, "region")?;
     let state = ctx.catalog.read();
     let rec = state.catalog.region(id).ok_or(ApiError(PdError::RegionNotFound(id)))?;
-    Ok(Json(view::region(&rec.route(), ctx.region_stats(id).as_ref())))
+    Ok(Json(view::region(&rec.route(), ctx.region_stats(rec).as_ref())))
 }
 
 async fn region_by_key(
@@ -127,9 +147,116 @@ async fn region_by_key(
     }
     let rec =
         state.catalog.region_by_key(key.as_bytes()).ok_or_else(|| ApiError(PdError::KeyNotCovered(key.clone())))?;
-    Ok(Json(view::region(&rec.route(), ctx.region_stats(rec.region.id).as_ref())))
+    Ok(Json(view::region(&rec.route(), ctx.region_stats(rec).as_ref())))
 }
 
 async fn routes(State(ctx): State<Arc<PdContext>>) -> Json<serde_json::Value> {
     Json(view::routes(&ctx.catalog.routes()))
+}
+
+/// The body of `POST /api/v1/regions/{id}/split`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SplitBody {
+    /// The split key as UTF-8 text.
+    key: Option<String>,
+    /// Or as hex, for keys that are not text.
+    key_hex: Option<String>,
+    region_epoch: Option<EpochBody>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EpochBody {
+    conf_ver: u64,
+    version: u64,
+}
+
+/// The split key and expected epoch a request body asks for.
+fn parse_split_body(body: &[u8]) -> Result<(Vec<u8>, Option<metapb::RegionEpoch>), PdError> {
+    let body: SplitBody = if body.iter().all(u8::is_ascii_whitespace) {
+        SplitBody::default()
+    } else {
+        serde_json::from_slice(body).map_err(|e| PdError::InvalidArgument(format!("split request body: {e}")))?
+    };
+    let key = match (body.key, body.key_hex) {
+        (Some(_), Some(_)) => {
+            return Err(PdError::InvalidArgument("give the split key as key or key_hex, not both".into()));
+        }
+        (Some(text), None) => text.into_bytes(),
+        (None, Some(hex)) => keys::from_hex(&hex)
+            .ok_or_else(|| PdError::InvalidArgument(format!("key_hex {hex:?} is not an even number of hex digits")))?,
+        (None, None) => Vec::new(),
+    };
+    let epoch = body.region_epoch.map(|e| metapb::RegionEpoch { conf_ver: e.conf_ver, version: e.version });
+    Ok((key, epoch))
+}
+
+async fn split_region(
+    State(ctx): State<Arc<PdContext>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let id = parse_id(&id, "region")?;
+    let (key, epoch) = parse_split_body(&body).map_err(ApiError)?;
+    ctx.linearizable().await.map_err(ApiError)?;
+    let op = operators::start_split(&ctx, id, key, epoch, Source::Admin).await.map_err(ApiError)?;
+    Ok((StatusCode::CREATED, Json(view::operator(&op))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// Include finished operators.
+    #[serde(default)]
+    all: bool,
+}
+
+async fn list_operators(
+    State(ctx): State<Arc<PdContext>>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError(PdError::InvalidArgument(e.body_text())))?;
+    let ops = operators::list(&ctx, q.all).map_err(ApiError)?;
+    Ok(Json(view::operators(&ops)))
+}
+
+async fn get_operator(
+    State(ctx): State<Arc<PdContext>>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = parse_id(&id, "operator")?;
+    Ok(Json(view::operator(&operators::get(&ctx, id).map_err(ApiError)?)))
+}
+
+async fn cancel_operator(
+    State(ctx): State<Arc<PdContext>>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = parse_id(&id, "operator")?;
+    Ok(Json(view::operator(&operators::cancel(&ctx, id).map_err(ApiError)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_bodies_name_a_key_one_way_at_most() {
+        assert_eq!(parse_split_body(b"").unwrap(), (Vec::new(), None));
+        assert_eq!(parse_split_body(b" {} ").unwrap(), (Vec::new(), None));
+        assert_eq!(parse_split_body(br#"{"key": "user42"}"#).unwrap().0, b"user42");
+        assert_eq!(parse_split_body(br#"{"key_hex": "00ff"}"#).unwrap().0, b"\x00\xff");
+        let (_, epoch) = parse_split_body(br#"{"region_epoch": {"conf_ver": 1, "version": 4}}"#).unwrap();
+        assert_eq!(epoch, Some(metapb::RegionEpoch { conf_ver: 1, version: 4 }));
+        for bad in
+            [&br#"{"key": "a", "key_hex": "61"}"#[..], br#"{"key_hex": "6"}"#, br#"{"splitkey": "a"}"#, b"not json"]
+        {
+            assert!(
+                matches!(parse_split_body(bad), Err(PdError::InvalidArgument(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 }

@@ -1,9 +1,15 @@
 //! The PD server: wires the raft group, the gRPC services, the HTTP API and
 //! the background tasks together.
 //!
-//! - [`context`]: state shared by handlers (raft, catalog, leadership, stats).
+//! - [`context`]: state shared by handlers (raft, catalog, leadership, stats,
+//!   operators).
 //! - [`grpc`]: the `pdpb.PD` service.
-//! - [`heartbeat`]: store heartbeat streams.
+//! - [`heartbeat`]: store heartbeat streams; [`store_streams`] lets others
+//!   send directives down them; [`report_queue`] proposes their region
+//!   reports in the background; [`region_stats`] keeps the sizes they report.
+//! - [`operators`]: the operator driver and the admin operations on
+//!   operators.
+//! - [`split_check`]: runs the split checker on its interval.
 //! - [`watch`]: watch-routes streams.
 //! - [`bootstrap`]: the first regions, once enough stores are up.
 //! - [`http`]: health, metrics and the JSON API.
@@ -13,7 +19,11 @@ pub mod context;
 pub mod grpc;
 pub mod heartbeat;
 pub mod http;
-pub mod split_checker;
+pub mod operators;
+pub mod region_stats;
+pub mod report_queue;
+pub mod split_check;
+pub mod store_streams;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -133,15 +143,17 @@ impl PdServer {
             catalog,
             leader_rx,
             stores: Default::default(),
-            regions: Default::default(),
+            region_stats: Default::default(),
             operators: Default::default(),
+            streams: Default::default(),
+            reports: Default::default(),
+            operator_events: Default::default(),
         });
         ctx.update_catalog_metrics();
 
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(track_leadership(raft.clone(), config.node_id, leader_tx, shutdown_rx.clone())));
         tasks.push(tokio::spawn(track_catalog_metrics(ctx.clone(), shutdown_rx.clone())));
-        tasks.push(tokio::spawn(split_checker::run(ctx.clone(), shutdown_rx.clone())));
 
         let pd_service = PdGrpcServer::new(grpc::PdService::new(ctx.clone()))
             .max_decoding_message_size(MAX_GRPC_MESSAGE)
@@ -169,6 +181,8 @@ impl PdServer {
         } else {
             tasks.push(tokio::spawn(join(config.node_id, me, config.join.clone(), shutdown_rx.clone())));
         }
+        tasks.push(tokio::spawn(operators::run(ctx.clone(), shutdown_rx.clone())));
+        tasks.push(tokio::spawn(split_check::run(ctx.clone(), shutdown_rx.clone())));
         tasks.push(tokio::spawn(bootstrap::run(ctx.clone(), shutdown_rx)));
 
         Ok(PdServer { grpc_addr, http_addr, advertise_grpc_addr, advertise_http_addr, ctx, shutdown_tx, tasks })

@@ -4,8 +4,8 @@
 //! pdctl --pd 127.0.0.1:2379 store list
 //! pdctl store show 1
 //! pdctl region list | region show 4 | region key user42
-//! pdctl region split 4 [--key K [--hex]] [--no-wait]
-//! pdctl operator list [--all] | operator show 7 | operator cancel 7
+//! pdctl region split 4 [--key user5 [--hex]] [--no-wait] [--timeout SECS]
+//! pdctl operator list [--all] | operator show 17 | operator cancel 17
 //! pdctl routes [--watch [--count N]]
 //! pdctl members
 //! ```
@@ -13,8 +13,16 @@
 //! `--pd` (or `PD_ADDR`) takes one or more PD gRPC addresses, comma
 //! separated; pdctl finds the leader itself. `--output json` prints the same
 //! JSON as PD's HTTP API. Exit status: 0 on success, 1 when PD refuses or
-//! cannot be reached, 2 on usage errors.
+//! cannot be reached or an operator ends other than SUCCEEDED, 2 on usage
+//! errors.
+//!
+//! One file per command family: [`split`] (start a split and follow it),
+//! [`operator`] (list, show, cancel).
 
+mod operator;
+mod split;
+
+use std::fmt;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -38,7 +46,7 @@ struct Args {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Output {
+pub enum Output {
     Table,
     Json,
 }
@@ -55,6 +63,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: RegionCmd,
     },
+    /// Operators the PD leader runs or ran recently: `list`, `show <id>`,
+    /// `cancel <id>`.
+    Operator {
+        #[command(subcommand)]
+        cmd: OperatorCmd,
+    },
     /// The route table and its catalog version.
     Routes {
         /// Keep printing every new version.
@@ -66,26 +80,6 @@ enum Cmd {
     },
     /// PD members and the leader.
     Members,
-    /// Operators on the PD leader: `list`, `show <id>`, `cancel <id>`.
-    Operator {
-        #[command(subcommand)]
-        cmd: OperatorCmd,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum OperatorCmd {
-    /// Running operators (with --all, the recently finished ones too).
-    List {
-        #[arg(long)]
-        all: bool,
-    },
-    Show {
-        id: u64,
-    },
-    Cancel {
-        id: u64,
-    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -104,19 +98,77 @@ enum RegionCmd {
     Key {
         key: String,
     },
-    /// Split a region at a key, or at its middle by size (picked by the
-    /// region's leader). Waits until every store serves both parts.
+    /// Split a region at a key, or at its middle by size (no --key): waits
+    /// until every Up store has the new routes, then prints the regions.
     Split {
         id: u64,
-        /// The first key of the right part (UTF-8, or hex with --hex).
+        /// The split key: the new region takes [start, key). UTF-8 unless
+        /// --hex. Without it, the region's leader picks the middle by size.
         #[arg(long)]
         key: Option<String>,
-        #[arg(long)]
+        /// --key is hex (for keys that are not text).
+        #[arg(long, requires = "key")]
         hex: bool,
-        /// Return once the operator is created.
+        /// Print the operator and return at once.
         #[arg(long)]
         no_wait: bool,
+        /// Give up waiting after this many seconds (the operator goes on).
+        #[arg(long, default_value_t = split::DEFAULT_WAIT_SECS)]
+        timeout: u64,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum OperatorCmd {
+    /// Running operators; with --all, also those finished in the last ten
+    /// minutes.
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    Show {
+        id: u64,
+    },
+    /// Stop a running operator (a step a store already took stays taken).
+    Cancel {
+        id: u64,
+    },
+}
+
+/// Why pdctl failed; decides the exit status.
+#[derive(Debug)]
+pub enum Failure {
+    /// PD refused or could not be reached (an invalid argument PD refused
+    /// counts as a usage error).
+    Pd(PdError),
+    /// The command line makes no sense.
+    Usage(String),
+    /// An operator ended other than SUCCEEDED, or waiting for it gave up.
+    Operator(String),
+}
+
+impl From<PdError> for Failure {
+    fn from(e: PdError) -> Self {
+        Failure::Pd(e)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Pd(e) => write!(f, "{e}"),
+            Failure::Usage(m) | Failure::Operator(m) => f.write_str(m),
+        }
+    }
+}
+
+impl Failure {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            Failure::Pd(PdError::InvalidArgument(_)) | Failure::Usage(_) => ExitCode::from(2),
+            Failure::Pd(_) | Failure::Operator(_) => ExitCode::FAILURE,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -132,15 +184,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pdctl: {e}");
-            match e {
-                PdError::InvalidArgument(_) => ExitCode::from(2),
-                _ => ExitCode::FAILURE,
-            }
+            e.exit_code()
         }
     }
 }
 
-async fn run(args: Args) -> Result<(), PdError> {
+async fn run(args: Args) -> Result<(), Failure> {
     let client = PdClient::new(&args.pd)?;
     let out = args.output;
     match args.cmd {
@@ -154,8 +203,8 @@ async fn run(args: Args) -> Result<(), PdError> {
             print(out, &view::store_info(&info), || store_table(std::slice::from_ref(&info)));
         }
         Cmd::Region { cmd: RegionCmd::List } => {
-            let routes = client.scan_regions(b"", b"", 0).await?;
-            print(out, &view::regions(routes.iter().map(|r| (r, None))), || region_table(&routes));
+            let regions = client.scan_regions_with_stats(b"", b"", 0).await?;
+            print(out, &view::regions(regions.iter().map(|(r, s)| (r, Some(*s)))), || region_table(&regions));
         }
         Cmd::Region { cmd: RegionCmd::Show { id } } => {
             let resp = client.get_region_by_id(id).await?;
@@ -165,6 +214,12 @@ async fn run(args: Args) -> Result<(), PdError> {
             let resp = client.get_region(key.as_bytes()).await?;
             show_region(out, &resp);
         }
+        Cmd::Region { cmd: RegionCmd::Split { id, key, hex, no_wait, timeout } } => {
+            split::run(&client, out, split::SplitArgs { id, key, hex, no_wait, timeout_secs: timeout }).await?;
+        }
+        Cmd::Operator { cmd: OperatorCmd::List { all } } => operator::list(&client, out, all).await?,
+        Cmd::Operator { cmd: OperatorCmd::Show { id } } => operator::show(&client, out, id).await?,
+        Cmd::Operator { cmd: OperatorCmd::Cancel { id } } => operator::cancel(&client, out, id).await?,
         Cmd::Routes { watch: false, .. } => {
             let snapshot = client.list_routes().await?;
             print(out, &view::routes(&snapshot), || routes_table(&snapshot));
@@ -174,103 +229,14 @@ async fn run(args: Args) -> Result<(), PdError> {
             let m = client.get_members().await?;
             print(out, &view::members(&m), || members_table(&m));
         }
-        Cmd::Region { cmd: RegionCmd::Split { id, key, hex, no_wait } } => {
-            let key = match (key, hex) {
-                (None, _) => Vec::new(),
-                (Some(k), false) => k.into_bytes(),
-                (Some(k), true) => decode_hex(&k)?,
-            };
-            let op = client.split_region(id, &key, None).await?;
-            if no_wait {
-                print(out, &view::operator(&op), || operator_table(std::slice::from_ref(&op)));
-            } else {
-                let op = wait_operator(&client, out, op).await?;
-                print(out, &view::operator(&op), || format!("split into regions {}", regions_of(&op)));
-            }
-        }
-        Cmd::Operator { cmd: OperatorCmd::List { all } } => {
-            let ops = client.list_operators(all).await?;
-            let json: Vec<Value> = ops.iter().map(view::operator).collect();
-            print(out, &serde_json::json!({"count": json.len(), "operators": json}), || operator_table(&ops));
-        }
-        Cmd::Operator { cmd: OperatorCmd::Show { id } } => {
-            let op = client.get_operator(id).await?;
-            print(out, &view::operator(&op), || operator_table(std::slice::from_ref(&op)));
-        }
-        Cmd::Operator { cmd: OperatorCmd::Cancel { id } } => {
-            let op = client.cancel_operator(id).await?;
-            print(out, &view::operator(&op), || operator_table(std::slice::from_ref(&op)));
-        }
     }
     Ok(())
 }
 
-/// Polls the operator, printing each new step (table output), until it
-/// succeeded and every Up store converged; its failure is the error.
-async fn wait_operator(client: &PdClient, out: Output, mut op: pdpb::Operator) -> Result<pdpb::Operator, PdError> {
-    let mut last = String::new();
-    loop {
-        if out == Output::Table && op.step != last {
-            println!("operator {}: {}", op.id, op.step);
-            last = op.step.clone();
-        }
-        match pdpb::OperatorStatus::try_from(op.status) {
-            Ok(pdpb::OperatorStatus::Succeeded) if op.converged_ms != 0 => return Ok(op),
-            Ok(pdpb::OperatorStatus::Running | pdpb::OperatorStatus::Succeeded) => {}
-            _ => {
-                let status = pdpb::OperatorStatus::try_from(op.status).map_or("UNKNOWN", |s| s.as_str_name());
-                return Err(match op.error {
-                    Some(e) if e.r#type != pdpb::ErrorType::Ok as i32 => PdError::from_pb(&e),
-                    Some(e) => PdError::Unavailable(format!("operator {} {status}: {}", op.id, e.message)),
-                    None => PdError::Unavailable(format!("operator {} {status}", op.id)),
-                });
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        op = client.get_operator(op.id).await?;
-    }
-}
-
-fn regions_of(op: &pdpb::Operator) -> String {
-    op.result
-        .iter()
-        .map(|r| format!("{} [{}, {})", r.id, show_key(&r.start_key, "-inf"), show_key(&r.end_key, "+inf")))
-        .collect::<Vec<_>>()
-        .join(" and ")
-}
-
-fn decode_hex(s: &str) -> Result<Vec<u8>, PdError> {
-    let bad = || PdError::InvalidArgument(format!("{s:?} is not hex"));
-    if !s.len().is_multiple_of(2) {
-        return Err(bad());
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2).ok_or_else(bad)?, 16).map_err(|_| bad()))
-        .collect()
-}
-
-fn operator_table(ops: &[pdpb::Operator]) -> String {
-    let rows: Vec<Vec<String>> = ops
-        .iter()
-        .map(|op| {
-            let v = view::operator(op);
-            vec![
-                op.id.to_string(),
-                op.region_id.to_string(),
-                v["kind"].as_str().unwrap_or("").to_string(),
-                v["status"].as_str().unwrap_or("").to_string(),
-                op.source.clone(),
-                op.step.clone(),
-            ]
-        })
-        .collect();
-    table(&["ID", "REGION", "KIND", "STATUS", "SOURCE", "STEP"], &rows)
-}
-
 fn show_region(out: Output, resp: &pdpb::GetRegionResponse) {
     let route = resp.route.clone().unwrap_or_default();
-    print(out, &view::region(&route, resp.stats.as_ref()), || region_table(std::slice::from_ref(&route)));
+    let stats = resp.stats.unwrap_or_default();
+    print(out, &view::region(&route, Some(&stats)), || region_table(&[(route.clone(), stats)]));
 }
 
 /// Prints every route snapshot as it arrives, reopening the stream on the
@@ -312,7 +278,7 @@ async fn watch_routes(client: &PdClient, out: Output, count: Option<u64>) -> Res
     }
 }
 
-fn print(out: Output, json: &Value, table: impl FnOnce() -> String) {
+pub fn print(out: Output, json: &Value, table: impl FnOnce() -> String) {
     match out {
         Output::Json => println!("{}", serde_json::to_string_pretty(json).unwrap_or_default()),
         Output::Table => println!("{}", table()),
@@ -320,7 +286,7 @@ fn print(out: Output, json: &Value, table: impl FnOnce() -> String) {
 }
 
 /// Left-aligned columns sized to their widest cell.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -354,35 +320,49 @@ fn store_table(stores: &[pdpb::StoreInfo]) -> String {
     table(&["ID", "ADDRESS", "STATE", "REGIONS", "LEADERS", "LAST_HEARTBEAT_MS"], &rows)
 }
 
-fn show_key(k: &[u8], empty: &str) -> String {
+pub fn show_key(k: &[u8], empty: &str) -> String {
     if k.is_empty() { empty.to_string() } else { keys::display(k) }
 }
 
-fn region_table(routes: &[pdpb::RegionRoute]) -> String {
-    let rows: Vec<Vec<String>> = routes
+/// Regions with their last reported size and key count.
+pub fn region_table(regions: &[(pdpb::RegionRoute, pdpb::RegionStats)]) -> String {
+    let rows: Vec<Vec<String>> = regions
         .iter()
-        .map(|route| {
-            let r = route.region.clone().unwrap_or_default();
-            let epoch = r.region_epoch.unwrap_or_default();
-            let peers: Vec<String> = r
-                .peers
-                .iter()
-                .map(|p| {
-                    let learner = if p.role == proto::metapb::PeerRole::Learner as i32 { "(L)" } else { "" };
-                    format!("{}@{}{learner}", p.id, p.store_id)
-                })
-                .collect();
-            vec![
-                r.id.to_string(),
-                show_key(&r.start_key, "-inf"),
-                show_key(&r.end_key, "+inf"),
-                format!("{}/{}", epoch.conf_ver, epoch.version),
-                peers.join(","),
-                route.leader.map_or("-".into(), |l| format!("{}@{}", l.id, l.store_id)),
-            ]
+        .map(|(route, stats)| {
+            let mut row = route_row(route);
+            row.push(view::human_size(stats.approximate_size));
+            row.push(stats.approximate_keys.to_string());
+            row
         })
         .collect();
+    table(&["ID", "START", "END", "CONF_VER/VERSION", "PEERS(id@store)", "LEADER", "SIZE", "KEYS"], &rows)
+}
+
+/// Regions as the route table holds them (no stats).
+fn route_table(routes: &[pdpb::RegionRoute]) -> String {
+    let rows: Vec<Vec<String>> = routes.iter().map(route_row).collect();
     table(&["ID", "START", "END", "CONF_VER/VERSION", "PEERS(id@store)", "LEADER"], &rows)
+}
+
+fn route_row(route: &pdpb::RegionRoute) -> Vec<String> {
+    let r = route.region.clone().unwrap_or_default();
+    let epoch = r.region_epoch.unwrap_or_default();
+    let peers: Vec<String> = r
+        .peers
+        .iter()
+        .map(|p| {
+            let learner = if p.role == proto::metapb::PeerRole::Learner as i32 { "(L)" } else { "" };
+            format!("{}@{}{learner}", p.id, p.store_id)
+        })
+        .collect();
+    vec![
+        r.id.to_string(),
+        show_key(&r.start_key, "-inf"),
+        show_key(&r.end_key, "+inf"),
+        format!("{}/{}", epoch.conf_ver, epoch.version),
+        peers.join(","),
+        route.leader.map_or("-".into(), |l| format!("{}@{}", l.id, l.store_id)),
+    ]
 }
 
 fn routes_table(s: &pdpb::RouteSnapshot) -> String {
@@ -391,7 +371,7 @@ fn routes_table(s: &pdpb::RouteSnapshot) -> String {
         s.version,
         s.regions.len(),
         s.stores.len(),
-        region_table(&s.regions)
+        route_table(&s.regions)
     )
 }
 

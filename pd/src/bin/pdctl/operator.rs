@@ -1,0 +1,108 @@
+//! `pdctl operator list | show | cancel`, and how operators print.
+
+use pd::client::PdClient;
+use pd::view;
+use proto::pdpb;
+
+use crate::{Failure, Output, print, show_key, table};
+
+pub async fn list(client: &PdClient, out: Output, all: bool) -> Result<(), Failure> {
+    let ops = client.list_operators(all).await?;
+    print(out, &view::operators(&ops), || list_table(&ops));
+    Ok(())
+}
+
+pub async fn show(client: &PdClient, out: Output, id: u64) -> Result<(), Failure> {
+    let op = client.get_operator(id).await?;
+    print(out, &view::operator(&op), || details(&op));
+    Ok(())
+}
+
+/// Succeeds when the operator ends up CANCELLED (now or earlier); one that
+/// had already ended otherwise is a failure naming how it ended.
+pub async fn cancel(client: &PdClient, out: Output, id: u64) -> Result<(), Failure> {
+    let op = client.cancel_operator(id).await?;
+    if op.status != pdpb::OperatorStatus::Cancelled as i32 {
+        return Err(Failure::Operator(format!(
+            "operator {id} had already ended: {}",
+            view::operator_status_name(op.status)
+        )));
+    }
+    print(out, &view::operator(&op), || format!("operator {id} CANCELLED (last step: {})", op.step));
+    Ok(())
+}
+
+/// "2/3" once there is a result to converge on, "-" before.
+fn converged(op: &pdpb::Operator) -> String {
+    if op.result_version == 0 { "-".into() } else { format!("{}/{}", op.converged_stores, op.total_stores) }
+}
+
+fn kind_name(op: &pdpb::Operator) -> &'static str {
+    pdpb::OperatorKind::try_from(op.kind).map_or("UNKNOWN", |k| k.as_str_name())
+}
+
+/// The split key as asked for, or how the leader picks one.
+pub fn split_key(key: &[u8]) -> String {
+    if key.is_empty() { "(middle by size)".into() } else { show_key(key, "") }
+}
+
+/// How an operator ended, for error messages: status, error, last step.
+pub fn ending(op: &pdpb::Operator) -> String {
+    let mut s = format!("operator {} {}", op.id, view::operator_status_name(op.status));
+    if let Some(e) = &op.error {
+        s.push_str(&format!(": {}: {}", e.r#type().as_str_name(), e.message));
+    }
+    if !op.step.is_empty() {
+        s.push_str(&format!(" (last step: {})", op.step));
+    }
+    s
+}
+
+fn list_table(ops: &[pdpb::Operator]) -> String {
+    let rows: Vec<Vec<String>> = ops
+        .iter()
+        .map(|op| {
+            vec![
+                op.id.to_string(),
+                op.region_id.to_string(),
+                kind_name(op).to_string(),
+                op.source.clone(),
+                view::operator_status_name(op.status).to_string(),
+                converged(op),
+                op.step.clone(),
+            ]
+        })
+        .collect();
+    table(&["ID", "REGION", "KIND", "SOURCE", "STATUS", "CONVERGED", "STEP"], &rows)
+}
+
+/// One operator, a field per line.
+pub fn details(op: &pdpb::Operator) -> String {
+    let epoch = op.region_epoch.unwrap_or_default();
+    let ms = |v: u64| if v == 0 { "-".to_string() } else { v.to_string() };
+    let mut lines = vec![
+        ("id", op.id.to_string()),
+        ("region", format!("{} (epoch {}/{})", op.region_id, epoch.conf_ver, epoch.version)),
+        ("kind", kind_name(op).to_string()),
+        ("source", op.source.clone()),
+        ("status", view::operator_status_name(op.status).to_string()),
+        ("step", op.step.clone()),
+        ("split key", split_key(&op.split_key)),
+        ("new region", op.new_region_id.to_string()),
+        ("result version", ms(op.result_version)),
+        ("converged stores", converged(op)),
+        ("created ms", ms(op.created_ms)),
+        ("finished ms", ms(op.finished_ms)),
+        ("converged ms", ms(op.converged_ms)),
+    ];
+    if let Some(e) = &op.error {
+        lines.push(("error", format!("{}: {}", e.r#type().as_str_name(), e.message)));
+    }
+    for r in &op.result {
+        lines.push((
+            "result",
+            format!("region {} [{}, {})", r.id, show_key(&r.start_key, "-inf"), show_key(&r.end_key, "+inf")),
+        ));
+    }
+    lines.iter().map(|(k, v)| format!("{:<18}{v}", format!("{k}:"))).collect::<Vec<_>>().join("\n")
+}

@@ -1,0 +1,222 @@
+//! The operator driver on the PD leader: starts operators for the admin API
+//! and the split checker, moves them along, and answers what stores report
+//! about their directives. The decisions are the
+//! [`OperatorController`](crate::operator::OperatorController)'s; this file
+//! is the I/O around it: id allocation through raft, directives onto store
+//! streams, the clock.
+//!
+//! The driver task wakes every [`TICK`], whenever the catalog changes (a
+//! split report applied, a region's leader moved), and whenever a store
+//! reports stats (its route version may complete a convergence) or opens a
+//! stream (a directive may be waiting for it). On a member that stops
+//! leading it drops every operator and the region stats: the new leader
+//! starts with none, and a directive already sent may still be carried out
+//! by its store, whose report the catalog accepts like any other.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::{metapb, pdpb};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use super::context::PdContext;
+use super::store_streams::StoreStreams;
+use crate::catalog::{CatalogCommand, CommandOutcome, RouteCatalog};
+use crate::error::{PdError, Result};
+use crate::metrics;
+use crate::operator::{DirectiveSink, Now, Operator, Source, StoreVersions, split};
+
+/// How often the driver looks at running operators without being woken:
+/// deadlines and directive re-sends need no finer grain.
+pub const TICK: Duration = Duration::from_millis(500);
+
+impl DirectiveSink for StoreStreams {
+    fn send(&self, store_id: u64, directive: pdpb::Directive) -> std::result::Result<(), String> {
+        self.send_directive(store_id, directive).map_err(|e| e.to_string())
+    }
+}
+
+/// Runs on every member; acts only while leading.
+pub async fn run(ctx: Arc<PdContext>, mut shutdown: watch::Receiver<bool>) {
+    let mut routes = ctx.catalog.subscribe();
+    let mut leader = ctx.leader_rx.clone();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen_version = 0;
+    loop {
+        if *leader.borrow_and_update() {
+            drive(&ctx);
+            // Stats of regions that split or vanished since are dead weight.
+            let version = routes.borrow_and_update().version;
+            if version != seen_version {
+                ctx.region_stats.prune(&ctx.catalog.read().catalog);
+                seen_version = version;
+            }
+        } else {
+            forget_all(&ctx);
+        }
+        tokio::select! {
+            _ = tick.tick() => {}
+            r = routes.changed() => if r.is_err() { return },
+            () = ctx.operator_events.notified() => {}
+            r = leader.changed() => if r.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// One pass of the controller over the running operators.
+pub fn drive(ctx: &PdContext) {
+    let now = Now::current();
+    let state = ctx.catalog.read();
+    let stores = store_versions(ctx, &state.catalog);
+    ctx.operators.lock().unwrap().tick(now, &state.catalog, &stores, &ctx.streams);
+}
+
+fn forget_all(ctx: &PdContext) {
+    let dropped = ctx.operators.lock().unwrap().clear();
+    if dropped > 0 {
+        info!(dropped, "no longer the PD leader: running operators dropped");
+    }
+    ctx.region_stats.clear();
+}
+
+/// The route version each Up store last reported to this leader.
+pub fn store_versions(ctx: &PdContext, catalog: &RouteCatalog) -> StoreVersions {
+    let runtime = ctx.stores.lock().unwrap();
+    let up = catalog
+        .stores()
+        .filter(|s| s.state == metapb::StoreState::Up as i32)
+        .map(|s| (s.id, runtime.get(&s.id).map_or(0, |r| r.stats.route_version)))
+        .collect();
+    StoreVersions { up }
+}
+
+/// The wire form of an operator, with convergence computed now.
+fn to_pb(op: &Operator, stores: &StoreVersions) -> pdpb::Operator {
+    op.to_pb(stores.converged(op.result_version))
+}
+
+/// Starts a split of `region_id` at `split_key` (empty: the leader picks
+/// the middle) and sends its directive if the region's leader is connected.
+///
+/// # Errors
+///
+/// `NotLeader` on a follower; `NotBootstrapped`; `RegionNotFound`;
+/// `StaleEpoch` when `epoch` is given and not the catalog's (or the region
+/// changed while ids were being allocated); `InvalidSplitKey`;
+/// `OperatorExists`; `Unavailable` when the id allocation cannot commit.
+pub async fn start_split(
+    ctx: &PdContext,
+    region_id: u64,
+    split_key: Vec<u8>,
+    epoch: Option<metapb::RegionEpoch>,
+    source: Source,
+) -> Result<pdpb::Operator> {
+    ctx.ensure_leader()?;
+    if region_id == 0 {
+        return Err(PdError::InvalidArgument("region id 0".into()));
+    }
+    let (seen, count) = {
+        let state = ctx.catalog.read();
+        if !state.catalog.is_bootstrapped() {
+            return Err(PdError::NotBootstrapped);
+        }
+        let rec = state.catalog.region(region_id).ok_or(PdError::RegionNotFound(region_id))?;
+        split::validate(rec, &split_key, epoch.as_ref())?;
+        ctx.operators.lock().unwrap().check_free(region_id)?;
+        (rec.epoch(), split::ids_needed(&rec.region))
+    };
+    let first_id = match ctx.propose(CatalogCommand::AllocIds { count }).await? {
+        CommandOutcome::Ids { first, .. } => first,
+        other => return Err(PdError::Fatal(format!("id allocation answered {other:?}"))),
+    };
+    let timeout = Duration::from_millis(ctx.config.schedule.split_operator_timeout_ms);
+    {
+        let state = ctx.catalog.read();
+        let rec = state.catalog.region(region_id).ok_or(PdError::RegionNotFound(region_id))?;
+        // The ids were allocated for the peers PD saw; a region that changed
+        // meanwhile needs a fresh look from the caller.
+        split::validate(rec, &split_key, Some(&seen)).map_err(|e| match e {
+            PdError::StaleEpoch(m) => PdError::StaleEpoch(format!("{m} (changed while PD prepared the split; retry)")),
+            other => other,
+        })?;
+        let op = split::operator(rec, split_key, first_id, source, Now::current(), timeout);
+        info!(operator = op.id, region_id, source = source.as_str(), "split operator created");
+        ctx.operators.lock().unwrap().add(op)?;
+    }
+    drive(ctx);
+    get(ctx, first_id)
+}
+
+/// # Errors
+///
+/// `NotLeader` on a follower, `OperatorNotFound`.
+pub fn get(ctx: &PdContext, id: u64) -> Result<pdpb::Operator> {
+    ctx.ensure_leader()?;
+    let stores = {
+        let state = ctx.catalog.read();
+        store_versions(ctx, &state.catalog)
+    };
+    let ops = ctx.operators.lock().unwrap();
+    ops.get(id).map(|op| to_pb(op, &stores)).ok_or(PdError::OperatorNotFound(id))
+}
+
+/// # Errors
+///
+/// `NotLeader` on a follower.
+pub fn list(ctx: &PdContext, include_finished: bool) -> Result<Vec<pdpb::Operator>> {
+    ctx.ensure_leader()?;
+    let stores = {
+        let state = ctx.catalog.read();
+        store_versions(ctx, &state.catalog)
+    };
+    let ops = ctx.operators.lock().unwrap();
+    Ok(ops.list(include_finished).into_iter().map(|op| to_pb(op, &stores)).collect())
+}
+
+/// # Errors
+///
+/// `NotLeader` on a follower, `OperatorNotFound`.
+pub fn cancel(ctx: &PdContext, id: u64) -> Result<pdpb::Operator> {
+    ctx.ensure_leader()?;
+    let op = ctx.operators.lock().unwrap().cancel(id, Now::current())?;
+    info!(operator = id, status = ?op.status, "operator cancel requested");
+    get(ctx, id)
+}
+
+/// The catalog accepted a split report that named `directive_id`.
+pub fn split_applied(ctx: &PdContext, directive_id: u64, version: u64) {
+    if directive_id == 0 {
+        return;
+    }
+    {
+        let state = ctx.catalog.read();
+        ctx.operators.lock().unwrap().split_applied(directive_id, version, &state.catalog, Now::current());
+    }
+    ctx.operator_events.notify_one();
+}
+
+/// A store could not carry out a directive.
+pub fn directive_failed(ctx: &PdContext, store_id: u64, f: pdpb::DirectiveFailed) {
+    let error = f.error.unwrap_or_else(|| pdpb::Error {
+        r#type: pdpb::ErrorType::Unavailable as i32,
+        message: "store gave no reason".into(),
+        leader: None,
+    });
+    let ty = error.r#type().as_str_name();
+    metrics::DIRECTIVES_FAILED.with_label_values(&[ty]).inc();
+    let known = ctx.operators.lock().unwrap().directive_failed(f.directive_id, store_id, error.clone(), Now::current());
+    if known {
+        warn!(store_id, directive_id = f.directive_id, region_id = f.region_id, r#type = ty, message = %error.message, "directive failed");
+    } else {
+        debug!(
+            store_id,
+            directive_id = f.directive_id,
+            region_id = f.region_id,
+            r#type = ty,
+            "failure of a directive no operator runs"
+        );
+    }
+}
