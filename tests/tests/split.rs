@@ -198,14 +198,7 @@ async fn routes_and_data_survive_a_restart_after_several_splits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sustained_writes_split_regions_until_all_are_under_the_max() {
     phase("PD splits at 64 KiB (max 96 KiB), checking every 200 ms");
-    let pd_args = [
-        "--split-check-interval-ms",
-        "200",
-        "--region-split-size",
-        "64KiB",
-        "--region-max-size",
-        "96KiB",
-    ];
+    let pd_args = ["--split-check-interval-ms", "200", "--region-split-size", "64KiB", "--region-max-size", "96KiB"];
     let cluster = Cluster::start(1, 3, &pd_args).await;
     let client = Arc::new(cluster.client().await);
     let pd = PdClient::new(&cluster.pd_endpoints()).expect("pd");
