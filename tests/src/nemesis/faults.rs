@@ -12,9 +12,9 @@
 //! | `kill-pd-leader` | `kill -9` the PD leader, restart it |
 //! | `split` | split a random region at a random key between the workload's keys (one in four at its middle), through PD's admin API, and wait for the operator |
 //!
-//! With `split` in the schedule, one in three of the other faults also
-//! starts a split while it is held, so splits run into leader kills,
-//! pauses and partitions.
+//! With `split` in the schedule, the first fault is a split, and one in
+//! three of the other faults also starts a split while it is held, so
+//! splits run into leader kills, pauses and partitions.
 
 use std::fmt;
 use std::time::Duration;
@@ -106,7 +106,12 @@ impl Nemesis {
             if now() >= until {
                 return done;
             }
-            let kind = *self.rng.pick(&self.kinds);
+            // A run with splits starts with one, so every such run splits.
+            let kind = if done.is_empty() && self.kinds.contains(&FaultKind::Split) {
+                FaultKind::Split
+            } else {
+                *self.rng.pick(&self.kinds)
+            };
             let (lo, hi) = kind.hold_ms();
             let hold = millis(&mut self.rng, lo, hi);
             let start = now();
@@ -117,15 +122,19 @@ impl Nemesis {
     }
 
     /// Applies one fault, holds it, heals it; returns its target's name.
+    /// With splits in the schedule, one in three other faults also split a
+    /// region while held; that split's outcome joins the name.
     async fn inject(&mut self, kind: FaultKind, hold: Duration) -> String {
-        let concurrent_split =
-            kind != FaultKind::Split && self.kinds.contains(&FaultKind::Split) && self.rng.below(3) == 0 && {
-                let (pd, key) = (self.cluster.pd_endpoints(), self.split_key());
-                tokio::spawn(async move { split_at(&pd, &key, Duration::from_secs(15)).await });
-                true
-            };
+        let with_split = kind != FaultKind::Split && self.kinds.contains(&FaultKind::Split) && self.rng.below(3) == 0;
+        let split = with_split.then(|| {
+            let (pd, key) = (self.cluster.pd_endpoints(), self.split_key());
+            tokio::spawn(async move { split_at(&pd, &key, Duration::from_secs(15)).await })
+        });
         let target = self.inject_one(kind, hold).await;
-        if concurrent_split { format!("{target} (with a split)") } else { target }
+        match split {
+            Some(task) => format!("{target} (with a split: {})", task.await.unwrap_or_else(|e| e.to_string())),
+            None => target,
+        }
     }
 
     async fn inject_one(&mut self, kind: FaultKind, hold: Duration) -> String {
