@@ -18,7 +18,13 @@
 //! retry the policy in [`retry`] allows is safe. [`fault`] is the
 //! fault-injection switch the nemesis tests drive.
 //!
-//! Not done yet: split and move execution (PD directives are ignored),
+//! Splits are metadata only: PD's split directive reaches the region's
+//! leader ([`node::split_directive`]), every replica applies the split entry
+//! in one transaction and seeds the new region's raft state
+//! ([`raft::split`]), and the node starts the new peer and reports the
+//! result ([`node::split`]).
+//!
+//! Not done yet: move execution (membership-change directives are refused),
 //! peer destruction (tombstone rows are honoured, nothing writes them yet),
 //! hibernation of idle regions.
 
