@@ -121,30 +121,77 @@ impl Node {
 
     /// The split reports this store should send now: one per pending split
     /// whose parent it leads, oldest split first (PD takes them in order;
-    /// a later split of the same parent only fits after the earlier one).
+    /// a later split of the same parent only fits after the earlier one),
+    /// then one per split it finds PD's routes missing without a pending
+    /// entry (applied before a restart, which forgets pending splits).
     pub fn split_reports(&self) -> Vec<pdpb::SplitReport> {
         let pending: Vec<PendingSplit> = self.pending_splits.lock().unwrap().values().cloned().collect();
         let mut out = Vec::new();
-        for p in pending {
-            let Some(parent) = self.peer(p.parent.id).filter(|peer| peer.is_leader()) else { continue };
-            let stats = |id: u64| {
-                self.peer(id).map_or_else(pdpb::RegionStats::default, |peer| pdpb::RegionStats {
-                    approximate_size: peer.shared.approximate_size.load(std::sync::atomic::Ordering::Relaxed),
-                    approximate_keys: peer.shared.approximate_keys.load(std::sync::atomic::Ordering::Relaxed),
-                    ..Default::default()
-                })
+        for p in &pending {
+            if let Some(report) = self.report(vec![p.new.clone(), p.parent.clone()], p.parent.id, p.directive_id) {
+                out.push(report);
+            }
+        }
+        out.extend(self.unreported_splits(&pending));
+        out
+    }
+
+    /// A report of `regions`, led from this store by its peer of `leader_region`,
+    /// if that peer leads.
+    fn report(&self, regions: Vec<metapb::Region>, leader_region: u64, directive_id: u64) -> Option<pdpb::SplitReport> {
+        let leader = self.peer(leader_region).filter(|peer| peer.is_leader())?;
+        let stats = |id: u64| {
+            self.peer(id).map_or_else(pdpb::RegionStats::default, |peer| pdpb::RegionStats {
+                approximate_size: peer.shared.approximate_size.load(std::sync::atomic::Ordering::Relaxed),
+                approximate_keys: peer.shared.approximate_keys.load(std::sync::atomic::Ordering::Relaxed),
+                ..Default::default()
+            })
+        };
+        Some(pdpb::SplitReport {
+            stats: regions.iter().map(|r| stats(r.id)).collect(),
+            regions,
+            leader: Some(metapb::Peer {
+                id: leader.shared.peer_id,
+                store_id: self.store_id,
+                role: metapb::PeerRole::Voter as i32,
+            }),
+            term: leader.term(),
+            directive_id,
+        })
+    }
+
+    /// Splits PD's routes do not show and no pending entry covers: a region
+    /// this store leads whose local version is past the routed one, while
+    /// the local regions covering the routed range are all past it too and
+    /// cover exactly that range. Reported together, as a split is.
+    fn unreported_splits(&self, pending: &[PendingSplit]) -> Vec<pdpb::SplitReport> {
+        let routes = self.routes.snapshot();
+        let mut out = Vec::new();
+        for route in &routes.regions {
+            let Some(old) = &route.region else { continue };
+            let old_version = old.region_epoch.unwrap_or_default().version;
+            let Some(peer) = self.initialized_peer(old.id).filter(|p| p.is_leader()) else { continue };
+            if peer.region().region_epoch.unwrap_or_default().version <= old_version
+                || pending.iter().any(|p| p.parent.id == old.id)
+            {
+                continue;
+            }
+            let covering: Vec<u64> = {
+                let ranges = self.ranges.lock().unwrap();
+                ranges.overlapping(&old.start_key, &old.end_key).map(|r| r.region_id).collect()
             };
-            out.push(pdpb::SplitReport {
-                stats: vec![stats(p.new.id), stats(p.parent.id)],
-                regions: vec![p.new, p.parent],
-                leader: Some(metapb::Peer {
-                    id: parent.shared.peer_id,
-                    store_id: self.store_id,
-                    role: metapb::PeerRole::Voter as i32,
-                }),
-                term: parent.term(),
-                directive_id: p.directive_id,
-            });
+            let Some(regions) =
+                covering.iter().map(|id| self.initialized_peer(*id).map(|p| p.region())).collect::<Option<Vec<_>>>()
+            else {
+                continue;
+            };
+            let newer = regions.iter().all(|r| r.region_epoch.unwrap_or_default().version > old_version);
+            let exact = regions.first().is_some_and(|r| r.start_key == old.start_key)
+                && regions.last().is_some_and(|r| r.end_key == old.end_key)
+                && regions.windows(2).all(|w| w[0].end_key == w[1].start_key);
+            if newer && exact && regions.len() > 1 {
+                out.extend(self.report(regions, old.id, 0));
+            }
         }
         out
     }
