@@ -227,16 +227,8 @@ pub fn init() {
         HEARTBEAT_MESSAGES.with_label_values(&[kind]);
         HEARTBEAT_HANDLE_SECONDS.with_label_values(&[kind]);
     }
-    for kind in crate::operator::state::KIND_NAMES {
-        for source in crate::operator::Source::ALL {
-            OPERATORS_CREATED.with_label_values(&[kind, source.as_str()]);
-        }
-        for outcome in crate::operator::state::OUTCOME_NAMES {
-            OPERATORS_FINISHED.with_label_values(&[kind, outcome]);
-        }
-        OPERATORS_RUNNING.with_label_values(&[kind]);
-        DIRECTIVES_SENT.with_label_values(&[kind]);
-    }
+    // The operator metrics' label values are the operators' own:
+    // `operator::init_metrics` zeroes them.
     for ty in DIRECTIVE_ERROR_TYPES {
         DIRECTIVES_FAILED.with_label_values(&[ty]);
     }

@@ -24,5 +24,23 @@ pub mod state;
 pub use controller::{DirectiveSink, Now, OperatorController, StoreVersions};
 pub use state::{Kind, Operator, Source};
 
+/// Zeroes every label set of the operator metrics, so dashboards and alerts
+/// see zeros rather than missing series before the first operator. The
+/// label values are the operators' own, so they are set here rather than in
+/// [`crate::metrics::init`].
+pub fn init_metrics() {
+    use crate::metrics::{DIRECTIVES_SENT, OPERATORS_CREATED, OPERATORS_FINISHED, OPERATORS_RUNNING};
+    for kind in state::KIND_NAMES {
+        for source in Source::ALL {
+            OPERATORS_CREATED.with_label_values(&[kind, source.as_str()]);
+        }
+        for outcome in state::OUTCOME_NAMES {
+            OPERATORS_FINISHED.with_label_values(&[kind, outcome]);
+        }
+        OPERATORS_RUNNING.with_label_values(&[kind]);
+        DIRECTIVES_SENT.with_label_values(&[kind]);
+    }
+}
+
 #[cfg(test)]
 mod tests;

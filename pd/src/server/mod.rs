@@ -92,6 +92,7 @@ impl PdServer {
     /// holds it), `InvalidArgument` for unusable addresses.
     pub async fn start(config: PdConfig) -> Result<PdServer> {
         metrics::init();
+        crate::operator::init_metrics();
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| PdError::Storage(format!("cannot create {}: {e}", config.data_dir.display())))?;
         let db_path = config.data_dir.join("pd.redb");

@@ -3,6 +3,7 @@
 //! - [`command`]: what a region's raft log carries and what applying answers.
 //! - [`log_store`]: a region's raft log and vote, in the shared engine, written
 //!   through the group-commit writer.
+//! - [`apply_state`]: what the engine records per region next to its data.
 //! - [`state_machine`]: a region's applied state: user keys in the shared
 //!   data table, the region's meta, snapshots built by scanning its range.
 //! - [`snapshot`]: snapshots as files: the format, the streaming builder and
@@ -20,6 +21,7 @@
 //! names its store, whose address is looked up in the route table at send
 //! time, so a store that moves address needs no membership change.
 
+pub mod apply_state;
 pub mod command;
 pub mod log_store;
 pub mod network;

@@ -38,8 +38,8 @@ use proto::{metapb, raftpb};
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use super::apply_state::ApplyState;
 use super::session::BatchSessions;
-use super::state_machine::ApplyState;
 use super::{KvReply, LogId, PeerNode, StoredMembership, TypeConfig, Vote, encode, log_store};
 use crate::engine::{APPLY_STATE, REGION_STATE, io_err};
 

@@ -34,7 +34,6 @@ use openraft::{EntryPayload, OptionalSend};
 use pd::catalog::keys;
 use proto::{metapb, raftpb};
 use redb::{ReadableDatabase, ReadableTable, Table};
-use serde::{Deserialize, Serialize};
 
 use super::session::{BatchSessions, SWEEP_INTERVAL_MS};
 use super::snapshot::{self, SnapshotFile, build, install};
@@ -43,17 +42,7 @@ use super::{KvCommand, KvOp, KvReply, LogId, Snapshot, SnapshotMeta, StoredMembe
 use crate::engine::{APPLY_STATE, DATA, Engine, SESSIONS, data_range, io_err};
 use crate::metrics;
 
-/// What the engine records per region next to its data.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ApplyState {
-    pub last_applied: Option<LogId>,
-    pub membership: StoredMembership,
-    /// Log time: the largest leader timestamp applied. Sessions expire by
-    /// it, so every replica expires them at the same log position.
-    pub clock_ms: u64,
-    /// Log time of the last sweep for expired sessions.
-    pub last_sweep_ms: u64,
-}
+pub use super::apply_state::ApplyState;
 
 /// A region's state as the rest of the store sees it.
 pub struct RegionShared {

@@ -16,7 +16,7 @@ use redb::ReadTransaction;
 use super::format::{SnapshotHead, SnapshotWriter, WRITE_BUFFER};
 use super::{file_name, sync_dir, temp_path};
 use crate::engine::{APPLY_STATE, DATA, Engine, REGION_STATE, SESSIONS, data_range, io_err};
-use crate::raft::state_machine::ApplyState;
+use crate::raft::apply_state::ApplyState;
 use crate::raft::{SnapshotMeta, decode};
 
 /// A snapshot just built: its meta, final path, an open handle to it, and

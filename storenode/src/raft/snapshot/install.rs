@@ -34,7 +34,7 @@ use proto::{metapb, raftpb};
 use super::format::{Record, SnapshotHead, SnapshotReader};
 use super::{SnapshotFile, file_name, sync_dir, temp_path};
 use crate::engine::{APPLY_STATE, DATA, Engine, REGION_STATE, SESSIONS, data_range, io_err};
-use crate::raft::state_machine::ApplyState;
+use crate::raft::apply_state::ApplyState;
 use crate::raft::{SnapshotMeta, encode, session};
 
 /// How much one writer job of an install may do.

@@ -11,7 +11,8 @@ use redb::ReadableDatabase;
 
 use super::install::{self, StepLimits};
 use crate::engine::{APPLY_STATE, DATA, Engine, SESSIONS, io_err};
-use crate::raft::state_machine::{ApplyState, RegionStateMachine};
+use crate::raft::apply_state::ApplyState;
+use crate::raft::state_machine::RegionStateMachine;
 use crate::raft::{Snapshot, TypeConfig, decode, encode, session};
 
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
