@@ -47,7 +47,9 @@ pub struct Now {
 
 impl Now {
     pub fn current() -> Now {
-        Now { at: Instant::now(), unix_ms: crate::server::context::now_ms() }
+        let unix_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        Now { at: Instant::now(), unix_ms }
     }
 
     /// The same clock `d` later.

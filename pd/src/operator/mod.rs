@@ -6,6 +6,7 @@
 //! - [`controller`]: the leader's running and recently finished operators,
 //!   one per region, with timeouts, cancellation and convergence tracking.
 //! - [`split`]: the split operator's steps.
+//! - [`split_plan`]: what a split asks for, its directive, and its result.
 //!
 //! Operators live in the PD leader's memory only, as in TiKV's PD: when a
 //! member stops leading, its operators are dropped, and the new leader
@@ -19,6 +20,7 @@
 
 pub mod controller;
 pub mod split;
+pub mod split_plan;
 pub mod state;
 
 pub use controller::{DirectiveSink, Now, OperatorController, StoreVersions};

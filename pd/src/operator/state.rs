@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use proto::{metapb, pdpb};
 
-use super::split::SplitPlan;
+use super::split_plan::SplitPlan;
 
 /// Who asked for an operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
