@@ -43,6 +43,7 @@ has_header!(
     pdpb::ScanRegionsResponse,
     pdpb::ListRoutesResponse,
     pdpb::SplitRegionResponse,
+    pdpb::TransferLeaderResponse,
     pdpb::ListOperatorsResponse,
     pdpb::GetOperatorResponse,
     pdpb::CancelOperatorResponse
@@ -295,6 +296,20 @@ impl PdClient {
     /// A retry after an attempt whose answer was lost may find the operator
     /// that attempt created and fail with `OperatorExists` naming it.
     ///
+    /// Starts moving `region_id`'s leadership to its voter on
+    /// `to_store_id`; returns the operator at once.
+    ///
+    /// # Errors
+    ///
+    /// `RegionNotFound`, `StoreNotFound`, `StoreConflict` (store not Up),
+    /// `InvalidArgument` (no voter there), `OperatorExists`,
+    /// `NotBootstrapped`, or as [`PdClient::call`].
+    pub async fn transfer_leader(&self, region_id: u64, to_store_id: u64) -> Result<pdpb::Operator> {
+        let req = pdpb::TransferLeaderRequest { region_id, to_store_id };
+        let resp = self.call(|mut c| async move { c.transfer_leader(req).await }).await?;
+        resp.operator.ok_or_else(|| PdError::Fatal("transfer-leader answered without an operator".into()))
+    }
+
     /// # Errors
     ///
     /// `RegionNotFound`, `InvalidSplitKey`, `StaleEpoch`, `OperatorExists`,

@@ -249,7 +249,7 @@ pub fn init() {
 pub const DIRECTIVE_ERROR_TYPES: [&str; 4] = ["STALE_EPOCH", "NOT_LEADER", "INVALID_SPLIT_KEY", "UNAVAILABLE"];
 
 /// The `method` label values of the gRPC metrics.
-pub const GRPC_METHODS: [&str; 16] = [
+pub const GRPC_METHODS: [&str; 17] = [
     "get_members",
     "is_bootstrapped",
     "bootstrap",
@@ -266,6 +266,7 @@ pub const GRPC_METHODS: [&str; 16] = [
     "list_operators",
     "get_operator",
     "cancel_operator",
+    "transfer_leader",
 ];
 
 /// The text exposition of every metric.

@@ -131,6 +131,7 @@ pub fn operator(op: &pdpb::Operator) -> Value {
         "region_epoch": {"conf_ver": epoch.conf_ver, "version": epoch.version},
         "split_key": keys::hex(&op.split_key),
         "new_region_id": op.new_region_id,
+        "target_store_id": op.target_store_id,
         "result_version": op.result_version,
         "converged_stores": op.converged_stores,
         "total_stores": op.total_stores,

@@ -220,8 +220,10 @@ pub fn init() {
     for kind in ["store", "region", "split", "directive_failed"] {
         PD_HEARTBEATS.with_label_values(&[kind]);
     }
-    for result in ["proposed", "refused", "repeated"] {
-        DIRECTIVES.with_label_values(&["split", result]);
+    for kind in ["split", "transfer_leader"] {
+        for result in ["proposed", "refused", "repeated"] {
+            DIRECTIVES.with_label_values(&[kind, result]);
+        }
     }
     for outcome in ["delivered", "dropped"] {
         RAFT_MESSAGES_HELD.with_label_values(&[outcome]);

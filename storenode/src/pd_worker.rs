@@ -16,8 +16,7 @@
 //! the parent, until PD's routes show it. Right after new routes apply, the
 //! store sends its stats, so PD learns at once that it has converged.
 //!
-//! Not done yet: membership-change and leader-transfer directives are
-//! logged and refused.
+//! Not done yet: membership-change directives are logged and refused.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -206,12 +205,14 @@ async fn directive(node: Arc<Node>, d: pdpb::Directive, up: mpsc::Sender<pdpb::S
     use pdpb::directive::Kind;
     let (kind, res) = match &d.kind {
         Some(Kind::Split(split)) => ("split", node.split_directive(&d, split).await.map(|o| o.label())),
+        Some(Kind::TransferLeader(t)) => {
+            ("transfer_leader", node.transfer_leader_directive(&d, t).await.map(|o| o.label()))
+        }
         other => {
             let name = match other {
                 Some(Kind::AddLearner(_)) => "add_learner",
                 Some(Kind::ChangePeers(_)) => "change_peers",
                 Some(Kind::RemovePeer(_)) => "remove_peer",
-                Some(Kind::TransferLeader(_)) => "transfer_leader",
                 _ => "empty",
             };
             let message = format!("directive {name} is not supported by this store");

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! `NEMESIS_FAULTS` (comma separated: kill-store, kill-leader-store,
-//! pause-store, partition-store, kill-pd, kill-pd-leader, split) narrows the mixed
+//! pause-store, partition-store, kill-pd, kill-pd-leader, split, transfer-leader) narrows the mixed
 //! schedule.
 
 use std::time::Duration;
@@ -81,6 +81,10 @@ async fn register_is_linearizable_under_faults() {
     if std::env::var("NEMESIS_FAULTS").is_err() || mixed.contains(&FaultKind::KillLeaderStore) {
         let leader_kills = faults().filter(|f| f.kind == FaultKind::KillLeaderStore).count();
         assert!(leader_kills >= 3, "the schedules killed only {leader_kills} leaders");
+    }
+    if mixed.contains(&FaultKind::TransferLeader) {
+        let transfers = faults().filter(|f| f.target.contains("led from there")).count();
+        assert!(transfers >= 1, "no leader transfer succeeded during the schedule");
     }
     if mixed.contains(&FaultKind::Split) {
         let splits: usize = faults().map(|f| f.target.matches("split into").count()).sum();

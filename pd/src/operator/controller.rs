@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use proto::{metapb, pdpb};
 
-use super::state::{KIND_NAMES, Kind, Operator, Sent, Source, outcome_name};
+use super::state::{KIND_NAMES, Operator, Sent, Source, outcome_name};
 use crate::catalog::RouteCatalog;
 use crate::error::{PdError, Result};
 use crate::metrics;
@@ -214,8 +214,7 @@ impl OperatorController {
         let Some(op) = self.running.get(&directive_id) else {
             return;
         };
-        let Kind::Split(plan) = &op.kind;
-        if let Some(result) = plan.result(op.region_id, catalog) {
+        if let Some(result) = op.kind.result(op.region_id, catalog) {
             self.succeed(directive_id, result, version, now);
         }
     }
@@ -248,8 +247,7 @@ impl OperatorController {
         let Some(op) = self.running.get_mut(&id) else {
             return;
         };
-        let Kind::Split(plan) = &op.kind;
-        if let Some(result) = plan.result(op.region_id, catalog) {
+        if let Some(result) = op.kind.result(op.region_id, catalog) {
             self.succeed(id, result, catalog.version(), now);
             return;
         }

@@ -7,6 +7,7 @@
 //!   one per region, with timeouts, cancellation and convergence tracking.
 //! - [`split`]: the split operator's steps.
 //! - [`split_plan`]: what a split asks for, its directive, and its result.
+//! - [`transfer_leader`]: moving a region's leadership to another voter.
 //!
 //! Operators live in the PD leader's memory only, as in TiKV's PD: when a
 //! member stops leading, its operators are dropped, and the new leader
@@ -22,6 +23,7 @@ pub mod controller;
 pub mod split;
 pub mod split_plan;
 pub mod state;
+pub mod transfer_leader;
 
 pub use controller::{DirectiveSink, Now, OperatorController, StoreVersions};
 pub use state::{Kind, Operator, Source};

@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use proto::{metapb, pdpb};
+use proto::metapb;
 
 use super::controller::Now;
 pub use super::split_plan::SplitPlan;
@@ -86,24 +86,7 @@ pub fn operator(
     timeout: Duration,
 ) -> Operator {
     let (id, plan) = SplitPlan::new(&rec.region, split_key, first_id);
-    Operator {
-        id,
-        region_id: rec.region.id,
-        kind: Kind::Split(plan),
-        source,
-        region_epoch: rec.epoch(),
-        status: pdpb::OperatorStatus::Running,
-        step: "created".into(),
-        error: None,
-        created: now.at,
-        created_ms: now.unix_ms,
-        deadline: now.at + timeout,
-        finished_ms: 0,
-        result_version: 0,
-        result: Vec::new(),
-        converged_ms: 0,
-        sent: None,
-    }
+    Operator::running(id, rec, Kind::Split(plan), source, "created".into(), now, timeout)
 }
 
 #[cfg(test)]
@@ -154,6 +137,6 @@ mod tests {
         assert_eq!(ids_needed(&rec.region), 4);
         let (op_id, plan) = SplitPlan::new(&rec.region, b"k".to_vec(), 100);
         assert_eq!(op_id, 100);
-        assert_eq!(plan.new_ids, pdpb::SplitIds { region_id: 101, peer_ids: vec![102, 103] });
+        assert_eq!(plan.new_ids, proto::pdpb::SplitIds { region_id: 101, peer_ids: vec![102, 103] });
     }
 }

@@ -5,6 +5,8 @@ use std::time::Instant;
 use proto::{metapb, pdpb};
 
 use super::split_plan::SplitPlan;
+use super::transfer_leader::TransferPlan;
+use crate::catalog::RouteCatalog;
 
 /// Who asked for an operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,12 +33,14 @@ impl Source {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
     Split(SplitPlan),
+    TransferLeader(TransferPlan),
 }
 
 impl Kind {
     pub fn pb(&self) -> pdpb::OperatorKind {
         match self {
             Kind::Split(_) => pdpb::OperatorKind::Split,
+            Kind::TransferLeader(_) => pdpb::OperatorKind::TransferLeader,
         }
     }
 
@@ -44,12 +48,21 @@ impl Kind {
     pub fn as_str(&self) -> &'static str {
         match self {
             Kind::Split(_) => "split",
+            Kind::TransferLeader(_) => "transfer_leader",
+        }
+    }
+
+    /// What the change produced, once the catalog holds it.
+    pub fn result(&self, region_id: u64, catalog: &RouteCatalog) -> Option<Vec<metapb::Region>> {
+        match self {
+            Kind::Split(plan) => plan.result(region_id, catalog),
+            Kind::TransferLeader(plan) => plan.result(region_id, catalog),
         }
     }
 }
 
 /// The label values of `kind` in operator metrics.
-pub const KIND_NAMES: [&str; 1] = ["split"];
+pub const KIND_NAMES: [&str; 2] = ["split", "transfer_leader"];
 
 /// How an operator ended, as counted in metrics.
 pub fn outcome_name(status: pdpb::OperatorStatus) -> &'static str {
@@ -108,6 +121,36 @@ pub struct Operator {
 }
 
 impl Operator {
+    /// A new operator on `rec`'s region, running from `now` until `timeout`.
+    pub fn running(
+        id: u64,
+        rec: &crate::catalog::RegionRecord,
+        kind: Kind,
+        source: Source,
+        step: String,
+        now: super::controller::Now,
+        timeout: std::time::Duration,
+    ) -> Operator {
+        Operator {
+            id,
+            region_id: rec.region.id,
+            kind,
+            source,
+            region_epoch: rec.epoch(),
+            status: pdpb::OperatorStatus::Running,
+            step,
+            error: None,
+            created: now.at,
+            created_ms: now.unix_ms,
+            deadline: now.at + timeout,
+            finished_ms: 0,
+            result_version: 0,
+            result: Vec::new(),
+            converged_ms: 0,
+            sent: None,
+        }
+    }
+
     pub fn is_running(&self) -> bool {
         self.status == pdpb::OperatorStatus::Running
     }
@@ -116,6 +159,7 @@ impl Operator {
     pub fn directive(&self) -> pdpb::Directive {
         let kind = match &self.kind {
             Kind::Split(plan) => plan.directive_kind(),
+            Kind::TransferLeader(plan) => plan.directive_kind(),
         };
         pdpb::Directive {
             id: self.id,
@@ -128,8 +172,9 @@ impl Operator {
     /// The wire form; `converged` is (Up stores at `result_version`, Up
     /// stores), computed by the caller from the stores' heartbeats.
     pub fn to_pb(&self, converged: (u32, u32)) -> pdpb::Operator {
-        let (split_key, new_region_id) = match &self.kind {
-            Kind::Split(plan) => (plan.split_key.clone(), plan.new_ids.region_id),
+        let (split_key, new_region_id, target_store_id) = match &self.kind {
+            Kind::Split(plan) => (plan.split_key.clone(), plan.new_ids.region_id, 0),
+            Kind::TransferLeader(plan) => (Vec::new(), 0, plan.to.store_id),
         };
         pdpb::Operator {
             id: self.id,
@@ -149,6 +194,7 @@ impl Operator {
             finished_ms: self.finished_ms,
             converged_ms: self.converged_ms,
             result: self.result.clone(),
+            target_store_id,
         }
     }
 }

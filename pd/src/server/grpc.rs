@@ -49,6 +49,7 @@ with_header!(
     pdpb::ScanRegionsResponse,
     pdpb::ListRoutesResponse,
     pdpb::SplitRegionResponse,
+    pdpb::TransferLeaderResponse,
     pdpb::ListOperatorsResponse,
     pdpb::GetOperatorResponse,
     pdpb::CancelOperatorResponse
@@ -286,6 +287,19 @@ impl pd_server::Pd for PdService {
     }
 
     #[instrument(skip_all)]
+    async fn transfer_leader(
+        &self,
+        req: Request<pdpb::TransferLeaderRequest>,
+    ) -> std::result::Result<Response<pdpb::TransferLeaderResponse>, Status> {
+        handle("transfer_leader", async {
+            let req = req.into_inner();
+            self.ctx.linearizable().await?;
+            let op = operators::start_transfer_leader(&self.ctx, req.region_id, req.to_store_id, Source::Admin).await?;
+            Ok(pdpb::TransferLeaderResponse { header: None, operator: Some(op) })
+        })
+        .await
+    }
+
     async fn split_region(
         &self,
         req: Request<pdpb::SplitRegionRequest>,

@@ -44,6 +44,7 @@ pub fn router(ctx: Arc<PdContext>) -> Router {
         .route("/api/v1/regions/id/{id}", get(region_by_id))
         .route("/api/v1/regions/key/{key}", get(region_by_key))
         .route("/api/v1/regions/{id}/split", post(split_region))
+        .route("/api/v1/regions/{id}/transfer-leader", post(transfer_leader))
         .route("/api/v1/operators", get(list_operators))
         .route("/api/v1/operators/{id}", get(get_operator).delete(cancel_operator))
         .route("/api/v1/routes", get(routes))
@@ -201,6 +202,26 @@ async fn split_region(
     let (key, epoch) = parse_split_body(&body).map_err(ApiError)?;
     ctx.linearizable().await.map_err(ApiError)?;
     let op = operators::start_split(&ctx, id, key, epoch, Source::Admin).await.map_err(ApiError)?;
+    Ok((StatusCode::CREATED, Json(view::operator(&op))))
+}
+
+/// The body of `POST /api/v1/regions/{id}/transfer-leader`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferLeaderBody {
+    store_id: u64,
+}
+
+async fn transfer_leader(
+    State(ctx): State<Arc<PdContext>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let id = parse_id(&id, "region")?;
+    let body: TransferLeaderBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError(PdError::InvalidArgument(format!("transfer-leader request body: {e}"))))?;
+    ctx.linearizable().await.map_err(ApiError)?;
+    let op = operators::start_transfer_leader(&ctx, id, body.store_id, Source::Admin).await.map_err(ApiError)?;
     Ok((StatusCode::CREATED, Json(view::operator(&op))))
 }
 

@@ -25,7 +25,7 @@ use super::store_streams::StoreStreams;
 use crate::catalog::{CatalogCommand, CommandOutcome, RouteCatalog};
 use crate::error::{PdError, Result};
 use crate::metrics;
-use crate::operator::{DirectiveSink, Now, Operator, Source, StoreVersions, split};
+use crate::operator::{DirectiveSink, Now, Operator, Source, StoreVersions, split, transfer_leader};
 
 /// How often the driver looks at running operators without being woken:
 /// deadlines and directive re-sends need no finer grain.
@@ -148,6 +148,51 @@ pub async fn start_split(
     }
     drive(ctx);
     get(ctx, first_id)
+}
+
+/// Starts moving `region_id`'s leadership to its voter on `to_store_id`
+/// and sends the directive if the region's leader is connected.
+///
+/// # Errors
+///
+/// `NotLeader` on a follower; `NotBootstrapped`; `InvalidArgument` for a
+/// zero id or a store without a voter of the region; `RegionNotFound`;
+/// `StoreNotFound`; `StoreConflict` when the store is not Up;
+/// `OperatorExists`; `Unavailable` when the id allocation cannot commit.
+pub async fn start_transfer_leader(
+    ctx: &PdContext,
+    region_id: u64,
+    to_store_id: u64,
+    source: Source,
+) -> Result<pdpb::Operator> {
+    ctx.ensure_leader()?;
+    if region_id == 0 || to_store_id == 0 {
+        return Err(PdError::InvalidArgument("region and store ids must not be 0".into()));
+    }
+    let check = || {
+        let state = ctx.catalog.read();
+        if !state.catalog.is_bootstrapped() {
+            return Err(PdError::NotBootstrapped);
+        }
+        let rec = state.catalog.region(region_id).ok_or(PdError::RegionNotFound(region_id))?;
+        transfer_leader::validate(rec, state.catalog.store(to_store_id), to_store_id)?;
+        ctx.operators.lock().unwrap().check_free(region_id)
+    };
+    check()?;
+    let id = match ctx.propose(CatalogCommand::AllocIds { count: 1 }).await? {
+        CommandOutcome::Ids { first, .. } => first,
+        other => return Err(PdError::Fatal(format!("id allocation answered {other:?}"))),
+    };
+    {
+        let state = ctx.catalog.read();
+        let rec = state.catalog.region(region_id).ok_or(PdError::RegionNotFound(region_id))?;
+        let to = transfer_leader::validate(rec, state.catalog.store(to_store_id), to_store_id)?;
+        let op = transfer_leader::operator(rec, to, id, source, Now::current());
+        info!(operator = op.id, region_id, to_store_id, source = source.as_str(), "transfer-leader operator created");
+        ctx.operators.lock().unwrap().add(op)?;
+    }
+    drive(ctx);
+    get(ctx, id)
 }
 
 /// # Errors

@@ -42,11 +42,13 @@
 //! - after a snapshot is installed, the state machine tells the node, which
 //!   moves the region's entry to the installed range.
 
+pub mod directive;
 pub mod peer;
 pub mod range_index;
 pub mod refusal;
 pub mod split;
 pub mod split_directive;
+pub mod transfer_leader_directive;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

@@ -13,33 +13,11 @@ use proto::pdpb::{self, ErrorType};
 use tracing::info;
 
 use super::Node;
+use super::directive::{DirectiveOutcome, refuse};
 use crate::error::StoreError;
 use crate::raft::split::SplitCommand;
 use crate::raft::split_point;
 use crate::raft::{KvOp, KvReply};
-
-/// How a directive was carried out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DirectiveOutcome {
-    /// The split was proposed and applied here.
-    Proposed,
-    /// A split this directive asked for already applied (or is being
-    /// proposed); its report goes to PD again.
-    Repeated,
-}
-
-impl DirectiveOutcome {
-    pub fn label(self) -> &'static str {
-        match self {
-            DirectiveOutcome::Proposed => "proposed",
-            DirectiveOutcome::Repeated => "repeated",
-        }
-    }
-}
-
-fn refuse(kind: ErrorType, message: String) -> pdpb::Error {
-    pdpb::Error { r#type: kind as i32, message, leader: None }
-}
 
 /// Removes the region from the in-flight set when the directive ends.
 struct Splitting<'a>(&'a Node, u64);
@@ -77,25 +55,8 @@ impl Node {
             // Split, reported and routed already: PD's routes will show it.
             return Ok(DirectiveOutcome::Repeated);
         }
-        if !peer.is_leader() {
-            let leader = peer.leader().map_or_else(|| "unknown".to_string(), |l| format!("store {}", l.store_id));
-            return Err(refuse(
-                ErrorType::NotLeader,
-                format!("store {} does not lead region {} (leader: {leader})", self.store_id, d.region_id),
-            ));
-        }
-        let region = peer.region();
+        let region = self.leading_at_epoch(&peer, d, "split")?;
         let epoch = region.region_epoch.unwrap_or_default();
-        let asked = d.region_epoch.unwrap_or_default();
-        if asked != epoch {
-            return Err(refuse(
-                ErrorType::StaleEpoch,
-                format!(
-                    "split of region {} at epoch (conf_ver {}, version {}), but the region is at (conf_ver {}, version {})",
-                    d.region_id, asked.conf_ver, asked.version, epoch.conf_ver, epoch.version
-                ),
-            ));
-        }
         if ids.region_id == 0
             || ids.region_id == region.id
             || ids.peer_ids.len() != region.peers.len()

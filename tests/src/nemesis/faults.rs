@@ -10,11 +10,13 @@
 //! | `partition-store` | cut a random store off from the other stores and from PD (both directions, through the stores' fault-injection switch) |
 //! | `kill-pd` | `kill -9` a random PD member, restart it |
 //! | `kill-pd-leader` | `kill -9` the PD leader, restart it |
+//! | `transfer-leader` | move a random region's leadership to another of its voters' stores through PD's admin API, and wait for the operator |
 //! | `split` | split a random region at a random key between the workload's keys (one in four at its middle), through PD's admin API, and wait for the operator |
 //!
-//! With `split` in the schedule, the first fault is a split, and one in
-//! three of the other faults also starts a split while it is held, so
-//! splits run into leader kills, pauses and partitions.
+//! A run starts with each operation in its schedule once (a split, then a
+//! leader transfer). With `split` in the schedule, one in three of the
+//! other faults also starts a split while it is held, so splits run into
+//! leader kills, pauses and partitions.
 
 use std::fmt;
 use std::time::Duration;
@@ -34,10 +36,11 @@ pub enum FaultKind {
     KillPd,
     KillPdLeader,
     Split,
+    TransferLeader,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::KillStore,
         FaultKind::KillLeaderStore,
         FaultKind::PauseStore,
@@ -45,6 +48,7 @@ impl FaultKind {
         FaultKind::KillPd,
         FaultKind::KillPdLeader,
         FaultKind::Split,
+        FaultKind::TransferLeader,
     ];
 
     /// How long the fault is held before healing, in ms.
@@ -56,8 +60,8 @@ impl FaultKind {
             FaultKind::PauseStore => (500, 3_000),
             FaultKind::PartitionStore => (1_000, 4_000),
             FaultKind::KillPd | FaultKind::KillPdLeader => (300, 2_000),
-            // How long to wait for the split operator.
-            FaultKind::Split => (10_000, 15_000),
+            // How long to wait for the split or transfer operator.
+            FaultKind::Split | FaultKind::TransferLeader => (10_000, 15_000),
         }
     }
 }
@@ -72,6 +76,7 @@ impl fmt::Display for FaultKind {
             FaultKind::KillPd => "kill-pd",
             FaultKind::KillPdLeader => "kill-pd-leader",
             FaultKind::Split => "split",
+            FaultKind::TransferLeader => "transfer-leader",
         })
     }
 }
@@ -106,11 +111,13 @@ impl Nemesis {
             if now() >= until {
                 return done;
             }
-            // A run with splits starts with one, so every such run splits.
-            let kind = if done.is_empty() && self.kinds.contains(&FaultKind::Split) {
-                FaultKind::Split
-            } else {
-                *self.rng.pick(&self.kinds)
+            // A run starts with each operation in its schedule (a split,
+            // a leader transfer) once, so every such run does each.
+            let operations: Vec<FaultKind> =
+                [FaultKind::Split, FaultKind::TransferLeader].into_iter().filter(|k| self.kinds.contains(k)).collect();
+            let kind = match operations.get(done.len()) {
+                Some(k) => *k,
+                None => *self.rng.pick(&self.kinds),
             };
             let (lo, hi) = kind.hold_ms();
             let hold = millis(&mut self.rng, lo, hi);
@@ -139,6 +146,7 @@ impl Nemesis {
 
     async fn inject_one(&mut self, kind: FaultKind, hold: Duration) -> String {
         match kind {
+            FaultKind::TransferLeader => self.transfer_leader(hold).await,
             FaultKind::Split => {
                 let key = self.split_key();
                 let outcome = split_at(&self.cluster.pd_endpoints(), &key, hold).await;
@@ -187,6 +195,34 @@ impl Nemesis {
             return Vec::new();
         }
         format!("k{}{}", self.rng.below(5), self.rng.below(10)).into_bytes()
+    }
+
+    /// Moves a random region's leadership to another voter's store and
+    /// waits up to `wait`; says how it went (a refusal is an outcome).
+    async fn transfer_leader(&mut self, wait: Duration) -> String {
+        let Ok(pd) = PdClient::new(&self.cluster.pd_endpoints()) else { return "no PD".into() };
+        let pd = pd.with_deadline(Duration::from_secs(3));
+        let Ok(routes) = pd.list_routes().await else { return "no routes".into() };
+        let regions: Vec<_> = routes.regions.iter().filter(|r| r.region.is_some()).cloned().collect();
+        if regions.is_empty() {
+            return "no regions".into();
+        }
+        let route = self.rng.pick(&regions).clone();
+        let region = route.region.unwrap_or_default();
+        let leader = route.leader.map(|l| l.store_id);
+        let others: Vec<u64> = region.peers.iter().map(|p| p.store_id).filter(|s| Some(*s) != leader).collect();
+        if others.is_empty() {
+            return format!("region {}: no other voter", region.id);
+        }
+        let to = *self.rng.pick(&others);
+        let outcome = match pd.transfer_leader(region.id, to).await {
+            Ok(op) => match crate::split::wait_operator(&pd, op.id, wait).await {
+                Ok(_) => "led from there".to_string(),
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        format!("region {} to store {to}: {outcome}", region.id)
     }
 
     fn random_store(&mut self) -> u64 {

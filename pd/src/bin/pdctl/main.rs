@@ -5,6 +5,7 @@
 //! pdctl store show 1
 //! pdctl region list | region show 4 | region key user42
 //! pdctl region split 4 [--key user5 [--hex]] [--no-wait] [--timeout SECS]
+//! pdctl region transfer-leader 4 2 [--no-wait] [--timeout SECS]
 //! pdctl operator list [--all] | operator show 17 | operator cancel 17
 //! pdctl routes [--watch [--count N]]
 //! pdctl members
@@ -17,10 +18,12 @@
 //! errors.
 //!
 //! One file per command family: [`split`] (start a split and follow it),
+//! [`transfer_leader`] (start a leader transfer and follow it),
 //! [`operator`] (list, show, cancel).
 
 mod operator;
 mod split;
+mod transfer_leader;
 
 use std::fmt;
 use std::process::ExitCode;
@@ -109,6 +112,19 @@ enum RegionCmd {
         /// --key is hex (for keys that are not text).
         #[arg(long, requires = "key")]
         hex: bool,
+        /// Print the operator and return at once.
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up waiting after this many seconds (the operator goes on).
+        #[arg(long, default_value_t = split::DEFAULT_WAIT_SECS)]
+        timeout: u64,
+    },
+    /// Move a region's leadership to its voter on a store: waits until every
+    /// Up store has the routes naming the new leader.
+    TransferLeader {
+        id: u64,
+        /// The store that is to lead: it must hold a voter of the region.
+        store: u64,
         /// Print the operator and return at once.
         #[arg(long)]
         no_wait: bool,
@@ -216,6 +232,10 @@ async fn run(args: Args) -> Result<(), Failure> {
         }
         Cmd::Region { cmd: RegionCmd::Split { id, key, hex, no_wait, timeout } } => {
             split::run(&client, out, split::SplitArgs { id, key, hex, no_wait, timeout_secs: timeout }).await?;
+        }
+        Cmd::Region { cmd: RegionCmd::TransferLeader { id, store, no_wait, timeout } } => {
+            let args = transfer_leader::TransferArgs { id, store, no_wait, timeout_secs: timeout };
+            transfer_leader::run(&client, out, args).await?;
         }
         Cmd::Operator { cmd: OperatorCmd::List { all } } => operator::list(&client, out, all).await?,
         Cmd::Operator { cmd: OperatorCmd::Show { id } } => operator::show(&client, out, id).await?,

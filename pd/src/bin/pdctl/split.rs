@@ -70,7 +70,7 @@ pub async fn run(client: &PdClient, out: Output, args: SplitArgs) -> Result<(), 
 
 /// Polls the operator until it succeeded and every Up store has its
 /// routes; reports each new step and convergence count through `say`.
-async fn follow(
+pub async fn follow(
     client: &PdClient,
     mut op: pdpb::Operator,
     deadline: Instant,
@@ -92,7 +92,11 @@ async fn follow(
                 // Said here rather than from the step, which may already
                 // read "converged" when pdctl first sees the success.
                 if last_converged.is_none() {
-                    say(format!("operator {id}: split applied at catalog version {}", op.result_version));
+                    let what = match pdpb::OperatorKind::try_from(op.kind) {
+                        Ok(pdpb::OperatorKind::TransferLeader) => "leader transfer",
+                        _ => "split",
+                    };
+                    say(format!("operator {id}: {what} applied at catalog version {}", op.result_version));
                 }
                 let now = (op.converged_stores, op.total_stores);
                 if last_converged != Some(now) {
@@ -114,7 +118,7 @@ async fn follow(
         op = client.get_operator(id).await.map_err(|e| match e {
             PdError::OperatorNotFound(_) => Failure::Operator(format!(
                 "operator {id} is gone: PD's leader changed, and operators live in the leader's memory; \
-                 `pdctl region show {}` tells whether the split happened",
+                 `pdctl region show {}` tells whether the change happened",
                 op.region_id
             )),
             other => Failure::Pd(other),
