@@ -2,11 +2,14 @@
 //! PD. Request handling lives in [`crate::kv`]; PD traffic in
 //! [`crate::pd_worker`].
 //!
-//! Peers come into being three ways: at startup from the engine's region
+//! Peers come into being four ways: at startup from the engine's region
 //! states; when PD's routes name a region with a peer on this store that
 //! does not exist here yet (bootstrap regions are initialized with their
-//! voters, other peers wait for their leader); and when raft traffic
-//! arrives for a region this store does not know yet.
+//! voters, other peers wait for their leader; a region whose keys a local
+//! region still owns is left to the split that will create it); when this
+//! store applies a split (the new region's raft state seeded, see
+//! [`split`]); and when raft traffic arrives for a region this store does
+//! not know yet (held while a local region still owns its keys).
 //!
 //! # The range invariant
 //!
