@@ -129,10 +129,12 @@ impl Nemesis {
     }
 
     /// Applies one fault, holds it, heals it; returns its target's name.
-    /// With splits in the schedule, one in three other faults also split a
-    /// region while held; that split's outcome joins the name.
+    /// With splits in the schedule, one in three faults (not the operations
+    /// themselves) also split a region while held; that split's outcome
+    /// joins the name.
     async fn inject(&mut self, kind: FaultKind, hold: Duration) -> String {
-        let with_split = kind != FaultKind::Split && self.kinds.contains(&FaultKind::Split) && self.rng.below(3) == 0;
+        let operation = matches!(kind, FaultKind::Split | FaultKind::TransferLeader);
+        let with_split = !operation && self.kinds.contains(&FaultKind::Split) && self.rng.below(3) == 0;
         let split = with_split.then(|| {
             let (pd, key) = (self.cluster.pd_endpoints(), self.split_key());
             tokio::spawn(async move { split_at(&pd, &key, Duration::from_secs(15)).await })
