@@ -10,8 +10,17 @@ use proto::metapb;
 use proto::pdpb::{self, ErrorType};
 use tracing::info;
 
+use openraft::async_runtime::WatchReceiver;
+
 use super::Node;
 use super::directive::{DirectiveOutcome, refuse};
+
+/// A target at most this many entries behind the leader takes over at
+/// once. One further behind is not handed leadership: while a transfer is
+/// pending the leader takes no writes and sends no heartbeats, and a target
+/// that cannot catch up in time never campaigns, so the region would sit
+/// leaderless until an election timeout. PD asks again a moment later.
+const MAX_TRANSFER_LAG: u64 = 16;
 
 impl Node {
     /// Carries out a transfer-leader directive.
@@ -20,7 +29,8 @@ impl Node {
     ///
     /// The refusal to send PD: `INVALID_ARGUMENT` (no target, or the target
     /// is not a voter of the region), `REGION_NOT_FOUND`, `NOT_LEADER`,
-    /// `STALE_EPOCH`, `UNAVAILABLE` (the region's raft has stopped).
+    /// `STALE_EPOCH`, `UNAVAILABLE` (the target lags too far behind to take
+    /// over now, or the region's raft has stopped; PD asks again).
     pub async fn transfer_leader_directive(
         self: &Arc<Self>,
         d: &pdpb::Directive,
@@ -45,6 +55,19 @@ impl Node {
             return Err(refuse(
                 ErrorType::InvalidArgument,
                 format!("peer {} on store {} is not a voter of region {}", target.id, target.store_id, region.id),
+            ));
+        }
+        let m = peer.raft.metrics().borrow_watched().clone();
+        let last = m.last_log_index.unwrap_or(0);
+        let matched =
+            m.replication.as_ref().and_then(|r| r.get(&target.id)).and_then(|l| l.as_ref()).map_or(0, |l| l.index());
+        if last.saturating_sub(matched) > MAX_TRANSFER_LAG {
+            return Err(refuse(
+                ErrorType::Unavailable,
+                format!(
+                    "peer {} of region {} has {matched} of the leader's {last} entries: not handing over yet",
+                    target.id, region.id
+                ),
             ));
         }
         info!(
