@@ -73,19 +73,12 @@ pub fn store_info(info: &pdpb::StoreInfo) -> Value {
 }
 
 pub fn region(route: &pdpb::RegionRoute, stats: Option<&pdpb::RegionStats>) -> Value {
-    let r = route.region.clone().unwrap_or_default();
-    let epoch = r.region_epoch.unwrap_or_default();
+    let mut v = region_meta(&route.region.clone().unwrap_or_default());
     let stats = stats.copied().unwrap_or_default();
-    json!({
-        "id": r.id,
-        "start_key": keys::hex(&r.start_key),
-        "end_key": keys::hex(&r.end_key),
-        "epoch": {"conf_ver": epoch.conf_ver, "version": epoch.version},
-        "peers": r.peers.iter().map(peer).collect::<Vec<_>>(),
-        "leader": route.leader.as_ref().map(peer),
-        "approximate_size": stats.approximate_size,
-        "approximate_keys": stats.approximate_keys,
-    })
+    v["leader"] = json!(route.leader.as_ref().map(peer));
+    v["approximate_size"] = json!(stats.approximate_size);
+    v["approximate_keys"] = json!(stats.approximate_keys);
+    v
 }
 
 pub fn regions<'a>(routes: impl Iterator<Item = (&'a pdpb::RegionRoute, Option<pdpb::RegionStats>)>) -> Value {

@@ -176,7 +176,7 @@ async fn session(
                 }
             }
             Some(region_id) = events.recv() => {
-                for report in split_reports(node) {
+                for report in split_reports(node, false) {
                     send(report).await?;
                 }
                 if let Some(msg) = region_heartbeat(node, region_id) {
@@ -185,7 +185,7 @@ async fn session(
             }
             _ = store_tick.tick() => send(store_stats(node)).await?,
             _ = region_tick.tick() => {
-                for report in split_reports(node) {
+                for report in split_reports(node, true) {
                     send(report).await?;
                 }
                 for peer in node.peers() {
@@ -239,9 +239,10 @@ async fn directive(node: Arc<Node>, d: pdpb::Directive, up: mpsc::Sender<pdpb::S
     }
 }
 
-/// Reports of splits applied here that PD's routes do not show yet.
-fn split_reports(node: &Node) -> Vec<pdpb::StoreHeartbeatRequest> {
-    node.split_reports()
+/// Reports of splits applied here that PD's routes do not show yet
+/// (`rescan`: see [`Node::split_reports`]).
+fn split_reports(node: &Node, rescan: bool) -> Vec<pdpb::StoreHeartbeatRequest> {
+    node.split_reports(rescan)
         .into_iter()
         .map(|report| {
             metrics::PD_HEARTBEATS.with_label_values(&["split"]).inc();

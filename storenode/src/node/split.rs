@@ -121,10 +121,12 @@ impl Node {
 
     /// The split reports this store should send now: one per pending split
     /// whose parent it leads, oldest split first (PD takes them in order;
-    /// a later split of the same parent only fits after the earlier one),
-    /// then one per split it finds PD's routes missing without a pending
-    /// entry (applied before a restart, which forgets pending splits).
-    pub fn split_reports(&self) -> Vec<pdpb::SplitReport> {
+    /// a later split of the same parent only fits after the earlier one).
+    /// With `rescan`, also one per split it finds PD's routes missing
+    /// without a pending entry (applied before a restart, which forgets
+    /// pending splits): a walk over every route, so the periodic report
+    /// asks for it, not each leadership change.
+    pub fn split_reports(&self, rescan: bool) -> Vec<pdpb::SplitReport> {
         let pending: Vec<PendingSplit> = self.pending_splits.lock().unwrap().values().cloned().collect();
         let mut out = Vec::new();
         for p in &pending {
@@ -132,7 +134,9 @@ impl Node {
                 out.push(report);
             }
         }
-        out.extend(self.unreported_splits(&pending));
+        if rescan {
+            out.extend(self.unreported_splits(&pending));
+        }
         out
     }
 
