@@ -27,7 +27,7 @@ async fn a_lagging_follower_catches_up_by_snapshot() {
 
     phase("stop a follower, write far past the snapshot interval");
     cluster.store(follower).kill();
-    for i in 0..600 {
+    for i in 0..1500 {
         client.put(format!("snap{i:04}").as_bytes(), format!("v{i}").as_bytes()).await.expect("put");
     }
 
@@ -48,9 +48,9 @@ async fn a_lagging_follower_catches_up_by_snapshot() {
     wait_for("the follower's own copy to hold the last key", WAIT, || {
         let mut local = local.clone();
         async move {
-            let r = local.get(kvpb::GetRequest { context: Some(ctx), key: b"snap0599".to_vec() }).await.ok()?;
+            let r = local.get(kvpb::GetRequest { context: Some(ctx), key: b"snap1499".to_vec() }).await.ok()?;
             let r = r.into_inner();
-            (r.found && r.value == b"v599").then_some(())
+            (r.found && r.value == b"v1499").then_some(())
         }
     })
     .await;
@@ -59,10 +59,10 @@ async fn a_lagging_follower_catches_up_by_snapshot() {
             context: Some(ctx),
             start_key: b"snap".to_vec(),
             end_key: b"snaq".to_vec(),
-            limit: 1000,
+            limit: 2000,
         })
         .await
         .expect("scan")
         .into_inner();
-    assert_eq!(r.pairs.len(), 600, "the follower's copy after the snapshot");
+    assert_eq!(r.pairs.len(), 1500, "the follower's copy after the snapshot");
 }
