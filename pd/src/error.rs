@@ -57,6 +57,18 @@ pub enum PdError {
     OperatorExists(String),
     #[error("operator {0} not found")]
     OperatorNotFound(u64),
+    /// The target store already holds a peer of the region.
+    #[error("peer exists: {0}")]
+    PeerExists(String),
+    /// The store holds no peer of the region.
+    #[error("peer not found: {0}")]
+    PeerNotFound(String),
+    /// The store is Down, Offline or Tombstone and cannot take the change.
+    #[error("store unavailable: {0}")]
+    StoreUnavailable(String),
+    /// The change would leave fewer than a quorum of healthy voters.
+    #[error("quorum at risk: {0}")]
+    QuorumAtRisk(String),
     #[error("PD unavailable: {0}")]
     Unavailable(String),
     #[error("storage error: {0}")]
@@ -118,6 +130,10 @@ impl PdError {
             PdError::InvalidSplitKey(_) => (T::InvalidSplitKey, None),
             PdError::OperatorExists(_) => (T::OperatorExists, None),
             PdError::OperatorNotFound(_) => (T::OperatorNotFound, None),
+            PdError::PeerExists(_) => (T::PeerExists, None),
+            PdError::PeerNotFound(_) => (T::PeerNotFound, None),
+            PdError::StoreUnavailable(_) => (T::StoreUnavailable, None),
+            PdError::QuorumAtRisk(_) => (T::QuorumAtRisk, None),
             PdError::Unavailable(_) | PdError::Storage(_) | PdError::Fatal(_) => (T::Unavailable, None),
         };
         pdpb::Error { r#type: ty as i32, message: self.to_string(), leader }
@@ -159,6 +175,10 @@ impl PdError {
             T::InvalidSplitKey => PdError::InvalidSplitKey(msg),
             T::OperatorExists => PdError::OperatorExists(msg),
             T::OperatorNotFound => PdError::OperatorNotFound(id_in(&msg)),
+            T::PeerExists => PdError::PeerExists(msg),
+            T::PeerNotFound => PdError::PeerNotFound(msg),
+            T::StoreUnavailable => PdError::StoreUnavailable(msg),
+            T::QuorumAtRisk => PdError::QuorumAtRisk(msg),
             T::Unavailable => PdError::Unavailable(msg),
         }
     }
@@ -210,6 +230,10 @@ mod tests {
             PdError::InvalidSplitKey("at start".into()),
             PdError::OperatorExists("region 2 is under split operator 7".into()),
             PdError::OperatorNotFound(7),
+            PdError::PeerExists("store 4 holds peer 9 of region 2".into()),
+            PdError::PeerNotFound("store 4 holds no peer of region 2".into()),
+            PdError::StoreUnavailable("store 4 is Down".into()),
+            PdError::QuorumAtRisk("region 2 would keep 1 healthy voter of 3".into()),
             PdError::Unavailable("no quorum".into()),
         ];
         for e in cases {

@@ -195,6 +195,7 @@ impl Operator {
             converged_ms: self.converged_ms,
             result: self.result.clone(),
             target_store_id,
+            ..Default::default()
         }
     }
 }

@@ -164,6 +164,7 @@ impl PdContext {
             last_heartbeat_ms: runtime.last_heartbeat_ms,
             region_count: counts.0,
             leader_count: counts.1,
+            down: false,
         }
     }
 

@@ -220,7 +220,7 @@ impl pd_server::Pd for PdService {
             }
             let rec = state.catalog.region_by_key(&key).ok_or_else(|| PdError::KeyNotCovered(keys::display(&key)))?;
             let stats = self.ctx.region_stats(rec);
-            Ok(pdpb::GetRegionResponse { header: None, route: Some(rec.route()), stats })
+            Ok(pdpb::GetRegionResponse { header: None, route: Some(rec.route()), stats, ..Default::default() })
         })
         .await
     }
@@ -237,7 +237,12 @@ impl pd_server::Pd for PdService {
             self.ctx.linearizable().await?;
             let state = self.ctx.catalog.read();
             let rec = state.catalog.region(id).ok_or(PdError::RegionNotFound(id))?;
-            Ok(pdpb::GetRegionResponse { header: None, route: Some(rec.route()), stats: self.ctx.region_stats(rec) })
+            Ok(pdpb::GetRegionResponse {
+                header: None,
+                route: Some(rec.route()),
+                stats: self.ctx.region_stats(rec),
+                ..Default::default()
+            })
         })
         .await
     }
@@ -298,6 +303,34 @@ impl pd_server::Pd for PdService {
             Ok(pdpb::TransferLeaderResponse { header: None, operator: Some(op) })
         })
         .await
+    }
+
+    async fn move_region(
+        &self,
+        _req: Request<pdpb::MoveRegionRequest>,
+    ) -> std::result::Result<Response<pdpb::MoveRegionResponse>, Status> {
+        Err(Status::unimplemented("move_region"))
+    }
+
+    async fn add_region_peer(
+        &self,
+        _req: Request<pdpb::AddRegionPeerRequest>,
+    ) -> std::result::Result<Response<pdpb::AddRegionPeerResponse>, Status> {
+        Err(Status::unimplemented("add_region_peer"))
+    }
+
+    async fn remove_region_peer(
+        &self,
+        _req: Request<pdpb::RemoveRegionPeerRequest>,
+    ) -> std::result::Result<Response<pdpb::RemoveRegionPeerResponse>, Status> {
+        Err(Status::unimplemented("remove_region_peer"))
+    }
+
+    async fn delete_store(
+        &self,
+        _req: Request<pdpb::DeleteStoreRequest>,
+    ) -> std::result::Result<Response<pdpb::DeleteStoreResponse>, Status> {
+        Err(Status::unimplemented("delete_store"))
     }
 
     async fn split_region(

@@ -61,13 +61,17 @@ impl IntoResponse for ApiError {
             PdError::StoreNotFound(_)
             | PdError::RegionNotFound(_)
             | PdError::KeyNotCovered(_)
-            | PdError::OperatorNotFound(_) => StatusCode::NOT_FOUND,
+            | PdError::OperatorNotFound(_)
+            | PdError::PeerNotFound(_) => StatusCode::NOT_FOUND,
             PdError::NotBootstrapped
             | PdError::AlreadyBootstrapped
             | PdError::StoreConflict(_)
             | PdError::StaleEpoch(_)
             | PdError::RouteConflict(_)
             | PdError::OperatorExists(_)
+            | PdError::PeerExists(_)
+            | PdError::StoreUnavailable(_)
+            | PdError::QuorumAtRisk(_)
             | PdError::NotEnoughStores { .. } => StatusCode::CONFLICT,
             // PD's own bug, not the caller's: the catalog refused a change it had validated.
             PdError::InvariantViolation(_) => StatusCode::INTERNAL_SERVER_ERROR,
