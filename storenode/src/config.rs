@@ -46,6 +46,7 @@ pub struct StoreConfig {
     pub raft: RegionRaftConfig,
     pub heartbeat: HeartbeatConfig,
     pub engine: EngineConfig,
+    pub snapshot: SnapshotConfig,
     pub log: LogConfig,
     /// Tests only: serve `/debug/partition`, which cuts this store off from
     /// other stores and PD ([`crate::fault`]).
@@ -80,6 +81,26 @@ pub struct EngineConfig {
     pub cache_size_mb: u64,
 }
 
+/// Limits on region snapshots, which move whole regions between stores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct SnapshotConfig {
+    /// Bytes per second all of this store's outgoing snapshots share, in
+    /// MiB; 0 for no limit.
+    pub max_send_rate_mb: u64,
+    /// Snapshots this store sends at once; more wait their turn.
+    pub max_concurrent_sends: usize,
+    /// Snapshots this store receives at once; more are refused and their
+    /// leaders retry.
+    pub max_concurrent_receives: usize,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        SnapshotConfig { max_send_rate_mb: 100, max_concurrent_sends: 4, max_concurrent_receives: 4 }
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig { cache_size_mb: (crate::engine::DEFAULT_CACHE_BYTES / (1024 * 1024)) as u64 }
@@ -99,6 +120,7 @@ impl Default for StoreConfig {
             raft: RegionRaftConfig::default(),
             heartbeat: HeartbeatConfig::default(),
             engine: EngineConfig::default(),
+            snapshot: SnapshotConfig::default(),
             log: LogConfig::default(),
             fault_injection: false,
         }
@@ -209,6 +231,15 @@ impl StoreConfig {
         }
         if self.engine.cache_size_mb == 0 {
             return Err(invalid("engine.cache-size-mb", "must be positive"));
+        }
+        if self.snapshot.max_concurrent_sends == 0 {
+            return Err(invalid("snapshot.max-concurrent-sends", "must be positive"));
+        }
+        if self.snapshot.max_concurrent_receives == 0 {
+            return Err(invalid("snapshot.max-concurrent-receives", "must be positive"));
+        }
+        if self.snapshot.max_send_rate_mb > 1 << 20 {
+            return Err(invalid("snapshot.max-send-rate-mb", "must be at most 1048576 (0: no limit)"));
         }
         check_log(&self.log)
     }

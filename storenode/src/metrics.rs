@@ -132,6 +132,11 @@ pub static PD_HEARTBEATS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub static PD_STREAM_RECONNECTS: LazyLock<IntCounter> =
     LazyLock::new(|| counter("store_pd_stream_reconnects_total", "Times the PD heartbeat stream was reopened"));
 
+/// Peers destroyed on this store, by why (`removed`: applied its own
+/// removal; `routes`: PD's routes show it removed).
+pub static PEERS_DESTROYED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec("store_peers_destroyed_total", "Region peers destroyed on this store after their removal", &["reason"])
+});
 pub static SPLITS_APPLIED: LazyLock<IntCounter> =
     LazyLock::new(|| counter("store_splits_applied_total", "Split admin entries applied by this store's replicas"));
 /// PD directives this store received, by kind and what became of them
@@ -189,6 +194,10 @@ pub fn init() {
     LazyLock::force(&PD_STREAM_RECONNECTS);
     LazyLock::force(&REGION_SIZE_BYTES);
     LazyLock::force(&SPLITS_APPLIED);
+    LazyLock::force(&PEERS_DESTROYED);
+    for reason in ["removed", "routes"] {
+        PEERS_DESTROYED.with_label_values(&[reason]);
+    }
     LazyLock::force(&DIRECTIVES);
     LazyLock::force(&RAFT_MESSAGES_HELD);
     // Every label value a series can take, so dashboards and alerts see
@@ -220,7 +229,7 @@ pub fn init() {
     for kind in ["store", "region", "split", "directive_failed"] {
         PD_HEARTBEATS.with_label_values(&[kind]);
     }
-    for kind in ["split", "transfer_leader"] {
+    for kind in ["split", "transfer_leader", "add_learner", "change_peers", "remove_peer"] {
         for result in ["proposed", "refused", "repeated"] {
             DIRECTIVES.with_label_values(&[kind, result]);
         }

@@ -15,8 +15,6 @@
 //! region heartbeat and again on every region tick while this store leads
 //! the parent, until PD's routes show it. Right after new routes apply, the
 //! store sends its stats, so PD learns at once that it has converged.
-//!
-//! Not done yet: membership-change directives are logged and refused.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -208,15 +206,12 @@ async fn directive(node: Arc<Node>, d: pdpb::Directive, up: mpsc::Sender<pdpb::S
         Some(Kind::TransferLeader(t)) => {
             ("transfer_leader", node.transfer_leader_directive(&d, t).await.map(|o| o.label()))
         }
-        other => {
-            let name = match other {
-                Some(Kind::AddLearner(_)) => "add_learner",
-                Some(Kind::ChangePeers(_)) => "change_peers",
-                Some(Kind::RemovePeer(_)) => "remove_peer",
-                _ => "empty",
-            };
-            let message = format!("directive {name} is not supported by this store");
-            (name, Err(pdpb::Error { r#type: pdpb::ErrorType::InvalidArgument as i32, message, leader: None }))
+        Some(Kind::AddLearner(a)) => ("add_learner", node.add_learner_directive(&d, a).await.map(|o| o.label())),
+        Some(Kind::ChangePeers(c)) => ("change_peers", node.change_peers_directive(&d, c).await.map(|o| o.label())),
+        Some(Kind::RemovePeer(r)) => ("remove_peer", node.remove_peer_directive(&d, r).await.map(|o| o.label())),
+        None => {
+            let message = "directive carries no kind".to_string();
+            ("empty", Err(pdpb::Error { r#type: pdpb::ErrorType::InvalidArgument as i32, message, leader: None }))
         }
     };
     match res {
@@ -278,10 +273,12 @@ fn region_heartbeat(node: &Node, region_id: u64) -> Option<pdpb::StoreHeartbeatR
     metrics::REGION_SIZE_BYTES.observe(size as f64);
     metrics::PD_HEARTBEATS.with_label_values(&["region"]).inc();
     let leader = metapb::Peer { id: s.peer_id, store_id: node.store_id, role: metapb::PeerRole::Voter as i32 };
+    let region = peer.region();
+    let (pending_peers, down_peers) = lagging_peers(&peer, &region);
     Some(pdpb::StoreHeartbeatRequest {
         store_id: node.store_id,
         payload: Some(Payload::Region(pdpb::RegionHeartbeat {
-            region: Some(peer.region()),
+            region: Some(region),
             leader: Some(leader),
             term: peer.term(),
             stats: Some(pdpb::RegionStats {
@@ -290,7 +287,34 @@ fn region_heartbeat(node: &Node, region_id: u64) -> Option<pdpb::StoreHeartbeatR
                 bytes_written: s.written_bytes.swap(0, Ordering::Relaxed),
                 keys_written: s.written_keys.swap(0, Ordering::Relaxed),
             }),
-            ..Default::default()
+            pending_peers,
+            down_peers,
         })),
     })
+}
+
+/// A peer this many entries behind the leader's log (or that has matched
+/// nothing yet: a new learner waiting for its snapshot) is pending.
+const PENDING_LAG: u64 = 256;
+/// A peer that has not acknowledged the leader for this long is down.
+const DOWN_AFTER: Duration = Duration::from_secs(10);
+
+/// The region's pending and down peers, from the leader's replication and
+/// heartbeat metrics.
+fn lagging_peers(peer: &crate::node::RegionPeer, region: &metapb::Region) -> (Vec<metapb::Peer>, Vec<metapb::Peer>) {
+    use openraft::async_runtime::WatchReceiver;
+    let m = peer.raft.metrics().borrow_watched().clone();
+    let last = m.last_log_index.unwrap_or(0);
+    let (mut pending, mut down) = (Vec::new(), Vec::new());
+    for p in region.peers.iter().filter(|p| p.id != peer.shared.peer_id) {
+        let matched = m.replication.as_ref().and_then(|r| r.get(&p.id)).cloned().flatten();
+        if matched.is_none_or(|l| last.saturating_sub(l.index()) > PENDING_LAG) {
+            pending.push(*p);
+        }
+        let acked = m.heartbeat.as_ref().and_then(|h| h.get(&p.id)).cloned().flatten();
+        if acked.is_none_or(|t| openraft::Instant::elapsed(&*t) > DOWN_AFTER) {
+            down.push(*p);
+        }
+    }
+    (pending, down)
 }

@@ -2,10 +2,14 @@
 //! sent back up, and the check that this store leads the region at the
 //! epoch the directive names.
 
+use std::sync::Arc;
+
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use proto::metapb;
 use proto::pdpb::{self, ErrorType};
 
 use super::{Node, RegionPeer};
+use crate::raft::TypeConfig;
 
 /// How a directive was carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +34,38 @@ pub fn refuse(kind: ErrorType, message: String) -> pdpb::Error {
     pdpb::Error { r#type: kind as i32, message, leader: None }
 }
 
+/// The refusal for a membership change raft would not make: `NOT_LEADER`
+/// when leadership moved, `INVALID_ARGUMENT` for a change that makes no
+/// sense for the membership, `UNAVAILABLE` for one to retry later (another
+/// change in flight, the leader's first entry not committed yet, raft
+/// stopped).
+pub fn membership_refusal(region_id: u64, e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> pdpb::Error {
+    let kind = match &e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_) | ClientWriteError::LogEntryDiscarded(_)) => {
+            ErrorType::NotLeader
+        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            ChangeMembershipError::EmptyMembership(_)
+            | ChangeMembershipError::LearnerNotFound(_)
+            | ChangeMembershipError::UnsupportedMembershipTransition(_)
+            | ChangeMembershipError::NodeMetadataChanged(_),
+        )) => ErrorType::InvalidArgument,
+        _ => ErrorType::Unavailable,
+    };
+    refuse(kind, format!("region {region_id}: membership change refused: {e}"))
+}
+
 impl Node {
+    /// The region's initialized local peer.
+    ///
+    /// # Errors
+    ///
+    /// `REGION_NOT_FOUND` when this store serves no such region.
+    pub fn directive_peer(&self, region_id: u64) -> Result<Arc<RegionPeer>, pdpb::Error> {
+        self.initialized_peer(region_id)
+            .ok_or_else(|| refuse(ErrorType::RegionNotFound, format!("region {region_id} not found on this store")))
+    }
+
     /// The region as `peer` has it, if this store leads it at the epoch
     /// directive `d` names; `what` names the directive in the refusal.
     ///

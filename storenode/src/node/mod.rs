@@ -45,10 +45,14 @@
 //! - after a snapshot is installed, the state machine tells the node, which
 //!   moves the region's entry to the installed range.
 
+pub mod add_learner_directive;
+pub mod change_peers_directive;
+pub mod destroy;
 pub mod directive;
 pub mod peer;
 pub mod range_index;
 pub mod refusal;
+pub mod remove_peer_directive;
 pub mod split;
 pub mod split_directive;
 pub mod transfer_leader_directive;
@@ -176,7 +180,8 @@ impl Node {
         .validate()
         .map_err(|e| std::io::Error::other(format!("region raft timing: {e}")))?;
         let partition = Arc::new(Partition::default());
-        let transport = Transport::new(routes.clone(), partition.clone());
+        let limits = crate::transport::snapshot_limits::SnapshotLimits::new(&config.snapshot);
+        let transport = Transport::new(routes.clone(), partition.clone(), limits);
         Ok(Arc::new(Node {
             store_id,
             config,
@@ -318,6 +323,7 @@ impl Node {
         }
         let snapshot = self.routes.snapshot();
         self.forget_reported_splits(&snapshot);
+        self.destroy_removed_by_routes(&snapshot);
         for route in &snapshot.regions {
             let Some(region) = &route.region else {
                 continue;
@@ -420,6 +426,16 @@ impl Node {
         peer.shared.on_split_applied(move |done| match node.upgrade() {
             Some(node) => node.split_applied(parent, done),
             None => Box::pin(async {}),
+        });
+        let node = Arc::downgrade(self);
+        peer.shared.on_membership_applied(move |applied, region| {
+            let Some(node) = node.upgrade() else { return };
+            if applied.removed_self {
+                node.destroy_peer_later(region.id, peer_id, destroy::DestroyReason::Removed);
+            } else {
+                // PD hears the new peers at once.
+                let _ = node.region_events.send(region.id);
+            }
         });
         self.peers.write().unwrap().insert(region_id, peer.clone());
         self.regions_changed.notify_waiters();

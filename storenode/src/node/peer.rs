@@ -1,6 +1,5 @@
 //! One region's raft peer on this store.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use openraft::ServerState;
@@ -8,10 +7,10 @@ use openraft::async_runtime::WatchReceiver;
 use proto::metapb;
 
 use crate::engine::Engine;
+use crate::raft::RegionRaft;
 use crate::raft::log_store::RegionLogStore;
 use crate::raft::network::RegionNetwork;
 use crate::raft::state_machine::{RegionShared, RegionStateMachine};
-use crate::raft::{PeerNode, RegionRaft};
 use crate::transport::client::Transport;
 
 pub struct RegionPeer {
@@ -22,9 +21,9 @@ pub struct RegionPeer {
 
 impl RegionPeer {
     /// Opens the region's stores and starts its raft node. With
-    /// `initialize`, a pristine group is initialized with the region's
-    /// voters (every replica of a bootstrap region does this with the same
-    /// membership, which openraft allows).
+    /// `initialize`, a pristine group's raft state is seeded with the
+    /// region's voters ([`crate::raft::bootstrap`]; every replica of a
+    /// bootstrap region seeds the same state).
     ///
     /// A region whose snapshot install was interrupted by a restart finishes
     /// it before its raft starts. `sizes` are its approximate keys and bytes
@@ -43,6 +42,9 @@ impl RegionPeer {
         initialize: bool,
         sizes: Option<(u64, u64)>,
     ) -> std::io::Result<Arc<RegionPeer>> {
+        if initialize {
+            crate::raft::bootstrap::seed(&engine, &region).await?;
+        }
         let log = RegionLogStore::new(region.id, engine.clone());
         let sm = RegionStateMachine::open_sized(engine, region.clone(), peer_id, sizes).await?;
         // An interrupted snapshot install, now finished, may have moved the range.
@@ -52,17 +54,15 @@ impl RegionPeer {
         let raft = RegionRaft::new(peer_id, config, network, log.clone(), sm)
             .await
             .map_err(|e| std::io::Error::other(format!("region {} raft failed to start: {e}", region.id)))?;
-        if initialize && !raft.is_initialized().await.map_err(std::io::Error::other)? {
-            let voters: BTreeMap<u64, PeerNode> = region
-                .peers
-                .iter()
-                .filter(|p| p.role == metapb::PeerRole::Voter as i32)
-                .map(|p| (p.id, PeerNode { store_id: p.store_id }))
-                .collect();
-            if let Err(e) = raft.initialize(voters).await {
-                // Already initialized by an earlier run that crashed before
-                // recording it: harmless.
-                tracing::debug!(region_id = region.id, error = %e, "initialize skipped");
+        // No election timeout of silence at bootstrap: the voter with the
+        // lowest id campaigns at once (the others' seeded logs match).
+        let first_voter = region.peers.iter().filter(|p| p.role == metapb::PeerRole::Voter as i32).map(|p| p.id).min();
+        if initialize && first_voter == Some(peer_id) {
+            let m = raft.metrics().borrow_watched().clone();
+            if m.current_leader.is_none()
+                && let Err(e) = raft.trigger().elect(false).await
+            {
+                tracing::debug!(region_id = region.id, error = %e, "bootstrap campaign skipped");
             }
         }
         Ok(Arc::new(RegionPeer { raft, shared, log }))

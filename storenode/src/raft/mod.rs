@@ -3,6 +3,8 @@
 //! - [`command`]: what a region's raft log carries and what applying answers.
 //! - [`log_store`]: a region's raft log and vote, in the shared engine, written
 //!   through the group-commit writer.
+//! - [`bootstrap`]: a bootstrap region's first raft state, seeded.
+//! - [`membership`]: membership entries rewrite the region's peers and `conf_ver`.
 //! - [`apply_state`]: what the engine records per region next to its data.
 //! - [`state_machine`]: a region's applied state: user keys in the shared
 //!   data table, the region's meta, snapshots built by scanning its range.
@@ -22,8 +24,10 @@
 //! time, so a store that moves address needs no membership change.
 
 pub mod apply_state;
+pub mod bootstrap;
 pub mod command;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod session;
 pub mod snapshot;

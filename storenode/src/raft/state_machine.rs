@@ -35,6 +35,7 @@ use pd::catalog::keys;
 use proto::{metapb, raftpb};
 use redb::{ReadableDatabase, ReadableTable, Table};
 
+use super::membership::{self, MembershipApplied};
 use super::session::{BatchSessions, SWEEP_INTERVAL_MS};
 use super::snapshot::{self, SnapshotFile, build, install};
 use super::split::{self, SplitApplied};
@@ -69,10 +70,15 @@ pub struct RegionShared {
     /// Told each split this replica applies, before the proposer hears of
     /// it: the node indexes the new range and starts the new peer.
     split_applied: OnceLock<SplitHook>,
+    /// Told after a batch whose membership entries changed the region's
+    /// peers: the node reports the region, or destroys this peer when it
+    /// was removed.
+    membership_applied: OnceLock<MembershipHook>,
 }
 
 type SnapshotHook = Box<dyn Fn(&metapb::Region) + Send + Sync>;
 type SplitHook = Box<dyn Fn(SplitApplied) -> BoxFuture<'static, ()> + Send + Sync>;
+type MembershipHook = Box<dyn Fn(MembershipApplied, &metapb::Region) + Send + Sync>;
 
 impl RegionShared {
     pub fn region(&self) -> metapb::Region {
@@ -97,6 +103,12 @@ impl RegionShared {
     /// call takes effect.
     pub fn on_snapshot_installed(&self, hook: impl Fn(&metapb::Region) + Send + Sync + 'static) {
         let _ = self.snapshot_installed.set(Box::new(hook));
+    }
+
+    /// Sets the hook called after a batch whose membership entries changed
+    /// the region; only the first call takes effect.
+    pub fn on_membership_applied(&self, hook: impl Fn(MembershipApplied, &metapb::Region) + Send + Sync + 'static) {
+        let _ = self.membership_applied.set(Box::new(hook));
     }
 
     /// Sets the hook awaited after each applied split; only the first call
@@ -175,6 +187,7 @@ impl RegionStateMachine {
             written_keys: AtomicU64::new(0),
             snapshot_installed: OnceLock::new(),
             split_applied: OnceLock::new(),
+            membership_applied: OnceLock::new(),
         });
         Ok(RegionStateMachine { engine, shared })
     }
@@ -327,7 +340,7 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
         let applied = self.shared.applied.lock().unwrap().clone();
         let region_id = self.shared.region_id;
         let peer_id = self.shared.peer_id;
-        let (replies, delta, state, region, splits) = self
+        let (replies, delta, state, region, splits, conf) = self
             .engine
             .writer
             .write_lazy(move |tx| {
@@ -336,6 +349,8 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
                 let mut state = applied.clone();
                 let mut region = region.clone();
                 let mut splits = Vec::new();
+                // What the batch's membership entries did, taken together.
+                let mut conf = MembershipApplied::default();
                 let mut data = tx.open_table(DATA).map_err(io_err)?;
                 let mut session_table = tx.open_table(SESSIONS).map_err(io_err)?;
                 let mut sessions = BatchSessions::new(&mut session_table, region_id);
@@ -374,6 +389,9 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
                         }
                         EntryPayload::Membership(m) => {
                             state.membership = StoredMembership::new(Some(*log_id), m.clone());
+                            let applied = membership::apply(tx, &mut region, m, peer_id)?;
+                            conf.changed |= applied.changed;
+                            conf.removed_self = applied.removed_self;
                             KvReply::Nothing
                         }
                     });
@@ -383,7 +401,7 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
                     .map_err(io_err)?
                     .insert(region_id, encode(&state)?.as_slice())
                     .map_err(io_err)?;
-                Ok((replies, delta, state, region, splits))
+                Ok((replies, delta, state, region, splits, conf))
             })
             .await?;
         *self.shared.applied.lock().unwrap() = state;
@@ -394,8 +412,13 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
         s.written_keys.fetch_add(delta.written_keys, Ordering::Relaxed);
         metrics::DUPLICATE_WRITES.inc_by(delta.repeats);
         metrics::RAFT_APPLY_SECONDS.observe(started.elapsed().as_secs_f64());
-        if !splits.is_empty() {
-            *s.region.write().unwrap() = region;
+        if !splits.is_empty() || conf.changed {
+            *s.region.write().unwrap() = region.clone();
+        }
+        if conf.changed
+            && let Some(hook) = s.membership_applied.get()
+        {
+            hook(conf, &region);
         }
         for mut done in splits {
             // The left part's keys leave the parent's counts.

@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
 
+use super::snapshot_limits::SnapshotLimits;
 use super::{MAX_MESSAGE, SNAPSHOT_CHUNK};
 use crate::fault::Partition;
 use crate::metrics;
@@ -23,6 +24,8 @@ pub struct Transport {
     channels: Mutex<HashMap<u64, (String, RaftTransportClient<Channel>)>>,
     /// store id -> the queue of its heartbeat batcher.
     batchers: Mutex<HashMap<u64, mpsc::Sender<Queued>>>,
+    /// The store's snapshot rate and concurrency limits.
+    pub snapshots: Arc<SnapshotLimits>,
     me: Weak<Transport>,
 }
 
@@ -44,12 +47,13 @@ const MAX_BATCH: usize = 512;
 pub type SendError = String;
 
 impl Transport {
-    pub fn new(routes: Arc<RouteTable>, partition: Arc<Partition>) -> Arc<Self> {
+    pub fn new(routes: Arc<RouteTable>, partition: Arc<Partition>, snapshots: SnapshotLimits) -> Arc<Self> {
         Arc::new_cyclic(|me| Transport {
             routes,
             partition,
             channels: Mutex::new(HashMap::new()),
             batchers: Mutex::new(HashMap::new()),
+            snapshots: Arc::new(snapshots),
             me: me.clone(),
         })
     }
@@ -140,13 +144,21 @@ impl Transport {
         header: raftpb::SnapshotHeader,
         snapshot: &SnapshotFile,
     ) -> Result<Vec<u8>, SendError> {
+        let _slot = self.snapshots.send_slot().await;
         let started = Instant::now();
         let mut client = self.client(header.to_store)?;
         let mut file = tokio::fs::File::from_std(snapshot.file.try_clone().map_err(|e| e.to_string())?);
         file.rewind().await.map_err(|e| format!("snapshot file {}: {e}", snapshot.path.display()))?;
         let sent = Arc::new(AtomicU64::new(0));
         let failed: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
-        let state = ChunkSource { header: Some(header), file, done: false, sent: sent.clone(), failed: failed.clone() };
+        let state = ChunkSource {
+            header: Some(header),
+            file,
+            done: false,
+            sent: sent.clone(),
+            failed: failed.clone(),
+            limits: self.snapshots.clone(),
+        };
         let chunks = futures::stream::unfold(state, ChunkSource::next);
         let resp = client.install_snapshot(chunks).await;
         // A read failure ends the stream early; the receiver then refuses
@@ -178,6 +190,8 @@ struct ChunkSource {
     done: bool,
     sent: Arc<AtomicU64>,
     failed: Arc<Mutex<Option<String>>>,
+    /// Paces the chunks at the store's snapshot rate.
+    limits: Arc<SnapshotLimits>,
 }
 
 impl ChunkSource {
@@ -204,6 +218,7 @@ impl ChunkSource {
         if n == 0 && self.header.is_none() {
             return None;
         }
+        self.limits.pace(n as u64).await;
         self.sent.fetch_add(n as u64, Ordering::Relaxed);
         Some((raftpb::SnapshotChunk { header: self.header.take(), data }, self))
     }

@@ -8,9 +8,12 @@
 //!
 //! - [`client`]: the sending side, used by each region's raft network.
 //! - [`service`]: the receiving side, which hands messages to the local peer.
+//! - [`snapshot_limits`]: the shared snapshot send rate and how many
+//!   snapshots move at once.
 
 pub mod client;
 pub mod service;
+pub mod snapshot_limits;
 
 /// Snapshot bytes per chunk: small enough to interleave with other traffic
 /// on the shared connection, large enough to keep per-message cost low.

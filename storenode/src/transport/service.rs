@@ -151,6 +151,9 @@ impl RaftTransport for TransportService {
         &self,
         req: Request<Streaming<raftpb::SnapshotChunk>>,
     ) -> Result<Response<raftpb::RaftResponse>, Status> {
+        let Some(_slot) = self.node.transport.snapshots.try_receive_slot() else {
+            return Ok(Response::new(refused("too many snapshots being received; retry later".to_string())));
+        };
         let started = Instant::now();
         let mut stream = req.into_inner();
         let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
