@@ -35,7 +35,7 @@ use openraft::vote::RaftLeaderId;
 use pd::catalog::keys;
 use prost::Message;
 use proto::{metapb, raftpb};
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::apply_state::ApplyState;
@@ -145,6 +145,7 @@ pub fn refusal(region: &metapb::Region, cmd: &SplitCommand) -> Option<KvReply> {
 /// Storage and encode failures.
 pub fn apply(
     tx: &WriteTransaction,
+    data: &mut Table<&[u8], &[u8]>,
     sessions: &mut BatchSessions<'_, '_>,
     region: &mut metapb::Region,
     state: &ApplyState,
@@ -187,6 +188,13 @@ pub fn apply(
         sessions.copy_to(new.id)?;
     }
 
+    if tombstoned && !has_data {
+        // This store destroyed its peer of the new region earlier (removed
+        // from it elsewhere in the log): the left part's keys have no owner
+        // here once the parent shrinks.
+        delete_range(data, &new.start_key, &new.end_key)?;
+    }
+
     let mut parent_row = match region_states.get(region.id).map_err(io_err)? {
         Some(v) => raftpb::RegionLocalState::decode(v.value()).map_err(io_err)?,
         None => raftpb::RegionLocalState { peer_id: my_peer_id, ..Default::default() },
@@ -203,6 +211,15 @@ pub fn apply(
         left_size: cmd.left_size,
         directive_id: cmd.directive_id,
     }))
+}
+
+/// Deletes the user keys in `[start, end)` (an empty end is unbounded).
+fn delete_range(data: &mut Table<&[u8], &[u8]>, start: &[u8], end: &[u8]) -> io::Result<()> {
+    if end.is_empty() {
+        data.retain_in::<&[u8], _>(start.., |_, _| false).map_err(io_err)
+    } else {
+        data.retain_in::<&[u8], _>(start..end, |_, _| false).map_err(io_err)
+    }
 }
 
 /// The parent's membership with every peer id replaced by the new region's

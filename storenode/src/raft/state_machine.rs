@@ -371,7 +371,7 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
                             if let KvOp::Split(cmd) = &cmd.op {
                                 // `region` is the shrunk parent afterwards:
                                 // later entries are checked against it.
-                                match split::apply(tx, &mut sessions, &mut region, &state, peer_id, cmd)? {
+                                match split::apply(tx, &mut data, &mut sessions, &mut region, &state, peer_id, cmd)? {
                                     Ok(done) => {
                                         let reply = KvReply::Split { new_region_id: done.new.id };
                                         splits.push(done);

@@ -186,8 +186,12 @@ async fn a_destroyed_new_region_is_not_seeded_again_and_a_later_vote_is_kept() {
         ..Default::default()
     };
     engine2.save_region_state(tomb.clone()).await.unwrap();
-    apply(&mut sm2, vec![entry(2, EntryPayload::Normal(cmd(KvOp::Split(split_at("m")))))]).await;
+    let put = |k: &str| cmd(KvOp::Put { key: k.as_bytes().to_vec(), value: b"v".to_vec() });
+    apply(&mut sm2, vec![entry(2, EntryPayload::Normal(put("a"))), entry(3, EntryPayload::Normal(put("x")))]).await;
+    apply(&mut sm2, vec![entry(4, EntryPayload::Normal(cmd(KvOp::Split(split_at("m")))))]).await;
     assert_eq!(engine2.region_state(9).unwrap(), Some(tomb));
+    assert_eq!(engine2.get(b"a").unwrap(), None, "the destroyed region's keys have no owner here: deleted");
+    assert_eq!(engine2.get(b"x").unwrap(), Some(b"v".to_vec()), "the parent's keys stay");
     assert!(!engine2.has_raft_data(9).unwrap());
     assert_eq!(sm2.shared().region().start_key, b"m".to_vec(), "the parent shrinks all the same");
 }
