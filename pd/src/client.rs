@@ -46,7 +46,11 @@ has_header!(
     pdpb::TransferLeaderResponse,
     pdpb::ListOperatorsResponse,
     pdpb::GetOperatorResponse,
-    pdpb::CancelOperatorResponse
+    pdpb::CancelOperatorResponse,
+    pdpb::MoveRegionResponse,
+    pdpb::AddRegionPeerResponse,
+    pdpb::RemoveRegionPeerResponse,
+    pdpb::DeleteStoreResponse
 );
 
 /// Adds `http://` to a bare `host:port`.

@@ -63,8 +63,15 @@ impl Compose {
 
     /// Waits until every service's container reports healthy.
     async fn wait_healthy(&self, services: usize) {
+        self.wait_healthy_with(&[], services).await;
+    }
+
+    /// As [`Compose::wait_healthy`], with the services of extra profiles.
+    async fn wait_healthy_with(&self, profiles: &[&str], services: usize) {
+        let mut ps: Vec<&str> = profiles.iter().flat_map(|p| ["--profile", p]).collect();
+        ps.extend(["ps", "-q"]);
         wait_for("every service healthy", HEALTHY_WITHIN, || async {
-            let ids = String::from_utf8(self.run(&["ps", "-q"]).stdout).ok()?;
+            let ids = String::from_utf8(self.run(&ps).stdout).ok()?;
             let ids: Vec<&str> = ids.lines().filter(|l| !l.is_empty()).collect();
             if ids.len() < services {
                 return None;
@@ -119,11 +126,17 @@ async fn compose_cluster_serves_survives_a_store_kill_and_keeps_data() {
     assert!(ok(&out), "image build failed:\n{}", String::from_utf8_lossy(&out.stderr));
 
     phase("compose up: PD and three stores, healthy");
-    let ports: Vec<(String, u16)> =
-        ["PD_GRPC_PORT", "PD_HTTP_PORT", "STORE1_HTTP_PORT", "STORE2_HTTP_PORT", "STORE3_HTTP_PORT"]
-            .into_iter()
-            .map(|k| (k.to_string(), free_port()))
-            .collect();
+    let ports: Vec<(String, u16)> = [
+        "PD_GRPC_PORT",
+        "PD_HTTP_PORT",
+        "STORE1_HTTP_PORT",
+        "STORE2_HTTP_PORT",
+        "STORE3_HTTP_PORT",
+        "STORE4_HTTP_PORT",
+    ]
+    .into_iter()
+    .map(|k| (k.to_string(), free_port()))
+    .collect();
     let port = |k: &str| ports.iter().find(|(n, _)| n == k).unwrap().1;
     let mut env: Vec<(String, String)> = ports.iter().map(|(k, p)| (k.clone(), p.to_string())).collect();
     env.push(("KVSTORE_IMAGE".into(), tag.clone()));
@@ -176,5 +189,35 @@ async fn compose_cluster_serves_survives_a_store_kill_and_keeps_data() {
         assert_eq!(get(&h2, &format!("before{i}")).await.as_deref(), Some(format!("v{i}").as_str()));
         assert_eq!(get(&h3, &format!("during{i}")).await.as_deref(), Some(format!("v{i}").as_str()));
     }
+
+    phase("a fourth store joins; pdctl on the host moves a region onto it");
+    compose.must(&["--profile", "fourth-store", "up", "-d", "store4"]);
+    compose.wait_healthy_with(&["fourth-store"], 5).await;
+    let pdctl_json = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new(binary("pdctl")).args(["--pd", &pd, "-o", "json"]).args(args).output().unwrap();
+        assert!(ok(&out), "pdctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let fourth = wait_for("the fourth store registered", HEALTHY_WITHIN, || async {
+        let stores = pdctl_json(&["store", "list"]);
+        (stores["count"] == 4).then_some(())?;
+        stores["stores"].as_array()?.iter().filter_map(|s| s["store"]["id"].as_u64()).max()
+    })
+    .await;
+    let routes = pdctl_json(&["region", "list"]);
+    let region = &routes["regions"][0];
+    let region_id = region["id"].as_u64().expect("a region id").to_string();
+    let from = region["peers"][0]["store_id"].as_u64().expect("a peer").to_string();
+    let out = Command::new(binary("pdctl"))
+        .args(["--pd", &pd, "region", "move", &region_id, "--from", &from, "--to", &fourth.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(ok(&out), "pdctl region move: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let shown = pdctl_json(&["region", "show", &region_id]);
+    let peers = shown.to_string();
+    assert!(peers.contains(&format!("\"store_id\":{fourth}")), "store {fourth} holds a peer: {shown}");
+    let h4 = format!("127.0.0.1:{}", port("STORE4_HTTP_PORT"));
+    assert_eq!(get(&h4, "before7").await.as_deref(), Some("v7"), "read through the fourth store");
     let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
 }

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! `NEMESIS_FAULTS` (comma separated: kill-store, kill-leader-store,
-//! pause-store, partition-store, kill-pd, kill-pd-leader, split, transfer-leader) narrows the mixed
+//! pause-store, partition-store, kill-pd, kill-pd-leader, split, transfer-leader, move) narrows the mixed
 //! schedule.
 
 use std::time::Duration;
@@ -85,6 +85,10 @@ async fn register_is_linearizable_under_faults() {
     if mixed.contains(&FaultKind::TransferLeader) {
         let transfers = faults().filter(|f| f.target.contains("led from there")).count();
         assert!(transfers >= 1, "no leader transfer succeeded during the schedule");
+    }
+    if mixed.contains(&FaultKind::Move) {
+        let moves = faults().filter(|f| f.target.contains(": moved")).count();
+        assert!(moves >= 1, "no move succeeded during the schedule");
     }
     if mixed.contains(&FaultKind::Split) {
         let splits: usize = faults().map(|f| f.target.matches("split into").count()).sum();

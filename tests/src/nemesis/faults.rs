@@ -12,9 +12,10 @@
 //! | `kill-pd-leader` | `kill -9` the PD leader, restart it |
 //! | `transfer-leader` | move a random region's leadership to another of its voters' stores through PD's admin API, and wait for the operator |
 //! | `split` | split a random region at a random key between the workload's keys (one in four at its middle), through PD's admin API, and wait for the operator |
+//! | `move` | move a random replica of a random region to a store that holds none (the run then has four stores), through PD's admin API, and wait for the operator |
 //!
-//! A run starts with each operation in its schedule once (a split, then a
-//! leader transfer). With `split` in the schedule, one in three of the
+//! A run starts with each operation in its schedule once (a split, a
+//! leader transfer, a move). With `split` in the schedule, one in three of the
 //! other faults also starts a split while it is held, so splits run into
 //! leader kills, pauses and partitions.
 
@@ -37,10 +38,14 @@ pub enum FaultKind {
     KillPdLeader,
     Split,
     TransferLeader,
+    Move,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 8] = [
+    /// The operations among the kinds: run once each at the start of a run.
+    pub const OPERATIONS: [FaultKind; 3] = [FaultKind::Split, FaultKind::TransferLeader, FaultKind::Move];
+
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::KillStore,
         FaultKind::KillLeaderStore,
         FaultKind::PauseStore,
@@ -49,6 +54,7 @@ impl FaultKind {
         FaultKind::KillPdLeader,
         FaultKind::Split,
         FaultKind::TransferLeader,
+        FaultKind::Move,
     ];
 
     /// How long the fault is held before healing, in ms.
@@ -62,6 +68,8 @@ impl FaultKind {
             FaultKind::KillPd | FaultKind::KillPdLeader => (300, 2_000),
             // How long to wait for the split or transfer operator.
             FaultKind::Split | FaultKind::TransferLeader => (10_000, 15_000),
+            // A move is several raft changes and a snapshot.
+            FaultKind::Move => (20_000, 30_000),
         }
     }
 }
@@ -77,6 +85,7 @@ impl fmt::Display for FaultKind {
             FaultKind::KillPdLeader => "kill-pd-leader",
             FaultKind::Split => "split",
             FaultKind::TransferLeader => "transfer-leader",
+            FaultKind::Move => "move",
         })
     }
 }
@@ -114,7 +123,7 @@ impl Nemesis {
             // A run starts with each operation in its schedule (a split,
             // a leader transfer) once, so every such run does each.
             let operations: Vec<FaultKind> =
-                [FaultKind::Split, FaultKind::TransferLeader].into_iter().filter(|k| self.kinds.contains(k)).collect();
+                FaultKind::OPERATIONS.into_iter().filter(|k| self.kinds.contains(k)).collect();
             let kind = match operations.get(done.len()) {
                 Some(k) => *k,
                 None => *self.rng.pick(&self.kinds),
@@ -133,7 +142,7 @@ impl Nemesis {
     /// themselves) also split a region while held; that split's outcome
     /// joins the name.
     async fn inject(&mut self, kind: FaultKind, hold: Duration) -> String {
-        let operation = matches!(kind, FaultKind::Split | FaultKind::TransferLeader);
+        let operation = FaultKind::OPERATIONS.contains(&kind);
         let with_split = !operation && self.kinds.contains(&FaultKind::Split) && self.rng.below(3) == 0;
         let split = with_split.then(|| {
             let (pd, key) = (self.cluster.pd_endpoints(), self.split_key());
@@ -149,6 +158,7 @@ impl Nemesis {
     async fn inject_one(&mut self, kind: FaultKind, hold: Duration) -> String {
         match kind {
             FaultKind::TransferLeader => self.transfer_leader(hold).await,
+            FaultKind::Move => self.move_replica(hold).await,
             FaultKind::Split => {
                 let key = self.split_key();
                 let outcome = split_at(&self.cluster.pd_endpoints(), &key, hold).await;
@@ -225,6 +235,33 @@ impl Nemesis {
             Err(e) => e.to_string(),
         };
         format!("region {} to store {to}: {outcome}", region.id)
+    }
+
+    /// Moves a random replica of a random region to a store holding none
+    /// and waits up to `wait`; says how it went (a refusal is an outcome).
+    async fn move_replica(&mut self, wait: Duration) -> String {
+        let Ok(pd) = PdClient::new(&self.cluster.pd_endpoints()) else { return "no PD".into() };
+        let pd = pd.with_deadline(Duration::from_secs(3));
+        let Ok(routes) = pd.list_routes().await else { return "no routes".into() };
+        let regions: Vec<_> = routes.regions.iter().filter_map(|r| r.region.clone()).collect();
+        if regions.is_empty() {
+            return "no regions".into();
+        }
+        let region = self.rng.pick(&regions).clone();
+        let holders: Vec<u64> = region.peers.iter().map(|p| p.store_id).collect();
+        let free: Vec<u64> = self.cluster.stores.iter().map(|s| s.store_id).filter(|s| !holders.contains(s)).collect();
+        if free.is_empty() || holders.is_empty() {
+            return format!("region {}: no store to move to", region.id);
+        }
+        let (from, to) = (*self.rng.pick(&holders), *self.rng.pick(&free));
+        let outcome = match crate::moves::start_move(&pd, region.id, from, to).await {
+            Ok(op) => match crate::split::wait_operator(&pd, op.id, wait).await {
+                Ok(_) => "moved".to_string(),
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        format!("region {} from store {from} to store {to}: {outcome}", region.id)
     }
 
     fn random_store(&mut self) -> u64 {

@@ -120,9 +120,11 @@ impl Report {
 /// When the replicas do not converge in time.
 pub async fn run(config: &NemesisConfig) -> Report {
     crate::phase(&format!("nemesis run seed={} for {:?}, faults {:?}", config.seed, config.duration, config.faults));
+    // Moves need a store that holds no replica of the region.
+    let stores = if config.faults.contains(&FaultKind::Move) { 4 } else { 3 };
     let cluster = Cluster::start_with(
         3,
-        3,
+        stores,
         &["--bootstrap-split-keys", "k2"],
         // The harness's 100 ms raft heartbeat: elections after 0.5-1 s. A
         // snapshot every few hundred entries, so a store that was down or
@@ -207,16 +209,16 @@ fn unavailability(events: &[checker::Event], faults: &[FaultRecord]) -> BTreeMap
     out
 }
 
-/// Waits until every store's own replica holds the same value for every
-/// key (read locally, without a leader round).
+/// Waits until every replica of every key's region holds the same value for
+/// it (read locally on each store holding one, without a leader round).
 async fn wait_converged(cluster: &Cluster, keys: &[String]) {
     let pd = pd::client::PdClient::new(&cluster.pd_endpoints()).expect("pd client");
-    let stores: Vec<String> = cluster.stores.iter().map(|s| s.grpc()).collect();
-    crate::wait_for("every store to agree on every key", CONVERGE_DEADLINE, || async {
+    let stores: BTreeMap<u64, String> = cluster.stores.iter().map(|s| (s.store_id, s.grpc())).collect();
+    crate::wait_for("every replica to agree on every key", CONVERGE_DEADLINE, || async {
         for key in keys {
             let region = pd.get_region(key.as_bytes()).await.ok()?.route?.region?;
             let mut seen = None;
-            for addr in &stores {
+            for addr in region.peers.iter().filter_map(|p| stores.get(&p.store_id)) {
                 let mut kv = kvpb::kv_client::KvClient::new(pd::client::channel(addr).ok()?);
                 let ctx = kvpb::Context { region_id: region.id, stale_read: true, ..Default::default() };
                 let r = kv.get(kvpb::GetRequest { context: Some(ctx), key: key.as_bytes().to_vec() }).await.ok()?;
