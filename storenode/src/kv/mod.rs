@@ -128,14 +128,16 @@ impl Node {
     ///
     /// # Errors
     ///
-    /// `EpochNotMatch` when the caller's epoch is not the region's,
+    /// `EpochNotMatch` when the caller's epoch names another version of the
+    /// region's range (a membership change, `conf_ver`, moves no key),
     /// `KeyNotInRegion` when the named region does not hold the key,
     /// `RegionNotFound` when a forwarded request finds no local peer.
     pub fn locate(&self, ctx: &kvpb::Context, key: &[u8]) -> Result<Route> {
         if ctx.region_id != 0 {
             if let Some(peer) = self.initialized_peer(ctx.region_id) {
                 let region = peer.region();
-                if ctx.region_epoch.is_some() && ctx.region_epoch != region.region_epoch {
+                let version = region.region_epoch.unwrap_or_default().version;
+                if ctx.region_epoch.is_some_and(|e| e.version != version) {
                     return Err(self.epoch_not_match(region, key));
                 }
                 if !keys::contains(&region.start_key, &region.end_key, key) {
