@@ -11,6 +11,7 @@
 pub mod cluster;
 pub mod nemesis;
 pub mod pd_cluster;
+pub mod playground_ports;
 pub mod process;
 pub mod split;
 pub mod test_store;
