@@ -4,6 +4,10 @@
 //!
 //! Skipped, with the reason printed, where `prometheus` or `promtool` is not
 //! installed (CI installs them).
+//!
+//! Without Prometheus, every metric the expressions select, and every label
+//! value they match on, is checked against PD's and the storage node's
+//! metric registries as `/metrics` serves them from the start.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -138,4 +142,149 @@ async fn dashboards_and_alerts_query_real_data() {
     }
     stop.store(true, Ordering::Relaxed);
     load.await.expect("load");
+}
+
+/// A series selector in a PromQL expression: the metric name and the label
+/// values it asks for with `=` or `=~` (alternatives of plain words).
+#[derive(Debug)]
+struct Selector {
+    metric: String,
+    labels: Vec<(String, String)>,
+}
+
+/// PromQL words that are neither metric names nor functions.
+const KEYWORDS: [&str; 11] =
+    ["by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset", "and", "or", "unless"];
+
+/// Aggregations, which may take `by (...)` before their argument.
+const AGGREGATIONS: [&str; 12] =
+    ["sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk", "quantile"];
+
+/// The series selectors of `expr`: names outside label lists, `{...}`
+/// matchers and `[...]` ranges that do not call a function.
+fn selectors(expr: &str) -> Vec<Selector> {
+    let chars: Vec<char> = expr.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '[' {
+            i = chars[i..].iter().position(|&c| c == ']').map_or(chars.len(), |p| i + p + 1);
+            continue;
+        }
+        if c.is_ascii_digit() {
+            // A number, with any exponent or unit letters it carries.
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
+                i += 1;
+            }
+            continue;
+        }
+        if !(c.is_ascii_alphabetic() || c == '_') {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':') {
+            i += 1;
+        }
+        let word: String = chars[start..i].iter().collect();
+        let mut next = i;
+        while next < chars.len() && chars[next] == ' ' {
+            next += 1;
+        }
+        if KEYWORDS.contains(&word.as_str()) {
+            // `by (a, b)` and the like: a list of labels, not of metrics.
+            if chars.get(next) == Some(&'(') && ["by", "without", "on", "ignoring"].contains(&word.as_str()) {
+                i = chars[next..].iter().position(|&c| c == ')').map_or(chars.len(), |p| next + p + 1);
+            }
+            continue;
+        }
+        if chars.get(next) == Some(&'(') || AGGREGATIONS.contains(&word.as_str()) {
+            continue;
+        }
+        let mut labels = Vec::new();
+        if chars.get(i) == Some(&'{') {
+            let end = chars[i..].iter().position(|&c| c == '}').map_or(chars.len(), |p| i + p);
+            let body: String = chars[i + 1..end].iter().collect();
+            for matcher in body.split(',') {
+                let (label, op, value) = if let Some((l, v)) = matcher.split_once("=~") {
+                    (l, "=~", v)
+                } else if let Some((l, v)) = matcher.split_once("!=").or_else(|| matcher.split_once("!~")) {
+                    (l, "!", v)
+                } else if let Some((l, v)) = matcher.split_once('=') {
+                    (l, "=", v)
+                } else {
+                    panic!("matcher {matcher:?} in {expr:?} is not label<op>\"value\"");
+                };
+                let value = value.trim().trim_matches('"');
+                match op {
+                    "=" => labels.push((label.trim().to_string(), value.to_string())),
+                    "=~" => labels.extend(value.split('|').map(|v| (label.trim().to_string(), v.to_string()))),
+                    _ => {}
+                }
+            }
+            i = end + 1;
+        }
+        out.push(Selector { metric: word, labels });
+    }
+    out
+}
+
+#[test]
+fn selectors_are_found_past_functions_label_lists_and_ranges() {
+    let found = selectors(
+        "histogram_quantile(0.5, sum by (le, kind) (rate(pd_x_bucket{kind=~\"a|b\", job!=\"c\"}[5m]))) / 1e3 + on(instance) store_y",
+    );
+    let got: Vec<(&str, Vec<(&str, &str)>)> = found
+        .iter()
+        .map(|s| (s.metric.as_str(), s.labels.iter().map(|(l, v)| (l.as_str(), v.as_str())).collect()))
+        .collect();
+    assert_eq!(got, vec![("pd_x_bucket", vec![("kind", "a"), ("kind", "b")]), ("store_y", vec![])]);
+}
+
+#[test]
+fn every_selected_metric_and_label_value_is_exported() {
+    pd::metrics::init();
+    pd::operator::init_metrics();
+    storenode::metrics::init();
+    let exported = format!("{}{}", pd::metrics::render(), storenode::metrics::render());
+    let series: Vec<&str> = exported.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).collect();
+    let mut checked = 0;
+    for (name, expr) in expressions() {
+        for sel in selectors(&expr) {
+            // Prometheus' own series for each scrape target.
+            if sel.metric == "up" {
+                continue;
+            }
+            let of_metric: Vec<&&str> =
+                series.iter().filter(|l| l.split(['{', ' ']).next() == Some(sel.metric.as_str())).collect();
+            assert!(!of_metric.is_empty(), "{name}: {expr}: no registry exports {}", sel.metric);
+            for (label, value) in &sel.labels {
+                let matcher = format!("{label}=\"{value}\"");
+                assert!(
+                    of_metric.iter().any(|l| l.contains(&matcher)),
+                    "{name}: {expr}: {} has no series with {matcher}",
+                    sel.metric
+                );
+            }
+            checked += 1;
+        }
+    }
+    // The dashboards' panels the operators and snapshots rely on.
+    for metric in [
+        "pd_operators_finished_total",
+        "pd_operators_created_total",
+        "pd_operators_running",
+        "store_snapshots_total",
+        "store_snapshot_bytes_total",
+        "store_snapshot_seconds_bucket",
+    ] {
+        assert!(
+            expressions()
+                .iter()
+                .any(|(name, expr)| name.contains(".json / ") && selectors(expr).iter().any(|s| s.metric == metric)),
+            "no dashboard panel queries {metric}"
+        );
+    }
+    assert!(checked > 30, "only {checked} selectors found");
 }

@@ -10,13 +10,19 @@
 //! endpoints and a few commands to try, and runs until Ctrl-C. Data stays in
 //! `--data-dir`, so running it again on the same directory brings the same
 //! cluster back.
+//!
+//! A port already taken, or a data directory that cannot be made, ends it
+//! before anything starts with one `error:` line (naming the flag that
+//! changes the port) and exit status 1.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use cluster_tests::cluster::StoreProcess;
 use cluster_tests::pd_cluster::{PdProcess, wait_leader};
+use cluster_tests::playground_ports::PortClaim;
 
 #[derive(Parser, Debug)]
 #[command(name = "playground", about = "Run a local cluster on loopback")]
@@ -41,10 +47,24 @@ struct Args {
     store_port: u16,
 }
 
-fn main() {
+fn main() -> ExitCode {
     let args = Args::parse();
-    std::fs::create_dir_all(&args.data_dir).expect("create data dir");
-    let data_dir = args.data_dir.canonicalize().expect("data dir path");
+    // Checked up front, so a taken port is named rather than found as a
+    // process that never became ready.
+    let unusable = PortClaim::playground(args.pd_port, args.pd, args.store_port, args.stores)
+        .map_err(|e| format!("error: {e}"))
+        .and_then(|claims| PortClaim::first_unusable(&claims).map_or(Ok(()), Err));
+    if let Err(line) = unusable {
+        eprintln!("{line}");
+        return ExitCode::FAILURE;
+    }
+    let data_dir = match std::fs::create_dir_all(&args.data_dir).and_then(|()| args.data_dir.canonicalize()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: data directory {}: {e} (change it with --data-dir)", args.data_dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
     let mut members: Vec<PdProcess> = Vec::new();
     for id in 1..=args.pd {
         let port = args.pd_port + 10 * (id as u16 - 1);
@@ -106,4 +126,5 @@ fn main() {
     for m in &mut members {
         m.stop(Duration::from_secs(5));
     }
+    ExitCode::SUCCESS
 }

@@ -19,8 +19,10 @@
 //!
 //! One file per command family: [`split`] (start a split and follow it),
 //! [`transfer_leader`] (start a leader transfer and follow it),
-//! [`operator`] (list, show, cancel).
+//! [`operator`] (list, show, cancel). Tables show PD's Unix-millisecond
+//! times as ages ([`age`]); JSON keeps the milliseconds.
 
+mod age;
 mod operator;
 mod split;
 mod transfer_leader;
@@ -323,6 +325,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 fn store_table(stores: &[pdpb::StoreInfo]) -> String {
+    let now = age::now_ms();
     let rows: Vec<Vec<String>> = stores
         .iter()
         .map(|i| {
@@ -333,11 +336,11 @@ fn store_table(stores: &[pdpb::StoreInfo]) -> String {
                 view::store_state_name(s.state).to_string(),
                 i.region_count.to_string(),
                 i.leader_count.to_string(),
-                if i.last_heartbeat_ms == 0 { "-".into() } else { i.last_heartbeat_ms.to_string() },
+                age::ago(i.last_heartbeat_ms, now),
             ]
         })
         .collect();
-    table(&["ID", "ADDRESS", "STATE", "REGIONS", "LEADERS", "LAST_HEARTBEAT_MS"], &rows)
+    table(&["ID", "ADDRESS", "STATE", "REGIONS", "LEADERS", "LAST_HEARTBEAT"], &rows)
 }
 
 pub fn show_key(k: &[u8], empty: &str) -> String {

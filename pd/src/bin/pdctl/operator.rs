@@ -4,6 +4,7 @@ use pd::client::PdClient;
 use pd::view;
 use proto::pdpb;
 
+use crate::age;
 use crate::{Failure, Output, print, show_key, table};
 
 pub async fn list(client: &PdClient, out: Output, all: bool) -> Result<(), Failure> {
@@ -59,6 +60,7 @@ pub fn ending(op: &pdpb::Operator) -> String {
 }
 
 fn list_table(ops: &[pdpb::Operator]) -> String {
+    let now = age::now_ms();
     let rows: Vec<Vec<String>> = ops
         .iter()
         .map(|op| {
@@ -69,17 +71,26 @@ fn list_table(ops: &[pdpb::Operator]) -> String {
                 op.source.clone(),
                 view::operator_status_name(op.status).to_string(),
                 converged(op),
+                age::ago(op.created_ms, now),
                 op.step.clone(),
             ]
         })
         .collect();
-    table(&["ID", "REGION", "KIND", "SOURCE", "STATUS", "CONVERGED", "STEP"], &rows)
+    table(&["ID", "REGION", "KIND", "SOURCE", "STATUS", "CONVERGED", "CREATED", "STEP"], &rows)
 }
 
 /// One operator, a field per line.
 pub fn details(op: &pdpb::Operator) -> String {
     let epoch = op.region_epoch.unwrap_or_default();
     let ms = |v: u64| if v == 0 { "-".to_string() } else { v.to_string() };
+    let now = age::now_ms();
+    // A running operator has not finished yet, nor has a succeeded one
+    // converged; "never" is for one that ended otherwise.
+    let may_still = matches!(
+        pdpb::OperatorStatus::try_from(op.status),
+        Ok(pdpb::OperatorStatus::Running | pdpb::OperatorStatus::Succeeded)
+    );
+    let when = |v: u64| if v == 0 && may_still { "not yet".to_string() } else { age::ago(v, now) };
     let mut lines = vec![
         ("id", op.id.to_string()),
         ("region", format!("{} (epoch {}/{})", op.region_id, epoch.conf_ver, epoch.version)),
@@ -91,9 +102,9 @@ pub fn details(op: &pdpb::Operator) -> String {
         ("new region", op.new_region_id.to_string()),
         ("result version", ms(op.result_version)),
         ("converged stores", converged(op)),
-        ("created ms", ms(op.created_ms)),
-        ("finished ms", ms(op.finished_ms)),
-        ("converged ms", ms(op.converged_ms)),
+        ("created", age::ago(op.created_ms, now)),
+        ("finished", when(op.finished_ms)),
+        ("converged", when(op.converged_ms)),
     ];
     if let Some(e) = &op.error {
         lines.push(("error", format!("{}: {}", e.r#type().as_str_name(), e.message)));
