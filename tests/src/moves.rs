@@ -35,13 +35,10 @@ pub async fn move_region(
 /// PD's refusal.
 pub async fn start_move(pd: &PdClient, region_id: u64, from: u64, to: u64) -> Result<pdpb::Operator, PdError> {
     let req = pdpb::MoveRegionRequest { region_id, from_store_id: from, to_store_id: to };
-    pd.call(|mut c| {
-        let req = req.clone();
-        async move { c.move_region(req).await }
-    })
-    .await?
-    .operator
-    .ok_or_else(|| PdError::Fatal("move answered without an operator".into()))
+    pd.call(|mut c| async move { c.move_region(req).await })
+        .await?
+        .operator
+        .ok_or_else(|| PdError::Fatal("move answered without an operator".into()))
 }
 
 /// The user keys in `[start, end)` (empty end: unbounded) that the engine

@@ -93,15 +93,8 @@ async fn a_replica_moves_to_a_fourth_store_under_writes_and_leaves_nothing_behin
 
     phase("the new replica leads and serves linearizable reads of every key");
     let transfer = pdpb::TransferLeaderRequest { region_id: region.id, to_store_id: to };
-    let op = pd
-        .call(|mut c| {
-            let req = transfer.clone();
-            async move { c.transfer_leader(req).await }
-        })
-        .await
-        .expect("transfer")
-        .operator
-        .unwrap();
+    let op =
+        pd.call(|mut c| async move { c.transfer_leader(transfer).await }).await.expect("transfer").operator.unwrap();
     wait_operator(&pd, op.id, WAIT).await.expect("transfer to the new replica");
     let scanned = client.scan(&key(0), &key(KEYS), KEYS + 1).await.expect("scan through the new leader");
     assert_eq!(scanned.len(), KEYS, "every preloaded key through the new leader");
