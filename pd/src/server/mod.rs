@@ -145,6 +145,7 @@ impl PdServer {
             leader_rx,
             stores: Default::default(),
             region_stats: Default::default(),
+            peer_reports: Default::default(),
             operators: Default::default(),
             streams: Default::default(),
             reports: Default::default(),
