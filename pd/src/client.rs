@@ -44,6 +44,9 @@ has_header!(
     pdpb::ListRoutesResponse,
     pdpb::SplitRegionResponse,
     pdpb::TransferLeaderResponse,
+    pdpb::MoveRegionResponse,
+    pdpb::AddRegionPeerResponse,
+    pdpb::RemoveRegionPeerResponse,
     pdpb::ListOperatorsResponse,
     pdpb::GetOperatorResponse,
     pdpb::CancelOperatorResponse
@@ -308,6 +311,49 @@ impl PdClient {
         let req = pdpb::TransferLeaderRequest { region_id, to_store_id };
         let resp = self.call(|mut c| async move { c.transfer_leader(req).await }).await?;
         resp.operator.ok_or_else(|| PdError::Fatal("transfer-leader answered without an operator".into()))
+    }
+
+    /// Starts moving `region_id`'s peer on `from_store_id` to
+    /// `to_store_id`; returns the operator at once.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidArgument` (zero ids, the same store twice), `RegionNotFound`,
+    /// `StoreNotFound`, `PeerNotFound`, `PeerExists`, `StoreUnavailable`,
+    /// `QuorumAtRisk`, `OperatorExists`, `NotBootstrapped`, or as
+    /// [`PdClient::call`].
+    pub async fn move_region(&self, region_id: u64, from_store_id: u64, to_store_id: u64) -> Result<pdpb::Operator> {
+        let req = pdpb::MoveRegionRequest { region_id, from_store_id, to_store_id };
+        let resp = self.call(|mut c| async move { c.move_region(req).await }).await?;
+        resp.operator.ok_or_else(|| PdError::Fatal("move answered without an operator".into()))
+    }
+
+    /// Starts adding a voter of `region_id` on `store_id`; returns the
+    /// operator at once.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidArgument`, `RegionNotFound`, `StoreNotFound`, `PeerExists`,
+    /// `StoreUnavailable`, `OperatorExists`, `NotBootstrapped`, or as
+    /// [`PdClient::call`].
+    pub async fn add_region_peer(&self, region_id: u64, store_id: u64) -> Result<pdpb::Operator> {
+        let req = pdpb::AddRegionPeerRequest { region_id, store_id };
+        let resp = self.call(|mut c| async move { c.add_region_peer(req).await }).await?;
+        resp.operator.ok_or_else(|| PdError::Fatal("add-peer answered without an operator".into()))
+    }
+
+    /// Starts removing `region_id`'s peer on `store_id`; returns the
+    /// operator at once.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidArgument`, `RegionNotFound`, `StoreNotFound`, `PeerNotFound`,
+    /// `QuorumAtRisk`, `OperatorExists`, `NotBootstrapped`, or as
+    /// [`PdClient::call`].
+    pub async fn remove_region_peer(&self, region_id: u64, store_id: u64) -> Result<pdpb::Operator> {
+        let req = pdpb::RemoveRegionPeerRequest { region_id, store_id };
+        let resp = self.call(|mut c| async move { c.remove_region_peer(req).await }).await?;
+        resp.operator.ok_or_else(|| PdError::Fatal("remove-peer answered without an operator".into()))
     }
 
     /// # Errors

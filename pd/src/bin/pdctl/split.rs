@@ -78,10 +78,20 @@ pub async fn follow(
 ) -> Result<pdpb::Operator, Failure> {
     let id = op.id;
     let mut last_step = String::new();
+    let mut last_index = None;
     let mut last_converged = None;
     loop {
         let status = pdpb::OperatorStatus::try_from(op.status).unwrap_or(pdpb::OperatorStatus::Failed);
         match status {
+            // Membership operators: each planned step once, as it starts.
+            pdpb::OperatorStatus::Running if !op.steps.is_empty() => {
+                let i = op.step_index as usize;
+                let now = (i, op.steps.get(i).cloned().unwrap_or_default());
+                if last_index.as_ref() != Some(&now) {
+                    say(format!("operator {id}: step {}/{}: {}", i + 1, op.steps.len(), now.1));
+                    last_index = Some(now);
+                }
+            }
             pdpb::OperatorStatus::Running => {
                 if op.step != last_step {
                     say(format!("operator {id}: {}", op.step));
@@ -94,7 +104,11 @@ pub async fn follow(
                 if last_converged.is_none() {
                     let what = match pdpb::OperatorKind::try_from(op.kind) {
                         Ok(pdpb::OperatorKind::TransferLeader) => "leader transfer",
-                        _ => "split",
+                        Ok(pdpb::OperatorKind::Move) => "move",
+                        Ok(pdpb::OperatorKind::AddPeer) => "add-peer",
+                        Ok(pdpb::OperatorKind::RemovePeer) => "remove-peer",
+                        Ok(pdpb::OperatorKind::LeaveJoint) => "leave-joint",
+                        Ok(pdpb::OperatorKind::Split) | Err(_) => "split",
                     };
                     say(format!("operator {id}: {what} applied at catalog version {}", op.result_version));
                 }
