@@ -229,7 +229,8 @@ fn peer_timeout(ctx: &PdContext, rec: &RegionRecord) -> Duration {
 }
 
 /// Runs `f` on the region's record, its leader's current peer report and
-/// the catalog, with the operator table checked free for the region.
+/// the catalog, once the region is checked free of operators (`f` may add
+/// one: the controller refuses a second all the same).
 fn with_region<T>(
     ctx: &PdContext,
     region_id: u64,
@@ -237,10 +238,9 @@ fn with_region<T>(
 ) -> Result<T> {
     let state = ctx.catalog.read();
     let rec = bootstrapped_region(&state.catalog, region_id)?;
-    let peers = ctx.peer_reports.lock().unwrap();
-    let out = f(rec, peers.current(region_id, &rec.epoch()), &state.catalog)?;
     ctx.operators.lock().unwrap().check_free(region_id)?;
-    Ok(out)
+    let peers = ctx.peer_reports.lock().unwrap();
+    f(rec, peers.current(region_id, &rec.epoch()), &state.catalog)
 }
 
 /// Starts moving `region_id`'s peer on `from_store` to `to_store`: a

@@ -84,11 +84,18 @@ pub async fn follow(
         let status = pdpb::OperatorStatus::try_from(op.status).unwrap_or(pdpb::OperatorStatus::Failed);
         match status {
             // Membership operators: each planned step once, as it starts.
+            // Steps passed between two polls are printed too, in order.
             pdpb::OperatorStatus::Running if !op.steps.is_empty() => {
                 let i = op.step_index as usize;
                 let now = (i, op.steps.get(i).cloned().unwrap_or_default());
                 if last_index.as_ref() != Some(&now) {
-                    say(format!("operator {id}: step {}/{}: {}", i + 1, op.steps.len(), now.1));
+                    let from = match &last_index {
+                        Some((last, _)) if *last < i => last + 1,
+                        _ => i,
+                    };
+                    for (j, step) in op.steps.iter().enumerate().take(i + 1).skip(from) {
+                        say(format!("operator {id}: step {}/{}: {step}", j + 1, op.steps.len()));
+                    }
                     last_index = Some(now);
                 }
             }
@@ -102,6 +109,11 @@ pub async fn follow(
                 // Said here rather than from the step, which may already
                 // read "converged" when pdctl first sees the success.
                 if last_converged.is_none() {
+                    // Steps done since the last poll, in order.
+                    let from = last_index.as_ref().map_or(0, |(last, _)| last + 1);
+                    for (j, step) in op.steps.iter().enumerate().skip(from) {
+                        say(format!("operator {id}: step {}/{}: {step}", j + 1, op.steps.len()));
+                    }
                     let what = match pdpb::OperatorKind::try_from(op.kind) {
                         Ok(pdpb::OperatorKind::TransferLeader) => "leader transfer",
                         Ok(pdpb::OperatorKind::Move) => "move",
