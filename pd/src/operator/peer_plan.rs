@@ -205,6 +205,13 @@ impl PeerPlan {
             pending: status.map(|s| s.pending.clone()).unwrap_or_default(),
             down: status.map(|s| s.down.clone()).unwrap_or_default(),
         };
+        if rec.leader.is_none() {
+            // No leader yet: plan as if a voter not leaving leads; a
+            // transfer joins the plan if the real one leads from there.
+            let avoid = self.remove_store.unwrap_or_default();
+            rec.leader = pick_leader(&rec.region, None, catalog, avoid, None)
+                .or_else(|| rec.region.peers.iter().find(|p| p.role == VOTER).copied());
+        }
         let mut out: Vec<PeerStep> = Vec::new();
         // Every step changes the record; a dozen is far more than any plan.
         for _ in 0..12 {

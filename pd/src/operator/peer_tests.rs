@@ -496,3 +496,18 @@ fn the_plan_is_a_function_of_the_record_and_timeouts_grow_with_size() {
     );
     assert_eq!(peer_plan::timeout(1_000, ByteSize::mib(8), 0), Duration::from_secs(1));
 }
+
+#[test]
+fn a_region_without_a_leader_still_gets_a_plan() {
+    let mut c = world(&[1, 2, 3]).c;
+    let mut snap = c.to_snapshot();
+    for r in &mut snap.regions {
+        r.leader = None;
+    }
+    c = RouteCatalog::from_snapshot(snap).unwrap();
+    let rec = c.regions().next().unwrap().clone();
+    assert!(rec.leader.is_none());
+    let plan = PeerPlan { add: None, remove_store: Some(1) };
+    let steps: Vec<&str> = plan.steps(&rec, None, &c).iter().map(peer_step::PeerStep::label).collect();
+    assert_eq!(steps, ["change_peers", "remove_peer"]);
+}
