@@ -152,6 +152,11 @@ impl OperatorController {
         self.by_region.keys().copied()
     }
 
+    /// Whether an operator runs on the region.
+    pub fn is_busy(&self, region_id: u64) -> bool {
+        self.by_region.contains_key(&region_id)
+    }
+
     /// (region, epoch) of splits the split checker started that failed or
     /// timed out and are still remembered: the checker leaves a region
     /// alone at an epoch where its split did not work.

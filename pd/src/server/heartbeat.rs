@@ -185,8 +185,10 @@ fn region_heartbeat(ctx: &Arc<PdContext>, store_id: u64, hb: pdpb::RegionHeartbe
     let status =
         PeerStatus { epoch: region.region_epoch.unwrap_or_default(), pending: hb.pending_peers, down: hb.down_peers };
     ctx.peer_reports.lock().unwrap().record(region.id, status);
-    // A learner that caught up may let a membership operator go on.
-    ctx.operator_events.notify_one();
+    // A learner that caught up may let the region's operator go on.
+    if ctx.operators.lock().unwrap().is_busy(region.id) {
+        ctx.operator_events.notify_one();
+    }
     // Most heartbeats repeat what the catalog has: no raft write for those.
     {
         let state = ctx.catalog.read();
