@@ -2,6 +2,7 @@
 //! learner (its peer id allocated by PD), promoted once it has caught up.
 //! Done when the catalog lists it as a voter.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use proto::metapb;
@@ -19,11 +20,12 @@ use crate::error::Result;
 /// # Errors
 ///
 /// `StoreNotFound`; `PeerExists` when the store holds a peer already;
-/// `StoreUnavailable` when it is not Up.
-pub fn validate(rec: &RegionRecord, catalog: &RouteCatalog, store_id: u64) -> Result<()> {
+/// `StoreUnavailable` when it is not Up, or is in `down` (the stores PD
+/// reports Down).
+pub fn validate(rec: &RegionRecord, catalog: &RouteCatalog, down: &BTreeSet<u64>, store_id: u64) -> Result<()> {
     known_store(catalog, store_id)?;
     no_peer_on(rec, store_id)?;
-    usable_target(catalog, store_id)
+    usable_target(catalog, down, store_id)
 }
 
 /// A running add-peer operator with operator id `id` and new peer id

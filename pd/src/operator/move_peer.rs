@@ -7,6 +7,7 @@
 //! source's peer removed. A learner that moves stays a learner. Done when
 //! the catalog lists no peer on the source and the new peer in its role.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use proto::metapb;
@@ -26,12 +27,14 @@ use crate::error::{PdError, Result};
 ///
 /// `InvalidArgument` when `from == to`; `StoreNotFound`; `PeerNotFound`
 /// (nothing on `from`); `PeerExists` (already a peer on `to`);
-/// `StoreUnavailable` (`to` not Up); `QuorumAtRisk` when the region would
-/// keep too few healthy voters.
+/// `StoreUnavailable` (`to` not Up, or Down); `QuorumAtRisk` when the
+/// region would keep too few healthy voters. `down`: the stores PD reports
+/// Down.
 pub fn validate(
     rec: &RegionRecord,
     status: Option<&PeerStatus>,
     catalog: &RouteCatalog,
+    down: &BTreeSet<u64>,
     from: u64,
     to: u64,
 ) -> Result<metapb::Peer> {
@@ -42,9 +45,9 @@ pub fn validate(
     known_store(catalog, to)?;
     let moving = peer_on(rec, from)?;
     no_peer_on(rec, to)?;
-    usable_target(catalog, to)?;
+    usable_target(catalog, down, to)?;
     if moving.role != metapb::PeerRole::Learner as i32 {
-        check_quorum(rec, status, catalog, Some(from), Some(to))?;
+        check_quorum(rec, status, catalog, down, Some(from), Some(to))?;
     }
     Ok(moving)
 }

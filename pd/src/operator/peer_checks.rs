@@ -1,6 +1,12 @@
 //! Checks the membership operators share when they are asked for: stores
 //! that exist and can take a peer, peers that are (or are not) there, and
 //! enough healthy voters left once the change is done.
+//!
+//! Store liveness comes in as `down`: the stores PD reports Down
+//! (`StoreInfo.down`: silent for longer than the store down time). A Down
+//! store takes no new peer, and its voters do not count as healthy.
+
+use std::collections::BTreeSet;
 
 use proto::metapb;
 
@@ -19,12 +25,16 @@ pub fn known_store(catalog: &RouteCatalog, store_id: u64) -> Result<&metapb::Sto
 ///
 /// # Errors
 ///
-/// `StoreNotFound`; `StoreUnavailable` when it is Offline or Tombstone.
-pub fn usable_target(catalog: &RouteCatalog, store_id: u64) -> Result<()> {
+/// `StoreNotFound`; `StoreUnavailable` when it is Offline, Tombstone or
+/// Down.
+pub fn usable_target(catalog: &RouteCatalog, down: &BTreeSet<u64>, store_id: u64) -> Result<()> {
     let store = known_store(catalog, store_id)?;
     if store.state != metapb::StoreState::Up as i32 {
         let state = metapb::StoreState::try_from(store.state).map_or("UNKNOWN", |s| s.as_str_name());
         return Err(PdError::StoreUnavailable(format!("store {store_id} is {state}, not UP")));
+    }
+    if down.contains(&store_id) {
+        return Err(PdError::StoreUnavailable(format!("store {store_id} is Down (no heartbeat for too long)")));
     }
     Ok(())
 }
@@ -59,8 +69,8 @@ pub fn peer_on(rec: &RegionRecord, store_id: u64) -> Result<metapb::Peer> {
 /// `leaving_store` (if any) is gone and one on `joining_store` (if any) is
 /// in. Voters are counted in the configuration the region is heading to
 /// (incoming voters count, demoting ones do not); a voter is healthy when
-/// the leader's last report does not list it as down and its store is not
-/// tombstoned. The joining voter counts as healthy: it is caught up before
+/// the leader's last report does not list it as down and its store is
+/// neither tombstoned nor Down. The joining voter counts as healthy: it is caught up before
 /// it votes.
 ///
 /// # Errors
@@ -71,12 +81,14 @@ pub fn check_quorum(
     rec: &RegionRecord,
     status: Option<&PeerStatus>,
     catalog: &RouteCatalog,
+    down: &BTreeSet<u64>,
     leaving_store: Option<u64>,
     joining_store: Option<u64>,
 ) -> Result<()> {
     let voting = [metapb::PeerRole::Voter as i32, metapb::PeerRole::IncomingVoter as i32];
     let healthy = |p: &metapb::Peer| {
         status.is_none_or(|s| !s.is_down(p.id))
+            && !down.contains(&p.store_id)
             && catalog.store(p.store_id).is_some_and(|s| s.state != metapb::StoreState::Tombstone as i32)
     };
     let stay: Vec<&metapb::Peer> =

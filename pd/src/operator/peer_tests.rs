@@ -3,6 +3,7 @@
 //! says, and time passed in.
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use proto::{metapb, pdpb};
@@ -216,7 +217,7 @@ fn name(d: &pdpb::Directive) -> String {
 fn start_move(w: &mut World, from: u64, to: u64) -> u64 {
     let rec = w.rec();
     let status = w.status();
-    let moving = move_peer::validate(&rec, status.as_ref(), &w.c, from, to).unwrap();
+    let moving = move_peer::validate(&rec, status.as_ref(), &w.c, &BTreeSet::new(), from, to).unwrap();
     let first = w.alloc(2);
     let op =
         move_peer::operator(&rec, status.as_ref(), &w.c, moving, to, (first, first + 1), Source::Admin, w.now, TIMEOUT);
@@ -357,7 +358,7 @@ fn a_lost_directive_goes_again_and_a_stale_epoch_answer_passes() {
 #[test]
 fn add_peer_adds_a_learner_and_promotes_it() {
     let mut w = world(&[1, 2]);
-    add_peer::validate(&w.rec(), &w.c, 3).unwrap();
+    add_peer::validate(&w.rec(), &w.c, &BTreeSet::new(), 3).unwrap();
     let first = w.alloc(2);
     let op = add_peer::operator(&w.rec(), None, &w.c, 3, (first, first + 1), Source::ReplicaRepair, w.now, TIMEOUT);
     w.ctl.add(op).unwrap();
@@ -370,7 +371,7 @@ fn add_peer_adds_a_learner_and_promotes_it() {
 #[test]
 fn remove_peer_moves_leadership_demotes_then_removes() {
     let mut w = world(&[1, 2, 3]);
-    remove_peer::validate(&w.rec(), None, &w.c, 1).unwrap();
+    remove_peer::validate(&w.rec(), None, &w.c, &BTreeSet::new(), 1).unwrap();
     let id = w.alloc(1);
     let op = remove_peer::operator(&w.rec(), None, &w.c, 1, id, Source::Decommission, w.now, TIMEOUT);
     w.ctl.add(op).unwrap();
@@ -444,14 +445,15 @@ fn another_peer_on_the_target_fails_the_move() {
 fn requests_are_validated_with_typed_errors() {
     let mut w = world(&[1, 2, 3]);
     let rec = w.rec();
-    let check = |from, to| move_peer::validate(&rec, None, &w.c, from, to);
+    let none = BTreeSet::new();
+    let check = |from, to| move_peer::validate(&rec, None, &w.c, &none, from, to);
     assert!(matches!(check(1, 1), Err(PdError::InvalidArgument(_))));
     assert!(matches!(check(9, 4), Err(PdError::StoreNotFound(9))));
     assert!(matches!(check(1, 9), Err(PdError::StoreNotFound(9))));
     assert!(matches!(check(4, 1), Err(PdError::PeerNotFound(_))));
     assert!(matches!(check(1, 2), Err(PdError::PeerExists(_))));
-    assert!(matches!(add_peer::validate(&rec, &w.c, 2), Err(PdError::PeerExists(_))));
-    assert!(matches!(remove_peer::validate(&rec, None, &w.c, 4), Err(PdError::PeerNotFound(_))));
+    assert!(matches!(add_peer::validate(&rec, &w.c, &none, 2), Err(PdError::PeerExists(_))));
+    assert!(matches!(remove_peer::validate(&rec, None, &w.c, &none, 4), Err(PdError::PeerNotFound(_))));
 
     // Store 4 offline: it takes no new peer.
     let mut snap = w.c.to_snapshot();
@@ -461,19 +463,28 @@ fn requests_are_validated_with_typed_errors() {
         }
     }
     let offline = RouteCatalog::from_snapshot(snap).unwrap();
-    assert!(matches!(move_peer::validate(&rec, None, &offline, 1, 4), Err(PdError::StoreUnavailable(_))));
-    assert!(matches!(add_peer::validate(&rec, &offline, 4), Err(PdError::StoreUnavailable(_))));
+    assert!(matches!(move_peer::validate(&rec, None, &offline, &none, 1, 4), Err(PdError::StoreUnavailable(_))));
+    assert!(matches!(add_peer::validate(&rec, &offline, &none, 4), Err(PdError::StoreUnavailable(_))));
 
     // Store 2's peer is down: removing store 3's would leave 1 healthy voter of 2.
     let mut status = w.status().unwrap();
     status.down = vec![*rec.region.peers.iter().find(|p| p.store_id == 2).unwrap()];
-    assert!(matches!(remove_peer::validate(&rec, Some(&status), &w.c, 3), Err(PdError::QuorumAtRisk(_))));
-    remove_peer::validate(&rec, Some(&status), &w.c, 2).expect("removing the down one is fine");
-    move_peer::validate(&rec, Some(&status), &w.c, 3, 4).expect("a move keeps 2 of 3 healthy");
+    assert!(matches!(remove_peer::validate(&rec, Some(&status), &w.c, &none, 3), Err(PdError::QuorumAtRisk(_))));
+    remove_peer::validate(&rec, Some(&status), &w.c, &none, 2).expect("removing the down one is fine");
+    move_peer::validate(&rec, Some(&status), &w.c, &none, 3, 4).expect("a move keeps 2 of 3 healthy");
+
+    // Stores PD reports Down take no peer, and their voters are not healthy.
+    let down4 = BTreeSet::from([4]);
+    assert!(
+        matches!(add_peer::validate(&rec, &w.c, &down4, 4), Err(PdError::StoreUnavailable(m)) if m.contains("Down"))
+    );
+    assert!(matches!(move_peer::validate(&rec, None, &w.c, &down4, 1, 4), Err(PdError::StoreUnavailable(_))));
+    let down2 = BTreeSet::from([2]);
+    assert!(matches!(remove_peer::validate(&rec, None, &w.c, &down2, 3), Err(PdError::QuorumAtRisk(_))));
 
     // The last voter never goes.
     let w1 = world(&[1]);
-    assert!(matches!(remove_peer::validate(&w1.rec(), None, &w1.c, 1), Err(PdError::QuorumAtRisk(_))));
+    assert!(matches!(remove_peer::validate(&w1.rec(), None, &w1.c, &none, 1), Err(PdError::QuorumAtRisk(_))));
 
     // One operator per region.
     let id = start_move(&mut w, 3, 4);

@@ -3,6 +3,7 @@
 //! learner (leaving the joint state if the region is left in it), then the
 //! learner is removed. Done when the catalog lists no peer on the store.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::controller::Now;
@@ -19,11 +20,18 @@ use crate::error::Result;
 /// # Errors
 ///
 /// `StoreNotFound`; `PeerNotFound`; `QuorumAtRisk` when the region would
-/// keep no voter or too few healthy ones.
-pub fn validate(rec: &RegionRecord, status: Option<&PeerStatus>, catalog: &RouteCatalog, store_id: u64) -> Result<()> {
+/// keep no voter or too few healthy ones (voters on `down` stores, the ones
+/// PD reports Down, are not healthy).
+pub fn validate(
+    rec: &RegionRecord,
+    status: Option<&PeerStatus>,
+    catalog: &RouteCatalog,
+    down: &BTreeSet<u64>,
+    store_id: u64,
+) -> Result<()> {
     known_store(catalog, store_id)?;
     peer_on(rec, store_id)?;
-    check_quorum(rec, status, catalog, Some(store_id), None)
+    check_quorum(rec, status, catalog, down, Some(store_id), None)
 }
 
 /// A running remove-peer operator with id `id`.

@@ -13,6 +13,7 @@
 //! starts with none, and a directive already sent may still be carried out
 //! by its store, whose report the catalog accepts like any other.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -228,19 +229,26 @@ fn peer_timeout(ctx: &PdContext, rec: &RegionRecord) -> Duration {
     peer_plan::timeout(s.peer_operator_timeout_ms, s.peer_operator_rate, size)
 }
 
+/// The stores PD reports Down (`StoreInfo.down`), which take no new peer
+/// and whose voters do not count as healthy.
+fn down_stores(ctx: &PdContext, catalog: &RouteCatalog) -> BTreeSet<u64> {
+    catalog.stores().filter(|s| ctx.store_info(s, (0, 0)).down).map(|s| s.id).collect()
+}
+
 /// Runs `f` on the region's record, its leader's current peer report and
 /// the catalog, once the region is checked free of operators (`f` may add
 /// one: the controller refuses a second all the same).
 fn with_region<T>(
     ctx: &PdContext,
     region_id: u64,
-    f: impl FnOnce(&RegionRecord, Option<&PeerStatus>, &RouteCatalog) -> Result<T>,
+    f: impl FnOnce(&RegionRecord, Option<&PeerStatus>, &RouteCatalog, &BTreeSet<u64>) -> Result<T>,
 ) -> Result<T> {
     let state = ctx.catalog.read();
     let rec = bootstrapped_region(&state.catalog, region_id)?;
     ctx.operators.lock().unwrap().check_free(region_id)?;
+    let down = down_stores(ctx, &state.catalog);
     let peers = ctx.peer_reports.lock().unwrap();
-    f(rec, peers.current(region_id, &rec.epoch()), &state.catalog)
+    f(rec, peers.current(region_id, &rec.epoch()), &state.catalog, &down)
 }
 
 /// Starts moving `region_id`'s peer on `from_store` to `to_store`: a
@@ -266,12 +274,12 @@ pub async fn start_move(
     if region_id == 0 || from_store == 0 || to_store == 0 {
         return Err(PdError::InvalidArgument("region and store ids must not be 0".into()));
     }
-    with_region(ctx, region_id, |rec, status, catalog| {
-        move_peer::validate(rec, status, catalog, from_store, to_store)
+    with_region(ctx, region_id, |rec, status, catalog, down| {
+        move_peer::validate(rec, status, catalog, down, from_store, to_store)
     })?;
     let first = alloc_ids(ctx, 2).await?;
-    with_region(ctx, region_id, |rec, status, catalog| {
-        let moving = move_peer::validate(rec, status, catalog, from_store, to_store)?;
+    with_region(ctx, region_id, |rec, status, catalog, down| {
+        let moving = move_peer::validate(rec, status, catalog, down, from_store, to_store)?;
         let timeout = peer_timeout(ctx, rec);
         let ids = (first, first + 1);
         let op = move_peer::operator(rec, status, catalog, moving, to_store, ids, source, Now::current(), timeout);
@@ -295,10 +303,10 @@ pub async fn start_add_peer(ctx: &PdContext, region_id: u64, store_id: u64, sour
     if region_id == 0 || store_id == 0 {
         return Err(PdError::InvalidArgument("region and store ids must not be 0".into()));
     }
-    with_region(ctx, region_id, |rec, _, catalog| add_peer::validate(rec, catalog, store_id))?;
+    with_region(ctx, region_id, |rec, _, catalog, down| add_peer::validate(rec, catalog, down, store_id))?;
     let first = alloc_ids(ctx, 2).await?;
-    with_region(ctx, region_id, |rec, status, catalog| {
-        add_peer::validate(rec, catalog, store_id)?;
+    with_region(ctx, region_id, |rec, status, catalog, down| {
+        add_peer::validate(rec, catalog, down, store_id)?;
         let timeout = peer_timeout(ctx, rec);
         let op =
             add_peer::operator(rec, status, catalog, store_id, (first, first + 1), source, Now::current(), timeout);
@@ -327,10 +335,12 @@ pub async fn start_remove_peer(
     if region_id == 0 || store_id == 0 {
         return Err(PdError::InvalidArgument("region and store ids must not be 0".into()));
     }
-    with_region(ctx, region_id, |rec, status, catalog| remove_peer::validate(rec, status, catalog, store_id))?;
+    with_region(ctx, region_id, |rec, status, catalog, down| {
+        remove_peer::validate(rec, status, catalog, down, store_id)
+    })?;
     let id = alloc_ids(ctx, 1).await?;
-    with_region(ctx, region_id, |rec, status, catalog| {
-        remove_peer::validate(rec, status, catalog, store_id)?;
+    with_region(ctx, region_id, |rec, status, catalog, down| {
+        remove_peer::validate(rec, status, catalog, down, store_id)?;
         let timeout = peer_timeout(ctx, rec);
         let op = remove_peer::operator(rec, status, catalog, store_id, id, source, Now::current(), timeout);
         info!(operator = op.id, region_id, store_id, source = source.as_str(), "remove-peer operator created");
@@ -352,9 +362,9 @@ pub async fn start_leave_joint(ctx: &PdContext, region_id: u64, source: Source) 
     if region_id == 0 {
         return Err(PdError::InvalidArgument("region id 0".into()));
     }
-    with_region(ctx, region_id, |rec, _, _| leave_joint::validate(rec))?;
+    with_region(ctx, region_id, |rec, _, _, _| leave_joint::validate(rec))?;
     let id = alloc_ids(ctx, 1).await?;
-    with_region(ctx, region_id, |rec, status, catalog| {
+    with_region(ctx, region_id, |rec, status, catalog, _| {
         leave_joint::validate(rec)?;
         let timeout = peer_timeout(ctx, rec);
         let op = leave_joint::operator(rec, status, catalog, id, source, Now::current(), timeout);
