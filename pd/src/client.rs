@@ -291,14 +291,6 @@ impl PdClient {
         resp.routes.ok_or_else(|| PdError::Unavailable("PD sent no routes".into()))
     }
 
-    /// Asks the PD leader to split a region at `split_key` (empty: its
-    /// leader picks the middle by size), refused with `STALE_EPOCH` unless
-    /// the region is at `epoch` when one is given. Answers with the new
-    /// operator at once; [`PdClient::get_operator`] follows it.
-    ///
-    /// A retry after an attempt whose answer was lost may find the operator
-    /// that attempt created and fail with `OperatorExists` naming it.
-    ///
     /// Starts moving `region_id`'s leadership to its voter on
     /// `to_store_id`; returns the operator at once.
     ///
@@ -314,7 +306,9 @@ impl PdClient {
     }
 
     /// Starts moving `region_id`'s peer on `from_store_id` to
-    /// `to_store_id`; returns the operator at once.
+    /// `to_store_id`; returns the operator at once. As with every operator,
+    /// a retry after an attempt whose answer was lost may find the operator
+    /// that attempt created and fail with `OperatorExists` naming it.
     ///
     /// # Errors
     ///
@@ -356,6 +350,14 @@ impl PdClient {
         resp.operator.ok_or_else(|| PdError::Fatal("remove-peer answered without an operator".into()))
     }
 
+    /// Asks the PD leader to split a region at `split_key` (empty: its
+    /// leader picks the middle by size), refused with `STALE_EPOCH` unless
+    /// the region is at `epoch` when one is given. Answers with the new
+    /// operator at once; [`PdClient::get_operator`] follows it.
+    ///
+    /// A retry after an attempt whose answer was lost may find the operator
+    /// that attempt created and fail with `OperatorExists` naming it.
+    ///
     /// # Errors
     ///
     /// `RegionNotFound`, `InvalidSplitKey`, `StaleEpoch`, `OperatorExists`,
