@@ -1,12 +1,14 @@
 //! The operator driver on the PD leader: starts operators for the admin API
-//! and the split checker, moves them along, and answers what stores report
-//! about their directives. The decisions are the
+//! and PD's checkers (splits, leader transfers, and the membership changes
+//! move, add-peer, remove-peer and leave-joint), moves them along, and
+//! answers what stores report about their directives. The decisions are the
 //! [`OperatorController`](crate::operator::OperatorController)'s; this file
 //! is the I/O around it: id allocation through raft, directives onto store
 //! streams, the clock.
 //!
 //! The driver task wakes every [`TICK`], whenever the catalog changes (a
-//! split report applied, a region's leader moved), and whenever a store
+//! split report applied, a region's leader or peers changed), when a region
+//! under an operator reports its peers (a learner caught up), and whenever a store
 //! reports stats (its route version may complete a convergence) or opens a
 //! stream (a directive may be waiting for it). On a member that stops
 //! leading it drops every operator and the region stats: the new leader
