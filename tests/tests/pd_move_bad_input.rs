@@ -24,11 +24,15 @@ async fn http(addr: &str, path: &str, body: &str) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn membership_requests_are_validated_everywhere() {
-    phase("one PD member, the region on three stores, a fourth store free, no leaders");
-    let cluster = PdCluster::start(1, &["--split-check-interval-ms", "0"]).await;
+    phase("three PD members, the region on three stores, a fourth store free, no leaders");
+    let mut cluster = PdCluster::start(3, &["--split-check-interval-ms", "0"]).await;
     let pd = cluster.client();
     let ep = cluster.endpoints().join(",");
-    let http_addr = cluster.members[0].http();
+    let leader_id = cluster.wait_members(3).await;
+    let http_addr = cluster.member(leader_id).http();
+    let leader_grpc = cluster.member(leader_id).grpc();
+    let follower = cluster.members.iter().find(|m| m.id != leader_id).expect("a follower");
+    let (follower_grpc, follower_http) = (follower.grpc(), follower.http());
     for port in [25160, 25170, 25180] {
         register_store(&pd, port).await;
     }
@@ -81,6 +85,24 @@ async fn membership_requests_are_validated_everywhere() {
     let err = pd.move_region(id, a, free).await.unwrap_err();
     assert!(matches!(&err, PdError::OperatorExists(m) if m.contains(&format!("operator {}", op.id))), "{err}");
     assert!(matches!(pd.remove_region_peer(id, a).await, Err(PdError::OperatorExists(_))));
+
+    phase("a follower refuses and names the leader");
+    let mut raw = pdpb::pd_client::PdClient::new(pd::client::channel(&follower_grpc).expect("channel"));
+    let resp = raw
+        .move_region(pdpb::MoveRegionRequest { region_id: id, from_store_id: a, to_store_id: free })
+        .await
+        .expect("rpc")
+        .into_inner();
+    let err = resp.header.and_then(|h| h.error).expect("a follower must refuse");
+    assert_eq!(err.r#type(), pdpb::ErrorType::NotLeader);
+    assert_eq!(err.leader.expect("hint").address, leader_grpc);
+    let resp = raw.add_region_peer(pdpb::AddRegionPeerRequest { region_id: id, store_id: free }).await.expect("rpc");
+    assert_eq!(resp.into_inner().header.and_then(|h| h.error).expect("refused").r#type(), pdpb::ErrorType::NotLeader);
+    let resp = raw.remove_region_peer(pdpb::RemoveRegionPeerRequest { region_id: id, store_id: a }).await.expect("rpc");
+    assert_eq!(resp.into_inner().header.and_then(|h| h.error).expect("refused").r#type(), pdpb::ErrorType::NotLeader);
+    let (status, v) =
+        http(&follower_http, &format!("/api/v1/regions/{id}/add-peer"), &format!(r#"{{"store_id": {free}}}"#)).await;
+    assert_eq!((status, v["type"].as_str()), (503, Some("NOT_LEADER")), "{v}");
 
     phase("HTTP: the same errors with their status codes");
     let path = |what: &str| format!("/api/v1/regions/{id}/{what}");
