@@ -44,13 +44,12 @@ has_header!(
     pdpb::ListRoutesResponse,
     pdpb::SplitRegionResponse,
     pdpb::TransferLeaderResponse,
-    pdpb::ListOperatorsResponse,
-    pdpb::GetOperatorResponse,
-    pdpb::CancelOperatorResponse,
     pdpb::MoveRegionResponse,
     pdpb::AddRegionPeerResponse,
     pdpb::RemoveRegionPeerResponse,
-    pdpb::DeleteStoreResponse
+    pdpb::ListOperatorsResponse,
+    pdpb::GetOperatorResponse,
+    pdpb::CancelOperatorResponse
 );
 
 /// Adds `http://` to a bare `host:port`.
@@ -292,14 +291,6 @@ impl PdClient {
         resp.routes.ok_or_else(|| PdError::Unavailable("PD sent no routes".into()))
     }
 
-    /// Asks the PD leader to split a region at `split_key` (empty: its
-    /// leader picks the middle by size), refused with `STALE_EPOCH` unless
-    /// the region is at `epoch` when one is given. Answers with the new
-    /// operator at once; [`PdClient::get_operator`] follows it.
-    ///
-    /// A retry after an attempt whose answer was lost may find the operator
-    /// that attempt created and fail with `OperatorExists` naming it.
-    ///
     /// Starts moving `region_id`'s leadership to its voter on
     /// `to_store_id`; returns the operator at once.
     ///
@@ -314,6 +305,59 @@ impl PdClient {
         resp.operator.ok_or_else(|| PdError::Fatal("transfer-leader answered without an operator".into()))
     }
 
+    /// Starts moving `region_id`'s peer on `from_store_id` to
+    /// `to_store_id`; returns the operator at once. As with every operator,
+    /// a retry after an attempt whose answer was lost may find the operator
+    /// that attempt created and fail with `OperatorExists` naming it.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidArgument` (zero ids, the same store twice), `RegionNotFound`,
+    /// `StoreNotFound`, `PeerNotFound`, `PeerExists`, `StoreUnavailable`,
+    /// `QuorumAtRisk`, `OperatorExists`, `NotBootstrapped`, or as
+    /// [`PdClient::call`].
+    pub async fn move_region(&self, region_id: u64, from_store_id: u64, to_store_id: u64) -> Result<pdpb::Operator> {
+        let req = pdpb::MoveRegionRequest { region_id, from_store_id, to_store_id };
+        let resp = self.call(|mut c| async move { c.move_region(req).await }).await?;
+        resp.operator.ok_or_else(|| PdError::Fatal("move answered without an operator".into()))
+    }
+
+    /// Starts adding a voter of `region_id` on `store_id`; returns the
+    /// operator at once.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidArgument`, `RegionNotFound`, `StoreNotFound`, `PeerExists`,
+    /// `StoreUnavailable`, `OperatorExists`, `NotBootstrapped`, or as
+    /// [`PdClient::call`].
+    pub async fn add_region_peer(&self, region_id: u64, store_id: u64) -> Result<pdpb::Operator> {
+        let req = pdpb::AddRegionPeerRequest { region_id, store_id };
+        let resp = self.call(|mut c| async move { c.add_region_peer(req).await }).await?;
+        resp.operator.ok_or_else(|| PdError::Fatal("add-peer answered without an operator".into()))
+    }
+
+    /// Starts removing `region_id`'s peer on `store_id`; returns the
+    /// operator at once.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidArgument`, `RegionNotFound`, `StoreNotFound`, `PeerNotFound`,
+    /// `QuorumAtRisk`, `OperatorExists`, `NotBootstrapped`, or as
+    /// [`PdClient::call`].
+    pub async fn remove_region_peer(&self, region_id: u64, store_id: u64) -> Result<pdpb::Operator> {
+        let req = pdpb::RemoveRegionPeerRequest { region_id, store_id };
+        let resp = self.call(|mut c| async move { c.remove_region_peer(req).await }).await?;
+        resp.operator.ok_or_else(|| PdError::Fatal("remove-peer answered without an operator".into()))
+    }
+
+    /// Asks the PD leader to split a region at `split_key` (empty: its
+    /// leader picks the middle by size), refused with `STALE_EPOCH` unless
+    /// the region is at `epoch` when one is given. Answers with the new
+    /// operator at once; [`PdClient::get_operator`] follows it.
+    ///
+    /// A retry after an attempt whose answer was lost may find the operator
+    /// that attempt created and fail with `OperatorExists` naming it.
+    ///
     /// # Errors
     ///
     /// `RegionNotFound`, `InvalidSplitKey`, `StaleEpoch`, `OperatorExists`,

@@ -38,6 +38,13 @@ pub const DEFAULT_REGION_MAX_KEYS: u64 = 1_440_000;
 /// A split is metadata only: one raft entry on the region and one catalog
 /// write. A minute covers a leader election or two on the way.
 pub const DEFAULT_SPLIT_OPERATOR_TIMEOUT_MS: u64 = 60_000;
+/// A move is a leader transfer, a learner added, two membership changes
+/// and a removal, each a raft entry and a report: two minutes covers a few
+/// elections on the way, before the data itself.
+pub const DEFAULT_PEER_OPERATOR_TIMEOUT_MS: u64 = 120_000;
+/// A slow disk or a busy network still sends a snapshot this fast: a
+/// 96 MiB region adds 12 s to the timeout.
+pub const DEFAULT_PEER_OPERATOR_RATE: ByteSize = ByteSize::mib(8);
 /// Splits the checker starts per check: enough to keep up with a bulk load,
 /// few enough that a burst of reports cannot flood the stores with splits.
 pub const DEFAULT_MAX_SPLITS_PER_CHECK: u32 = 4;
@@ -113,6 +120,13 @@ pub struct ScheduleConfig {
     pub max_splits_per_check: u32,
     /// A split operator not done by then ends as TIMED_OUT.
     pub split_operator_timeout_ms: u64,
+    /// A membership operator (move, add-peer, remove-peer, leave-joint) may
+    /// run this long, plus the time to send its region's data at
+    /// `peer-operator-rate`, before it ends as TIMED_OUT.
+    pub peer_operator_timeout_ms: u64,
+    /// Bytes per second a new peer is assumed to receive its region's data
+    /// at, at least; sizes the membership operators' timeouts.
+    pub peer_operator_rate: ByteSize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,6 +173,8 @@ impl Default for ScheduleConfig {
             region_max_keys: DEFAULT_REGION_MAX_KEYS,
             max_splits_per_check: DEFAULT_MAX_SPLITS_PER_CHECK,
             split_operator_timeout_ms: DEFAULT_SPLIT_OPERATOR_TIMEOUT_MS,
+            peer_operator_timeout_ms: DEFAULT_PEER_OPERATOR_TIMEOUT_MS,
+            peer_operator_rate: DEFAULT_PEER_OPERATOR_RATE,
         }
     }
 }
@@ -285,6 +301,12 @@ pub fn check_schedule(s: &ScheduleConfig) -> Result<(), ConfigError> {
     }
     if s.split_operator_timeout_ms == 0 {
         return Err(invalid("schedule.split-operator-timeout-ms", "must be positive"));
+    }
+    if s.peer_operator_timeout_ms == 0 {
+        return Err(invalid("schedule.peer-operator-timeout-ms", "must be positive"));
+    }
+    if s.peer_operator_rate.bytes() == 0 {
+        return Err(invalid("schedule.peer-operator-rate", "must be positive"));
     }
     Ok(())
 }
@@ -447,7 +469,7 @@ mod tests {
 
     #[test]
     fn invalid_values_are_named() {
-        let cases: [(&str, &str); 10] = [
+        let cases: [(&str, &str); 12] = [
             ("node-id: 0", "node-id"),
             ("grpc-addr: nowhere", "grpc-addr"),
             ("replication: {max-replicas: 0}", "replication.max-replicas"),
@@ -458,6 +480,8 @@ mod tests {
             ("schedule: {region-split-size: 200MiB}", "schedule.region-max-size"),
             ("schedule: {region-split-keys: 2000000}", "schedule.region-max-keys"),
             ("schedule: {split-operator-timeout-ms: 0}", "schedule.split-operator-timeout-ms"),
+            ("schedule: {peer-operator-timeout-ms: 0}", "schedule.peer-operator-timeout-ms"),
+            ("schedule: {peer-operator-rate: 0}", "schedule.peer-operator-rate"),
         ];
         for (yaml, field) in cases {
             let err = PdConfig::from_yaml(yaml, "t.yaml").unwrap().validate().unwrap_err();

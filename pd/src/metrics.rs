@@ -176,6 +176,19 @@ pub static SPLIT_CONVERGED_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     )
 });
 
+/// How long each step of a membership operator took (move, add-peer,
+/// remove-peer, leave-joint), by operator kind and step.
+pub static OPERATOR_STEP_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(
+        HistogramVec::new(
+            HistogramOpts::new("pd_operator_step_seconds", "Time each step of a membership operator took")
+                .buckets(prometheus::exponential_buckets(0.01, 2.0, 16).unwrap()),
+            &["kind", "step"],
+        )
+        .unwrap(),
+    )
+});
+
 /// Runs of the split checker on the leader.
 pub static SPLIT_CHECKS: LazyLock<IntCounter> = LazyLock::new(|| {
     register(IntCounter::new("pd_split_checks_total", "Split checker runs on the PD leader").unwrap())
@@ -218,6 +231,7 @@ pub fn init() {
     LazyLock::force(&OPERATORS_FINISHED);
     LazyLock::force(&OPERATORS_RUNNING);
     LazyLock::force(&SPLIT_CONVERGED_SECONDS);
+    LazyLock::force(&OPERATOR_STEP_SECONDS);
     LazyLock::force(&SPLIT_CHECKS);
     LazyLock::force(&DIRECTIVES_SENT);
     LazyLock::force(&DIRECTIVES_FAILED);

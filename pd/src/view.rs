@@ -81,6 +81,13 @@ pub fn region(route: &pdpb::RegionRoute, stats: Option<&pdpb::RegionStats>) -> V
     v
 }
 
+/// `region` with the pending and down peers its leader last reported.
+pub fn region_health(mut region: Value, pending: &[metapb::Peer], down: &[metapb::Peer]) -> Value {
+    region["pending_peers"] = json!(pending.iter().map(peer).collect::<Vec<_>>());
+    region["down_peers"] = json!(down.iter().map(peer).collect::<Vec<_>>());
+    region
+}
+
 pub fn regions<'a>(routes: impl Iterator<Item = (&'a pdpb::RegionRoute, Option<pdpb::RegionStats>)>) -> Value {
     let list: Vec<Value> = routes.map(|(r, s)| region(r, s.as_ref())).collect();
     json!({"count": list.len(), "regions": list})
@@ -125,6 +132,11 @@ pub fn operator(op: &pdpb::Operator) -> Value {
         "split_key": keys::hex(&op.split_key),
         "new_region_id": op.new_region_id,
         "target_store_id": op.target_store_id,
+        "source_store_id": op.source_store_id,
+        "new_peer_id": op.new_peer_id,
+        "steps": op.steps,
+        "step_index": op.step_index,
+        "timeout_ms": op.timeout_ms,
         "result_version": op.result_version,
         "converged_stores": op.converged_stores,
         "total_stores": op.total_stores,

@@ -65,6 +65,12 @@ struct Args {
     max_splits_per_check: Option<u32>,
     #[arg(long)]
     split_operator_timeout_ms: Option<u64>,
+    /// Base timeout of move, add-peer, remove-peer and leave-joint operators.
+    #[arg(long)]
+    peer_operator_timeout_ms: Option<u64>,
+    /// Snapshot rate (bytes per second) the membership timeouts assume.
+    #[arg(long)]
+    peer_operator_rate: Option<ByteSize>,
     #[arg(long)]
     log_level: Option<String>,
     #[arg(long, value_parser = ["text", "json"])]
@@ -131,6 +137,12 @@ fn load(args: &Args) -> Result<PdConfig, pd::config::ConfigError> {
     }
     if let Some(v) = args.split_operator_timeout_ms {
         s.split_operator_timeout_ms = v;
+    }
+    if let Some(v) = args.peer_operator_timeout_ms {
+        s.peer_operator_timeout_ms = v;
+    }
+    if let Some(v) = args.peer_operator_rate {
+        s.peer_operator_rate = v;
     }
     if let Some(v) = &args.log_level {
         c.log.level = v.clone();

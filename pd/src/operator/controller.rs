@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use proto::{metapb, pdpb};
 
+use super::peer_plan::Next;
+use super::peer_reports::PeerReports;
 use super::state::{KIND_NAMES, Operator, Sent, Source, outcome_name};
 use crate::catalog::RouteCatalog;
 use crate::error::{PdError, Result};
@@ -150,6 +152,11 @@ impl OperatorController {
         self.by_region.keys().copied()
     }
 
+    /// Whether an operator runs on the region.
+    pub fn is_busy(&self, region_id: u64) -> bool {
+        self.by_region.contains_key(&region_id)
+    }
+
     /// (region, epoch) of splits the split checker started that failed or
     /// timed out and are still remembered: the checker leaves a region
     /// alone at an epoch where its split did not work.
@@ -182,14 +189,19 @@ impl OperatorController {
     /// A store answered a directive with an error. NOT_LEADER and
     /// UNAVAILABLE are passing (leadership moves, a store restarts): the
     /// operator keeps running and its directive goes again to whichever
-    /// store leads the region, until the deadline. Any other error (the
-    /// region's epoch moved, the split key does not fit, ...) fails it.
+    /// store leads the region, until the deadline. For membership operators
+    /// STALE_EPOCH passes too: every step changes the epoch, so a re-sent
+    /// directive of a step the store already took arrives stale, and the
+    /// next step is derived again from the catalog's newer record. Any other
+    /// error (the split key does not fit, a change that makes no sense for
+    /// the region, ...) fails it.
     /// Returns whether a running operator had this directive.
     pub fn directive_failed(&mut self, directive_id: u64, store_id: u64, error: pdpb::Error, now: Now) -> bool {
         let Some(op) = self.running.get_mut(&directive_id) else {
             return false;
         };
         let ty = error.r#type();
+        let stepped = op.kind.peer_plan().is_some();
         match ty {
             pdpb::ErrorType::NotLeader | pdpb::ErrorType::Unavailable => {
                 op.step = format!(
@@ -200,6 +212,12 @@ impl OperatorController {
                 if let Some(sent) = &mut op.sent {
                     sent.at = now.at;
                 }
+            }
+            pdpb::ErrorType::StaleEpoch if stepped => {
+                op.step = format!(
+                    "store {store_id} answered STALE_EPOCH: {}; the next step follows the region's newer report",
+                    error.message
+                );
             }
             _ => {
                 op.step = format!("store {store_id} refused the directive");
@@ -223,10 +241,19 @@ impl OperatorController {
     /// result, failure when its region moved on, timeout at its deadline,
     /// otherwise its directive (again) to the region's leader when due.
     /// Then convergence of succeeded operators, then forgetting old ones.
-    pub fn tick(&mut self, now: Now, catalog: &RouteCatalog, stores: &StoreVersions, sink: &dyn DirectiveSink) {
+    /// `peers` holds the region leaders' last peer reports, which tell
+    /// membership operators when a new learner has caught up.
+    pub fn tick(
+        &mut self,
+        now: Now,
+        catalog: &RouteCatalog,
+        stores: &StoreVersions,
+        peers: &PeerReports,
+        sink: &dyn DirectiveSink,
+    ) {
         let ids: Vec<u64> = self.running.keys().copied().collect();
         for id in ids {
-            self.advance(id, now, catalog, sink);
+            self.advance(id, now, catalog, peers, sink);
         }
         self.track_convergence(now, stores);
         self.forget_old(now);
@@ -243,7 +270,7 @@ impl OperatorController {
         n
     }
 
-    fn advance(&mut self, id: u64, now: Now, catalog: &RouteCatalog, sink: &dyn DirectiveSink) {
+    fn advance(&mut self, id: u64, now: Now, catalog: &RouteCatalog, peers: &PeerReports, sink: &dyn DirectiveSink) {
         let Some(op) = self.running.get_mut(&id) else {
             return;
         };
@@ -267,6 +294,10 @@ impl OperatorController {
             self.finish(id, pdpb::OperatorStatus::Failed, Some(error), now);
             return;
         };
+        if op.kind.peer_plan().is_some() {
+            self.advance_steps(id, now, catalog, peers, sink);
+            return;
+        }
         if rec.epoch() != op.region_epoch {
             let (was, is) = (op.region_epoch, rec.epoch());
             let error = PdError::StaleEpoch(format!(
@@ -304,12 +335,106 @@ impl OperatorController {
         }
     }
 
+    /// One pass of a membership operator: the next step derived from the
+    /// catalog's record and the leader's peer report, its directive sent to
+    /// the region's leader with the record's epoch at once when the step or
+    /// the epoch is new, again when the leader moves or every
+    /// [`RESEND_INTERVAL`].
+    fn advance_steps(
+        &mut self,
+        id: u64,
+        now: Now,
+        catalog: &RouteCatalog,
+        peers: &PeerReports,
+        sink: &dyn DirectiveSink,
+    ) {
+        let Some(op) = self.running.get_mut(&id) else {
+            return;
+        };
+        let (Some(plan), Some(rec)) = (op.kind.peer_plan(), catalog.region(op.region_id)) else {
+            return;
+        };
+        let epoch = rec.epoch();
+        let status = peers.current(op.region_id, &epoch);
+        let step = match plan.next(rec, status, catalog) {
+            Ok(Next::Step(step)) => step,
+            Ok(Next::Wait(reason)) => {
+                op.step = reason;
+                return;
+            }
+            // The result check in `advance` ends it on this same tick.
+            Ok(Next::Done) => return,
+            Err(e) => {
+                op.step = format!("the region changed under the operator: {e}");
+                self.finish(id, pdpb::OperatorStatus::Failed, Some(e.to_pb()), now);
+                return;
+            }
+        };
+        let kind = op.kind.as_str();
+        if op.enter_step(&step) {
+            let took = now.at.saturating_duration_since(op.step_started);
+            if let Some(previous) = op.current.as_ref().map(|(s, _)| s.label()) {
+                metrics::OPERATOR_STEP_SECONDS.with_label_values(&[kind, previous]).observe(took.as_secs_f64());
+            }
+            op.step_started = now.at;
+        }
+        let what = format!("step {}/{}: {}", op.step_index + 1, op.steps.len(), step.describe());
+        let fresh = op.current.as_ref() != Some(&(step.clone(), epoch));
+        if fresh {
+            op.current = Some((step.clone(), epoch));
+            op.sent = None;
+        }
+        if step.directive_kind().is_none() {
+            op.step = match status {
+                Some(_) => format!("{what} (the leader reports it pending)"),
+                None => {
+                    format!("{what} (waiting for the leader's report at epoch {}/{})", epoch.conf_ver, epoch.version)
+                }
+            };
+            return;
+        }
+        let Some(leader) = rec.leader else {
+            op.step = format!("{what}: waiting for region {} to report a leader", op.region_id);
+            return;
+        };
+        let due =
+            op.sent.is_none_or(|s| s.store_id != leader.store_id || now.at.duration_since(s.at) >= RESEND_INTERVAL);
+        if !due {
+            return;
+        }
+        match sink.send(leader.store_id, op.directive()) {
+            Ok(()) => {
+                let count = op.sent.map_or(0, |s| s.count) + 1;
+                op.sent = Some(Sent { store_id: leader.store_id, at: now.at, count });
+                op.step = format!("{what}: sent to store {} (leader of region {})", leader.store_id, op.region_id);
+                if count > 1 {
+                    op.step.push_str(&format!(", attempt {count}"));
+                }
+                metrics::DIRECTIVES_SENT.with_label_values(&[kind]).inc();
+            }
+            Err(reason) => {
+                op.step = format!(
+                    "{what}: cannot reach store {}, leader of region {}: {reason}",
+                    leader.store_id, op.region_id
+                );
+                op.sent = None;
+            }
+        }
+    }
+
     fn succeed(&mut self, id: u64, result: Vec<metapb::Region>, version: u64, now: Now) {
         let Some(op) = self.running.get_mut(&id) else {
             return;
         };
         op.result = result;
         op.result_version = version;
+        if let Some((last, _)) = &op.current {
+            let took = now.at.saturating_duration_since(op.step_started);
+            metrics::OPERATOR_STEP_SECONDS
+                .with_label_values(&[op.kind.as_str(), last.label()])
+                .observe(took.as_secs_f64());
+            op.step_index = op.steps.len().saturating_sub(1);
+        }
         op.step = format!("{} applied at catalog version {version}", op.kind.as_str());
         self.finish(id, pdpb::OperatorStatus::Succeeded, None, now);
     }

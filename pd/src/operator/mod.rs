@@ -8,6 +8,10 @@
 //! - [`split`]: the split operator's steps.
 //! - [`split_plan`]: what a split asks for, its directive, and its result.
 //! - [`transfer_leader`]: moving a region's leadership to another voter.
+//! - Membership changes, in steps derived by [`peer_plan`] (each step in
+//!   [`peer_step`], checks in [`peer_checks`], the leaders' pending and down
+//!   peers in [`peer_reports`]): [`move_peer`], [`add_peer`],
+//!   [`remove_peer`], [`leave_joint`].
 //!
 //! Operators live in the PD leader's memory only, as in TiKV's PD: when a
 //! member stops leading, its operators are dropped, and the new leader
@@ -15,17 +19,25 @@
 //! its store; the catalog takes the result like any other region report,
 //! and nothing waits for it.
 //!
-//! Not done yet: operators other than split (add learner, promote/demote,
-//! remove peer, transfer leader: the move of a replica), timeouts that grow
-//! with region size (a split moves no data, so a fixed one serves).
+//! Timeouts: a split and a leader transfer move no data, so a fixed one
+//! serves; a membership operator's grows with the region's size.
 
+pub mod add_peer;
 pub mod controller;
+pub mod leave_joint;
+pub mod move_peer;
+pub mod peer_checks;
+pub mod peer_plan;
+pub mod peer_reports;
+pub mod peer_step;
+pub mod remove_peer;
 pub mod split;
 pub mod split_plan;
 pub mod state;
 pub mod transfer_leader;
 
 pub use controller::{DirectiveSink, Now, OperatorController, StoreVersions};
+pub use peer_reports::{PeerReports, PeerStatus};
 pub use state::{Kind, Operator, Source};
 
 /// Zeroes every label set of the operator metrics, so dashboards and alerts
@@ -33,7 +45,9 @@ pub use state::{Kind, Operator, Source};
 /// label values are the operators' own, so they are set here rather than in
 /// [`crate::metrics::init`].
 pub fn init_metrics() {
-    use crate::metrics::{DIRECTIVES_SENT, OPERATORS_CREATED, OPERATORS_FINISHED, OPERATORS_RUNNING};
+    use crate::metrics::{
+        DIRECTIVES_SENT, OPERATOR_STEP_SECONDS, OPERATORS_CREATED, OPERATORS_FINISHED, OPERATORS_RUNNING,
+    };
     for kind in state::KIND_NAMES {
         for source in Source::ALL {
             OPERATORS_CREATED.with_label_values(&[kind, source.as_str()]);
@@ -44,7 +58,14 @@ pub fn init_metrics() {
         OPERATORS_RUNNING.with_label_values(&[kind]);
         DIRECTIVES_SENT.with_label_values(&[kind]);
     }
+    for kind in ["move", "add_peer", "remove_peer", "leave_joint"] {
+        for step in peer_step::STEP_LABELS {
+            OPERATOR_STEP_SECONDS.with_label_values(&[kind, step]);
+        }
+    }
 }
 
+#[cfg(test)]
+mod peer_tests;
 #[cfg(test)]
 mod tests;

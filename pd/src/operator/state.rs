@@ -4,9 +4,12 @@ use std::time::Instant;
 
 use proto::{metapb, pdpb};
 
+use super::peer_plan::PeerPlan;
+use super::peer_reports::PeerStatus;
+use super::peer_step::PeerStep;
 use super::split_plan::SplitPlan;
 use super::transfer_leader::TransferPlan;
-use crate::catalog::RouteCatalog;
+use crate::catalog::{RegionRecord, RouteCatalog};
 
 /// Who asked for an operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -15,16 +18,26 @@ pub enum Source {
     Admin,
     /// PD's own split checker.
     SplitChecker,
+    /// PD's replica checker, re-creating missing replicas.
+    ReplicaRepair,
+    /// Moving replicas off a store being deleted.
+    Decommission,
+    /// PD's check for regions left in a joint configuration.
+    JointChecker,
 }
 
 impl Source {
-    pub const ALL: [Source; 2] = [Source::Admin, Source::SplitChecker];
+    pub const ALL: [Source; 5] =
+        [Source::Admin, Source::SplitChecker, Source::ReplicaRepair, Source::Decommission, Source::JointChecker];
 
     /// The name in `Operator.source` and in metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Admin => "admin",
             Source::SplitChecker => "split-checker",
+            Source::ReplicaRepair => "replica-repair",
+            Source::Decommission => "decommission",
+            Source::JointChecker => "joint-checker",
         }
     }
 }
@@ -34,6 +47,11 @@ impl Source {
 pub enum Kind {
     Split(SplitPlan),
     TransferLeader(TransferPlan),
+    /// A replica moves between stores.
+    Move(PeerPlan),
+    AddPeer(PeerPlan),
+    RemovePeer(PeerPlan),
+    LeaveJoint(PeerPlan),
 }
 
 impl Kind {
@@ -41,6 +59,10 @@ impl Kind {
         match self {
             Kind::Split(_) => pdpb::OperatorKind::Split,
             Kind::TransferLeader(_) => pdpb::OperatorKind::TransferLeader,
+            Kind::Move(_) => pdpb::OperatorKind::Move,
+            Kind::AddPeer(_) => pdpb::OperatorKind::AddPeer,
+            Kind::RemovePeer(_) => pdpb::OperatorKind::RemovePeer,
+            Kind::LeaveJoint(_) => pdpb::OperatorKind::LeaveJoint,
         }
     }
 
@@ -49,6 +71,19 @@ impl Kind {
         match self {
             Kind::Split(_) => "split",
             Kind::TransferLeader(_) => "transfer_leader",
+            Kind::Move(_) => "move",
+            Kind::AddPeer(_) => "add_peer",
+            Kind::RemovePeer(_) => "remove_peer",
+            Kind::LeaveJoint(_) => "leave_joint",
+        }
+    }
+
+    /// The membership plan of a move, add-peer, remove-peer or leave-joint
+    /// operator: those run in steps re-derived from the catalog.
+    pub fn peer_plan(&self) -> Option<&PeerPlan> {
+        match self {
+            Kind::Move(p) | Kind::AddPeer(p) | Kind::RemovePeer(p) | Kind::LeaveJoint(p) => Some(p),
+            Kind::Split(_) | Kind::TransferLeader(_) => None,
         }
     }
 
@@ -57,12 +92,15 @@ impl Kind {
         match self {
             Kind::Split(plan) => plan.result(region_id, catalog),
             Kind::TransferLeader(plan) => plan.result(region_id, catalog),
+            Kind::Move(plan) | Kind::AddPeer(plan) | Kind::RemovePeer(plan) | Kind::LeaveJoint(plan) => {
+                plan.result(region_id, catalog)
+            }
         }
     }
 }
 
 /// The label values of `kind` in operator metrics.
-pub const KIND_NAMES: [&str; 2] = ["split", "transfer_leader"];
+pub const KIND_NAMES: [&str; 6] = ["split", "transfer_leader", "move", "add_peer", "remove_peer", "leave_joint"];
 
 /// How an operator ended, as counted in metrics.
 pub fn outcome_name(status: pdpb::OperatorStatus) -> &'static str {
@@ -118,6 +156,14 @@ pub struct Operator {
     /// When every Up store first reported `result_version`; 0 until then.
     pub converged_ms: u64,
     pub sent: Option<Sent>,
+    /// Membership operators: the planned steps, the one running now (an
+    /// index into `steps`), the directive it last sent and the epoch it
+    /// carried (a new step or epoch sends at once), and when the step
+    /// started.
+    pub steps: Vec<PeerStep>,
+    pub step_index: usize,
+    pub current: Option<(PeerStep, metapb::RegionEpoch)>,
+    pub step_started: Instant,
 }
 
 impl Operator {
@@ -148,25 +194,77 @@ impl Operator {
             result: Vec::new(),
             converged_ms: 0,
             sent: None,
+            steps: Vec::new(),
+            step_index: 0,
+            current: None,
+            step_started: now.at,
         }
+    }
+
+    /// A new membership operator on `rec`'s region, its steps planned from
+    /// the record and the leader's last peer report.
+    #[allow(clippy::too_many_arguments)]
+    pub fn stepped(
+        id: u64,
+        rec: &RegionRecord,
+        kind: Kind,
+        source: Source,
+        now: super::controller::Now,
+        timeout: std::time::Duration,
+        status: Option<&PeerStatus>,
+        catalog: &RouteCatalog,
+    ) -> Operator {
+        let steps = kind.peer_plan().map(|p| p.steps(rec, status, catalog)).unwrap_or_default();
+        let step = match steps.first() {
+            Some(first) => format!("created; first step: {}", first.describe()),
+            None => "created".into(),
+        };
+        let mut op = Operator::running(id, rec, kind, source, step, now, timeout);
+        op.steps = steps;
+        op
+    }
+
+    /// Makes `step` the current one: the planned step of its kind from the
+    /// current one on, or one planned earlier (a leader moved back), or a
+    /// new one inserted after the current one. Returns whether the step
+    /// changed.
+    pub fn enter_step(&mut self, step: &PeerStep) -> bool {
+        if self.steps.get(self.step_index) == Some(step) {
+            return false;
+        }
+        let ahead = (self.step_index..self.steps.len()).find(|&i| self.steps[i].same_kind(step));
+        let index = match ahead.or_else(|| self.steps.iter().position(|s| s.same_kind(step))) {
+            Some(i) => i,
+            None => {
+                let at = (self.step_index + 1).min(self.steps.len());
+                self.steps.insert(at, step.clone());
+                at
+            }
+        };
+        self.steps[index] = step.clone();
+        self.step_index = index;
+        true
     }
 
     pub fn is_running(&self) -> bool {
         self.status == pdpb::OperatorStatus::Running
     }
 
-    /// The directive this operator sends to the region's leader.
+    /// The directive a split or transfer-leader operator sends to the
+    /// region's leader (membership operators send their current step's).
     pub fn directive(&self) -> pdpb::Directive {
         let kind = match &self.kind {
-            Kind::Split(plan) => plan.directive_kind(),
-            Kind::TransferLeader(plan) => plan.directive_kind(),
+            Kind::Split(plan) => Some(plan.directive_kind()),
+            Kind::TransferLeader(plan) => Some(plan.directive_kind()),
+            Kind::Move(_) | Kind::AddPeer(_) | Kind::RemovePeer(_) | Kind::LeaveJoint(_) => {
+                self.current.as_ref().and_then(|(step, _)| step.directive_kind())
+            }
         };
-        pdpb::Directive {
-            id: self.id,
-            region_id: self.region_id,
-            region_epoch: Some(self.region_epoch),
-            kind: Some(kind),
-        }
+        let epoch = match &self.current {
+            Some((_, epoch)) if self.kind.peer_plan().is_some() => *epoch,
+            _ => self.region_epoch,
+        };
+        pdpb::Directive { id: self.id, region_id: self.region_id, region_epoch: Some(epoch), kind }
     }
 
     /// The wire form; `converged` is (Up stores at `result_version`, Up
@@ -175,7 +273,11 @@ impl Operator {
         let (split_key, new_region_id, target_store_id) = match &self.kind {
             Kind::Split(plan) => (plan.split_key.clone(), plan.new_ids.region_id, 0),
             Kind::TransferLeader(plan) => (Vec::new(), 0, plan.to.store_id),
+            Kind::Move(plan) | Kind::AddPeer(plan) | Kind::RemovePeer(plan) | Kind::LeaveJoint(plan) => {
+                (Vec::new(), 0, plan.add.map_or(0, |p| p.store_id))
+            }
         };
+        let plan = self.kind.peer_plan();
         pdpb::Operator {
             id: self.id,
             region_id: self.region_id,
@@ -195,7 +297,11 @@ impl Operator {
             converged_ms: self.converged_ms,
             result: self.result.clone(),
             target_store_id,
-            ..Default::default()
+            source_store_id: plan.and_then(|p| p.remove_store).unwrap_or_default(),
+            steps: self.steps.iter().map(PeerStep::describe).collect(),
+            step_index: self.step_index as u32,
+            timeout_ms: self.deadline.duration_since(self.created).as_millis() as u64,
+            new_peer_id: plan.and_then(|p| p.add).map_or(0, |p| p.id),
         }
     }
 }

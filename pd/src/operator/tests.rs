@@ -115,7 +115,7 @@ fn a_split_runs_sends_its_directive_succeeds_and_converges() {
     let id = op.id;
     ctl.add(op).unwrap();
 
-    ctl.tick(now, &c, &versions(c.version()), &sink);
+    ctl.tick(now, &c, &versions(c.version()), &PeerReports::default(), &sink);
     let sent = sink.take();
     assert_eq!(sent.len(), 1);
     let (store, d) = &sent[0];
@@ -128,7 +128,7 @@ fn a_split_runs_sends_its_directive_succeeds_and_converges() {
     assert!(ctl.get(id).unwrap().step.contains("sent to store 2"), "{}", ctl.get(id).unwrap().step);
 
     // Nothing new within the resend interval.
-    ctl.tick(now.after(Duration::from_millis(500)), &c, &versions(0), &sink);
+    ctl.tick(now.after(Duration::from_millis(500)), &c, &versions(0), &PeerReports::default(), &sink);
     assert!(sink.take().is_empty());
 
     let version = apply_split(&mut c, d, b"k");
@@ -143,10 +143,10 @@ fn a_split_runs_sends_its_directive_succeeds_and_converges() {
 
     // Two of three stores have the split's routes: not converged yet.
     let partial = StoreVersions { up: vec![(1, version), (2, version), (3, version - 1)] };
-    ctl.tick(now.after(Duration::from_secs(2)), &c, &partial, &sink);
+    ctl.tick(now.after(Duration::from_secs(2)), &c, &partial, &PeerReports::default(), &sink);
     assert_eq!(ctl.get(id).unwrap().converged_ms, 0);
     assert_eq!(ctl.get(id).unwrap().to_pb(partial.converged(version)).converged_stores, 2);
-    ctl.tick(now.after(Duration::from_secs(3)), &c, &versions(version), &sink);
+    ctl.tick(now.after(Duration::from_secs(3)), &c, &versions(version), &PeerReports::default(), &sink);
     let op = ctl.get(id).unwrap();
     assert_eq!(op.converged_ms, now.unix_ms + 3000);
     assert_eq!(op.step, "converged on 3/3 stores");
@@ -182,15 +182,15 @@ fn without_a_leader_an_operator_waits_then_times_out() {
     let op = split_op(&mut c, b"k", Source::Admin, now);
     let id = op.id;
     ctl.add(op).unwrap();
-    ctl.tick(now, &c, &versions(0), &sink);
+    ctl.tick(now, &c, &versions(0), &PeerReports::default(), &sink);
     assert!(sink.take().is_empty());
     let op = ctl.get(id).unwrap();
     assert_eq!(op.status, pdpb::OperatorStatus::Running);
     assert!(op.step.contains("waiting for region"), "{}", op.step);
 
-    ctl.tick(now.after(TIMEOUT - Duration::from_millis(1)), &c, &versions(0), &sink);
+    ctl.tick(now.after(TIMEOUT - Duration::from_millis(1)), &c, &versions(0), &PeerReports::default(), &sink);
     assert_eq!(ctl.get(id).unwrap().status, pdpb::OperatorStatus::Running);
-    ctl.tick(now.after(TIMEOUT), &c, &versions(0), &sink);
+    ctl.tick(now.after(TIMEOUT), &c, &versions(0), &PeerReports::default(), &sink);
     let op = ctl.get(id).unwrap();
     assert_eq!(op.status, pdpb::OperatorStatus::TimedOut);
     let err = op.error.as_ref().unwrap();
@@ -208,7 +208,7 @@ fn cancel_ends_a_running_operator_and_leaves_a_finished_one_alone() {
     let op = split_op(&mut c, b"k", Source::Admin, now);
     let id = op.id;
     ctl.add(op).unwrap();
-    ctl.tick(now, &c, &versions(0), &sink);
+    ctl.tick(now, &c, &versions(0), &PeerReports::default(), &sink);
     let cancelled = ctl.cancel(id, now.after(Duration::from_secs(1))).unwrap();
     assert_eq!(cancelled.status, pdpb::OperatorStatus::Cancelled);
     assert!(cancelled.error.unwrap().message.contains("cancelled"));
@@ -219,7 +219,7 @@ fn cancel_ends_a_running_operator_and_leaves_a_finished_one_alone() {
     // cancelled operator stays cancelled.
     let d = sink.take().pop().unwrap().1;
     apply_split(&mut c, &d, b"k");
-    ctl.tick(now.after(Duration::from_secs(2)), &c, &versions(0), &sink);
+    ctl.tick(now.after(Duration::from_secs(2)), &c, &versions(0), &PeerReports::default(), &sink);
     assert_eq!(ctl.get(id).unwrap().status, pdpb::OperatorStatus::Cancelled);
 }
 
@@ -232,10 +232,10 @@ fn directives_follow_the_leader_and_are_resent_without_progress() {
     let op = split_op(&mut c, b"", Source::SplitChecker, now);
     let id = op.id;
     ctl.add(op).unwrap();
-    ctl.tick(now, &c, &versions(0), &sink);
+    ctl.tick(now, &c, &versions(0), &PeerReports::default(), &sink);
     assert_eq!(sink.take().iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1]);
 
-    ctl.tick(now.after(RESEND_INTERVAL), &c, &versions(0), &sink);
+    ctl.tick(now.after(RESEND_INTERVAL), &c, &versions(0), &PeerReports::default(), &sink);
     let again = sink.take();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].1.id, id, "a re-sent directive is the same directive");
@@ -243,12 +243,12 @@ fn directives_follow_the_leader_and_are_resent_without_progress() {
 
     // The leader moves: the directive follows at once.
     lead(&mut c, 2, 2);
-    ctl.tick(now.after(RESEND_INTERVAL + Duration::from_millis(100)), &c, &versions(0), &sink);
+    ctl.tick(now.after(RESEND_INTERVAL + Duration::from_millis(100)), &c, &versions(0), &PeerReports::default(), &sink);
     assert_eq!(sink.take().iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![2]);
 
     // A leader PD cannot reach: the operator says so and keeps trying.
     lead(&mut c, 3, 3);
-    ctl.tick(now.after(RESEND_INTERVAL + Duration::from_millis(200)), &c, &versions(0), &sink);
+    ctl.tick(now.after(RESEND_INTERVAL + Duration::from_millis(200)), &c, &versions(0), &PeerReports::default(), &sink);
     assert!(sink.take().is_empty());
     let op = ctl.get(id).unwrap();
     assert_eq!(op.status, pdpb::OperatorStatus::Running);
@@ -264,7 +264,7 @@ fn passing_store_errors_are_retried_and_lasting_ones_fail_the_operator() {
     let op = split_op(&mut c, b"k", Source::Admin, now);
     let id = op.id;
     ctl.add(op).unwrap();
-    ctl.tick(now, &c, &versions(0), &sink);
+    ctl.tick(now, &c, &versions(0), &PeerReports::default(), &sink);
     sink.take();
 
     let not_leader = pdpb::Error { r#type: pdpb::ErrorType::NotLeader as i32, message: "moved".into(), leader: None };
@@ -273,9 +273,9 @@ fn passing_store_errors_are_retried_and_lasting_ones_fail_the_operator() {
     assert_eq!(op.status, pdpb::OperatorStatus::Running);
     assert!(op.step.contains("NOT_LEADER"), "{}", op.step);
     // Sent again once the interval has passed since the answer.
-    ctl.tick(now.after(Duration::from_secs(2)), &c, &versions(0), &sink);
+    ctl.tick(now.after(Duration::from_secs(2)), &c, &versions(0), &PeerReports::default(), &sink);
     assert!(sink.take().is_empty());
-    ctl.tick(now.after(Duration::from_secs(1) + RESEND_INTERVAL), &c, &versions(0), &sink);
+    ctl.tick(now.after(Duration::from_secs(1) + RESEND_INTERVAL), &c, &versions(0), &PeerReports::default(), &sink);
     assert_eq!(sink.take().len(), 1);
 
     let bad_key =
@@ -301,7 +301,7 @@ fn an_operator_fails_when_its_region_moves_on_without_it() {
     // Another split (not this operator's) lands first.
     let other = split_op(&mut c, b"c", Source::Admin, now);
     apply_split(&mut c, &other.directive(), b"c");
-    ctl.tick(now, &c, &versions(0), &sink);
+    ctl.tick(now, &c, &versions(0), &PeerReports::default(), &sink);
     let op = ctl.get(id).unwrap();
     assert_eq!(op.status, pdpb::OperatorStatus::Failed);
     assert_eq!(op.error.as_ref().unwrap().r#type(), pdpb::ErrorType::StaleEpoch);
@@ -317,11 +317,11 @@ fn a_split_found_in_the_catalog_succeeds_without_its_report() {
     let op = split_op(&mut c, b"", Source::SplitChecker, now);
     let id = op.id;
     ctl.add(op).unwrap();
-    ctl.tick(now, &c, &versions(0), &sink);
+    ctl.tick(now, &c, &versions(0), &PeerReports::default(), &sink);
     let d = sink.take().pop().unwrap().1;
     // The leader picked "m" as the middle.
     apply_split(&mut c, &d, b"m");
-    ctl.tick(now.after(Duration::from_secs(1)), &c, &versions(0), &sink);
+    ctl.tick(now.after(Duration::from_secs(1)), &c, &versions(0), &PeerReports::default(), &sink);
     let op = ctl.get(id).unwrap();
     assert_eq!(op.status, pdpb::OperatorStatus::Succeeded);
     assert_eq!(op.result_version, c.version());
@@ -338,9 +338,15 @@ fn finished_operators_are_forgotten_by_age_and_count() {
     let id = op.id;
     ctl.add(op).unwrap();
     ctl.cancel(id, now).unwrap();
-    ctl.tick(now.after(controller::KEEP_FINISHED_FOR), &c, &versions(0), &sink);
+    ctl.tick(now.after(controller::KEEP_FINISHED_FOR), &c, &versions(0), &PeerReports::default(), &sink);
     assert!(ctl.get(id).is_some());
-    ctl.tick(now.after(controller::KEEP_FINISHED_FOR + Duration::from_millis(1)), &c, &versions(0), &sink);
+    ctl.tick(
+        now.after(controller::KEEP_FINISHED_FOR + Duration::from_millis(1)),
+        &c,
+        &versions(0),
+        &PeerReports::default(),
+        &sink,
+    );
     assert!(ctl.get(id).is_none());
 
     for _ in 0..controller::KEEP_FINISHED + 5 {
@@ -349,7 +355,7 @@ fn finished_operators_are_forgotten_by_age_and_count() {
         ctl.add(op).unwrap();
         ctl.cancel(id, now).unwrap();
     }
-    ctl.tick(now, &c, &versions(0), &sink);
+    ctl.tick(now, &c, &versions(0), &PeerReports::default(), &sink);
     assert_eq!(ctl.list(true).len(), controller::KEEP_FINISHED);
 }
 

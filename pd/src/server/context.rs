@@ -20,7 +20,7 @@ use crate::catalog::{CatalogCommand, CommandOutcome, RegionRecord};
 use crate::config::PdConfig;
 use crate::error::{LeaderHint, PdError, Result};
 use crate::metrics;
-use crate::operator::OperatorController;
+use crate::operator::{OperatorController, PeerReports};
 use crate::raft::PdRaft;
 use crate::raft::state_machine::SharedCatalog;
 
@@ -45,6 +45,8 @@ pub struct PdContext {
     pub stores: Mutex<HashMap<u64, StoreRuntime>>,
     /// What region leaders last reported about their regions' sizes.
     pub region_stats: RegionStatsMap,
+    /// What region leaders last reported about their peers (pending, down).
+    pub peer_reports: Mutex<PeerReports>,
     /// Running and recently finished operators (leader only).
     pub operators: Mutex<OperatorController>,
     /// Open store heartbeat streams, for sending directives.
@@ -172,6 +174,13 @@ impl PdContext {
     /// epoch than the catalog's record.
     pub fn region_stats(&self, rec: &RegionRecord) -> Option<pdpb::RegionStats> {
         self.region_stats.get(rec.region.id, &rec.epoch())
+    }
+
+    /// The pending and down peers the region's leader last reported, unless
+    /// the report is older than the catalog's record.
+    pub fn peer_report(&self, rec: &RegionRecord) -> (Vec<proto::metapb::Peer>, Vec<proto::metapb::Peer>) {
+        let reports = self.peer_reports.lock().unwrap();
+        reports.current(rec.region.id, &rec.epoch()).map(|s| (s.pending.clone(), s.down.clone())).unwrap_or_default()
     }
 
     /// Refreshes the gauges derived from the catalog.

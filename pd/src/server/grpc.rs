@@ -1,5 +1,6 @@
 //! The `pdpb.PD` gRPC service: catalog reads and writes, members, the
-//! admin operations on operators (split, list, get, cancel), and the entry
+//! admin operations on operators (split, transfer leader, move, add and
+//! remove peers; list, get, cancel), and the entry
 //! points of the heartbeat and watch streams.
 //!
 //! Errors PD means for the caller travel in the response header as a typed
@@ -50,6 +51,9 @@ with_header!(
     pdpb::ListRoutesResponse,
     pdpb::SplitRegionResponse,
     pdpb::TransferLeaderResponse,
+    pdpb::MoveRegionResponse,
+    pdpb::AddRegionPeerResponse,
+    pdpb::RemoveRegionPeerResponse,
     pdpb::ListOperatorsResponse,
     pdpb::GetOperatorResponse,
     pdpb::CancelOperatorResponse
@@ -220,7 +224,8 @@ impl pd_server::Pd for PdService {
             }
             let rec = state.catalog.region_by_key(&key).ok_or_else(|| PdError::KeyNotCovered(keys::display(&key)))?;
             let stats = self.ctx.region_stats(rec);
-            Ok(pdpb::GetRegionResponse { header: None, route: Some(rec.route()), stats, ..Default::default() })
+            let (pending_peers, down_peers) = self.ctx.peer_report(rec);
+            Ok(pdpb::GetRegionResponse { header: None, route: Some(rec.route()), stats, pending_peers, down_peers })
         })
         .await
     }
@@ -237,11 +242,13 @@ impl pd_server::Pd for PdService {
             self.ctx.linearizable().await?;
             let state = self.ctx.catalog.read();
             let rec = state.catalog.region(id).ok_or(PdError::RegionNotFound(id))?;
+            let (pending_peers, down_peers) = self.ctx.peer_report(rec);
             Ok(pdpb::GetRegionResponse {
                 header: None,
                 route: Some(rec.route()),
                 stats: self.ctx.region_stats(rec),
-                ..Default::default()
+                pending_peers,
+                down_peers,
             })
         })
         .await
@@ -305,25 +312,47 @@ impl pd_server::Pd for PdService {
         .await
     }
 
+    #[instrument(skip_all)]
     async fn move_region(
         &self,
-        _req: Request<pdpb::MoveRegionRequest>,
+        req: Request<pdpb::MoveRegionRequest>,
     ) -> std::result::Result<Response<pdpb::MoveRegionResponse>, Status> {
-        Err(Status::unimplemented("move_region"))
+        handle("move_region", async {
+            let req = req.into_inner();
+            self.ctx.linearizable().await?;
+            let op = operators::start_move(&self.ctx, req.region_id, req.from_store_id, req.to_store_id, Source::Admin)
+                .await?;
+            Ok(pdpb::MoveRegionResponse { header: None, operator: Some(op) })
+        })
+        .await
     }
 
+    #[instrument(skip_all)]
     async fn add_region_peer(
         &self,
-        _req: Request<pdpb::AddRegionPeerRequest>,
+        req: Request<pdpb::AddRegionPeerRequest>,
     ) -> std::result::Result<Response<pdpb::AddRegionPeerResponse>, Status> {
-        Err(Status::unimplemented("add_region_peer"))
+        handle("add_region_peer", async {
+            let req = req.into_inner();
+            self.ctx.linearizable().await?;
+            let op = operators::start_add_peer(&self.ctx, req.region_id, req.store_id, Source::Admin).await?;
+            Ok(pdpb::AddRegionPeerResponse { header: None, operator: Some(op) })
+        })
+        .await
     }
 
+    #[instrument(skip_all)]
     async fn remove_region_peer(
         &self,
-        _req: Request<pdpb::RemoveRegionPeerRequest>,
+        req: Request<pdpb::RemoveRegionPeerRequest>,
     ) -> std::result::Result<Response<pdpb::RemoveRegionPeerResponse>, Status> {
-        Err(Status::unimplemented("remove_region_peer"))
+        handle("remove_region_peer", async {
+            let req = req.into_inner();
+            self.ctx.linearizable().await?;
+            let op = operators::start_remove_peer(&self.ctx, req.region_id, req.store_id, Source::Admin).await?;
+            Ok(pdpb::RemoveRegionPeerResponse { header: None, operator: Some(op) })
+        })
+        .await
     }
 
     async fn delete_store(

@@ -34,6 +34,7 @@ use super::watch::GaugeGuard;
 use crate::catalog::{CatalogCommand, region_report::epoch_is_stale};
 use crate::error::{PdError, Result};
 use crate::metrics;
+use crate::operator::PeerStatus;
 
 /// Messages queued towards one store: route snapshots are large, so keep
 /// few; the newest snapshot supersedes older ones anyway. Directives are
@@ -180,6 +181,13 @@ fn region_heartbeat(ctx: &Arc<PdContext>, store_id: u64, hb: pdpb::RegionHeartbe
     check_leader_store(store_id, hb.leader.as_ref())?;
     if let Some(stats) = hb.stats {
         ctx.region_stats.record(region.id, region.region_epoch.unwrap_or_default(), stats);
+    }
+    let status =
+        PeerStatus { epoch: region.region_epoch.unwrap_or_default(), pending: hb.pending_peers, down: hb.down_peers };
+    ctx.peer_reports.lock().unwrap().record(region.id, status);
+    // A learner that caught up may let the region's operator go on.
+    if ctx.operators.lock().unwrap().is_busy(region.id) {
+        ctx.operator_events.notify_one();
     }
     // Most heartbeats repeat what the catalog has: no raft write for those.
     {

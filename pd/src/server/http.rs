@@ -12,6 +12,12 @@
 //! and optionally `"region_epoch": {"conf_ver": N, "version": N}` to refuse
 //! the split with `STALE_EPOCH` if the region moved on. Unknown fields are
 //! refused.
+//!
+//! Membership changes: `POST /api/v1/regions/{id}/move` with
+//! `{"from_store_id": N, "to_store_id": M}`, `POST .../add-peer` and
+//! `POST .../remove-peer` with `{"store_id": N}`; each answers 201 with the
+//! new operator. Region views list the pending and down peers the region's
+//! leader last reported.
 
 use std::sync::Arc;
 
@@ -45,6 +51,9 @@ pub fn router(ctx: Arc<PdContext>) -> Router {
         .route("/api/v1/regions/key/{key}", get(region_by_key))
         .route("/api/v1/regions/{id}/split", post(split_region))
         .route("/api/v1/regions/{id}/transfer-leader", post(transfer_leader))
+        .route("/api/v1/regions/{id}/move", post(move_region))
+        .route("/api/v1/regions/{id}/add-peer", post(add_peer))
+        .route("/api/v1/regions/{id}/remove-peer", post(remove_peer))
         .route("/api/v1/operators", get(list_operators))
         .route("/api/v1/operators/{id}", get(get_operator).delete(cancel_operator))
         .route("/api/v1/routes", get(routes))
@@ -139,7 +148,7 @@ async fn region_by_id(
     let id = parse_id(&id, "region")?;
     let state = ctx.catalog.read();
     let rec = state.catalog.region(id).ok_or(ApiError(PdError::RegionNotFound(id)))?;
-    Ok(Json(view::region(&rec.route(), ctx.region_stats(rec).as_ref())))
+    Ok(Json(region_view(&ctx, rec)))
 }
 
 async fn region_by_key(
@@ -152,7 +161,14 @@ async fn region_by_key(
     }
     let rec =
         state.catalog.region_by_key(key.as_bytes()).ok_or_else(|| ApiError(PdError::KeyNotCovered(key.clone())))?;
-    Ok(Json(view::region(&rec.route(), ctx.region_stats(rec).as_ref())))
+    Ok(Json(region_view(&ctx, rec)))
+}
+
+/// One region with its stats and the pending and down peers its leader
+/// last reported.
+fn region_view(ctx: &PdContext, rec: &crate::catalog::RegionRecord) -> serde_json::Value {
+    let (pending, down) = ctx.peer_report(rec);
+    view::region_health(view::region(&rec.route(), ctx.region_stats(rec).as_ref()), &pending, &down)
 }
 
 async fn routes(State(ctx): State<Arc<PdContext>>) -> Json<serde_json::Value> {
@@ -226,6 +242,62 @@ async fn transfer_leader(
         .map_err(|e| ApiError(PdError::InvalidArgument(format!("transfer-leader request body: {e}"))))?;
     ctx.linearizable().await.map_err(ApiError)?;
     let op = operators::start_transfer_leader(&ctx, id, body.store_id, Source::Admin).await.map_err(ApiError)?;
+    Ok((StatusCode::CREATED, Json(view::operator(&op))))
+}
+
+/// The body of `POST /api/v1/regions/{id}/move`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveBody {
+    from_store_id: u64,
+    to_store_id: u64,
+}
+
+/// The body of `POST /api/v1/regions/{id}/add-peer` and `.../remove-peer`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreBody {
+    store_id: u64,
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError(PdError::InvalidArgument(format!("{what} request body: {e}"))))
+}
+
+async fn move_region(
+    State(ctx): State<Arc<PdContext>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let id = parse_id(&id, "region")?;
+    let body: MoveBody = parse_body(&body, "move")?;
+    ctx.linearizable().await.map_err(ApiError)?;
+    let op =
+        operators::start_move(&ctx, id, body.from_store_id, body.to_store_id, Source::Admin).await.map_err(ApiError)?;
+    Ok((StatusCode::CREATED, Json(view::operator(&op))))
+}
+
+async fn add_peer(
+    State(ctx): State<Arc<PdContext>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let id = parse_id(&id, "region")?;
+    let body: StoreBody = parse_body(&body, "add-peer")?;
+    ctx.linearizable().await.map_err(ApiError)?;
+    let op = operators::start_add_peer(&ctx, id, body.store_id, Source::Admin).await.map_err(ApiError)?;
+    Ok((StatusCode::CREATED, Json(view::operator(&op))))
+}
+
+async fn remove_peer(
+    State(ctx): State<Arc<PdContext>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let id = parse_id(&id, "region")?;
+    let body: StoreBody = parse_body(&body, "remove-peer")?;
+    ctx.linearizable().await.map_err(ApiError)?;
+    let op = operators::start_remove_peer(&ctx, id, body.store_id, Source::Admin).await.map_err(ApiError)?;
     Ok((StatusCode::CREATED, Json(view::operator(&op))))
 }
 

@@ -6,7 +6,8 @@
 //! - [`grpc`]: the `pdpb.PD` service.
 //! - [`heartbeat`]: store heartbeat streams; [`store_streams`] lets others
 //!   send directives down them; [`report_queue`] proposes their region
-//!   reports in the background; [`region_stats`] keeps the sizes they report.
+//!   reports in the background; [`region_stats`] keeps the sizes they report
+//!   (and the context, their pending and down peers).
 //! - [`operators`]: the operator driver and the admin operations on
 //!   operators.
 //! - [`split_check`]: runs the split checker on its interval.
@@ -145,6 +146,7 @@ impl PdServer {
             leader_rx,
             stores: Default::default(),
             region_stats: Default::default(),
+            peer_reports: Default::default(),
             operators: Default::default(),
             streams: Default::default(),
             reports: Default::default(),

@@ -1,18 +1,21 @@
 //! The operator driver on the PD leader: starts operators for the admin API
-//! and the split checker, moves them along, and answers what stores report
-//! about their directives. The decisions are the
+//! and PD's checkers (splits, leader transfers, and the membership changes
+//! move, add-peer, remove-peer and leave-joint), moves them along, and
+//! answers what stores report about their directives. The decisions are the
 //! [`OperatorController`](crate::operator::OperatorController)'s; this file
 //! is the I/O around it: id allocation through raft, directives onto store
 //! streams, the clock.
 //!
 //! The driver task wakes every [`TICK`], whenever the catalog changes (a
-//! split report applied, a region's leader moved), and whenever a store
+//! split report applied, a region's leader or peers changed), when a region
+//! under an operator reports its peers (a learner caught up), and whenever a store
 //! reports stats (its route version may complete a convergence) or opens a
 //! stream (a directive may be waiting for it). On a member that stops
 //! leading it drops every operator and the region stats: the new leader
 //! starts with none, and a directive already sent may still be carried out
 //! by its store, whose report the catalog accepts like any other.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,10 +25,14 @@ use tracing::{debug, info, warn};
 
 use super::context::PdContext;
 use super::store_streams::StoreStreams;
+use crate::catalog::RegionRecord;
 use crate::catalog::{CatalogCommand, CommandOutcome, RouteCatalog};
 use crate::error::{PdError, Result};
 use crate::metrics;
-use crate::operator::{DirectiveSink, Now, Operator, Source, StoreVersions, split, transfer_leader};
+use crate::operator::{
+    DirectiveSink, Now, Operator, PeerStatus, Source, StoreVersions, add_peer, leave_joint, move_peer, peer_plan,
+    remove_peer, split, transfer_leader,
+};
 
 /// How often the driver looks at running operators without being woken:
 /// deadlines and directive re-sends need no finer grain.
@@ -50,7 +57,9 @@ pub async fn run(ctx: Arc<PdContext>, mut shutdown: watch::Receiver<bool>) {
             // Stats of regions that split or vanished since are dead weight.
             let version = routes.borrow_and_update().version;
             if version != seen_version {
-                ctx.region_stats.prune(&ctx.catalog.read().catalog);
+                let state = ctx.catalog.read();
+                ctx.region_stats.prune(&state.catalog);
+                ctx.peer_reports.lock().unwrap().prune(&state.catalog);
                 seen_version = version;
             }
         } else {
@@ -71,7 +80,9 @@ pub fn drive(ctx: &PdContext) {
     let now = Now::current();
     let state = ctx.catalog.read();
     let stores = store_versions(ctx, &state.catalog);
-    ctx.operators.lock().unwrap().tick(now, &state.catalog, &stores, &ctx.streams);
+    // Lock order everywhere: catalog, peer reports, operators.
+    let peers = ctx.peer_reports.lock().unwrap();
+    ctx.operators.lock().unwrap().tick(now, &state.catalog, &stores, &peers, &ctx.streams);
 }
 
 fn forget_all(ctx: &PdContext) {
@@ -80,6 +91,7 @@ fn forget_all(ctx: &PdContext) {
         info!(dropped, "no longer the PD leader: running operators dropped");
     }
     ctx.region_stats.clear();
+    ctx.peer_reports.lock().unwrap().clear();
 }
 
 /// The route version each Up store last reported to this leader.
@@ -191,6 +203,176 @@ pub async fn start_transfer_leader(
         info!(operator = op.id, region_id, to_store_id, source = source.as_str(), "transfer-leader operator created");
         ctx.operators.lock().unwrap().add(op)?;
     }
+    drive(ctx);
+    get(ctx, id)
+}
+
+/// The region's record in a bootstrapped catalog.
+fn bootstrapped_region(catalog: &RouteCatalog, region_id: u64) -> Result<&RegionRecord> {
+    if !catalog.is_bootstrapped() {
+        return Err(PdError::NotBootstrapped);
+    }
+    catalog.region(region_id).ok_or(PdError::RegionNotFound(region_id))
+}
+
+/// `count` fresh ids from the catalog's allocator; returns the first.
+async fn alloc_ids(ctx: &PdContext, count: u32) -> Result<u64> {
+    match ctx.propose(CatalogCommand::AllocIds { count }).await? {
+        CommandOutcome::Ids { first, .. } => Ok(first),
+        other => Err(PdError::Fatal(format!("id allocation answered {other:?}"))),
+    }
+}
+
+/// A membership operator's timeout: the configured base plus the region's
+/// last reported size at the configured rate.
+fn peer_timeout(ctx: &PdContext, rec: &RegionRecord) -> Duration {
+    let size = ctx.region_stats(rec).map_or(0, |s| s.approximate_size);
+    let s = &ctx.config.schedule;
+    peer_plan::timeout(s.peer_operator_timeout_ms, s.peer_operator_rate, size)
+}
+
+/// The stores PD reports Down (`StoreInfo.down`), which take no new peer
+/// and whose voters do not count as healthy.
+fn down_stores(ctx: &PdContext, catalog: &RouteCatalog) -> BTreeSet<u64> {
+    catalog.stores().filter(|s| ctx.store_info(s, (0, 0)).down).map(|s| s.id).collect()
+}
+
+/// Runs `f` on the region's record, its leader's current peer report and
+/// the catalog, once the region is checked free of operators (`f` may add
+/// one: the controller refuses a second all the same).
+fn with_region<T>(
+    ctx: &PdContext,
+    region_id: u64,
+    f: impl FnOnce(&RegionRecord, Option<&PeerStatus>, &RouteCatalog, &BTreeSet<u64>) -> Result<T>,
+) -> Result<T> {
+    let state = ctx.catalog.read();
+    let rec = bootstrapped_region(&state.catalog, region_id)?;
+    ctx.operators.lock().unwrap().check_free(region_id)?;
+    let down = down_stores(ctx, &state.catalog);
+    let peers = ctx.peer_reports.lock().unwrap();
+    f(rec, peers.current(region_id, &rec.epoch()), &state.catalog, &down)
+}
+
+/// Starts moving `region_id`'s peer on `from_store` to `to_store`: a
+/// learner added on `to_store` (its peer id allocated now), caught up,
+/// promoted while the old peer is demoted, and the old peer removed;
+/// leadership leaves `from_store` first if it is there.
+///
+/// # Errors
+///
+/// `NotLeader` on a follower; `NotBootstrapped`; `InvalidArgument` for a
+/// zero id or `from_store == to_store`; `RegionNotFound`; `StoreNotFound`;
+/// `PeerNotFound` (no peer on `from_store`); `PeerExists` (one on
+/// `to_store`); `StoreUnavailable` (`to_store` not Up); `QuorumAtRisk`;
+/// `OperatorExists`; `Unavailable` when the id allocation cannot commit.
+pub async fn start_move(
+    ctx: &PdContext,
+    region_id: u64,
+    from_store: u64,
+    to_store: u64,
+    source: Source,
+) -> Result<pdpb::Operator> {
+    ctx.ensure_leader()?;
+    if region_id == 0 || from_store == 0 || to_store == 0 {
+        return Err(PdError::InvalidArgument("region and store ids must not be 0".into()));
+    }
+    with_region(ctx, region_id, |rec, status, catalog, down| {
+        move_peer::validate(rec, status, catalog, down, from_store, to_store)
+    })?;
+    let first = alloc_ids(ctx, 2).await?;
+    with_region(ctx, region_id, |rec, status, catalog, down| {
+        let moving = move_peer::validate(rec, status, catalog, down, from_store, to_store)?;
+        let timeout = peer_timeout(ctx, rec);
+        let ids = (first, first + 1);
+        let op = move_peer::operator(rec, status, catalog, moving, to_store, ids, source, Now::current(), timeout);
+        info!(operator = op.id, region_id, from_store, to_store, source = source.as_str(), "move operator created");
+        ctx.operators.lock().unwrap().add(op)
+    })?;
+    drive(ctx);
+    get(ctx, first)
+}
+
+/// Starts adding a voter of `region_id` on `store_id`: a learner first (its
+/// peer id allocated now), promoted once caught up.
+///
+/// # Errors
+///
+/// `NotLeader`; `NotBootstrapped`; `InvalidArgument` for a zero id;
+/// `RegionNotFound`; `StoreNotFound`; `PeerExists`; `StoreUnavailable`;
+/// `OperatorExists`; `Unavailable` when the id allocation cannot commit.
+pub async fn start_add_peer(ctx: &PdContext, region_id: u64, store_id: u64, source: Source) -> Result<pdpb::Operator> {
+    ctx.ensure_leader()?;
+    if region_id == 0 || store_id == 0 {
+        return Err(PdError::InvalidArgument("region and store ids must not be 0".into()));
+    }
+    with_region(ctx, region_id, |rec, _, catalog, down| add_peer::validate(rec, catalog, down, store_id))?;
+    let first = alloc_ids(ctx, 2).await?;
+    with_region(ctx, region_id, |rec, status, catalog, down| {
+        add_peer::validate(rec, catalog, down, store_id)?;
+        let timeout = peer_timeout(ctx, rec);
+        let op =
+            add_peer::operator(rec, status, catalog, store_id, (first, first + 1), source, Now::current(), timeout);
+        info!(operator = op.id, region_id, store_id, source = source.as_str(), "add-peer operator created");
+        ctx.operators.lock().unwrap().add(op)
+    })?;
+    drive(ctx);
+    get(ctx, first)
+}
+
+/// Starts removing `region_id`'s peer on `store_id`: leadership moves off
+/// the store first if it is there, a voter is demoted, then removed.
+///
+/// # Errors
+///
+/// `NotLeader`; `NotBootstrapped`; `InvalidArgument` for a zero id;
+/// `RegionNotFound`; `StoreNotFound`; `PeerNotFound`; `QuorumAtRisk`;
+/// `OperatorExists`; `Unavailable` when the id allocation cannot commit.
+pub async fn start_remove_peer(
+    ctx: &PdContext,
+    region_id: u64,
+    store_id: u64,
+    source: Source,
+) -> Result<pdpb::Operator> {
+    ctx.ensure_leader()?;
+    if region_id == 0 || store_id == 0 {
+        return Err(PdError::InvalidArgument("region and store ids must not be 0".into()));
+    }
+    with_region(ctx, region_id, |rec, status, catalog, down| {
+        remove_peer::validate(rec, status, catalog, down, store_id)
+    })?;
+    let id = alloc_ids(ctx, 1).await?;
+    with_region(ctx, region_id, |rec, status, catalog, down| {
+        remove_peer::validate(rec, status, catalog, down, store_id)?;
+        let timeout = peer_timeout(ctx, rec);
+        let op = remove_peer::operator(rec, status, catalog, store_id, id, source, Now::current(), timeout);
+        info!(operator = op.id, region_id, store_id, source = source.as_str(), "remove-peer operator created");
+        ctx.operators.lock().unwrap().add(op)
+    })?;
+    drive(ctx);
+    get(ctx, id)
+}
+
+/// Starts driving `region_id` out of a joint configuration.
+///
+/// # Errors
+///
+/// `NotLeader`; `NotBootstrapped`; `InvalidArgument` for a zero id or a
+/// region that is not joint; `RegionNotFound`; `OperatorExists`;
+/// `Unavailable` when the id allocation cannot commit.
+pub async fn start_leave_joint(ctx: &PdContext, region_id: u64, source: Source) -> Result<pdpb::Operator> {
+    ctx.ensure_leader()?;
+    if region_id == 0 {
+        return Err(PdError::InvalidArgument("region id 0".into()));
+    }
+    with_region(ctx, region_id, |rec, _, _, _| leave_joint::validate(rec))?;
+    let id = alloc_ids(ctx, 1).await?;
+    with_region(ctx, region_id, |rec, status, catalog, _| {
+        leave_joint::validate(rec)?;
+        let timeout = peer_timeout(ctx, rec);
+        let op = leave_joint::operator(rec, status, catalog, id, source, Now::current(), timeout);
+        info!(operator = op.id, region_id, source = source.as_str(), "leave-joint operator created");
+        ctx.operators.lock().unwrap().add(op)
+    })?;
     drive(ctx);
     get(ctx, id)
 }

@@ -6,6 +6,9 @@
 //! pdctl region list | region show 4 | region key user42
 //! pdctl region split 4 [--key user5 [--hex]] [--no-wait] [--timeout SECS]
 //! pdctl region transfer-leader 4 2 [--no-wait] [--timeout SECS]
+//! pdctl region move 4 --from 1 --to 5 [--no-wait] [--timeout SECS]
+//! pdctl region add-peer 4 5 [--no-wait] [--timeout SECS]
+//! pdctl region remove-peer 4 1 [--no-wait] [--timeout SECS]
 //! pdctl operator list [--all] | operator show 17 | operator cancel 17
 //! pdctl routes [--watch [--count N]]
 //! pdctl members
@@ -19,11 +22,16 @@
 //!
 //! One file per command family: [`split`] (start a split and follow it),
 //! [`transfer_leader`] (start a leader transfer and follow it),
-//! [`operator`] (list, show, cancel). Tables show PD's Unix-millisecond
-//! times as ages ([`age`]); JSON keeps the milliseconds.
+//! [`move_region`], [`add_peer`], [`remove_peer`] (start a membership
+//! change and follow it step by step), [`operator`] (list, show, cancel).
+//! Tables show PD's Unix-millisecond times as ages ([`age`]); JSON keeps
+//! the milliseconds.
 
+mod add_peer;
 mod age;
+mod move_region;
 mod operator;
+mod remove_peer;
 mod split;
 mod transfer_leader;
 
@@ -134,7 +142,54 @@ enum RegionCmd {
         #[arg(long, default_value_t = split::DEFAULT_WAIT_SECS)]
         timeout: u64,
     },
+    /// Move a region's replica from one store to another: waits, printing
+    /// each step as it starts, until every Up store has the new routes.
+    Move {
+        id: u64,
+        /// The store that loses its peer.
+        #[arg(long)]
+        from: u64,
+        /// The store that gains one: Up, holding no peer of the region.
+        #[arg(long)]
+        to: u64,
+        /// Print the operator and return at once.
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up waiting after this many seconds (the operator goes on).
+        #[arg(long, default_value_t = PEER_WAIT_SECS)]
+        timeout: u64,
+    },
+    /// Add a voter of a region on a store (a learner first, promoted once
+    /// caught up): waits, printing each step as it starts.
+    AddPeer {
+        id: u64,
+        /// Up, holding no peer of the region.
+        store: u64,
+        /// Print the operator and return at once.
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up waiting after this many seconds (the operator goes on).
+        #[arg(long, default_value_t = PEER_WAIT_SECS)]
+        timeout: u64,
+    },
+    /// Remove a region's peer from a store (leadership moved away and a
+    /// voter demoted first): waits, printing each step as it starts.
+    RemovePeer {
+        id: u64,
+        /// The store holding the peer.
+        store: u64,
+        /// Print the operator and return at once.
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up waiting after this many seconds (the operator goes on).
+        #[arg(long, default_value_t = PEER_WAIT_SECS)]
+        timeout: u64,
+    },
 }
+
+/// Long enough for a membership operator's default timeout on a full-size
+/// region (two minutes and its data at 8 MiB/s) and convergence after it.
+const PEER_WAIT_SECS: u64 = 300;
 
 #[derive(Subcommand, Debug)]
 enum OperatorCmd {
@@ -239,6 +294,18 @@ async fn run(args: Args) -> Result<(), Failure> {
             let args = transfer_leader::TransferArgs { id, store, no_wait, timeout_secs: timeout };
             transfer_leader::run(&client, out, args).await?;
         }
+        Cmd::Region { cmd: RegionCmd::Move { id, from, to, no_wait, timeout } } => {
+            let args = move_region::MoveArgs { id, from, to, no_wait, timeout_secs: timeout };
+            move_region::run(&client, out, args).await?;
+        }
+        Cmd::Region { cmd: RegionCmd::AddPeer { id, store, no_wait, timeout } } => {
+            let args = add_peer::AddPeerArgs { id, store, no_wait, timeout_secs: timeout };
+            add_peer::run(&client, out, args).await?;
+        }
+        Cmd::Region { cmd: RegionCmd::RemovePeer { id, store, no_wait, timeout } } => {
+            let args = remove_peer::RemovePeerArgs { id, store, no_wait, timeout_secs: timeout };
+            remove_peer::run(&client, out, args).await?;
+        }
         Cmd::Operator { cmd: OperatorCmd::List { all } } => operator::list(&client, out, all).await?,
         Cmd::Operator { cmd: OperatorCmd::Show { id } } => operator::show(&client, out, id).await?,
         Cmd::Operator { cmd: OperatorCmd::Cancel { id } } => operator::cancel(&client, out, id).await?,
@@ -255,10 +322,55 @@ async fn run(args: Args) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A region with its stats, and the pending and down peers its leader last
+/// reported.
 fn show_region(out: Output, resp: &pdpb::GetRegionResponse) {
     let route = resp.route.clone().unwrap_or_default();
     let stats = resp.stats.unwrap_or_default();
-    print(out, &view::region(&route, Some(&stats)), || region_table(&[(route.clone(), stats)]));
+    let json = view::region_health(view::region(&route, Some(&stats)), &resp.pending_peers, &resp.down_peers);
+    print(out, &json, || {
+        let peers = |ps: &[proto::metapb::Peer]| {
+            if ps.is_empty() {
+                "-".to_string()
+            } else {
+                ps.iter().map(|p| format!("{}@{}", p.id, p.store_id)).collect::<Vec<_>>().join(",")
+            }
+        };
+        format!(
+            "{}
+pending peers: {}
+down peers:    {}",
+            region_table(&[(route.clone(), stats)]),
+            peers(&resp.pending_peers),
+            peers(&resp.down_peers)
+        )
+    });
+}
+
+/// Where progress lines go: stdout in table mode, stderr with `-o json`
+/// (stdout stays one JSON document).
+pub fn say_to(out: Output) -> impl Fn(String) {
+    move |line: String| match out {
+        Output::Table => println!("{line}"),
+        Output::Json => eprintln!("{line}"),
+    }
+}
+
+/// The end of a membership command: the operator alone without waiting,
+/// else the operator and the region as PD holds it now.
+pub async fn peer_change_done(client: &PdClient, out: Output, op: pdpb::Operator, waited: bool) -> Result<(), Failure> {
+    if !waited {
+        print(out, &view::operator(&op), || operator::details(&op));
+        return Ok(());
+    }
+    let resp = client.get_region_by_id(op.region_id).await?;
+    let regions = vec![(resp.route.unwrap_or_default(), resp.stats.unwrap_or_default())];
+    let json = serde_json::json!({
+        "operator": view::operator(&op),
+        "regions": regions.iter().map(|(r, s)| view::region(r, Some(s))).collect::<Vec<_>>(),
+    });
+    print(out, &json, || region_table(&regions));
+    Ok(())
 }
 
 /// Prints every route snapshot as it arrives, reopening the stream on the

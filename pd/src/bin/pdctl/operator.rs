@@ -98,14 +98,35 @@ pub fn details(op: &pdpb::Operator) -> String {
         ("source", op.source.clone()),
         ("status", view::operator_status_name(op.status).to_string()),
         ("step", op.step.clone()),
-        ("split key", split_key(&op.split_key)),
-        ("new region", op.new_region_id.to_string()),
+    ];
+    let membership = matches!(
+        pdpb::OperatorKind::try_from(op.kind),
+        Ok(pdpb::OperatorKind::Move
+            | pdpb::OperatorKind::AddPeer
+            | pdpb::OperatorKind::RemovePeer
+            | pdpb::OperatorKind::LeaveJoint)
+    );
+    if membership {
+        lines.push(("source store", ms(op.source_store_id)));
+        lines.push(("target store", ms(op.target_store_id)));
+        lines.push(("new peer", ms(op.new_peer_id)));
+        lines.push(("timeout ms", ms(op.timeout_ms)));
+    } else {
+        lines.push(("split key", split_key(&op.split_key)));
+        lines.push(("new region", op.new_region_id.to_string()));
+    }
+    lines.extend([
         ("result version", ms(op.result_version)),
         ("converged stores", converged(op)),
         ("created", age::ago(op.created_ms, now)),
         ("finished", when(op.finished_ms)),
         ("converged", when(op.converged_ms)),
-    ];
+    ]);
+    let running = op.status == pdpb::OperatorStatus::Running as i32;
+    for (i, step) in op.steps.iter().enumerate() {
+        let mark = if i == op.step_index as usize && running { " <- now" } else { "" };
+        lines.push(("steps", format!("{}. {step}{mark}", i + 1)));
+    }
     if let Some(e) = &op.error {
         lines.push(("error", format!("{}: {}", e.r#type().as_str_name(), e.message)));
     }

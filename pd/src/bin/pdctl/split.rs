@@ -78,10 +78,27 @@ pub async fn follow(
 ) -> Result<pdpb::Operator, Failure> {
     let id = op.id;
     let mut last_step = String::new();
+    let mut last_index = None;
     let mut last_converged = None;
     loop {
         let status = pdpb::OperatorStatus::try_from(op.status).unwrap_or(pdpb::OperatorStatus::Failed);
         match status {
+            // Membership operators: each planned step once, as it starts.
+            // Steps passed between two polls are printed too, in order.
+            pdpb::OperatorStatus::Running if !op.steps.is_empty() => {
+                let i = op.step_index as usize;
+                let now = (i, op.steps.get(i).cloned().unwrap_or_default());
+                if last_index.as_ref() != Some(&now) {
+                    let from = match &last_index {
+                        Some((last, _)) if *last < i => last + 1,
+                        _ => i,
+                    };
+                    for (j, step) in op.steps.iter().enumerate().take(i + 1).skip(from) {
+                        say(format!("operator {id}: step {}/{}: {step}", j + 1, op.steps.len()));
+                    }
+                    last_index = Some(now);
+                }
+            }
             pdpb::OperatorStatus::Running => {
                 if op.step != last_step {
                     say(format!("operator {id}: {}", op.step));
@@ -92,9 +109,18 @@ pub async fn follow(
                 // Said here rather than from the step, which may already
                 // read "converged" when pdctl first sees the success.
                 if last_converged.is_none() {
+                    // Steps done since the last poll, in order.
+                    let from = last_index.as_ref().map_or(0, |(last, _)| last + 1);
+                    for (j, step) in op.steps.iter().enumerate().skip(from) {
+                        say(format!("operator {id}: step {}/{}: {step}", j + 1, op.steps.len()));
+                    }
                     let what = match pdpb::OperatorKind::try_from(op.kind) {
                         Ok(pdpb::OperatorKind::TransferLeader) => "leader transfer",
-                        _ => "split",
+                        Ok(pdpb::OperatorKind::Move) => "move",
+                        Ok(pdpb::OperatorKind::AddPeer) => "add-peer",
+                        Ok(pdpb::OperatorKind::RemovePeer) => "remove-peer",
+                        Ok(pdpb::OperatorKind::LeaveJoint) => "leave-joint",
+                        Ok(pdpb::OperatorKind::Split) | Err(_) => "split",
                     };
                     say(format!("operator {id}: {what} applied at catalog version {}", op.result_version));
                 }
