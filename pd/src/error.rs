@@ -247,6 +247,10 @@ mod tests {
                 | (PdError::InvariantViolation(_), PdError::InvariantViolation(_))
                 | (PdError::InvalidSplitKey(_), PdError::InvalidSplitKey(_))
                 | (PdError::OperatorExists(_), PdError::OperatorExists(_))
+                | (PdError::PeerExists(_), PdError::PeerExists(_))
+                | (PdError::PeerNotFound(_), PdError::PeerNotFound(_))
+                | (PdError::StoreUnavailable(_), PdError::StoreUnavailable(_))
+                | (PdError::QuorumAtRisk(_), PdError::QuorumAtRisk(_))
                 | (PdError::Unavailable(_), PdError::Unavailable(_)) => {}
                 _ => assert_eq!(back, e),
             }
