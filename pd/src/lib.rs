@@ -24,6 +24,7 @@ pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod duration_text;
 pub mod error;
 pub mod logging;
 pub mod metrics;
