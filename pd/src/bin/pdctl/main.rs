@@ -3,6 +3,7 @@
 //! ```text
 //! pdctl --pd 127.0.0.1:2379 store list
 //! pdctl store show 1
+//! pdctl store delete 2 [--no-wait] [--timeout SECS]
 //! pdctl region list | region show 4 | region key user42
 //! pdctl region split 4 [--key user5 [--hex]] [--no-wait] [--timeout SECS]
 //! pdctl region transfer-leader 4 2 [--no-wait] [--timeout SECS]
@@ -21,6 +22,7 @@
 //! [`transfer_leader`] (start a leader transfer and follow it),
 //! [`operator`] (list, show, cancel).
 
+mod delete_store;
 mod operator;
 mod split;
 mod transfer_leader;
@@ -56,7 +58,7 @@ pub enum Output {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Stores: `list` or `show <id>`.
+    /// Stores: `list`, `show <id>` or `delete <id>`.
     Store {
         #[command(subcommand)]
         cmd: StoreCmd,
@@ -88,7 +90,21 @@ enum Cmd {
 #[derive(Subcommand, Debug)]
 enum StoreCmd {
     List,
-    Show { id: u64 },
+    Show {
+        id: u64,
+    },
+    /// Decommission a store: it goes Offline, its replicas move to other
+    /// stores, then it is Tombstone (at once if it holds none). Waits until
+    /// it is Tombstone, printing how many regions are left.
+    Delete {
+        id: u64,
+        /// Print the store as it is now and return at once.
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up waiting after this many seconds (the decommission goes on).
+        #[arg(long, default_value_t = delete_store::DEFAULT_WAIT_SECS)]
+        timeout: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -218,6 +234,9 @@ async fn run(args: Args) -> Result<(), Failure> {
             let info = client.get_store(id).await?;
             print(out, &view::store_info(&info), || store_table(std::slice::from_ref(&info)));
         }
+        Cmd::Store { cmd: StoreCmd::Delete { id, no_wait, timeout } } => {
+            delete_store::run(&client, out, delete_store::DeleteArgs { id, no_wait, timeout_secs: timeout }).await?;
+        }
         Cmd::Region { cmd: RegionCmd::List } => {
             let regions = client.scan_regions_with_stats(b"", b"", 0).await?;
             print(out, &view::regions(regions.iter().map(|(r, s)| (r, Some(*s)))), || region_table(&regions));
@@ -322,7 +341,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     lines.join("\n")
 }
 
-fn store_table(stores: &[pdpb::StoreInfo]) -> String {
+pub fn store_table(stores: &[pdpb::StoreInfo]) -> String {
     let rows: Vec<Vec<String>> = stores
         .iter()
         .map(|i| {
@@ -331,13 +350,14 @@ fn store_table(stores: &[pdpb::StoreInfo]) -> String {
                 s.id.to_string(),
                 s.address,
                 view::store_state_name(s.state).to_string(),
+                if i.down { "down".into() } else { "-".into() },
                 i.region_count.to_string(),
                 i.leader_count.to_string(),
                 if i.last_heartbeat_ms == 0 { "-".into() } else { i.last_heartbeat_ms.to_string() },
             ]
         })
         .collect();
-    table(&["ID", "ADDRESS", "STATE", "REGIONS", "LEADERS", "LAST_HEARTBEAT_MS"], &rows)
+    table(&["ID", "ADDRESS", "STATE", "DOWN", "REGIONS", "LEADERS", "LAST_HEARTBEAT_MS"], &rows)
 }
 
 pub fn show_key(k: &[u8], empty: &str) -> String {
