@@ -70,7 +70,9 @@ where
             _ = shutdown.changed() => return,
         }
         if !ctx.is_leader() {
+            // A later leadership starts afresh: its first plans are new.
             seen.clear();
+            ctx.checker_plans.lock().unwrap().clear();
             continue;
         }
         let checks = check_once(&ctx).await;
