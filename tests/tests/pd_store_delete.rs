@@ -1,6 +1,6 @@
-//! Decommissioning a store through `pdctl store delete`, against a real
-//! three-member PD group and stores played by heartbeat streams: an empty
-//! store goes straight to Tombstone and may not reconnect; refusals are
+//! Decommissioning a store through `pdctl store delete` (and HTTP), against
+//! a real three-member PD group and stores played by heartbeat streams: an
+//! empty store goes straight to Tombstone and may not reconnect; refusals are
 //! typed; a store holding a region goes Offline, the decommission checker
 //! plans its move, and once the region's leader reports the peer moved PD
 //! marks the store Tombstone while `pdctl` prints the regions left.
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cluster_tests::pd_cluster::PdCluster;
 use cluster_tests::test_store::{HeartbeatStream, register_store};
-use cluster_tests::{http_get, pdctl, pdctl_spawn, pdctl_wait, phase, wait_for};
+use cluster_tests::{http_get, http_request, pdctl, pdctl_spawn, pdctl_wait, phase, wait_for};
 use pd::error::PdError;
 use proto::metapb;
 
@@ -43,6 +43,26 @@ async fn pdctl_store_delete_drains_a_store_to_tombstone() {
     assert_eq!(code, 1);
     assert!(err.contains("already Tombstone"), "{err}");
 
+    phase("over HTTP: the leader deletes, followers name it");
+    let members: Vec<String> = cluster.members.iter().map(|m| m.http()).collect();
+    let via_http = register_store(&pd, 20210).await;
+    let mut answers = Vec::new();
+    for http in &members {
+        let (code, body) =
+            http_request(http, "DELETE", &format!("/api/v1/stores/{via_http}"), b"").await.expect("http delete");
+        answers.push(code);
+        if code == 200 {
+            let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+            assert_eq!(v["store"]["state_name"], "Tombstone", "{body}");
+        } else {
+            assert!(body.contains("NOT_LEADER"), "{code} {body}");
+        }
+    }
+    answers.sort_unstable();
+    assert_eq!(answers, vec![200, 503, 503]);
+    let (code, body) = http_request(&members[0], "DELETE", "/api/v1/stores/nope", b"").await.expect("http delete");
+    assert_eq!(code, 400, "{body}");
+
     phase("refusals: unknown store, too few Up stores left");
     let (code, _, err) = pdctl(&["--pd", &ep, "store", "delete", "424242"]);
     assert_eq!(code, 1);
@@ -68,7 +88,6 @@ async fn pdctl_store_delete_drains_a_store_to_tombstone() {
     assert_eq!(listed["status"]["down"], false);
 
     phase("the decommission checker plans the move to the spare store");
-    let members: Vec<String> = cluster.members.iter().map(|m| m.http()).collect();
     let want = (region.id, stores[0], spare);
     wait_for("a decommission plan on the leader", WAIT, || {
         let members = members.clone();
