@@ -49,7 +49,8 @@ has_header!(
     pdpb::RemoveRegionPeerResponse,
     pdpb::ListOperatorsResponse,
     pdpb::GetOperatorResponse,
-    pdpb::CancelOperatorResponse
+    pdpb::CancelOperatorResponse,
+    pdpb::DeleteStoreResponse
 );
 
 /// Adds `http://` to a bare `host:port`.
@@ -239,6 +240,22 @@ impl PdClient {
 
     pub async fn get_store(&self, store_id: u64) -> Result<pdpb::StoreInfo> {
         let resp = self.call(|mut c| async move { c.get_store(pdpb::GetStoreRequest { store_id }).await }).await?;
+        resp.store.ok_or(PdError::StoreNotFound(store_id))
+    }
+
+    /// Starts a store's decommission: an Up store becomes Offline (its
+    /// replicas are to move away), or Tombstone at once if it holds none.
+    /// Asking again for an Offline store answers it as it is. Returns the
+    /// store as it is after the call.
+    ///
+    /// # Errors
+    ///
+    /// `StoreNotFound`; `StoreConflict` when it is already Tombstone;
+    /// `NotEnoughStores` when fewer Up stores than max-replicas would
+    /// remain; or as [`PdClient::call`].
+    pub async fn delete_store(&self, store_id: u64) -> Result<pdpb::StoreInfo> {
+        let resp =
+            self.call(|mut c| async move { c.delete_store(pdpb::DeleteStoreRequest { store_id }).await }).await?;
         resp.store.ok_or(PdError::StoreNotFound(store_id))
     }
 

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::byte_size::ByteSize;
+use crate::duration_text::DurationText;
 
 /// Raft heartbeat of the PD group. PD traffic is light; a quarter second
 /// keeps failover fast without chatter.
@@ -48,6 +49,18 @@ pub const DEFAULT_PEER_OPERATOR_RATE: ByteSize = ByteSize::mib(8);
 /// Splits the checker starts per check: enough to keep up with a bulk load,
 /// few enough that a burst of reports cannot flood the stores with splits.
 pub const DEFAULT_MAX_SPLITS_PER_CHECK: u32 = 4;
+/// TiKV's PD default: a store silent this long is Down and its replicas
+/// are re-created elsewhere. Long enough to ride out a restart or a short
+/// network fault without moving data, short enough that a dead machine
+/// does not leave regions one failure from unavailability for hours.
+pub const DEFAULT_MAX_STORE_DOWN_TIME: DurationText = DurationText::minutes(30);
+/// How often the leader runs the replica checkers (repair, decommission,
+/// joint). Cheap: one pass over the catalog.
+pub const DEFAULT_REPLICA_CHECK_INTERVAL_MS: u64 = 5_000;
+/// Plans each replica checker makes per run: every plan becomes a move that
+/// copies a whole region, so a dead store's regions are re-created a few at
+/// a time rather than all at once.
+pub const DEFAULT_MAX_REPLICA_PLANS_PER_CHECK: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -127,6 +140,13 @@ pub struct ScheduleConfig {
     /// Bytes per second a new peer is assumed to receive its region's data
     /// at, at least; sizes the membership operators' timeouts.
     pub peer_operator_rate: ByteSize,
+    /// A store that has not heartbeaten the leader for this long is Down:
+    /// the replica checker moves its replicas to healthy stores.
+    pub max_store_down_time: DurationText,
+    /// How often the leader runs the replica checkers; 0 turns them off.
+    pub replica_check_interval_ms: u64,
+    /// Most plans each replica checker makes per run.
+    pub max_replica_plans_per_check: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -175,6 +195,9 @@ impl Default for ScheduleConfig {
             split_operator_timeout_ms: DEFAULT_SPLIT_OPERATOR_TIMEOUT_MS,
             peer_operator_timeout_ms: DEFAULT_PEER_OPERATOR_TIMEOUT_MS,
             peer_operator_rate: DEFAULT_PEER_OPERATOR_RATE,
+            max_store_down_time: DEFAULT_MAX_STORE_DOWN_TIME,
+            replica_check_interval_ms: DEFAULT_REPLICA_CHECK_INTERVAL_MS,
+            max_replica_plans_per_check: DEFAULT_MAX_REPLICA_PLANS_PER_CHECK,
         }
     }
 }
@@ -307,6 +330,15 @@ pub fn check_schedule(s: &ScheduleConfig) -> Result<(), ConfigError> {
     }
     if s.peer_operator_rate.bytes() == 0 {
         return Err(invalid("schedule.peer-operator-rate", "must be positive"));
+    }
+    if s.max_store_down_time.as_millis() < 1_000 {
+        return Err(invalid(
+            "schedule.max-store-down-time",
+            format!("{} is below 1s: a store between two heartbeats would be Down", s.max_store_down_time),
+        ));
+    }
+    if s.max_replica_plans_per_check == 0 {
+        return Err(invalid("schedule.max-replica-plans-per-check", "must be positive"));
     }
     Ok(())
 }
@@ -469,7 +501,7 @@ mod tests {
 
     #[test]
     fn invalid_values_are_named() {
-        let cases: [(&str, &str); 12] = [
+        let cases: [(&str, &str); 14] = [
             ("node-id: 0", "node-id"),
             ("grpc-addr: nowhere", "grpc-addr"),
             ("replication: {max-replicas: 0}", "replication.max-replicas"),
@@ -482,11 +514,24 @@ mod tests {
             ("schedule: {split-operator-timeout-ms: 0}", "schedule.split-operator-timeout-ms"),
             ("schedule: {peer-operator-timeout-ms: 0}", "schedule.peer-operator-timeout-ms"),
             ("schedule: {peer-operator-rate: 0}", "schedule.peer-operator-rate"),
+            ("schedule: {max-store-down-time: 500ms}", "schedule.max-store-down-time"),
+            ("schedule: {max-replica-plans-per-check: 0}", "schedule.max-replica-plans-per-check"),
         ];
         for (yaml, field) in cases {
             let err = PdConfig::from_yaml(yaml, "t.yaml").unwrap().validate().unwrap_err();
             assert!(matches!(err, ConfigError::Invalid { field: f, .. } if f == field), "{yaml}: {err}");
         }
+    }
+
+    #[test]
+    fn max_store_down_time_takes_units_or_seconds() {
+        assert_eq!(PdConfig::default().schedule.max_store_down_time.as_millis(), 30 * 60 * 1000);
+        let c = PdConfig::from_yaml("schedule:\n  max-store-down-time: 1h30m\n", "t.yaml").unwrap();
+        assert_eq!(c.schedule.max_store_down_time.as_millis(), 90 * 60 * 1000);
+        let c = PdConfig::from_yaml("schedule:\n  max-store-down-time: 90\n", "t.yaml").unwrap();
+        assert_eq!(c.schedule.max_store_down_time.as_millis(), 90 * 1000);
+        let err = PdConfig::from_yaml("schedule:\n  max-store-down-time: soon\n", "t.yaml").unwrap_err();
+        assert!(err.to_string().contains("not a duration"), "{err}");
     }
 
     #[test]

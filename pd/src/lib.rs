@@ -15,15 +15,20 @@
 //! on its own for regions past their size or key thresholds; admins start
 //! them through the API or `pdctl region split`.
 //!
+//! Stores are decommissioned through their catalog state (Up -> Offline ->
+//! Tombstone, [`server::delete_store`]); the replica checkers
+//! ([`schedule::replica_checks`]) plan the moves that repair replicas lost
+//! to Down stores and drain Offline ones.
+//!
 //! Not done yet: move operators (add learner, joint consensus, remove
-//! peer, leader transfer) and the schedulers that would start them, store
-//! decommissioning.
+//! peer) that carry the replica checkers' plans out.
 
 pub mod byte_size;
 pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod duration_text;
 pub mod error;
 pub mod logging;
 pub mod metrics;

@@ -194,6 +194,45 @@ pub static SPLIT_CHECKS: LazyLock<IntCounter> = LazyLock::new(|| {
     register(IntCounter::new("pd_split_checks_total", "Split checker runs on the PD leader").unwrap())
 });
 
+/// Plans the replica checkers made, by checker (replica-repair,
+/// decommission, joint) and plan kind (move, add_peer, remove_peer,
+/// leave_joint).
+pub static CHECKER_PLANS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new("pd_checker_plans_total", "Plans the replica checkers made on the PD leader"),
+            &["checker", "kind"],
+        )
+        .unwrap(),
+    )
+});
+
+/// Regions a replica checker had to leave as they are because no healthy Up
+/// store could take their replica, by checker.
+pub static CHECKER_NO_CANDIDATE: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "pd_checker_no_candidate_total",
+                "Regions a replica checker could not plan for: no healthy Up store without a peer of the region",
+            ),
+            &["checker"],
+        )
+        .unwrap(),
+    )
+});
+
+/// Offline stores the replica check marked Tombstone.
+pub static STORES_TOMBSTONED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(IntCounter::new("pd_stores_tombstoned_total", "Offline stores marked Tombstone once drained").unwrap())
+});
+
+/// Stores the PD leader considers Down (silent longer than
+/// max-store-down-time).
+pub static STORES_DOWN: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(IntGauge::new("pd_stores_down", "Stores silent for longer than max-store-down-time").unwrap())
+});
+
 /// Directives queued on store streams, by kind; re-sends count again.
 pub static DIRECTIVES_SENT: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(IntCounterVec::new(Opts::new("pd_directives_sent_total", "Directives sent to stores"), &["kind"]).unwrap())
@@ -235,6 +274,16 @@ pub fn init() {
     LazyLock::force(&SPLIT_CHECKS);
     LazyLock::force(&DIRECTIVES_SENT);
     LazyLock::force(&DIRECTIVES_FAILED);
+    LazyLock::force(&CHECKER_PLANS);
+    LazyLock::force(&CHECKER_NO_CANDIDATE);
+    LazyLock::force(&STORES_TOMBSTONED);
+    LazyLock::force(&STORES_DOWN);
+    for checker in CHECKERS {
+        CHECKER_NO_CANDIDATE.with_label_values(&[checker]);
+        for kind in PLAN_KINDS {
+            CHECKER_PLANS.with_label_values(&[checker, kind]);
+        }
+    }
     // Every label value a series can take, so dashboards and alerts see
     // zeros rather than missing series before the first event.
     for kind in ["store", "region", "split", "directive_failed"] {
@@ -258,12 +307,17 @@ pub fn init() {
     }
 }
 
+/// The `checker` label values of the checker metrics.
+pub const CHECKERS: [&str; 3] = ["replica-repair", "decommission", "joint"];
+/// The `kind` label values of `pd_checker_plans_total`.
+pub const PLAN_KINDS: [&str; 4] = ["move", "add_peer", "remove_peer", "leave_joint"];
+
 /// The error types stores answer directives with, per the protocol; others
 /// are counted under their own name when they occur.
 pub const DIRECTIVE_ERROR_TYPES: [&str; 4] = ["STALE_EPOCH", "NOT_LEADER", "INVALID_SPLIT_KEY", "UNAVAILABLE"];
 
 /// The `method` label values of the gRPC metrics.
-pub const GRPC_METHODS: [&str; 17] = [
+pub const GRPC_METHODS: [&str; 21] = [
     "get_members",
     "is_bootstrapped",
     "bootstrap",
@@ -281,6 +335,10 @@ pub const GRPC_METHODS: [&str; 17] = [
     "get_operator",
     "cancel_operator",
     "transfer_leader",
+    "move_region",
+    "add_region_peer",
+    "remove_region_peer",
+    "delete_store",
 ];
 
 /// The text exposition of every metric.

@@ -68,6 +68,7 @@ pub fn store_info(info: &pdpb::StoreInfo) -> Value {
             "used_size": stats.used_size,
             "route_version": stats.route_version,
             "last_heartbeat_ts": info.last_heartbeat_ms,
+            "down": info.down,
         },
     })
 }
@@ -149,6 +150,28 @@ pub fn operator(op: &pdpb::Operator) -> Value {
 
 pub fn operators(ops: &[pdpb::Operator]) -> Value {
     json!({"count": ops.len(), "operators": ops.iter().map(operator).collect::<Vec<_>>()})
+}
+
+/// The replica checkers' plans, in the order they were made.
+pub fn checker_plans(plans: &[crate::schedule::replica_checks::CheckedPlan]) -> Value {
+    use crate::schedule::plan::PlanKind;
+    let one = |p: &crate::schedule::replica_checks::CheckedPlan| {
+        let (from, to) = match p.plan.kind {
+            PlanKind::Move { from, to } => (Some(from), Some(to)),
+            PlanKind::AddPeer { store } => (None, Some(store)),
+            PlanKind::RemovePeer { store } => (Some(store), None),
+            PlanKind::LeaveJoint => (None, None),
+        };
+        json!({
+            "checker": p.checker.as_str(),
+            "region_id": p.plan.region_id,
+            "kind": p.plan.kind.label(),
+            "from_store": from,
+            "to_store": to,
+            "reason": p.plan.reason,
+        })
+    };
+    json!({"count": plans.len(), "plans": plans.iter().map(one).collect::<Vec<_>>()})
 }
 
 pub fn members(m: &pdpb::GetMembersResponse) -> Value {

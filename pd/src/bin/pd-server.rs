@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use pd::byte_size::ByteSize;
 use pd::config::{LogFormat, PdConfig};
+use pd::duration_text::DurationText;
 use pd::server::PdServer;
 
 #[derive(Parser, Debug)]
@@ -71,6 +72,14 @@ struct Args {
     /// Snapshot rate (bytes per second) the membership timeouts assume.
     #[arg(long)]
     peer_operator_rate: Option<ByteSize>,
+    /// A store silent this long is Down: seconds, or with units (30m, 90s).
+    #[arg(long)]
+    max_store_down_time: Option<DurationText>,
+    /// How often the leader runs the replica checkers (0: never).
+    #[arg(long)]
+    replica_check_interval_ms: Option<u64>,
+    #[arg(long)]
+    max_replica_plans_per_check: Option<u32>,
     #[arg(long)]
     log_level: Option<String>,
     #[arg(long, value_parser = ["text", "json"])]
@@ -143,6 +152,15 @@ fn load(args: &Args) -> Result<PdConfig, pd::config::ConfigError> {
     }
     if let Some(v) = args.peer_operator_rate {
         s.peer_operator_rate = v;
+    }
+    if let Some(v) = args.max_store_down_time {
+        s.max_store_down_time = v;
+    }
+    if let Some(v) = args.replica_check_interval_ms {
+        s.replica_check_interval_ms = v;
+    }
+    if let Some(v) = args.max_replica_plans_per_check {
+        s.max_replica_plans_per_check = v;
     }
     if let Some(v) = &args.log_level {
         c.log.level = v.clone();

@@ -17,6 +17,12 @@ pub enum CatalogCommand {
     /// a split produced. Applied atomically, only if no epoch in it is stale
     /// and the regions it replaces cover exactly the same keys.
     ReportRegions { regions: Vec<metapb::Region>, leader: Option<metapb::Peer>, term: u64 },
+    /// Move a store along its life cycle (`store_state.rs`): Up -> Offline
+    /// (refused if fewer than `min_up_stores` Up stores would remain),
+    /// Offline -> Up, Offline -> Tombstone (only once no region has a peer
+    /// on it). Setting the state it has already is accepted and changes
+    /// nothing.
+    SetStoreState { store_id: u64, state: metapb::StoreState, min_up_stores: u32 },
     /// Test builds only: edits made with no validation at all. Every other
     /// command's validation already refuses what would break an invariant,
     /// so this stands in for a command whose validation has a bug, to drive
@@ -49,6 +55,11 @@ pub enum CommandOutcome {
     },
     Bootstrapped {
         regions: Vec<metapb::Region>,
+        version: u64,
+    },
+    /// The store's state after the command.
+    StoreState {
+        state: i32,
         version: u64,
     },
     /// `changed` is false when the report matched the catalog already.

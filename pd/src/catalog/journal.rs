@@ -175,6 +175,10 @@ impl RouteCatalog {
             if self.stores.contains_key(id) && (*id == 0 || *id >= self.next_id) {
                 return Err(format!("store id {id} outside allocated ids (next {})", self.next_id));
             }
+            // Invariant 5, for a store that changed.
+            if self.is_tombstone(*id) && self.regions_on_store(*id) > 0 {
+                return Err(format!("tombstoned store {id} still holds peers"));
+            }
         }
         for (id, old) in &self.journal.regions {
             let Some(rec) = self.regions.get(id) else {
@@ -191,6 +195,10 @@ impl RouteCatalog {
                 return Err(format!("region {id} has an empty range"));
             }
             self.check_region_ids(r)?;
+            // Invariant 5, for a region that changed.
+            if let Some(p) = r.peers.iter().find(|p| self.is_tombstone(p.store_id)) {
+                return Err(format!("region {id} has peer {} on tombstoned store {}", p.id, p.store_id));
+            }
             // Invariant 2.
             if let Some(old) = old
                 && epoch_is_stale(&rec.epoch(), &old.epoch())

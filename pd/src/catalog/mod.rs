@@ -29,12 +29,15 @@
 //!    routes (stores or regions).
 //! 4. Every id in use is below the allocator's next id, so an allocated id is
 //!    never handed out twice.
+//! 5. No region has a peer on a **Tombstone** store.
 //!
 //! Snapshots ([`RouteCatalog::route_snapshot`]) list regions by start key and
 //! stores by id, so equal catalogs produce equal bytes.
 //!
-//! Not done yet: store state changes (offline / tombstone), region merge,
-//! placement labels.
+//! Stores move Up -> Offline -> Tombstone (`store_state.rs`); a Tombstone
+//! store's id is never used again and no region may name a peer on it.
+//!
+//! Not done yet: region merge, placement labels.
 
 mod alloc;
 mod bootstrap;
@@ -44,6 +47,7 @@ mod journal;
 pub mod keys;
 mod put_store;
 pub mod region_report;
+mod store_state;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -55,6 +59,7 @@ pub use bootstrap::even_split_keys;
 pub use command::RawEdit;
 pub use command::{CatalogCommand, CommandOutcome};
 pub use put_store::validate_address;
+pub use store_state::state_name;
 
 use crate::error::{PdError, Result};
 
@@ -152,6 +157,9 @@ impl RouteCatalog {
             CatalogCommand::Bootstrap { store_ids, split_keys } => self.bootstrap(store_ids, split_keys),
             CatalogCommand::ReportRegions { regions, leader, term } => {
                 self.report_regions(regions, leader.as_ref(), *term)
+            }
+            CatalogCommand::SetStoreState { store_id, state, min_up_stores } => {
+                self.set_store_state(*store_id, *state, *min_up_stores)
             }
             #[cfg(test)]
             CatalogCommand::Unvalidated { edits } => Ok(self.apply_unvalidated(edits)),
@@ -254,7 +262,7 @@ impl RouteCatalog {
         std::mem::take(&mut self.dirty)
     }
 
-    /// Checks invariants 1 and 4 over the whole catalog (2 and 3 compare
+    /// Checks invariants 1, 4 and 5 over the whole catalog (2 and 3 compare
     /// before and after, so they are checked where a change is made). For a
     /// catalog of unknown origin: [`RouteCatalog::apply`] checks only what
     /// each command touched.
@@ -296,6 +304,9 @@ impl RouteCatalog {
                 return Err(format!("region {id} has an empty range"));
             }
             self.check_region_ids(r)?;
+            if let Some(p) = r.peers.iter().find(|p| self.is_tombstone(p.store_id)) {
+                return Err(format!("region {id} has peer {} on tombstoned store {}", p.id, p.store_id));
+            }
             expected_start = &r.end_key;
             last_end = Some(&r.end_key);
         }
@@ -330,6 +341,10 @@ impl RouteCatalog {
     /// The ids of regions overlapping `[start, end)`.
     fn overlapping(&self, start: &[u8], end: &[u8]) -> Vec<u64> {
         self.scan(start, end, 0).into_iter().map(|r| r.region.id).collect()
+    }
+
+    fn is_tombstone(&self, store_id: u64) -> bool {
+        self.stores.get(&store_id).is_some_and(|s| s.state == metapb::StoreState::Tombstone as i32)
     }
 
     /// The store must exist and not be tombstoned.

@@ -548,3 +548,123 @@ fn the_change_check_agrees_with_the_whole_catalog_check() {
     }
     assert!(kept > 100 && refused > 100, "the walk exercised too little: {kept} kept, {refused} refused");
 }
+
+/// Registers a store under a freshly allocated id.
+fn add_store(c: &mut RouteCatalog) -> u64 {
+    let Ok(CommandOutcome::Ids { first, .. }) = c.apply(&CatalogCommand::AllocIds { count: 1 }) else {
+        panic!("alloc failed")
+    };
+    c.apply(&CatalogCommand::PutStore { store: store(first) }).unwrap();
+    first
+}
+
+fn set_state(c: &mut RouteCatalog, store_id: u64, state: metapb::StoreState, min_up: u32) -> Result<CommandOutcome> {
+    c.apply(&CatalogCommand::SetStoreState { store_id, state, min_up_stores: min_up })
+}
+
+fn state_of(c: &RouteCatalog, id: u64) -> metapb::StoreState {
+    metapb::StoreState::try_from(c.store(id).unwrap().state).unwrap()
+}
+
+/// Replaces store `from`'s peer of every region with a peer on `to`, as a
+/// finished move would report it.
+fn move_all_peers(c: &mut RouteCatalog, from: u64, to: u64) {
+    let regions: Vec<metapb::Region> = c.regions().map(|r| r.region.clone()).collect();
+    for mut r in regions {
+        let Some(p) = r.peers.iter_mut().find(|p| p.store_id == from) else { continue };
+        let Ok(CommandOutcome::Ids { first, .. }) = c.apply(&CatalogCommand::AllocIds { count: 1 }) else {
+            panic!("alloc failed")
+        };
+        *p = metapb::Peer { id: first, store_id: to, role: metapb::PeerRole::Voter as i32 };
+        let epoch = r.region_epoch.as_mut().unwrap();
+        epoch.conf_ver += 1;
+        let leader = r.peers[0];
+        report(c, vec![r], leader, 1).unwrap();
+    }
+}
+
+#[test]
+fn a_store_goes_offline_then_tombstone_once_it_holds_no_peer() {
+    let mut c = bootstrapped(&["g"]);
+    let spare = add_store(&mut c);
+    let v = c.version();
+    let out = set_state(&mut c, 3, metapb::StoreState::Offline, 3).unwrap();
+    assert_eq!(out, CommandOutcome::StoreState { state: metapb::StoreState::Offline as i32, version: v + 1 });
+    assert_eq!(state_of(&c, 3), metapb::StoreState::Offline);
+    assert!(c.take_dirty().stores.contains(&3));
+    // Asking again is not a change.
+    set_state(&mut c, 3, metapb::StoreState::Offline, 3).unwrap();
+    assert_eq!(c.version(), v + 1);
+
+    // Two regions still have a peer there.
+    let before = c.clone();
+    let err = set_state(&mut c, 3, metapb::StoreState::Tombstone, 3).unwrap_err();
+    assert!(matches!(err, PdError::StoreConflict(ref m) if m.contains("2 regions")), "{err}");
+    assert_eq!(c, before);
+
+    // An Offline store's peers still report; once they moved it can go.
+    move_all_peers(&mut c, 3, spare);
+    assert_eq!(c.regions_on_store(3), 0);
+    let v = c.version();
+    set_state(&mut c, 3, metapb::StoreState::Tombstone, 3).unwrap();
+    assert_eq!(c.version(), v + 1);
+    assert_eq!(state_of(&c, 3), metapb::StoreState::Tombstone);
+    c.check_invariants().unwrap();
+}
+
+#[test]
+fn nothing_leaves_tombstone_and_its_id_is_never_reused() {
+    let mut c = with_stores();
+    assert_eq!(add_store(&mut c), 4);
+    set_state(&mut c, 4, metapb::StoreState::Offline, 3).unwrap();
+    set_state(&mut c, 4, metapb::StoreState::Tombstone, 3).unwrap();
+    let before = c.clone();
+    for to in [metapb::StoreState::Up, metapb::StoreState::Offline] {
+        let err = set_state(&mut c, 4, to, 0).unwrap_err();
+        assert!(matches!(err, PdError::StoreConflict(ref m) if m.contains("tombstoned")), "{err}");
+    }
+    let err = c.apply(&CatalogCommand::PutStore { store: store(4) }).unwrap_err();
+    assert!(matches!(err, PdError::StoreConflict(_)), "{err}");
+    assert_eq!(c, before);
+    // Its address is free for a new store.
+    c.apply(&CatalogCommand::AllocIds { count: 1 }).unwrap();
+    c.apply(&CatalogCommand::PutStore { store: metapb::Store { id: 5, ..store(4) } }).unwrap();
+}
+
+#[test]
+fn store_state_changes_refuse_what_is_not_a_legal_transition() {
+    let mut c = bootstrapped(&[]);
+    let before = c.clone();
+    // Up cannot skip Offline, and unknown or zero ids are refused.
+    assert!(matches!(set_state(&mut c, 1, metapb::StoreState::Tombstone, 0), Err(PdError::StoreConflict(_))));
+    assert!(matches!(set_state(&mut c, 9, metapb::StoreState::Offline, 0), Err(PdError::StoreNotFound(9))));
+    assert!(matches!(set_state(&mut c, 0, metapb::StoreState::Offline, 0), Err(PdError::InvalidArgument(_))));
+    // Three Up stores and three replicas: none may leave.
+    let err = set_state(&mut c, 1, metapb::StoreState::Offline, 3).unwrap_err();
+    assert_eq!(err, PdError::NotEnoughStores { need: 3, have: 2 });
+    assert_eq!(c, before);
+    // With two replicas one may, and a second may not.
+    set_state(&mut c, 1, metapb::StoreState::Offline, 2).unwrap();
+    let err = set_state(&mut c, 2, metapb::StoreState::Offline, 2).unwrap_err();
+    assert_eq!(err, PdError::NotEnoughStores { need: 2, have: 1 });
+    // Offline -> Up cancels the delete.
+    set_state(&mut c, 1, metapb::StoreState::Up, 2).unwrap();
+    assert_eq!(state_of(&c, 1), metapb::StoreState::Up);
+}
+
+#[test]
+fn a_region_report_may_not_name_a_tombstoned_store() {
+    let mut c = bootstrapped(&[]);
+    let gone = add_store(&mut c);
+    set_state(&mut c, gone, metapb::StoreState::Offline, 3).unwrap();
+    set_state(&mut c, gone, metapb::StoreState::Tombstone, 3).unwrap();
+    let mut r = region_at(&c, "a");
+    let leader = r.peers[0];
+    r.peers[2].store_id = gone;
+    r.region_epoch.as_mut().unwrap().conf_ver += 1;
+    let err = report(&mut c, vec![r.clone()], leader, 1).unwrap_err();
+    assert!(matches!(err, PdError::StoreConflict(_)), "{err}");
+    // Behind validation, the invariant check refuses it too.
+    let msg = assert_refused(&mut c, vec![RawEdit::PutRegion(r)]);
+    assert!(msg.contains(&format!("tombstoned store {gone}")), "{msg}");
+}

@@ -46,6 +46,9 @@ impl fmt::Display for CatalogCommand {
                 let ids: Vec<u64> = regions.iter().map(|r| r.id).collect();
                 write!(f, "report-regions({ids:?}, term={term})")
             }
+            CatalogCommand::SetStoreState { store_id, state, .. } => {
+                write!(f, "set-store-state({store_id}, {})", crate::catalog::state_name(*state))
+            }
             #[cfg(test)]
             CatalogCommand::Unvalidated { edits } => write!(f, "unvalidated({} edits)", edits.len()),
         }

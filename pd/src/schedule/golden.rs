@@ -1,5 +1,6 @@
 //! Golden tests of scheduler decisions: `testdata/split_checker.golden`
-//! holds cases of input views and the decisions expected for them.
+//! holds cases of input views and the decisions expected for them (the
+//! replica checkers' file is read by `golden_replicas.rs` the same way).
 //!
 //! Format: a `case <name>` line starts a case. Its input lines follow, then
 //! a `----` line, then the expected output up to the next case. Lines
@@ -26,17 +27,17 @@ use crate::config::ScheduleConfig;
 
 const SPLIT_CHECKER: &str = "split_checker.golden";
 
-struct Case {
+pub(super) struct Case {
     /// The case line and its input lines, verbatim.
-    input: Vec<String>,
+    pub(super) input: Vec<String>,
 }
 
-fn path(name: &str) -> PathBuf {
+pub(super) fn path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/schedule/testdata").join(name)
 }
 
 /// The file's preamble (lines before the first case) and its cases.
-fn parse(text: &str) -> (Vec<String>, Vec<Case>) {
+pub(super) fn parse(text: &str) -> (Vec<String>, Vec<Case>) {
     let mut preamble = Vec::new();
     let mut cases: Vec<Case> = Vec::new();
     let mut in_output = false;
@@ -139,7 +140,7 @@ fn run_split_checker(case: &Case) -> Vec<String> {
 
 /// The whole file as it should read: preamble, then each case's input and
 /// the checker's output.
-fn render(preamble: &[String], cases: &[Case], run: impl Fn(&Case) -> Vec<String>) -> String {
+pub(super) fn render(preamble: &[String], cases: &[Case], run: impl Fn(&Case) -> Vec<String>) -> String {
     let mut out: Vec<String> = preamble.to_vec();
     for case in cases {
         let mut input = case.input.clone();
@@ -156,11 +157,17 @@ fn render(preamble: &[String], cases: &[Case], run: impl Fn(&Case) -> Vec<String
 
 #[test]
 fn split_checker_decisions_match_the_golden_file() {
-    let file = path(SPLIT_CHECKER);
+    check_golden_file(SPLIT_CHECKER, run_split_checker);
+}
+
+/// Runs every case of the file through `run` and compares (or, with
+/// `UPDATE_GOLDEN`, rewrites) the expected sections.
+pub(super) fn check_golden_file(name: &str, run: impl Fn(&Case) -> Vec<String>) {
+    let file = path(name);
     let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     let (preamble, cases) = parse(&text);
     assert!(cases.len() >= 5, "the golden file has too few cases to mean much");
-    let want = render(&preamble, &cases, run_split_checker);
+    let want = render(&preamble, &cases, run);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&file, &want).unwrap();
         return;

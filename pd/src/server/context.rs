@@ -3,6 +3,7 @@
 //! statistics.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,6 +24,7 @@ use crate::metrics;
 use crate::operator::{OperatorController, PeerReports};
 use crate::raft::PdRaft;
 use crate::raft::state_machine::SharedCatalog;
+use crate::schedule::replica_checks::CheckedPlan;
 
 /// How long a proposal may wait for commit and apply before the caller is
 /// told to retry: a leader that lost its quorum must not hang clients.
@@ -55,12 +57,24 @@ pub struct PdContext {
     pub reports: ReportQueue,
     /// Wakes the operator driver: a store reported stats or opened a stream.
     pub operator_events: Notify,
+    /// Unix ms at which this member last became leader; 0 while it does not
+    /// lead. Store liveness counts from here for stores not heard since.
+    pub leader_since_ms: AtomicU64,
+    /// The replica checkers' plans from their last run on this leader.
+    pub checker_plans: Mutex<Vec<CheckedPlan>>,
 }
 
 /// Resolves once this member is no longer the leader.
 pub async fn until_not_leader(rx: &mut watch::Receiver<bool>) {
     // The guard wait_for returns is not Send: drop it before returning.
     let _ = rx.wait_for(|is_leader| !*is_leader).await.is_ok();
+}
+
+/// Whether a store last heard at `last_heartbeat_ms` (0: never) by a
+/// leader leading since `leader_since_ms` has been silent for more than
+/// `max_down_ms` at `now_ms`.
+pub fn silent_too_long(last_heartbeat_ms: u64, leader_since_ms: u64, now_ms: u64, max_down_ms: u64) -> bool {
+    now_ms.saturating_sub(last_heartbeat_ms.max(leader_since_ms)) > max_down_ms
 }
 
 pub fn now_ms() -> u64 {
@@ -160,14 +174,40 @@ impl PdContext {
 
     pub fn store_info(&self, store: &proto::metapb::Store, counts: (u64, u64)) -> pdpb::StoreInfo {
         let runtime = self.stores.lock().unwrap().get(&store.id).cloned().unwrap_or_default();
+        let down = self.is_store_down(store, now_ms());
         pdpb::StoreInfo {
             store: Some(store.clone()),
             stats: Some(runtime.stats),
             last_heartbeat_ms: runtime.last_heartbeat_ms,
             region_count: counts.0,
             leader_count: counts.1,
-            down: false,
+            down,
         }
+    }
+
+    /// Records leadership starting (now) or ending.
+    pub fn set_leading(&self, leading: bool) {
+        if !leading {
+            self.leader_since_ms.store(0, Ordering::Release);
+        } else if self.leader_since_ms.load(Ordering::Acquire) == 0 {
+            self.leader_since_ms.store(now_ms().max(1), Ordering::Release);
+        }
+    }
+
+    /// Whether the store is Down at `now_ms`: Up or Offline, and silent
+    /// towards this leader for longer than `schedule.max-store-down-time`.
+    /// Silence counts from the store's last heartbeat here or from when this
+    /// member took over, whichever is later, so a new leader gives every
+    /// store a full period to reach it instead of declaring them all Down.
+    /// Only the leader hears heartbeats: elsewhere no store is Down.
+    /// Tombstone stores are gone, not Down.
+    pub fn is_store_down(&self, store: &proto::metapb::Store, now_ms: u64) -> bool {
+        let since = self.leader_since_ms.load(Ordering::Acquire);
+        if since == 0 || store.state == proto::metapb::StoreState::Tombstone as i32 {
+            return false;
+        }
+        let last = self.stores.lock().unwrap().get(&store.id).map_or(0, |r| r.last_heartbeat_ms);
+        silent_too_long(last, since, now_ms, self.config.schedule.max_store_down_time.as_millis())
     }
 
     /// The region's last reported stats, unless they describe an older
@@ -205,5 +245,28 @@ impl PdContext {
             let n = c.stores().filter(|s| s.state == state as i32).count();
             metrics::STORES.with_label_values(&[state_name]).set(n as i64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::silent_too_long;
+
+    #[test]
+    fn silence_counts_from_the_last_heartbeat_or_the_takeover_whichever_is_later() {
+        let max = 1_000;
+        // Heard 1.5 s ago by a leader of long standing: Down.
+        assert!(silent_too_long(8_500, 1, 10_000, max));
+        // Heard 0.5 s ago: not Down.
+        assert!(!silent_too_long(9_500, 1, 10_000, max));
+        // Never heard, but this leader took over 0.5 s ago: not Down yet.
+        assert!(!silent_too_long(0, 9_500, 10_000, max));
+        // Never heard since a takeover 2 s ago: Down.
+        assert!(silent_too_long(0, 8_000, 10_000, max));
+        // Heard by an earlier leadership long ago: counts from the takeover.
+        assert!(!silent_too_long(100, 9_900, 10_000, max));
+        // Exactly at the limit is not past it; a clock step back is not Down.
+        assert!(!silent_too_long(9_000, 1, 10_000, max));
+        assert!(!silent_too_long(20_000, 1, 10_000, max));
     }
 }

@@ -1,6 +1,6 @@
-//! The `pdpb.PD` gRPC service: catalog reads and writes, members, the
-//! admin operations on operators (split, transfer leader, move, add and
-//! remove peers; list, get, cancel), and the entry
+//! The `pdpb.PD` gRPC service: catalog reads and writes, members, store
+//! deletion, the admin operations on operators (split, transfer leader,
+//! move, add and remove peers; list, get, cancel), and the entry
 //! points of the heartbeat and watch streams.
 //!
 //! Errors PD means for the caller travel in the response header as a typed
@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::instrument;
 
 use super::context::PdContext;
-use super::{heartbeat, operators, watch};
+use super::{delete_store, heartbeat, operators, watch};
 use crate::catalog::{CatalogCommand, CommandOutcome, keys};
 use crate::error::{PdError, Result};
 use crate::metrics;
@@ -56,7 +56,8 @@ with_header!(
     pdpb::RemoveRegionPeerResponse,
     pdpb::ListOperatorsResponse,
     pdpb::GetOperatorResponse,
-    pdpb::CancelOperatorResponse
+    pdpb::CancelOperatorResponse,
+    pdpb::DeleteStoreResponse
 );
 
 /// Runs a handler, records its latency, and turns its error into a header.
@@ -355,11 +356,16 @@ impl pd_server::Pd for PdService {
         .await
     }
 
+    #[instrument(skip_all)]
     async fn delete_store(
         &self,
-        _req: Request<pdpb::DeleteStoreRequest>,
+        req: Request<pdpb::DeleteStoreRequest>,
     ) -> std::result::Result<Response<pdpb::DeleteStoreResponse>, Status> {
-        Err(Status::unimplemented("delete_store"))
+        handle("delete_store", async {
+            let store = delete_store::delete_store(&self.ctx, req.into_inner().store_id).await?;
+            Ok(pdpb::DeleteStoreResponse { header: None, store: Some(store) })
+        })
+        .await
     }
 
     async fn split_region(

@@ -15,7 +15,9 @@
 //! through the [`store_streams`](super::store_streams) registry, so sending
 //! one does not depend on any proposal either. When this member stops
 //! leading, the stream ends with a `NOT_LEADER` header naming the new
-//! leader, and the store reconnects there.
+//! leader, and the store reconnects there. A Tombstone store's stream is
+//! refused with `STORE_CONFLICT`, and a connected store that becomes
+//! Tombstone gets the routes saying so, then the same refusal.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -85,6 +87,9 @@ async fn run(ctx: &Arc<PdContext>, mut inbound: Streaming<pdpb::StoreHeartbeatRe
             }
             metrics::ROUTE_PUSHES.inc();
             sent = Some(snapshot.version);
+            // A store tombstoned while connected has now been told so in
+            // its routes; its stream ends, and it may not open another.
+            check_store(ctx, store_id)?;
         }
         if registration.is_none() {
             registration = Some(ctx.streams.register(store_id, tx.clone()));

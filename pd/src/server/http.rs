@@ -1,5 +1,7 @@
-//! PD's HTTP API: health, metrics, JSON views of the catalog, and the admin
-//! operations on operators.
+//! PD's HTTP API: health, metrics, JSON views of the catalog, store
+//! deletion (`DELETE /api/v1/stores/{id}`, leader only), the replica
+//! checkers' last plans (`GET /api/v1/checker/plans`, leader only), and the
+//! admin operations on operators.
 //!
 //! Any member answers catalog reads from its own applied catalog (a follower
 //! may trail the leader by a few entries); `/health` says whether this
@@ -45,7 +47,7 @@ pub fn router(ctx: Arc<PdContext>) -> Router {
         .route("/metrics", get(|| async { metrics::render() }))
         .route("/api/v1/members", get(members))
         .route("/api/v1/stores", get(stores))
-        .route("/api/v1/stores/{id}", get(store))
+        .route("/api/v1/stores/{id}", get(store).delete(delete_store))
         .route("/api/v1/regions", get(regions))
         .route("/api/v1/regions/id/{id}", get(region_by_id))
         .route("/api/v1/regions/key/{key}", get(region_by_key))
@@ -57,6 +59,7 @@ pub fn router(ctx: Arc<PdContext>) -> Router {
         .route("/api/v1/operators", get(list_operators))
         .route("/api/v1/operators/{id}", get(get_operator).delete(cancel_operator))
         .route("/api/v1/routes", get(routes))
+        .route("/api/v1/checker/plans", get(checker_plans))
         .with_state(ctx)
 }
 
@@ -135,6 +138,17 @@ async fn store(State(ctx): State<Arc<PdContext>>, Path(id): Path<String>) -> Res
     Ok(Json(view::store_info(&ctx.store_info(s, counts))))
 }
 
+/// `DELETE /api/v1/stores/{id}`: starts the store's decommission (see
+/// [`super::delete_store`]) and answers the store as it is then.
+async fn delete_store(
+    State(ctx): State<Arc<PdContext>>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = parse_id(&id, "store")?;
+    let info = super::delete_store::delete_store(&ctx, id).await.map_err(ApiError)?;
+    Ok(Json(view::store_info(&info)))
+}
+
 async fn regions(State(ctx): State<Arc<PdContext>>) -> Json<serde_json::Value> {
     let state = ctx.catalog.read();
     let routes: Vec<_> = state.catalog.regions().map(|r| (r.route(), ctx.region_stats(r))).collect();
@@ -169,6 +183,13 @@ async fn region_by_key(
 fn region_view(ctx: &PdContext, rec: &crate::catalog::RegionRecord) -> serde_json::Value {
     let (pending, down) = ctx.peer_report(rec);
     view::region_health(view::region(&rec.route(), ctx.region_stats(rec).as_ref()), &pending, &down)
+}
+
+/// The replica checkers' plans from their last run on this leader.
+async fn checker_plans(State(ctx): State<Arc<PdContext>>) -> Result<Json<serde_json::Value>, ApiError> {
+    ctx.ensure_leader().map_err(ApiError)?;
+    let plans = ctx.checker_plans.lock().unwrap().clone();
+    Ok(Json(view::checker_plans(&plans)))
 }
 
 async fn routes(State(ctx): State<Arc<PdContext>>) -> Json<serde_json::Value> {

@@ -11,17 +11,22 @@
 //! - [`operators`]: the operator driver and the admin operations on
 //!   operators.
 //! - [`split_check`]: runs the split checker on its interval.
+//! - [`replica_check`]: runs the replica checkers (repair, decommission,
+//!   joint) on their interval and tombstones drained Offline stores.
+//! - [`delete_store`]: `DeleteStore`, the start of a store's decommission.
 //! - [`watch`]: watch-routes streams.
 //! - [`bootstrap`]: the first regions, once enough stores are up.
 //! - [`http`]: health, metrics and the JSON API.
 
 pub mod bootstrap;
 pub mod context;
+pub mod delete_store;
 pub mod grpc;
 pub mod heartbeat;
 pub mod http;
 pub mod operators;
 pub mod region_stats;
+pub mod replica_check;
 pub mod report_queue;
 pub mod split_check;
 pub mod store_streams;
@@ -151,11 +156,13 @@ impl PdServer {
             streams: Default::default(),
             reports: Default::default(),
             operator_events: Default::default(),
+            leader_since_ms: Default::default(),
+            checker_plans: Default::default(),
         });
         ctx.update_catalog_metrics();
 
         let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(track_leadership(raft.clone(), config.node_id, leader_tx, shutdown_rx.clone())));
+        tasks.push(tokio::spawn(track_leadership(ctx.clone(), leader_tx, shutdown_rx.clone())));
         tasks.push(tokio::spawn(track_catalog_metrics(ctx.clone(), shutdown_rx.clone())));
 
         let pd_service = PdGrpcServer::new(grpc::PdService::new(ctx.clone()))
@@ -186,6 +193,7 @@ impl PdServer {
         }
         tasks.push(tokio::spawn(operators::run(ctx.clone(), shutdown_rx.clone())));
         tasks.push(tokio::spawn(split_check::run(ctx.clone(), shutdown_rx.clone())));
+        tasks.push(tokio::spawn(replica_check::run(ctx.clone(), shutdown_rx.clone(), replica_check::start_operators)));
         tasks.push(tokio::spawn(bootstrap::run(ctx.clone(), shutdown_rx)));
 
         Ok(PdServer { grpc_addr, http_addr, advertise_grpc_addr, advertise_http_addr, ctx, shutdown_tx, tasks })
@@ -207,14 +215,15 @@ impl PdServer {
     }
 }
 
-/// Publishes "am I the leader" for streams and metrics.
+/// Publishes "am I the leader" for streams and metrics, and records when
+/// this member took over (store liveness counts from then).
 async fn track_leadership(
-    raft: PdRaft,
-    node_id: u64,
+    ctx: Arc<PdContext>,
     leader_tx: tokio_watch::Sender<bool>,
     mut shutdown: tokio_watch::Receiver<bool>,
 ) {
-    let mut rx = raft.metrics();
+    let node_id = ctx.node_id;
+    let mut rx = ctx.raft.metrics();
     loop {
         let (is_leader, term, leader) = {
             let m = rx.borrow_watched();
@@ -222,6 +231,9 @@ async fn track_leadership(
         };
         metrics::IS_LEADER.set(i64::from(is_leader));
         metrics::RAFT_TERM.set(term as i64);
+        // Set before the flag is published, so whoever sees the leader flag
+        // also sees when leadership began.
+        ctx.set_leading(is_leader);
         if leader_tx.send_if_modified(|v| std::mem::replace(v, is_leader) != is_leader) {
             info!(node_id, is_leader, ?leader, term, "PD leadership changed");
         }
@@ -280,5 +292,7 @@ async fn join(node_id: u64, me: PdMember, seeds: Vec<String>, mut shutdown: toki
     }
 }
 
+#[cfg(test)]
+mod store_delete_tests;
 #[cfg(test)]
 mod tests;

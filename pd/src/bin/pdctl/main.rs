@@ -3,6 +3,7 @@
 //! ```text
 //! pdctl --pd 127.0.0.1:2379 store list
 //! pdctl store show 1
+//! pdctl store delete 2 [--no-wait] [--timeout SECS]
 //! pdctl region list | region show 4 | region key user42
 //! pdctl region split 4 [--key user5 [--hex]] [--no-wait] [--timeout SECS]
 //! pdctl region transfer-leader 4 2 [--no-wait] [--timeout SECS]
@@ -29,6 +30,7 @@
 
 mod add_peer;
 mod age;
+mod delete_store;
 mod move_region;
 mod operator;
 mod remove_peer;
@@ -66,7 +68,7 @@ pub enum Output {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Stores: `list` or `show <id>`.
+    /// Stores: `list`, `show <id>` or `delete <id>`.
     Store {
         #[command(subcommand)]
         cmd: StoreCmd,
@@ -98,7 +100,21 @@ enum Cmd {
 #[derive(Subcommand, Debug)]
 enum StoreCmd {
     List,
-    Show { id: u64 },
+    Show {
+        id: u64,
+    },
+    /// Decommission a store: it goes Offline, its replicas move to other
+    /// stores, then it is Tombstone (at once if it holds none). Waits until
+    /// it is Tombstone, printing how many regions are left.
+    Delete {
+        id: u64,
+        /// Print the store as it is now and return at once.
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up waiting after this many seconds (the decommission goes on).
+        #[arg(long, default_value_t = delete_store::DEFAULT_WAIT_SECS)]
+        timeout: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -275,6 +291,9 @@ async fn run(args: Args) -> Result<(), Failure> {
             let info = client.get_store(id).await?;
             print(out, &view::store_info(&info), || store_table(std::slice::from_ref(&info)));
         }
+        Cmd::Store { cmd: StoreCmd::Delete { id, no_wait, timeout } } => {
+            delete_store::run(&client, out, delete_store::DeleteArgs { id, no_wait, timeout_secs: timeout }).await?;
+        }
         Cmd::Region { cmd: RegionCmd::List } => {
             let regions = client.scan_regions_with_stats(b"", b"", 0).await?;
             print(out, &view::regions(regions.iter().map(|(r, s)| (r, Some(*s)))), || region_table(&regions));
@@ -436,7 +455,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     lines.join("\n")
 }
 
-fn store_table(stores: &[pdpb::StoreInfo]) -> String {
+pub fn store_table(stores: &[pdpb::StoreInfo]) -> String {
     let now = age::now_ms();
     let rows: Vec<Vec<String>> = stores
         .iter()
@@ -446,13 +465,14 @@ fn store_table(stores: &[pdpb::StoreInfo]) -> String {
                 s.id.to_string(),
                 s.address,
                 view::store_state_name(s.state).to_string(),
+                if i.down { "down".into() } else { "-".into() },
                 i.region_count.to_string(),
                 i.leader_count.to_string(),
                 age::ago(i.last_heartbeat_ms, now),
             ]
         })
         .collect();
-    table(&["ID", "ADDRESS", "STATE", "REGIONS", "LEADERS", "LAST_HEARTBEAT"], &rows)
+    table(&["ID", "ADDRESS", "STATE", "DOWN", "REGIONS", "LEADERS", "LAST_HEARTBEAT"], &rows)
 }
 
 pub fn show_key(k: &[u8], empty: &str) -> String {

@@ -1,0 +1,139 @@
+//! Decommissioning a store through `pdctl store delete` (and HTTP), against
+//! a real three-member PD group and stores played by heartbeat streams: an
+//! empty store goes straight to Tombstone and may not reconnect; refusals are
+//! typed; a store holding a region goes Offline, the decommission checker
+//! plans its move, and once the region's leader reports the peer moved PD
+//! marks the store Tombstone while `pdctl` prints the regions left.
+
+use std::time::Duration;
+
+use cluster_tests::pd_cluster::PdCluster;
+use cluster_tests::test_store::{HeartbeatStream, register_store};
+use cluster_tests::{http_get, http_request, pdctl, pdctl_spawn, pdctl_wait, phase, wait_for};
+use pd::error::PdError;
+use proto::metapb;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pdctl_store_delete_drains_a_store_to_tombstone() {
+    phase("a bootstrapped 3-member PD group with three stores");
+    let cluster = PdCluster::start(3, &["--replica-check-interval-ms", "100"]).await;
+    let pd = cluster.client();
+    let ep = cluster.endpoints().join(",");
+    let mut stores = Vec::new();
+    for port in [20160, 20170, 20180] {
+        stores.push(register_store(&pd, port).await);
+    }
+    let routes =
+        wait_for("bootstrap", WAIT, || async { pd.list_routes().await.ok().filter(|r| r.regions.len() == 1) }).await;
+    let region = routes.regions[0].region.clone().expect("region");
+    let leader_store = HeartbeatStream::open(&pd, stores[1]).await.expect("stream of store 2");
+    let mut leaving = HeartbeatStream::open(&pd, stores[0]).await.expect("stream of store 1");
+
+    phase("an empty store goes straight to Tombstone and may not reconnect");
+    let empty = register_store(&pd, 20190).await;
+    let (code, out, err) = pdctl(&["--pd", &ep, "store", "delete", &empty.to_string()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("store {empty}: Tombstone")), "{out}");
+    let mut refused = HeartbeatStream::open(&pd, empty).await.expect("stream opens, to be refused");
+    let err = refused.next_routes(WAIT).await.expect_err("a Tombstone store's stream is refused");
+    assert!(matches!(err, PdError::StoreConflict(_)), "{err}");
+    let (code, _, err) = pdctl(&["--pd", &ep, "store", "delete", &empty.to_string()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("already Tombstone"), "{err}");
+
+    phase("over HTTP: the leader deletes, followers name it");
+    let members: Vec<String> = cluster.members.iter().map(|m| m.http()).collect();
+    let via_http = register_store(&pd, 20210).await;
+    let mut answers = Vec::new();
+    for http in &members {
+        let (code, body) =
+            http_request(http, "DELETE", &format!("/api/v1/stores/{via_http}"), b"").await.expect("http delete");
+        answers.push(code);
+        if code == 200 {
+            let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+            assert_eq!(v["store"]["state_name"], "Tombstone", "{body}");
+        } else {
+            assert!(body.contains("NOT_LEADER"), "{code} {body}");
+        }
+    }
+    answers.sort_unstable();
+    assert_eq!(answers, vec![200, 503, 503]);
+    let (code, body) = http_request(&members[0], "DELETE", "/api/v1/stores/nope", b"").await.expect("http delete");
+    assert_eq!(code, 400, "{body}");
+
+    phase("refusals: unknown store, too few Up stores left");
+    let (code, _, err) = pdctl(&["--pd", &ep, "store", "delete", "424242"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("store 424242 not found"), "{err}");
+    let (code, _, err) = pdctl(&["--pd", &ep, "store", "delete", &stores[0].to_string()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("need 3 up stores, have 2"), "{err}");
+
+    phase("with a fourth store, store 1 goes Offline and keeps its region");
+    let spare = register_store(&pd, 20200).await;
+    let (code, out, err) = pdctl(&["--pd", &ep, "store", "delete", &stores[0].to_string(), "--no-wait"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("store {}: Offline, 1 region left", stores[0])), "{out}");
+    let (code, _, err) = pdctl(&["--pd", &ep, "store", "delete", &stores[0].to_string(), "--timeout", "1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("gave up waiting after 1s"), "{err}");
+    let (code, out, _) = pdctl(&["--pd", &ep, "-o", "json", "store", "list"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let listed = v["stores"].as_array().expect("stores").iter().find(|s| s["store"]["id"] == stores[0]).cloned();
+    let listed = listed.expect("store 1 listed");
+    assert_eq!(listed["store"]["state_name"], "Offline");
+    assert_eq!(listed["status"]["down"], false);
+
+    phase("the decommission checker plans the move to the spare store");
+    let want = (region.id, stores[0], spare);
+    wait_for("a decommission plan on the leader", WAIT, || {
+        let members = members.clone();
+        async move {
+            for http in &members {
+                let Ok((200, body)) = http_get(http, "/api/v1/checker/plans").await else { continue };
+                let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+                let found = v["plans"].as_array()?.iter().any(|p| {
+                    p["checker"] == "decommission"
+                        && p["kind"] == "move"
+                        && (p["region_id"].clone(), p["from_store"].clone(), p["to_store"].clone())
+                            == (want.0.into(), want.1.into(), want.2.into())
+                });
+                if found {
+                    return Some(());
+                }
+            }
+            None
+        }
+    })
+    .await;
+
+    phase("pdctl waits while the region's leader reports the peer moved");
+    let waiting = pdctl_spawn(&["--pd", &ep, "store", "delete", &stores[0].to_string(), "--timeout", "30"]);
+    let peer_id = pd.alloc_id().await.expect("alloc peer id");
+    let mut moved = region.clone();
+    let old = moved.peers.iter_mut().find(|p| p.store_id == stores[0]).expect("peer on store 1");
+    *old = metapb::Peer { id: peer_id, store_id: spare, role: metapb::PeerRole::Voter as i32 };
+    moved.region_epoch.as_mut().expect("epoch").conf_ver += 1;
+    leader_store.report_region(&moved, 1).await;
+    let (code, out, err) = pdctl_wait(waiting, WAIT).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("store {}: Offline, 1 region left", stores[0])), "{out}");
+    assert!(out.contains(&format!("store {}: Tombstone", stores[0])), "{out}");
+
+    phase("the tombstoned store's open stream hears so, then is refused");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let refusal = loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match leaving.next_routes(left).await {
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(refusal, PdError::StoreConflict(_)), "{refusal}");
+    let info = pd.get_store(stores[0]).await.expect("get store");
+    assert_eq!(info.store.expect("store").state, metapb::StoreState::Tombstone as i32);
+    assert_eq!(info.region_count, 0);
+}
