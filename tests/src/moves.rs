@@ -41,16 +41,17 @@ pub async fn start_move(pd: &PdClient, region_id: u64, from: u64, to: u64) -> Re
         .ok_or_else(|| PdError::Fatal("move answered without an operator".into()))
 }
 
-/// The user keys in `[start, end)` (empty end: unbounded) that the engine
-/// in `data_dir` holds, read with the store stopped.
-pub fn engine_keys(data_dir: &Path, start: &[u8], end: &[u8]) -> Vec<Vec<u8>> {
+/// What the engine in `data_dir` holds of a region, read with the store
+/// stopped: its local state row and the user keys in `[start, end)` (an
+/// empty end is unbounded).
+pub fn engine_contents(
+    data_dir: &Path,
+    region_id: u64,
+    start: &[u8],
+    end: &[u8],
+) -> (Option<raftpb::RegionLocalState>, Vec<Vec<u8>>) {
     let engine = storenode::engine::Engine::open(data_dir).expect("open a stopped store's engine");
-    engine.scan(start, end, usize::MAX).expect("scan the engine").into_iter().map(|(k, _)| k).collect()
-}
-
-/// The engine's local state row of `region_id` in `data_dir`, read with the
-/// store stopped.
-pub fn engine_region_state(data_dir: &Path, region_id: u64) -> Option<raftpb::RegionLocalState> {
-    let engine = storenode::engine::Engine::open(data_dir).expect("open a stopped store's engine");
-    engine.region_state(region_id).expect("read the region state")
+    let state = engine.region_state(region_id).expect("read the region state");
+    let keys = engine.scan(start, end, usize::MAX).expect("scan the engine").into_iter().map(|(k, _)| k).collect();
+    (state, keys)
 }

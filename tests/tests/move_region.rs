@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cluster_tests::cluster::Cluster;
-use cluster_tests::moves::{engine_keys, engine_region_state, move_region, start_move};
+use cluster_tests::moves::{engine_contents, move_region, start_move};
 use cluster_tests::split::{wait_converged, wait_operator};
 use cluster_tests::{phase, wait_for};
 use pd::client::PdClient;
@@ -68,7 +68,15 @@ async fn a_replica_moves_to_a_fourth_store_under_writes_and_leaves_nothing_behin
     };
 
     phase(&format!("move region {} from store {from} to store {to}", region.id));
-    let op = move_region(&pd, region.id, from, to, WAIT).await.expect("move");
+    let op = match move_region(&pd, region.id, from, to, WAIT).await {
+        Ok(op) => op,
+        Err(e) => {
+            for s in &cluster.stores {
+                eprintln!("--- store {}:\n{}", s.store_id, s.log_tail());
+            }
+            panic!("move: {e}");
+        }
+    };
     assert_eq!(op.kind, pdpb::OperatorKind::Move as i32);
     let moved = pd.get_region_by_id(region.id).await.expect("region").route.unwrap().region.unwrap();
     let stores: Vec<u64> = moved.peers.iter().map(|p| p.store_id).collect();
@@ -112,9 +120,9 @@ async fn a_replica_moves_to_a_fourth_store_under_writes_and_leaves_nothing_behin
     .await;
     let dir = cluster.dir.path().join(format!("store{}", index_of(&cluster, from)));
     cluster.store(from).stop(Duration::from_secs(10));
-    let state = engine_region_state(&dir, region.id).expect("a row for the region");
+    let (state, left) = engine_contents(&dir, region.id, &region.start_key, &region.end_key);
+    let state = state.expect("a row for the region");
     assert_eq!(state.state, raftpb::PeerState::Tombstone as i32, "{state:?}");
-    let left = engine_keys(&dir, &region.start_key, &region.end_key);
     assert!(left.is_empty(), "store {from} still holds {} keys of the moved region", left.len());
 
     phase("a stale raft message for the destroyed peer does not bring it back");

@@ -79,11 +79,26 @@ impl PeerConn {
         let resp = if batched {
             transport.call_batched(msg, option.soft_ttl()).await
         } else {
-            transport.call(msg, option.soft_ttl()).await
+            let ttl = match kind {
+                raftpb::RaftCallKind::AppendEntries => option.soft_ttl().max(payload_ttl(msg.payload.len())),
+                _ => option.soft_ttl(),
+            };
+            transport.call(msg, ttl).await
         }
         .map_err(|e| self.unreachable(e))?;
         decode(&resp).map_err(|e| self.unreachable(e))
     }
+}
+
+/// How long a message of `bytes` may take: openraft's deadline follows the
+/// heartbeat interval, which a large append (a new or far-behind follower
+/// sent hundreds of batched writes at once) cannot meet on a busy store.
+/// Timing out would make the leader send it again, forever, and the
+/// follower would never catch up.
+fn payload_ttl(bytes: usize) -> std::time::Duration {
+    const BASE: std::time::Duration = std::time::Duration::from_secs(2);
+    const RATE: f64 = 8.0 * 1024.0 * 1024.0;
+    BASE + std::time::Duration::from_secs_f64(bytes as f64 / RATE)
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerConn {
