@@ -64,6 +64,9 @@ impl StoreProcess {
             TEST_RAFT_HEARTBEAT_MS.into(),
             "--region-heartbeat-ms".into(),
             "1000".into(),
+            // Tests declare stores Down after a few seconds of silence.
+            "--store-heartbeat-ms".into(),
+            "500".into(),
         ];
         args.extend(extra_args.iter().map(|s| s.to_string()));
         Self::spawn_with(name, data_dir, args, env)

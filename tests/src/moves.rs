@@ -43,15 +43,27 @@ pub async fn start_move(pd: &PdClient, region_id: u64, from: u64, to: u64) -> Re
 
 /// What the engine in `data_dir` holds of a region, read with the store
 /// stopped: its local state row and the user keys in `[start, end)` (an
-/// empty end is unbounded).
+/// empty end is unbounded). The file is opened read-only and closed before
+/// this returns, so the store can start on it again.
 pub fn engine_contents(
     data_dir: &Path,
     region_id: u64,
     start: &[u8],
     end: &[u8],
 ) -> (Option<raftpb::RegionLocalState>, Vec<Vec<u8>>) {
-    let engine = storenode::engine::Engine::open(data_dir).expect("open a stopped store's engine");
-    let state = engine.region_state(region_id).expect("read the region state");
-    let keys = engine.scan(start, end, usize::MAX).expect("scan the engine").into_iter().map(|(k, _)| k).collect();
+    use prost::Message;
+    use redb::ReadableDatabase;
+    let db = redb::ReadOnlyDatabase::open(data_dir.join("store.redb")).expect("open a stopped store's engine");
+    let tx = db.begin_read().expect("read transaction");
+    let states = tx.open_table(storenode::engine::REGION_STATE).expect("region states");
+    let state = states
+        .get(region_id)
+        .expect("read the region state")
+        .map(|v| raftpb::RegionLocalState::decode(v.value()).expect("decode the region state"));
+    let data = tx.open_table(storenode::engine::DATA).expect("data");
+    let keys = storenode::engine::data_range(&data, start, end)
+        .expect("scan the engine")
+        .map(|row| row.expect("read a row").0.value().to_vec())
+        .collect();
     (state, keys)
 }

@@ -9,8 +9,9 @@
 //! NEMESIS_SEED=42 NEMESIS_SECS=60 cargo test -p cluster-tests --test nemesis -- --nocapture   # replay one seed
 //! ```
 //!
-//! `NEMESIS_FAULTS` (comma separated: kill-store, kill-leader-store,
-//! pause-store, partition-store, kill-pd, kill-pd-leader, split, transfer-leader, move) narrows the mixed
+//! `NEMESIS_LOGS=<dir>` keeps every process's log of each run in
+//! `<dir>/seed-<seed>/`. `NEMESIS_FAULTS` (comma separated: kill-store, kill-leader-store,
+//! pause-store, partition-store, kill-pd, kill-pd-leader, split, transfer-leader, move, down-store) narrows the mixed
 //! schedule.
 
 use std::time::Duration;
@@ -85,6 +86,10 @@ async fn register_is_linearizable_under_faults() {
     if mixed.contains(&FaultKind::TransferLeader) {
         let transfers = faults().filter(|f| f.target.contains("led from there")).count();
         assert!(transfers >= 1, "no leader transfer succeeded during the schedule");
+    }
+    if mixed.contains(&FaultKind::DownStore) {
+        let repairs = faults().filter(|f| f.target.ends_with(": repaired")).count();
+        assert!(repairs >= 1, "no store's replicas were repaired during the schedule");
     }
     if mixed.contains(&FaultKind::Move) {
         let moves = faults().filter(|f| f.target.contains(": moved")).count();

@@ -48,6 +48,10 @@ struct Args {
     /// Region report interval to PD.
     #[arg(long)]
     region_heartbeat_ms: Option<u64>,
+    /// Store stats interval to PD: keep it well below PD's
+    /// `max-store-down-time`.
+    #[arg(long)]
+    store_heartbeat_ms: Option<u64>,
     /// Applied entries between region snapshots.
     #[arg(long)]
     raft_snapshot_logs: Option<u64>,
@@ -97,6 +101,9 @@ fn load(args: &Args) -> Result<StoreConfig, pd::config::ConfigError> {
     }
     if let Some(v) = args.region_heartbeat_ms {
         c.heartbeat.region_interval_ms = v;
+    }
+    if let Some(v) = args.store_heartbeat_ms {
+        c.heartbeat.store_interval_ms = v;
     }
     if let Some(v) = args.raft_snapshot_logs {
         c.raft.snapshot_logs = v;

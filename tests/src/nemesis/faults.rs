@@ -13,9 +13,10 @@
 //! | `transfer-leader` | move a random region's leadership to another of its voters' stores through PD's admin API, and wait for the operator |
 //! | `split` | split a random region at a random key between the workload's keys (one in four at its middle), through PD's admin API, and wait for the operator |
 //! | `move` | move a random replica of a random region to a store that holds none (the run then has four stores), through PD's admin API, and wait for the operator |
+//! | `down-store` | `kill -9` a store holding replicas and keep it down until PD has declared it Down and its replica repair has re-created every replica elsewhere (four stores, a short `max-store-down-time`), then restart it: its stale peers must be destroyed |
 //!
 //! A run starts with each operation in its schedule once (a split, a
-//! leader transfer, a move). With `split` in the schedule, one in three of the
+//! leader transfer, a move, a store down for good). With `split` in the schedule, one in three of the
 //! other faults also starts a split while it is held, so splits run into
 //! leader kills, pauses and partitions.
 
@@ -39,13 +40,15 @@ pub enum FaultKind {
     Split,
     TransferLeader,
     Move,
+    DownStore,
 }
 
 impl FaultKind {
     /// The operations among the kinds: run once each at the start of a run.
-    pub const OPERATIONS: [FaultKind; 3] = [FaultKind::Split, FaultKind::TransferLeader, FaultKind::Move];
+    pub const OPERATIONS: [FaultKind; 4] =
+        [FaultKind::Split, FaultKind::TransferLeader, FaultKind::Move, FaultKind::DownStore];
 
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::KillStore,
         FaultKind::KillLeaderStore,
         FaultKind::PauseStore,
@@ -55,7 +58,14 @@ impl FaultKind {
         FaultKind::Split,
         FaultKind::TransferLeader,
         FaultKind::Move,
+        FaultKind::DownStore,
     ];
+
+    /// Whether the run needs a fourth store: a move needs a store without
+    /// the region, replica repair a store to re-create replicas on.
+    pub fn needs_spare_store(self) -> bool {
+        matches!(self, FaultKind::Move | FaultKind::DownStore)
+    }
 
     /// How long the fault is held before healing, in ms.
     fn hold_ms(self) -> (u64, u64) {
@@ -70,6 +80,8 @@ impl FaultKind {
             FaultKind::Split | FaultKind::TransferLeader => (10_000, 15_000),
             // A move is several raft changes and a snapshot.
             FaultKind::Move => (20_000, 30_000),
+            // How long to wait for the repair: the down time, then moves.
+            FaultKind::DownStore => (30_000, 40_000),
         }
     }
 }
@@ -86,6 +98,7 @@ impl fmt::Display for FaultKind {
             FaultKind::Split => "split",
             FaultKind::TransferLeader => "transfer-leader",
             FaultKind::Move => "move",
+            FaultKind::DownStore => "down-store",
         })
     }
 }
@@ -159,6 +172,7 @@ impl Nemesis {
         match kind {
             FaultKind::TransferLeader => self.transfer_leader(hold).await,
             FaultKind::Move => self.move_replica(hold).await,
+            FaultKind::DownStore => self.down_store(hold).await,
             FaultKind::Split => {
                 let key = self.split_key();
                 let outcome = split_at(&self.cluster.pd_endpoints(), &key, hold).await;
@@ -262,6 +276,38 @@ impl Nemesis {
             Err(e) => e.to_string(),
         };
         format!("region {} from store {from} to store {to}: {outcome}", region.id)
+    }
+
+    /// Kills a store holding replicas, waits up to `wait` for PD to
+    /// re-create all of them elsewhere, restarts it; says how it went.
+    async fn down_store(&mut self, wait: Duration) -> String {
+        let Ok(pd) = PdClient::new(&self.cluster.pd_endpoints()) else { return "no PD".into() };
+        let pd = pd.with_deadline(Duration::from_secs(3));
+        let holds = |routes: &proto::pdpb::RouteSnapshot, id: u64| {
+            routes.regions.iter().filter_map(|r| r.region.as_ref()).any(|r| r.peers.iter().any(|p| p.store_id == id))
+        };
+        let Ok(routes) = pd.list_routes().await else { return "no routes".into() };
+        let holders: Vec<u64> =
+            self.cluster.stores.iter().map(|s| s.store_id).filter(|id| holds(&routes, *id)).collect();
+        if holders.is_empty() {
+            return "no store holds a replica".into();
+        }
+        let id = *self.rng.pick(&holders);
+        let store = self.cluster.store(id);
+        store.kill();
+        let deadline = tokio::time::Instant::now() + wait;
+        let outcome = loop {
+            if pd.list_routes().await.is_ok_and(|r| !holds(&r, id)) {
+                break "repaired".to_string();
+            }
+            if tokio::time::Instant::now() > deadline {
+                break "not repaired in time".to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let store = self.cluster.store(id);
+        tokio::task::block_in_place(|| store.restart());
+        format!("store {id}: {outcome}")
     }
 
     fn random_store(&mut self) -> u64 {

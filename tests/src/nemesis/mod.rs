@@ -120,12 +120,15 @@ impl Report {
 /// When the replicas do not converge in time.
 pub async fn run(config: &NemesisConfig) -> Report {
     crate::phase(&format!("nemesis run seed={} for {:?}, faults {:?}", config.seed, config.duration, config.faults));
-    // Moves need a store that holds no replica of the region.
-    let stores = if config.faults.contains(&FaultKind::Move) { 4 } else { 3 };
+    // Moves and replica repair need a store that holds no replica of the
+    // region.
+    let stores = if config.faults.iter().any(|k| k.needs_spare_store()) { 4 } else { 3 };
     let cluster = Cluster::start_with(
         3,
         stores,
-        &["--bootstrap-split-keys", "k2"],
+        // A store silent for 5 s is Down and its replicas re-created: longer
+        // than any other fault holds a store, so only `down-store` does it.
+        &["--bootstrap-split-keys", "k2", "--max-store-down-time", "5s", "--replica-check-interval-ms", "500"],
         // The harness's 100 ms raft heartbeat: elections after 0.5-1 s. A
         // snapshot every few hundred entries, so a store that was down or
         // cut off for a few seconds often catches up by snapshot, and the
@@ -178,8 +181,25 @@ pub async fn run(config: &NemesisConfig) -> Report {
         verdict,
     };
     crate::phase(&format!("nemesis: {}", report.summary()));
+    keep_logs(&nemesis.cluster, config.seed);
     wait_converged(&nemesis.cluster, &keys).await;
     report
+}
+
+/// With `NEMESIS_LOGS=<dir>`, copies every process's log to
+/// `<dir>/seed-<seed>/`, to read after the run.
+fn keep_logs(cluster: &Cluster, seed: u64) {
+    let Ok(root) = std::env::var("NEMESIS_LOGS") else { return };
+    let to = std::path::Path::new(&root).join(format!("seed-{seed}"));
+    let Ok(entries) = std::fs::create_dir_all(&to).and_then(|()| std::fs::read_dir(cluster.dir.path())) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let _ = std::fs::copy(&path, to.join(entry.file_name()));
+        }
+    }
 }
 
 async fn snapshots_installed(cluster: &Cluster) -> u64 {
