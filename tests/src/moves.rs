@@ -43,8 +43,9 @@ pub async fn start_move(pd: &PdClient, region_id: u64, from: u64, to: u64) -> Re
 
 /// What the engine in `data_dir` holds of a region, read with the store
 /// stopped: its local state row and the user keys in `[start, end)` (an
-/// empty end is unbounded). The file is opened read-only and closed before
-/// this returns, so the store can start on it again.
+/// empty end is unbounded). The file is opened (and repaired, if the store
+/// was killed) and closed again before this returns, so the store can
+/// start on it again.
 pub fn engine_contents(
     data_dir: &Path,
     region_id: u64,
@@ -53,7 +54,7 @@ pub fn engine_contents(
 ) -> (Option<raftpb::RegionLocalState>, Vec<Vec<u8>>) {
     use prost::Message;
     use redb::ReadableDatabase;
-    let db = redb::ReadOnlyDatabase::open(data_dir.join("store.redb")).expect("open a stopped store's engine");
+    let db = redb::Database::open(data_dir.join("store.redb")).expect("open a stopped store's engine");
     let tx = db.begin_read().expect("read transaction");
     let states = tx.open_table(storenode::engine::REGION_STATE).expect("region states");
     let state = states
