@@ -65,19 +65,23 @@ started=$(date +%s)
   --clients 16 --duration 1s > /dev/null 2>&1
 echo "loaded in $(($(date +%s) - started)) s"
 REGION=$("$BIN/pdctl" --pd "$PD" -o json region key a | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-store_of() { # the store of region A's stores (1-based store ids = process order) matching $1: holder|free
+STORES=$("$BIN/pdctl" --pd "$PD" -o json store list | python3 -c 'import json,sys; print(",".join(str(s["store"]["id"]) for s in json.load(sys.stdin)["stores"]))')
+store_of() { # holder: a store with a follower of region A; free: the store without one
   "$BIN/pdctl" --pd "$PD" -o json region show "$REGION" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
 held = {p["store_id"] for p in r["peers"]}
 leader = (r.get("leader") or {}).get("store_id")
-want = sys.argv[1]
-stores = [1, 2, 3, 4]
-if want == "free":
+stores = [int(s) for s in sys.argv[2].split(",")]
+if sys.argv[1] == "free":
     print([s for s in stores if s not in held][0])
 else:
     print(sorted(s for s in held if s != leader)[0])
-' "$1"
+' "$1" "$STORES"
+}
+http_of() { # store id: its HTTP address (stores start in order, ids in order)
+  local i=1
+  for s in $(echo "$STORES" | tr , ' '); do [ "$s" = "$1" ] && { http "$i"; return; }; i=$((i + 1)); done
 }
 
 load() { # seconds: kvbench put line
@@ -90,8 +94,8 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "base $(load 10)" | tee -a "$WORK/results"
   from=$(store_of holder)
   to=$(store_of free)
-  bytes0=$(metric "$(http "$to")" 'store_snapshot_bytes_total{direction="received"}')
-  secs0=$(metric "$(http "$to")" 'store_snapshot_seconds_sum{direction="receive"}')
+  bytes0=$(metric "$(http_of "$to")" 'store_snapshot_bytes_total{direction="received"}')
+  secs0=$(metric "$(http_of "$to")" 'store_snapshot_seconds_sum{direction="receive"}')
   load 10 > "$WORK/move-load" &
   LOADPID=$!
   sleep 2
@@ -99,8 +103,8 @@ for round in $(seq 1 "$ROUNDS"); do
   "$BIN/pdctl" --pd "$PD" region move "$REGION" --from "$from" --to "$to" --timeout 120 > "$WORK/move.out"
   t1=$(date +%s.%N)
   wait "$LOADPID"
-  bytes=$(echo "$(metric "$(http "$to")" 'store_snapshot_bytes_total{direction="received"}') - $bytes0" | bc)
-  secs=$(echo "$(metric "$(http "$to")" 'store_snapshot_seconds_sum{direction="receive"}') - $secs0" | bc)
+  bytes=$(echo "$(metric "$(http_of "$to")" 'store_snapshot_bytes_total{direction="received"}') - $bytes0" | bc)
+  secs=$(echo "$(metric "$(http_of "$to")" 'store_snapshot_seconds_sum{direction="receive"}') - $secs0" | bc)
   rate=$(echo "scale=1; $bytes / 1000000 / $secs" | bc)
   took=$(echo "scale=2; ($t1 - $t0) / 1" | bc)
   echo "move store $from -> $to: ${took} s, snapshot $(echo "$bytes / 1048576" | bc) MiB received at ${rate} MB/s" \

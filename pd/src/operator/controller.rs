@@ -19,8 +19,9 @@
 //! (`server/operators.rs`) calls [`OperatorController::tick`] on a timer
 //! and whenever the catalog, a store's route version or a stream changes.
 
+use super::clock::Now;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proto::{metapb, pdpb};
 
@@ -38,27 +39,6 @@ pub const RESEND_INTERVAL: Duration = Duration::from_secs(2);
 /// Finished operators kept for `show` and `list --all`.
 pub const KEEP_FINISHED: usize = 1000;
 pub const KEEP_FINISHED_FOR: Duration = Duration::from_secs(600);
-
-/// The time, both ways: `at` for deadlines (monotonic), `unix_ms` for what
-/// people read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Now {
-    pub at: Instant,
-    pub unix_ms: u64,
-}
-
-impl Now {
-    pub fn current() -> Now {
-        let unix_ms =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        Now { at: Instant::now(), unix_ms }
-    }
-
-    /// The same clock `d` later.
-    pub fn after(self, d: Duration) -> Now {
-        Now { at: self.at + d, unix_ms: self.unix_ms + d.as_millis() as u64 }
-    }
-}
 
 /// Where directives go: the leader's open store streams, or a recorder in
 /// tests.

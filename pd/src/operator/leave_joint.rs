@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::controller::Now;
+use super::clock::Now;
 use super::peer_plan::{PeerPlan, is_joint};
 use super::peer_reports::PeerStatus;
 use super::state::{Kind, Operator, Source};

@@ -23,6 +23,7 @@
 //! serves; a membership operator's grows with the region's size.
 
 pub mod add_peer;
+pub mod clock;
 pub mod controller;
 pub mod leave_joint;
 pub mod move_peer;
@@ -36,7 +37,8 @@ pub mod split_plan;
 pub mod state;
 pub mod transfer_leader;
 
-pub use controller::{DirectiveSink, Now, OperatorController, StoreVersions};
+pub use clock::Now;
+pub use controller::{DirectiveSink, OperatorController, StoreVersions};
 pub use peer_reports::{PeerReports, PeerStatus};
 pub use state::{Kind, Operator, Source};
 

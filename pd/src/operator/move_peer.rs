@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use proto::metapb;
 
-use super::controller::Now;
+use super::clock::Now;
 use super::peer_checks::{check_quorum, known_store, no_peer_on, peer_on, usable_target};
 use super::peer_plan::PeerPlan;
 use super::peer_reports::PeerStatus;

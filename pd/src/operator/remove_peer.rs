@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::controller::Now;
+use super::clock::Now;
 use super::peer_checks::{check_quorum, known_store, peer_on};
 use super::peer_plan::PeerPlan;
 use super::peer_reports::PeerStatus;

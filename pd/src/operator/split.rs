@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use proto::metapb;
 
-use super::controller::Now;
+use super::clock::Now;
 pub use super::split_plan::SplitPlan;
 use super::state::{Kind, Operator, Source};
 use crate::catalog::{RegionRecord, keys};

@@ -174,7 +174,7 @@ impl Operator {
         kind: Kind,
         source: Source,
         step: String,
-        now: super::controller::Now,
+        now: super::clock::Now,
         timeout: std::time::Duration,
     ) -> Operator {
         Operator {
@@ -209,7 +209,7 @@ impl Operator {
         rec: &RegionRecord,
         kind: Kind,
         source: Source,
-        now: super::controller::Now,
+        now: super::clock::Now,
         timeout: std::time::Duration,
         status: Option<&PeerStatus>,
         catalog: &RouteCatalog,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use proto::{metapb, pdpb};
 
-use super::controller::Now;
+use super::clock::Now;
 use super::state::{Kind, Operator, Source};
 use crate::catalog::{RegionRecord, RouteCatalog};
 use crate::error::{PdError, Result};
