@@ -274,7 +274,7 @@ fn region_heartbeat(node: &Node, region_id: u64) -> Option<pdpb::StoreHeartbeatR
     metrics::PD_HEARTBEATS.with_label_values(&["region"]).inc();
     let leader = metapb::Peer { id: s.peer_id, store_id: node.store_id, role: metapb::PeerRole::Voter as i32 };
     let region = peer.region();
-    let (pending_peers, down_peers) = lagging_peers(&peer, &region);
+    let (pending_peers, down_peers) = peer.lagging_peers(&region);
     Some(pdpb::StoreHeartbeatRequest {
         store_id: node.store_id,
         payload: Some(Payload::Region(pdpb::RegionHeartbeat {
@@ -291,30 +291,4 @@ fn region_heartbeat(node: &Node, region_id: u64) -> Option<pdpb::StoreHeartbeatR
             down_peers,
         })),
     })
-}
-
-/// A peer this many entries behind the leader's log (or that has matched
-/// nothing yet: a new learner waiting for its snapshot) is pending.
-const PENDING_LAG: u64 = 256;
-/// A peer that has not acknowledged the leader for this long is down.
-const DOWN_AFTER: Duration = Duration::from_secs(10);
-
-/// The region's pending and down peers, from the leader's replication and
-/// heartbeat metrics.
-fn lagging_peers(peer: &crate::node::RegionPeer, region: &metapb::Region) -> (Vec<metapb::Peer>, Vec<metapb::Peer>) {
-    use openraft::async_runtime::WatchReceiver;
-    let m = peer.raft.metrics().borrow_watched().clone();
-    let last = m.last_log_index.unwrap_or(0);
-    let (mut pending, mut down) = (Vec::new(), Vec::new());
-    for p in region.peers.iter().filter(|p| p.id != peer.shared.peer_id) {
-        let matched = m.replication.as_ref().and_then(|r| r.get(&p.id)).cloned().flatten();
-        if matched.is_none_or(|l| last.saturating_sub(l.index()) > PENDING_LAG) {
-            pending.push(*p);
-        }
-        let acked = m.heartbeat.as_ref().and_then(|h| h.get(&p.id)).cloned().flatten();
-        if acked.is_none_or(|t| openraft::Instant::elapsed(&*t) > DOWN_AFTER) {
-            down.push(*p);
-        }
-    }
-    (pending, down)
 }

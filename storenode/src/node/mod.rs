@@ -553,22 +553,39 @@ fn record_refusal(refusal: &PeerRefused, source: &'static str, peer_id: u64) {
     info!(source, peer_id, reason = %refusal, "refused a peer or its data");
 }
 
-/// Tells the PD worker when a peer gains leadership or its membership
-/// changes, so PD hears at once rather than at the next periodic report.
+/// Tells the PD worker when a peer gains leadership, its membership changes
+/// or, while it leads, a peer stops (or starts) being pending (a new
+/// learner caught up), so PD hears at once rather than at the next
+/// periodic report.
 async fn watch_leadership(node: std::sync::Weak<Node>, peer: Arc<RegionPeer>) {
     let mut rx = peer.raft.metrics();
-    let mut last = (false, None);
+    let mut last = (false, None, Vec::new());
     loop {
         let now = {
             let m = rx.borrow_watched();
             let leading = m.state == ServerState::Leader && m.current_leader == Some(peer.shared.peer_id);
-            (leading, *m.membership_config.log_id())
+            let pending: Vec<u64> = if leading {
+                m.membership_config
+                    .membership()
+                    .nodes()
+                    .map(|(id, _)| *id)
+                    .filter(|id| peer::is_pending(&m, *id) && *id != peer.shared.peer_id)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (leading, *m.membership_config.log_id(), pending)
         };
         if now != last {
+            let gained = now.0 && !last.0;
+            let changed = now.0 && (gained || now.1 != last.1 || now.2 != last.2);
+            let role_changed = now.0 != last.0;
             last = now;
             let Some(node) = node.upgrade() else { return };
-            node.count_leaders();
-            if now.0 {
+            if role_changed {
+                node.count_leaders();
+            }
+            if changed {
                 let _ = node.region_events.send(peer.region_id());
             }
         }

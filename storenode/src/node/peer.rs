@@ -13,6 +13,19 @@ use crate::raft::network::RegionNetwork;
 use crate::raft::state_machine::{RegionShared, RegionStateMachine};
 use crate::transport::client::Transport;
 
+/// A peer this many entries behind the leader's log (or that has matched
+/// nothing yet: a new learner waiting for its snapshot) is pending.
+const PENDING_LAG: u64 = 256;
+/// A peer that has not acknowledged the leader for this long is down.
+const DOWN_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether the leader whose metrics are `m` counts peer `id` as pending.
+pub fn is_pending(m: &openraft::RaftMetrics<crate::raft::TypeConfig>, id: u64) -> bool {
+    let last = m.last_log_index.unwrap_or(0);
+    let matched = m.replication.as_ref().and_then(|r| r.get(&id)).cloned().flatten();
+    matched.is_none_or(|l| last.saturating_sub(l.index()) > PENDING_LAG)
+}
+
 pub struct RegionPeer {
     pub raft: RegionRaft,
     pub shared: Arc<RegionShared>,
@@ -88,6 +101,26 @@ impl RegionPeer {
 
     pub fn term(&self) -> u64 {
         self.raft.metrics().borrow_watched().current_term
+    }
+
+    /// The region's pending and down peers, from this leader's replication
+    /// and heartbeat metrics (empty on a follower).
+    pub fn lagging_peers(&self, region: &metapb::Region) -> (Vec<metapb::Peer>, Vec<metapb::Peer>) {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let (mut pending, mut down) = (Vec::new(), Vec::new());
+        if m.replication.is_none() {
+            return (pending, down);
+        }
+        for p in region.peers.iter().filter(|p| p.id != self.shared.peer_id) {
+            if is_pending(&m, p.id) {
+                pending.push(*p);
+            }
+            let acked = m.heartbeat.as_ref().and_then(|h| h.get(&p.id)).cloned().flatten();
+            if acked.is_none_or(|t| openraft::Instant::elapsed(&*t) > DOWN_AFTER) {
+                down.push(*p);
+            }
+        }
+        (pending, down)
     }
 
     /// The region as raft membership says it is: the stored meta with its
