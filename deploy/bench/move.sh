@@ -11,8 +11,10 @@
 #         on one store to the store that holds none (the next round moves
 #         it back), timed from the request until pdctl returns (every step
 #         done and every store on the new routes)
-# The receiving store's snapshot metrics give the transfer rate: bytes
-# received over the time from the first chunk to the file on disk.
+# The stores' snapshot metrics give where the time goes: the leader's
+# snapshot build, and on the receiving store the bytes received over the
+# time from the first chunk until the snapshot is installed (the transfer
+# rate), of which the install alone.
 # Prints every run, then medians.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -96,6 +98,8 @@ for round in $(seq 1 "$ROUNDS"); do
   to=$(store_of free)
   bytes0=$(metric "$(http_of "$to")" 'store_snapshot_bytes_total{direction="received"}')
   secs0=$(metric "$(http_of "$to")" 'store_snapshot_seconds_sum{direction="receive"}')
+  inst0=$(metric "$(http_of "$to")" 'store_snapshot_seconds_sum{direction="install"}')
+  build0=0; for i in 1 2 3 4; do build0=$(echo "$build0 + $(metric "$(http "$i")" 'store_snapshot_seconds_sum{direction="build"}')" | bc); done
   load 10 > "$WORK/move-load" &
   LOADPID=$!
   sleep 2
@@ -105,9 +109,12 @@ for round in $(seq 1 "$ROUNDS"); do
   wait "$LOADPID"
   bytes=$(echo "$(metric "$(http_of "$to")" 'store_snapshot_bytes_total{direction="received"}') - $bytes0" | bc)
   secs=$(echo "$(metric "$(http_of "$to")" 'store_snapshot_seconds_sum{direction="receive"}') - $secs0" | bc)
+  inst=$(echo "$(metric "$(http_of "$to")" 'store_snapshot_seconds_sum{direction="install"}') - $inst0" | bc)
+  build1=0; for i in 1 2 3 4; do build1=$(echo "$build1 + $(metric "$(http "$i")" 'store_snapshot_seconds_sum{direction="build"}')" | bc); done
+  build=$(echo "scale=2; ($build1 - $build0) / 1" | bc)
   rate=$(echo "scale=1; $bytes / 1000000 / $secs" | bc)
   took=$(echo "scale=2; ($t1 - $t0) / 1" | bc)
-  echo "move store $from -> $to: ${took} s, snapshot $(echo "$bytes / 1048576" | bc) MiB received at ${rate} MB/s" \
+  echo "move store $from -> $to: ${took} s, snapshot $(echo "$bytes / 1048576" | bc) MiB built in ${build} s, received and installed at ${rate} MB/s (install ${inst} s of ${secs} s)" \
     | tee -a "$WORK/results"
   echo "moving $(cat "$WORK/move-load")" | tee -a "$WORK/results"
   echo "movetime $took $rate" >> "$WORK/times"
