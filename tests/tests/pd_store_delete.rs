@@ -2,16 +2,16 @@
 //! a real three-member PD group and stores played by heartbeat streams: an
 //! empty store goes straight to Tombstone and may not reconnect; refusals are
 //! typed; a store holding a region goes Offline, the decommission checker
-//! plans its move, and once the region's leader reports the peer moved PD
+//! starts its move, and once the region's leader reports the peer moved PD
 //! marks the store Tombstone while `pdctl` prints the regions left.
 
 use std::time::Duration;
 
 use cluster_tests::pd_cluster::PdCluster;
 use cluster_tests::test_store::{HeartbeatStream, register_store};
-use cluster_tests::{http_get, http_request, pdctl, pdctl_spawn, pdctl_wait, phase, wait_for};
+use cluster_tests::{http_request, pdctl, pdctl_spawn, pdctl_wait, phase, wait_for};
 use pd::error::PdError;
-use proto::metapb;
+use proto::{metapb, pdpb};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -87,32 +87,22 @@ async fn pdctl_store_delete_drains_a_store_to_tombstone() {
     assert_eq!(listed["store"]["state_name"], "Offline");
     assert_eq!(listed["status"]["down"], false);
 
-    phase("the decommission checker plans the move to the spare store");
-    let want = (region.id, stores[0], spare);
-    wait_for("a decommission plan on the leader", WAIT, || {
-        let members = members.clone();
-        async move {
-            for http in &members {
-                let Ok((200, body)) = http_get(http, "/api/v1/checker/plans").await else { continue };
-                let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-                let found = v["plans"].as_array()?.iter().any(|p| {
-                    p["checker"] == "decommission"
-                        && p["kind"] == "move"
-                        && (p["region_id"].clone(), p["from_store"].clone(), p["to_store"].clone())
-                            == (want.0.into(), want.1.into(), want.2.into())
-                });
-                if found {
-                    return Some(());
-                }
-            }
-            None
-        }
+    phase("the decommission checker starts the move to the spare store");
+    let op = wait_for("a decommission move on the leader", WAIT, || async {
+        pd.list_operators(false).await.ok()?.into_iter().find(|o| {
+            o.source == "decommission"
+                && o.kind == pdpb::OperatorKind::Move as i32
+                && (o.region_id, o.source_store_id, o.target_store_id) == (region.id, stores[0], spare)
+        })
     })
     .await;
+    assert_ne!(op.new_peer_id, 0, "{op:?}");
 
     phase("pdctl waits while the region's leader reports the peer moved");
     let waiting = pdctl_spawn(&["--pd", &ep, "store", "delete", &stores[0].to_string(), "--timeout", "30"]);
-    let peer_id = pd.alloc_id().await.expect("alloc peer id");
+    // The region as its leader reports it once the move is done: the new
+    // peer (the id PD allocated for it) in place of store 1's.
+    let peer_id = op.new_peer_id;
     let mut moved = region.clone();
     let old = moved.peers.iter_mut().find(|p| p.store_id == stores[0]).expect("peer on store 1");
     *old = metapb::Peer { id: peer_id, store_id: spare, role: metapb::PeerRole::Voter as i32 };
