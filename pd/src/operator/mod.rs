@@ -36,6 +36,7 @@ pub mod split;
 pub mod split_plan;
 pub mod state;
 pub mod transfer_leader;
+pub mod transfer_plan;
 
 pub use clock::Now;
 pub use controller::{DirectiveSink, OperatorController, StoreVersions};

@@ -8,7 +8,7 @@ use super::peer_plan::PeerPlan;
 use super::peer_reports::PeerStatus;
 use super::peer_step::PeerStep;
 use super::split_plan::SplitPlan;
-use super::transfer_leader::TransferPlan;
+use super::transfer_plan::TransferPlan;
 use crate::catalog::{RegionRecord, RouteCatalog};
 
 /// Who asked for an operator.

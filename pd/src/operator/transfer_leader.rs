@@ -9,39 +9,21 @@
 //!    few seconds without progress. The leader hands over with openraft's
 //!    leader transfer; the new leader reports the region at once.
 //! 3. **Done** when the catalog's leader of the region is on the target
-//!    store ([`TransferPlan::result`]). A transfer to the store that leads
+//!    store ([`TransferPlan::result`](super::transfer_plan::TransferPlan::result)). A transfer to the store that leads
 //!    already is done at once.
 
 use std::time::Duration;
 
-use proto::{metapb, pdpb};
+use proto::metapb;
 
 use super::clock::Now;
 use super::state::{Kind, Operator, Source};
-use crate::catalog::{RegionRecord, RouteCatalog};
+use super::transfer_plan::TransferPlan;
+use crate::catalog::RegionRecord;
 use crate::error::{PdError, Result};
 
 /// A leader transfer moves no data: time for an election or two.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// What a transfer-leader operator asks for.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TransferPlan {
-    /// The region's voter on the target store.
-    pub to: metapb::Peer,
-}
-
-impl TransferPlan {
-    pub fn directive_kind(&self) -> pdpb::directive::Kind {
-        pdpb::directive::Kind::TransferLeader(pdpb::TransferLeader { peer: Some(self.to) })
-    }
-
-    /// The region, once the catalog names the target's peer its leader.
-    pub fn result(&self, region_id: u64, catalog: &RouteCatalog) -> Option<Vec<metapb::Region>> {
-        let rec = catalog.region(region_id)?;
-        (rec.leader.map(|l| l.store_id) == Some(self.to.store_id)).then(|| vec![rec.region.clone()])
-    }
-}
 
 /// The region's voter on `to_store_id`, if the transfer may go there.
 ///
