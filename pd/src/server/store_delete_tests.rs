@@ -10,13 +10,11 @@ use tokio::time::Instant;
 
 use super::PdServer;
 use super::context::{StoreRuntime, now_ms};
-use crate::catalog::{CatalogCommand, CommandOutcome};
+use crate::catalog::CatalogCommand;
 use crate::client::PdClient;
 use crate::config::PdConfig;
 use crate::duration_text::DurationText;
 use crate::error::PdError;
-use crate::schedule::plan::PlanKind;
-use crate::schedule::replica_checks::Checker;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 /// How often a condition is looked at while waiting for it.
@@ -101,23 +99,22 @@ async fn a_deleted_store_goes_offline_then_tombstone_once_drained() {
     let info = pd.delete_store(stores[0]).await.expect("delete again");
     assert_eq!(state(&info), metapb::StoreState::Offline as i32);
 
-    // The decommission checker plans the move to the spare store.
+    // The decommission checker plans the move to the spare store and starts
+    // it: a MOVE operator from the decommission source.
     let region_id = ctx.catalog.read().catalog.regions().next().expect("region").region.id;
-    wait_until("the decommission checker plans the move", || {
-        ctx.checker_plans.lock().unwrap().iter().any(|p| {
-            p.checker == Checker::Decommission
-                && p.plan.region_id == region_id
-                && p.plan.kind == PlanKind::Move { from: stores[0], to: spare }
+    let started = || {
+        ctx.operators.lock().unwrap().list(false).into_iter().map(|o| o.to_pb((0, 0))).find(|o| {
+            o.source == "decommission"
+                && o.kind == pdpb::OperatorKind::Move as i32
+                && (o.region_id, o.source_store_id, o.target_store_id) == (region_id, stores[0], spare)
         })
-    })
-    .await;
-
-    // Carry the move out as the region's leader would report it; the loop
-    // then marks the drained store Tombstone.
-    let Ok(CommandOutcome::Ids { first: peer_id, .. }) = ctx.propose(CatalogCommand::AllocIds { count: 1 }).await
-    else {
-        panic!("id allocation failed")
     };
+    wait_until("the decommission checker starts the move", || started().is_some()).await;
+    let peer_id = started().expect("the move operator").new_peer_id;
+    assert_ne!(peer_id, 0);
+
+    // Carry the move out as the region's leader would report it, under the
+    // peer id PD allocated; the loop then marks the drained store Tombstone.
     let mut region = ctx.catalog.read().catalog.region(region_id).expect("region").region.clone();
     let old = region.peers.iter_mut().find(|p| p.store_id == stores[0]).expect("peer on the Offline store");
     *old = metapb::Peer { id: peer_id, store_id: spare, role: metapb::PeerRole::Voter as i32 };
