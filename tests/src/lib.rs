@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod moves;
 pub mod nemesis;
 pub mod pd_cluster;
+pub mod pdctl_run;
 pub mod playground_ports;
 pub mod process;
 pub mod split;
