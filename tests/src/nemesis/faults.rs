@@ -125,18 +125,19 @@ impl Nemesis {
     }
 
     /// Applies faults until `now()` passes `until`, each healed before the
-    /// next; returns what it did.
+    /// next, and at least each operation in the schedule once however long
+    /// those take; returns what it did.
     pub async fn run(&mut self, now: impl Fn() -> u64, until: u64) -> Vec<FaultRecord> {
         let mut done = Vec::new();
+        // A run starts with each operation in its schedule (a split, a
+        // leader transfer, a move, a store down for good) once, so every
+        // such run does each, even a short one.
+        let operations: Vec<FaultKind> = FaultKind::OPERATIONS.into_iter().filter(|k| self.kinds.contains(k)).collect();
         loop {
             tokio::time::sleep(millis(&mut self.rng, 300, 1_500)).await;
-            if now() >= until {
+            if now() >= until && done.len() >= operations.len() {
                 return done;
             }
-            // A run starts with each operation in its schedule (a split,
-            // a leader transfer) once, so every such run does each.
-            let operations: Vec<FaultKind> =
-                FaultKind::OPERATIONS.into_iter().filter(|k| self.kinds.contains(k)).collect();
             let kind = match operations.get(done.len()) {
                 Some(k) => *k,
                 None => *self.rng.pick(&self.kinds),

@@ -183,6 +183,7 @@ pub async fn run(config: &NemesisConfig) -> Report {
     crate::phase(&format!("nemesis: {}", report.summary()));
     keep_logs(&nemesis.cluster, config.seed);
     wait_converged(&nemesis.cluster, &keys).await;
+    wait_placed(&nemesis.cluster).await;
     report
 }
 
@@ -255,4 +256,51 @@ async fn wait_converged(cluster: &Cluster, keys: &[String]) {
         Some(())
     })
     .await;
+}
+
+/// Waits until every store hosts exactly the peers PD's routes give it: a
+/// replica moved away, repaired elsewhere while its store was down, or
+/// removed, has been destroyed, and every new one runs.
+async fn wait_placed(cluster: &Cluster) {
+    let pd = pd::client::PdClient::new(&cluster.pd_endpoints()).expect("pd client");
+    let deadline = tokio::time::Instant::now() + CONVERGE_DEADLINE;
+    while let Some(diff) = placement_differs(cluster, &pd).await {
+        assert!(tokio::time::Instant::now() < deadline, "stores never hosted what PD's routes say: {diff}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How a store's hosted peers differ from PD's routes, if they do.
+async fn placement_differs(cluster: &Cluster, pd: &pd::client::PdClient) -> Option<String> {
+    let routes = match pd.list_routes().await {
+        Ok(r) => r,
+        Err(e) => return Some(format!("no routes: {e}")),
+    };
+    for s in &cluster.stores {
+        let want: std::collections::BTreeSet<(u64, u64)> = routes
+            .regions
+            .iter()
+            .filter_map(|r| r.region.as_ref())
+            .flat_map(|r| r.peers.iter().filter(|p| p.store_id == s.store_id).map(|p| (r.id, p.id)))
+            .collect();
+        let have = match crate::http_get(&s.http(), "/status").await {
+            Ok((200, body)) => serde_json::from_str::<serde_json::Value>(&body).ok().map(|v| {
+                v["regions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| (r["id"].as_u64().unwrap_or(0), r["peer_id"].as_u64().unwrap_or(0)))
+                    .collect::<std::collections::BTreeSet<_>>()
+            }),
+            _ => None,
+        };
+        match have {
+            None => return Some(format!("store {} does not answer /status", s.store_id)),
+            Some(have) if have != want => {
+                return Some(format!("store {} hosts (region, peer) {have:?}, PD says {want:?}", s.store_id));
+            }
+            Some(_) => {}
+        }
+    }
+    None
 }
