@@ -15,13 +15,19 @@
 //! on its own for regions past their size or key thresholds; admins start
 //! them through the API or `pdctl region split`.
 //!
-//! Stores are decommissioned through their catalog state (Up -> Offline ->
-//! Tombstone, [`server::delete_store`]); the replica checkers
-//! ([`schedule::replica_checks`]) plan the moves that repair replicas lost
-//! to Down stores and drain Offline ones.
+//! Membership operators move, add and remove replicas and transfer
+//! leadership ([`operator::move_peer`], [`operator::add_peer`],
+//! [`operator::remove_peer`], [`operator::transfer_leader`],
+//! [`operator::leave_joint`]): each step is a directive to the region's
+//! leader, confirmed by the leader's next region report. Stores are
+//! decommissioned through their catalog state (Up -> Offline -> Tombstone,
+//! [`server::delete_store`]); the replica checkers
+//! ([`schedule::replica_checks`]) start the operators that repair replicas
+//! lost to Down stores, drain Offline ones and drive half-done joint
+//! changes out of their joint state.
 //!
-//! Not done yet: move operators (add learner, joint consensus, remove
-//! peer) that carry the replica checkers' plans out.
+//! Not done yet: leader and region balancing, region merge, placement
+//! labels.
 
 pub mod byte_size;
 pub mod catalog;

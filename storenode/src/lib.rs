@@ -24,9 +24,17 @@
 //! ([`raft::split`]), and the node starts the new peer and reports the
 //! result ([`node::split`]).
 //!
-//! Not done yet: move execution (membership-change directives are refused),
-//! peer destruction (tombstone rows are honoured, nothing writes them yet),
-//! hibernation of idle regions.
+//! Moves are raft membership changes PD drives step by step: the leader
+//! adds a learner ([`node::add_learner_directive`]), which the store creates
+//! on demand when its first raft message or snapshot arrives; one joint
+//! change promotes and demotes, and an empty one leaves the joint state
+//! ([`node::change_peers_directive`]); the removed peer is dropped
+//! ([`node::remove_peer_directive`]) and destroyed with a tombstone
+//! ([`node::destroy`]). Every replica rewrites the region's meta in the same
+//! writer job as the membership entry's apply ([`raft::membership`]).
+//!
+//! Not done yet: hibernation of idle regions, one engine write for many
+//! regions' appends.
 
 pub mod bench;
 pub mod client;
