@@ -278,6 +278,7 @@ fn every_selected_metric_and_label_value_is_exported() {
         "store_snapshots_total",
         "store_snapshot_bytes_total",
         "store_snapshot_seconds_bucket",
+        "pd_operator_step_seconds_bucket",
     ] {
         assert!(
             expressions()
