@@ -8,8 +8,9 @@
 //! The steps are not atomic together, so the install is made restartable
 //! the way TiKV's is:
 //!
-//! 1. the file is verified whole (trailer counts and checksum) and given
-//!    its final name, durably;
+//! 1. the file is verified whole (trailer counts and checksum; a file
+//!    whose checksum the receiver checked as it arrived is not read again
+//!    for this) and given its final name, durably;
 //! 2. one durable job sets the region's local state to `APPLYING`, naming
 //!    the file;
 //! 3. lazy jobs delete the region's range, then write the pairs (a crash
@@ -24,7 +25,7 @@
 //! peer rather than serve a half-written range.
 
 use std::fs::File;
-use std::io::{self, BufReader, Seek};
+use std::io::{self, BufReader, Read, Seek};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -110,9 +111,12 @@ pub async fn begin(
     mut snapshot: SnapshotFile,
 ) -> io::Result<(File, PathBuf, SnapshotHead)> {
     let mut file = snapshot.file.try_clone()?;
+    let checked = snapshot.is_verified();
     let (file, head) = blocking(move || {
         file.rewind()?;
-        let head = verify(&mut file)?;
+        // A file checked as it arrived is not read an extra time; the
+        // install's own read checks it again as it goes.
+        let head = if checked { read_head(&mut file)? } else { verify(&mut file)? };
         file.rewind()?;
         Ok((file, head))
     })
@@ -188,6 +192,11 @@ pub async fn resume(engine: &Arc<Engine>, state: &raftpb::RegionLocalState) -> i
     Ok(installed)
 }
 
+/// Reads just the head.
+fn read_head(file: &mut File) -> io::Result<SnapshotHead> {
+    Ok(SnapshotReader::new(BufReader::with_capacity(64 << 10, file))?.0)
+}
+
 /// Reads the whole file: its head if the trailer checks out.
 fn verify(file: &mut File) -> io::Result<SnapshotHead> {
     let (head, mut r) = SnapshotReader::new(BufReader::with_capacity(1 << 20, file))?;
@@ -208,8 +217,79 @@ async fn apply_file(
     if region.id != region_id {
         return Err(io_err(format!("snapshot of region {} installed as region {region_id}", region.id)));
     }
+    let mut jobs = clear_range(engine, &region, limits).await?;
+    // Write the pairs, one bounded job at a time; sessions come last in the
+    // file and go into the final job.
+    let (mut keys, mut size) = (0u64, 0u64);
+    let mut sessions = Vec::new();
+    let mut reader = Some(reader);
+    loop {
+        let mut r = reader.take().expect("reader is put back after each step");
+        let (r, Step { pairs, sessions: step_sessions, done }) = blocking(move || {
+            let step = read_step(&mut r, limits)?;
+            Ok((r, step))
+        })
+        .await?;
+        reader = Some(r);
+        sessions.extend(step_sessions);
+        keys += pairs.len() as u64;
+        size += pairs.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum::<u64>();
+        if !pairs.is_empty() {
+            write_pairs(engine, pairs).await?;
+            jobs += 1;
+        }
+        if done {
+            break;
+        }
+    }
+    let applied = commit(engine, peer_id, &region, &head, sessions).await?;
+    jobs += 1;
+    Ok(Installed { region, applied, meta: head.meta, path: PathBuf::new(), keys, size, jobs })
+}
+
+/// One bounded step's records, read from a snapshot.
+struct Step {
+    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    sessions: Vec<(u64, Vec<u8>)>,
+    /// The reader reached the verified end.
+    done: bool,
+}
+
+/// Reads records until `limits` are reached or the snapshot ends.
+///
+/// # Errors
+///
+/// As [`SnapshotReader::next_record`].
+fn read_step<R: Read>(r: &mut SnapshotReader<R>, limits: StepLimits) -> io::Result<Step> {
+    let mut step = Step { pairs: Vec::new(), sessions: Vec::new(), done: false };
+    let mut bytes = 0;
+    while step.pairs.len() < limits.keys && bytes < limits.bytes {
+        match r.next_record()? {
+            None => {
+                step.done = true;
+                break;
+            }
+            Some(Record::Pair(k, v)) => {
+                bytes += k.len() + v.len();
+                step.pairs.push((k, v));
+            }
+            Some(Record::Session(c, s)) => {
+                bytes += s.len();
+                step.sessions.push((c, s));
+            }
+        }
+    }
+    Ok(step)
+}
+
+/// Deletes every key of the region's range, one bounded job at a time;
+/// returns the jobs it took.
+///
+/// # Errors
+///
+/// Storage failures.
+async fn clear_range(engine: &Arc<Engine>, region: &metapb::Region, limits: StepLimits) -> io::Result<u64> {
     let mut jobs = 0u64;
-    // Clear the range, one bounded job at a time.
     loop {
         let (start, end) = (region.start_key.clone(), region.end_key.clone());
         let more = engine
@@ -237,62 +317,46 @@ async fn apply_file(
             .await?;
         jobs += 1;
         if !more {
-            break;
+            return Ok(jobs);
         }
     }
-    // Write the pairs, one bounded job at a time; sessions come last in the
-    // file and go into the final job.
-    let (mut keys, mut size) = (0u64, 0u64);
-    let mut sessions = Vec::new();
-    let mut reader = Some(reader);
-    loop {
-        let mut r = reader.take().expect("reader is put back after each step");
-        let (r, pairs, step_sessions, done) = blocking(move || {
-            let mut pairs = Vec::new();
-            let mut sessions = Vec::new();
-            let mut bytes = 0;
-            let done = loop {
-                if pairs.len() >= limits.keys || bytes >= limits.bytes {
-                    break false;
-                }
-                match r.next_record()? {
-                    None => break true,
-                    Some(Record::Pair(k, v)) => {
-                        bytes += k.len() + v.len();
-                        pairs.push((k, v));
-                    }
-                    Some(Record::Session(c, s)) => {
-                        bytes += s.len();
-                        sessions.push((c, s));
-                    }
-                }
-            };
-            Ok((r, pairs, sessions, done))
+}
+
+/// Writes one bounded step's pairs, lazily (the install's commit makes
+/// them durable).
+///
+/// # Errors
+///
+/// Storage failures.
+async fn write_pairs(engine: &Engine, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> io::Result<()> {
+    engine
+        .writer
+        .write_lazy(move |tx| {
+            let mut data = tx.open_table(DATA).map_err(io_err)?;
+            for (k, v) in &pairs {
+                data.insert(k.as_slice(), v.as_slice()).map_err(io_err)?;
+            }
+            Ok(())
         })
-        .await?;
-        reader = Some(r);
-        sessions.extend(step_sessions);
-        keys += pairs.len() as u64;
-        size += pairs.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum::<u64>();
-        if !pairs.is_empty() {
-            engine
-                .writer
-                .write_lazy(move |tx| {
-                    let mut data = tx.open_table(DATA).map_err(io_err)?;
-                    for (k, v) in &pairs {
-                        data.insert(k.as_slice(), v.as_slice()).map_err(io_err)?;
-                    }
-                    Ok(())
-                })
-                .await?;
-            jobs += 1;
-        }
-        if done {
-            break;
-        }
-    }
-    // The commit point: durable, and everything the region's readers and
-    // raft look at changes together.
+        .await
+}
+
+/// The install's commit point, one durable job: the region's sessions,
+/// its applied state (log id, membership, log clock) and its local state
+/// back to `NORMAL` change together, so everything the region's readers
+/// and raft look at moves at once.
+///
+/// # Errors
+///
+/// Storage failures.
+async fn commit(
+    engine: &Engine,
+    peer_id: u64,
+    region: &metapb::Region,
+    head: &SnapshotHead,
+    sessions: Vec<(u64, Vec<u8>)>,
+) -> io::Result<ApplyState> {
+    let region_id = region.id;
     let applied = ApplyState {
         last_applied: head.meta.last_log_id,
         membership: head.meta.last_membership.clone(),
@@ -318,8 +382,7 @@ async fn apply_file(
             Ok(())
         })
         .await?;
-    jobs += 1;
-    Ok(Installed { region, applied, meta: head.meta, path: PathBuf::new(), keys, size, jobs })
+    Ok(applied)
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {

@@ -44,6 +44,10 @@ pub struct SnapshotFile {
     pub path: PathBuf,
     pub file: File,
     temporary: bool,
+    /// Its checksum was checked as it was received
+    /// ([`format::StreamCheck`]): the installer need not read it whole
+    /// before it starts.
+    verified: bool,
 }
 
 impl SnapshotFile {
@@ -54,17 +58,26 @@ impl SnapshotFile {
     /// Open failures.
     pub fn open(path: PathBuf) -> io::Result<Self> {
         let file = File::open(&path)?;
-        Ok(SnapshotFile { path, file, temporary: false })
+        Ok(SnapshotFile { path, file, temporary: false, verified: false })
     }
 
     /// Wraps an already open complete snapshot file.
     pub fn open_handle(path: PathBuf, file: File) -> Self {
-        SnapshotFile { path, file, temporary: false }
+        SnapshotFile { path, file, temporary: false, verified: false }
     }
 
     /// Wraps a temporary file, deleted on drop unless installed.
     pub fn temporary(path: PathBuf, file: File) -> Self {
-        SnapshotFile { path, file, temporary: true }
+        SnapshotFile { path, file, temporary: true, verified: false }
+    }
+
+    /// The whole file's checksum checked out as it was written.
+    pub fn mark_verified(&mut self) {
+        self.verified = true;
+    }
+
+    pub fn is_verified(&self) -> bool {
+        self.verified
     }
 
     /// The file now has its final name: keep it on drop.
