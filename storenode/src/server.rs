@@ -18,8 +18,8 @@ use crate::engine::{Engine, Failpoints};
 use crate::kv::service::KvService;
 use crate::node::Node;
 use crate::routes::RouteTable;
-use crate::transport::MAX_MESSAGE;
 use crate::transport::service::TransportService;
+use crate::transport::{CONNECTION_WINDOW, MAX_MESSAGE, STREAM_WINDOW};
 use crate::{http, metrics, pd_worker};
 
 /// How long startup waits for PD's first route snapshot.
@@ -87,9 +87,15 @@ impl StoreServer {
         let transport = RaftTransportServer::new(TransportService::new(node.clone()))
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
-        let grpc = tonic::transport::Server::builder().tcp_nodelay(true).add_service(kv).add_service(transport);
+        let grpc = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .add_service(kv)
+            .add_service(transport);
         tasks.push(tokio::spawn(pd::net::serve_grpc(grpc, grpc_listener, shutdown_rx.clone())));
         tasks.push(tokio::spawn(pd::net::serve_http(http::router(node.clone()), http_listener, shutdown_rx.clone())));
+        tasks.push(tokio::spawn(crate::node::snapshot_policy::run(Arc::downgrade(&node), shutdown_rx.clone())));
         tasks.push(tokio::spawn(pd_worker::run(node.clone(), events_rx, shutdown_rx)));
         // Serving before the first routes arrive would answer every request
         // that needs forwarding with ServerBusy.

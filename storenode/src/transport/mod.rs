@@ -20,3 +20,11 @@ pub mod snapshot_limits;
 pub const SNAPSHOT_CHUNK: usize = 1 << 20;
 /// Largest single raft message: an append of many large entries.
 pub const MAX_MESSAGE: usize = 64 << 20;
+/// HTTP/2 receive window of one stream on the store's gRPC server: a few
+/// snapshot chunks in flight, so a sender never waits a round trip per
+/// chunk (hyper's default is one chunk's worth).
+pub const STREAM_WINDOW: u32 = 4 << 20;
+/// HTTP/2 receive window of one connection: every region's raft traffic
+/// from a store shares the connection, and a snapshot's chunks must not
+/// fill the whole window and hold the other regions' appends behind them.
+pub const CONNECTION_WINDOW: u32 = 16 << 20;
