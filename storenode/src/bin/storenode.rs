@@ -55,6 +55,9 @@ struct Args {
     /// Applied entries between region snapshots.
     #[arg(long)]
     raft_snapshot_logs: Option<u64>,
+    /// Snapshot send rate in MiB/s shared by the store's sends; 0 for none.
+    #[arg(long)]
+    snapshot_max_send_rate_mb: Option<u64>,
     #[arg(long)]
     log_level: Option<String>,
     #[arg(long, value_parser = ["text", "json"])]
@@ -107,6 +110,9 @@ fn load(args: &Args) -> Result<StoreConfig, pd::config::ConfigError> {
     }
     if let Some(v) = args.raft_snapshot_logs {
         c.raft.snapshot_logs = v;
+    }
+    if let Some(v) = args.snapshot_max_send_rate_mb {
+        c.snapshot.max_send_rate_mb = v;
     }
     if let Some(v) = args.engine_cache_mb {
         c.engine.cache_size_mb = v;

@@ -53,6 +53,7 @@ pub mod peer;
 pub mod range_index;
 pub mod refusal;
 pub mod remove_peer_directive;
+pub mod snapshot_policy;
 pub mod split;
 pub mod split_directive;
 pub mod transfer_leader_directive;
@@ -163,7 +164,9 @@ impl Node {
             election_timeout_min: r.election_timeout_min_ms,
             election_timeout_max: r.election_timeout_max_ms,
             install_snapshot_timeout: 60_000,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(r.snapshot_logs),
+            // [`snapshot_policy`] builds snapshots, holding them back while
+            // one is being sent.
+            snapshot_policy: openraft::SnapshotPolicy::Never,
             // Keep some log behind a snapshot so a briefly lagging follower catches
             // up from the log rather than by a full snapshot.
             max_in_snapshot_log_to_keep: (r.snapshot_logs / 10).min(1_000),

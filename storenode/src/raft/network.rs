@@ -137,6 +137,8 @@ impl RaftNetworkV2<TypeConfig> for PeerConn {
             region: Some(shared.region()),
             meta: encode(&(vote, &snapshot.meta)).map_err(|e| self.unreachable(e))?,
         };
+        // Holds back this peer's next snapshot build until the send ends.
+        let _sending = shared.snapshot_send();
         let send = self.net.transport.send_snapshot(header, &snapshot.snapshot);
         tokio::select! {
             res = send => {

@@ -23,7 +23,7 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
@@ -59,6 +59,9 @@ pub struct RegionShared {
     /// Held by an install for its duration and by a build while it opens
     /// its read transaction, so a build never reads a half-installed range.
     install_lock: tokio::sync::Mutex<()>,
+    /// Snapshots of this peer being streamed to other stores now; while
+    /// any is, no new snapshot is built ([`crate::node::snapshot_policy`]).
+    sending_snapshots: AtomicUsize,
     pub approximate_keys: AtomicU64,
     pub approximate_size: AtomicU64,
     /// Since the last region heartbeat; swapped to zero when reported.
@@ -74,6 +77,15 @@ pub struct RegionShared {
     /// peers: the node reports the region, or destroys this peer when it
     /// was removed.
     membership_applied: OnceLock<MembershipHook>,
+}
+
+/// A snapshot send in flight, counted in its region until dropped.
+pub struct SnapshotSend(Arc<RegionShared>);
+
+impl Drop for SnapshotSend {
+    fn drop(&mut self) {
+        self.0.sending_snapshots.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 type SnapshotHook = Box<dyn Fn(&metapb::Region) + Send + Sync>;
@@ -92,6 +104,17 @@ impl RegionShared {
     pub fn contains(&self, key: &[u8]) -> bool {
         let r = self.region.read().unwrap();
         keys::contains(&r.start_key, &r.end_key, key)
+    }
+
+    /// Snapshots of this peer in flight to other stores.
+    pub fn sending_snapshots(&self) -> usize {
+        self.sending_snapshots.load(Ordering::Acquire)
+    }
+
+    /// Counts a snapshot send until the returned guard drops.
+    pub fn snapshot_send(self: &Arc<Self>) -> SnapshotSend {
+        self.sending_snapshots.fetch_add(1, Ordering::AcqRel);
+        SnapshotSend(self.clone())
     }
 
     /// Whether a snapshot install is rewriting the region's range now.
@@ -181,6 +204,7 @@ impl RegionStateMachine {
             current_snapshot: Mutex::new(current),
             applying: AtomicBool::new(false),
             install_lock: tokio::sync::Mutex::new(()),
+            sending_snapshots: AtomicUsize::new(0),
             approximate_keys: AtomicU64::new(n),
             approximate_size: AtomicU64::new(size),
             written_bytes: AtomicU64::new(0),
