@@ -216,10 +216,25 @@ async fn a_move_whose_target_dies_is_cancelled_and_the_region_keeps_serving() {
         client.put(&key(i), b"after").await.expect("write after the cancelled move");
     }
     let r = pd.get_region_by_id(region.id).await.expect("region").route.unwrap().region.unwrap();
-    let voters: Vec<u64> =
-        r.peers.iter().filter(|p| p.role == metapb::PeerRole::Voter as i32).map(|p| p.store_id).collect();
+    let voters: Vec<metapb::Peer> =
+        r.peers.iter().filter(|p| p.role == metapb::PeerRole::Voter as i32).copied().collect();
     assert_eq!(voters.len(), 3, "three voters: {:?}", r.peers);
-    assert!(!voters.contains(&to), "the dead target never became a voter: {:?}", r.peers);
+    assert!(!voters.iter().any(|p| p.store_id == to), "the dead target never became a voter: {:?}", r.peers);
+
+    phase("the three voters are healthy: a leader reports none of them pending or down, only the dead learner");
+    let report = wait_for("the leader to report the dead learner down", WAIT, || async {
+        let resp = pd.get_region_by_id(region.id).await.ok()?;
+        resp.route.as_ref()?.leader?;
+        resp.down_peers.iter().any(|p| p.store_id == to).then_some(resp)
+    })
+    .await;
+    for v in &voters {
+        assert!(!report.down_peers.contains(v), "voter {v:?} is down: {:?}", report.down_peers);
+        assert!(!report.pending_peers.contains(v), "voter {v:?} is pending: {:?}", report.pending_peers);
+    }
+    for i in 0..100 {
+        assert_eq!(client.get(&key(i)).await.expect("get"), Some(b"after".to_vec()));
+    }
 }
 
 /// The 1-based index of a store in the cluster, which names its directory.
