@@ -482,6 +482,18 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
         self.shared.approximate_size.store(installed.size, Ordering::Relaxed);
         self.shared.applying.store(false, Ordering::Release);
         self.set_current_snapshot(&installed.meta, installed.path);
+        let t = installed.took;
+        tracing::info!(
+            region_id = self.shared.region_id,
+            keys = installed.keys,
+            bytes = installed.size,
+            jobs = installed.jobs,
+            begin_ms = t.begin.as_millis() as u64,
+            clear_ms = t.clear.as_millis() as u64,
+            write_ms = t.write.as_millis() as u64,
+            commit_ms = t.commit.as_millis() as u64,
+            "snapshot installed"
+        );
         metrics::SNAPSHOTS.with_label_values(&["installed"]).inc();
         metrics::SNAPSHOT_SECONDS.with_label_values(&["install"]).observe(started.elapsed().as_secs_f64());
         if let Some(hook) = self.shared.snapshot_installed.get() {

@@ -28,6 +28,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use prost::Message;
 use proto::{metapb, raftpb};
@@ -62,6 +63,21 @@ pub struct Installed {
     pub size: u64,
     /// Writer jobs the install took, the `APPLYING` mark included.
     pub jobs: u64,
+    /// Where the time went.
+    pub took: Phases,
+}
+
+/// How long each step of an install took.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Phases {
+    /// Verifying the file, naming it, and the durable `APPLYING` mark.
+    pub begin: Duration,
+    /// Deleting what the range held.
+    pub clear: Duration,
+    /// Reading the pairs and writing them, lazily.
+    pub write: Duration,
+    /// The durable commit, which waits for everything written before it.
+    pub commit: Duration,
 }
 
 /// Why a region's interrupted install could not resume: its range holds
@@ -90,10 +106,13 @@ pub async fn install(
     snapshot: SnapshotFile,
     limits: StepLimits,
 ) -> io::Result<Installed> {
+    let started = Instant::now();
     let (file, path, _) = begin(engine, region_id, peer_id, meta, snapshot).await?;
+    let begun = started.elapsed();
     let mut installed = apply_file(engine, region_id, peer_id, file, limits).await?;
     installed.path = path;
     installed.jobs += 1;
+    installed.took.begin = begun;
     Ok(installed)
 }
 
@@ -217,7 +236,11 @@ async fn apply_file(
     if region.id != region_id {
         return Err(io_err(format!("snapshot of region {} installed as region {region_id}", region.id)));
     }
+    let mut took = Phases::default();
+    let clearing = Instant::now();
     let mut jobs = clear_range(engine, &region, limits).await?;
+    took.clear = clearing.elapsed();
+    let writing = Instant::now();
     // Write the pairs, one bounded job at a time; sessions come last in the
     // file and go into the final job.
     let (mut keys, mut size) = (0u64, 0u64);
@@ -242,9 +265,12 @@ async fn apply_file(
             break;
         }
     }
+    took.write = writing.elapsed();
+    let committing = Instant::now();
     let applied = commit(engine, peer_id, &region, &head, sessions).await?;
+    took.commit = committing.elapsed();
     jobs += 1;
-    Ok(Installed { region, applied, meta: head.meta, path: PathBuf::new(), keys, size, jobs })
+    Ok(Installed { region, applied, meta: head.meta, path: PathBuf::new(), keys, size, jobs, took })
 }
 
 /// One bounded step's records, read from a snapshot.
