@@ -8,23 +8,20 @@
 //! malformed streams.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::Stream;
 use proto::pdpb::{self, pd_server};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::instrument;
 
 use super::context::PdContext;
+use super::stream_status::{BoxStream, refusal};
 use super::{delete_store, heartbeat, operators, watch};
 use crate::catalog::{CatalogCommand, CommandOutcome, keys};
 use crate::error::{PdError, Result};
 use crate::metrics;
 use crate::operator::Source;
-
-pub type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send + 'static>>;
 
 /// Responses whose header can carry an error.
 trait WithHeader: Default {
@@ -422,22 +419,4 @@ impl pd_server::Pd for PdService {
 
 fn operator_id(id: u64) -> Result<u64> {
     if id == 0 { Err(PdError::InvalidArgument("operator id 0".into())) } else { Ok(id) }
-}
-
-/// A refused stream as a gRPC status: the leader hint rides in metadata.
-pub fn refusal(e: &PdError) -> Status {
-    match e {
-        PdError::NotLeader(hint) => {
-            let mut s = Status::failed_precondition(e.to_string());
-            if let Some(h) = hint
-                && let (Ok(addr), Ok(id)) = (h.address.parse(), h.id.to_string().parse())
-            {
-                s.metadata_mut().insert(crate::client::LEADER_ADDR_METADATA, addr);
-                s.metadata_mut().insert(crate::client::LEADER_ID_METADATA, id);
-            }
-            s
-        }
-        PdError::InvalidArgument(m) => Status::invalid_argument(m.clone()),
-        other => Status::unavailable(other.to_string()),
-    }
 }

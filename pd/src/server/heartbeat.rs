@@ -29,9 +29,9 @@ use tonic::Streaming;
 use tracing::{debug, info, warn};
 
 use super::context::{PdContext, StoreRuntime, now_ms, until_not_leader};
-use super::grpc::BoxStream;
 use super::report_queue::{self, Report};
 use super::store_streams::{Registration, Tx};
+use super::stream_status::BoxStream;
 use super::watch::GaugeGuard;
 use crate::catalog::{CatalogCommand, region_report::epoch_is_stale};
 use crate::error::{PdError, Result};

@@ -30,6 +30,7 @@ pub mod replica_check;
 pub mod report_queue;
 pub mod split_check;
 pub mod store_streams;
+pub mod stream_status;
 pub mod watch;
 
 use std::collections::BTreeMap;

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::context::{PdContext, until_not_leader};
-use super::grpc::{BoxStream, refusal};
+use super::stream_status::{BoxStream, refusal};
 use crate::error::{PdError, Result};
 use crate::metrics;
 
