@@ -4,6 +4,8 @@
 # parameters, one after the other in one run.
 #
 #   deploy/bench/compare.sh [duration, default 20s]
+#   KV_BIN=<dir> deploy/bench/compare.sh ...   # prebuilt binaries, no build
+#   ONLY=put1 deploy/bench/compare.sh ...      # one case: put1 put64 get1 get64
 #
 # Needs etcd (Debian: apt-get install etcd-server). Prints kvbench's report
 # for each case; docs/benchmarks.md records the figures.
@@ -19,8 +21,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --workspace --bins
-BIN=target/release
+if [ -n "${KV_BIN:-}" ]; then
+  BIN=$KV_BIN
+else
+  cargo build --release --workspace --bins
+  BIN=target/release
+fi
 
 echo "== starting PD + 3 storage nodes"
 "$BIN/playground" --data-dir "$WORK/store" --pd-port 31379 --store-port 31160 > "$WORK/playground.out" 2>&1 &
@@ -50,8 +56,11 @@ run() {
   "$BIN/kvbench" "$@" --duration "$DURATION" --key-size 16 --value-size 256 --keys 100000 2>/dev/null
 }
 for clients in 1 64; do
-  run --pd 127.0.0.1:31379 --workload put --clients "$clients" --metrics "$STORE_METRICS"
-  run --etcd "$ETCD" --workload put --clients "$clients"
-  run --pd 127.0.0.1:31379 --workload get --clients "$clients"
-  run --etcd "$ETCD" --workload get --clients "$clients"
+  for op in put get; do
+    case "${ONLY:-$op$clients}" in "$op$clients") ;; *) continue ;; esac
+    metrics=()
+    [ "$op" = put ] && metrics=(--metrics "$STORE_METRICS")
+    run --pd 127.0.0.1:31379 --workload "$op" --clients "$clients" "${metrics[@]}"
+    run --etcd "$ETCD" --workload "$op" --clients "$clients"
+  done
 done
