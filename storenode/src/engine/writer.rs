@@ -81,7 +81,47 @@ type Job = Box<dyn Fn(&WriteTransaction) -> io::Result<()> + Send>;
 struct Request {
     job: Job,
     durable: bool,
-    done: oneshot::Sender<io::Result<()>>,
+    done: Done,
+}
+
+/// Who hears a request's outcome: a waiting submitter, or a callback the
+/// writer thread runs itself (no task hop: a raft log append tells openraft
+/// it is flushed straight from here).
+enum Done {
+    Wait(oneshot::Sender<io::Result<()>>),
+    Call(Callback),
+}
+
+/// A completion callback that is called exactly once: with the outcome, or,
+/// if its request is dropped unanswered (the writer died with it queued),
+/// with the writer's death.
+pub struct Callback(Option<Box<dyn FnOnce(io::Result<()>) + Send>>);
+
+impl Callback {
+    fn call(mut self, result: io::Result<()>) {
+        if let Some(f) = self.0.take() {
+            f(result);
+        }
+    }
+}
+
+impl Drop for Callback {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(Err(io::Error::other("group-commit writer died with the write queued")));
+        }
+    }
+}
+
+impl Done {
+    fn send(self, result: io::Result<()>) {
+        match self {
+            Done::Wait(tx) => {
+                let _ = tx.send(result);
+            }
+            Done::Call(cb) => cb.call(result),
+        }
+    }
 }
 
 /// Faults a test can switch on for a whole process, off unless named at
@@ -183,6 +223,30 @@ impl GroupWriter {
         self.submit(false, f).await
     }
 
+    /// Queues `f` for the next batch and returns once it is queued, not
+    /// committed: `done` runs on the writer thread with the commit's outcome
+    /// (durable when `durable`). Writes queued later by the same caller
+    /// commit in the same batch or a later one, so order holds. `f` may run
+    /// more than once, as for [`GroupWriter::write`].
+    ///
+    /// # Errors
+    ///
+    /// `group-commit writer died: ...` when the writer has stopped (`done`
+    /// is then called with the same error).
+    pub async fn submit_then<F, D>(&self, durable: bool, f: F, done: D) -> io::Result<()>
+    where
+        F: Fn(&WriteTransaction) -> io::Result<()> + Send + 'static,
+        D: FnOnce(io::Result<()>) + Send + 'static,
+    {
+        let done = Done::Call(Callback(Some(Box::new(done))));
+        if let Err(mpsc::error::SendError(req)) = self.tx.send(Request { job: Box::new(f), durable, done }).await {
+            let e = self.death_error().await;
+            req.done.send(Err(io::Error::new(e.kind(), e.to_string())));
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Why the writer stopped, once it has; `None` while it runs.
     pub fn failure(&self) -> Option<String> {
         self.died.borrow().clone()
@@ -212,7 +276,7 @@ impl GroupWriter {
             Ok(())
         });
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Request { job, durable, done }).await.is_err() {
+        if self.tx.send(Request { job, durable, done: Done::Wait(done) }).await.is_err() {
             return Err(self.death_error().await);
         }
         match wait.await {
@@ -270,12 +334,12 @@ fn run(db: &Database, rx: &mut mpsc::Receiver<Request>, runs: &mut JobRuns) -> R
                     None => {}
                 }
                 for (r, result) in batch.into_iter().zip(results) {
-                    let _ = r.done.send(result);
+                    r.done.send(result);
                 }
             }
             Err(Fatal(reason)) => {
                 for r in batch {
-                    let _ = r.done.send(Err(io::Error::other(format!("group-commit writer died: {reason}"))));
+                    r.done.send(Err(io::Error::other(format!("group-commit writer died: {reason}"))));
                 }
                 return Err(reason);
             }

@@ -47,7 +47,9 @@ impl Node {
         };
         let started = Instant::now();
         let res = tokio::time::timeout(RAFT_TIMEOUT, peer.raft.client_write(cmd)).await;
-        metrics::RAFT_PROPOSE_SECONDS.observe(started.elapsed().as_secs_f64());
+        let elapsed = started.elapsed().as_secs_f64();
+        metrics::RAFT_PROPOSE_SECONDS.observe(elapsed);
+        metrics::RAFT_STAGE_SECONDS.with_label_values(&["propose"]).observe(elapsed);
         let reply = match res {
             // Proposed and maybe committed later: the outcome is unknown.
             Err(_) => return Err(StoreError::StaleCommand),
@@ -60,7 +62,10 @@ impl Node {
                 }
                 return Err(self.raft_error(peer, &e));
             }
-            Ok(Ok(resp)) => resp.data,
+            Ok(Ok(resp)) => {
+                peer.shared.stages.replied(resp.log_id.index());
+                resp.data
+            }
         };
         match reply {
             KvReply::EpochNotMatch { current } => {

@@ -58,11 +58,11 @@ impl RegionPeer {
         if initialize {
             crate::raft::bootstrap::seed(&engine, &region).await?;
         }
-        let log = RegionLogStore::new(region.id, engine.clone());
-        let sm = RegionStateMachine::open_sized(engine, region.clone(), peer_id, sizes).await?;
+        let sm = RegionStateMachine::open_sized(engine.clone(), region.clone(), peer_id, sizes).await?;
         // An interrupted snapshot install, now finished, may have moved the range.
         let region = sm.shared().region();
         let shared = sm.shared();
+        let log = RegionLogStore::new(region.id, engine).with_stage_clock(peer_id, shared.stages.clone());
         let network = RegionNetwork { shared: shared.clone(), transport };
         let raft = RegionRaft::new(peer_id, config, network, log.clone(), sm)
             .await

@@ -1,12 +1,17 @@
 //! A region's raft log, vote and commit/purge marks in the store's shared
-//! engine. Reads go straight to redb; every write goes through the
-//! group-commit writer and returns once durable, so appends of many regions
-//! share one fsync and each region's writes keep their order.
+//! engine. Every write goes through the group-commit writer, so appends of
+//! many regions share one fsync and each region's writes keep their order.
+//!
+//! An append returns once queued, with its entries readable from the
+//! [`LogCache`], and tells openraft from the writer thread when they are on
+//! disk: the leader replicates while its own log write runs. Votes,
+//! truncations and purges return once durable.
 
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use openraft::OptionalSend;
 use openraft::entry::RaftEntry;
@@ -15,6 +20,8 @@ use redb::ReadableDatabase;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::log_cache::LogCache;
+use super::stage_clock::StageClock;
 use super::{Entry, LogId, TypeConfig, Vote, decode, encode};
 use crate::engine::{Engine, RAFT_LOG, RAFT_META, io_err};
 use crate::metrics;
@@ -27,11 +34,22 @@ const PURGED: u8 = 3;
 pub struct RegionLogStore {
     region_id: u64,
     engine: Arc<Engine>,
+    cache: Arc<Mutex<LogCache>>,
+    /// This peer's id and its stage clock: entries of its own terms are
+    /// timed from the moment they are queued.
+    stages: Option<(u64, Arc<StageClock>)>,
 }
 
 impl RegionLogStore {
     pub fn new(region_id: u64, engine: Arc<Engine>) -> Self {
-        RegionLogStore { region_id, engine }
+        RegionLogStore { region_id, engine, cache: Arc::default(), stages: None }
+    }
+
+    /// Times the appends of entries that peer `peer_id` proposed as leader.
+    #[must_use]
+    pub fn with_stage_clock(mut self, peer_id: u64, clock: Arc<StageClock>) -> Self {
+        self.stages = Some((peer_id, clock));
+        self
     }
 
     fn read_meta<T: DeserializeOwned>(&self, kind: u8) -> io::Result<Option<T>> {
@@ -62,6 +80,7 @@ impl RegionLogStore {
     ///
     /// Write failures.
     pub async fn destroy(&self) -> io::Result<()> {
+        *self.cache.lock().unwrap() = LogCache::default();
         let region = self.region_id;
         self.engine
             .writer
@@ -115,22 +134,32 @@ impl RaftLogReader<TypeConfig> for RegionLogStore {
     ) -> io::Result<Vec<Entry>> {
         let r = self.region_id;
         let start = match range.start_bound() {
-            Bound::Included(i) => Bound::Included((r, *i)),
-            Bound::Excluded(i) => Bound::Excluded((r, *i)),
-            Bound::Unbounded => Bound::Included((r, 0)),
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i.saturating_add(1),
+            Bound::Unbounded => 0,
         };
         let end = match range.end_bound() {
-            Bound::Included(i) => Bound::Included((r, *i)),
-            Bound::Excluded(i) => Bound::Excluded((r, *i)),
-            Bound::Unbounded => Bound::Included((r, u64::MAX)),
+            Bound::Included(i) => i.saturating_add(1),
+            Bound::Excluded(i) => *i,
+            Bound::Unbounded => u64::MAX,
         };
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        // The cache first, redb after: an entry evicted in between was
+        // durable, so the later redb read sees it (see `log_cache`).
+        let (cached, from) = self.cache.lock().unwrap().read(start, end);
+        if from <= start {
+            return Ok(cached);
+        }
         let tx = self.engine.db.begin_read().map_err(io_err)?;
         let t = tx.open_table(RAFT_LOG).map_err(io_err)?;
         let mut out = Vec::new();
-        for row in t.range::<(u64, u64)>((start, end)).map_err(io_err)? {
+        for row in t.range::<(u64, u64)>((r, start)..(r, from)).map_err(io_err)? {
             let (_, v) = row.map_err(io_err)?;
             out.push(decode(v.value())?);
         }
+        out.extend(cached);
         Ok(out)
     }
 
@@ -144,6 +173,9 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
 
     async fn get_log_state(&mut self) -> io::Result<LogState<TypeConfig>> {
         let purged: Option<LogId> = self.read_meta::<Option<LogId>>(PURGED)?.flatten();
+        if let Some(last) = self.cache.lock().unwrap().last_log_id() {
+            return Ok(LogState { last_purged_log_id: purged, last_log_id: Some(last) });
+        }
         let tx = self.engine.db.begin_read().map_err(io_err)?;
         let t = tx.open_table(RAFT_LOG).map_err(io_err)?;
         let r = self.region_id;
@@ -162,22 +194,23 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
         self.write_meta(VOTE, vote).await
     }
 
-    /// Lazy: the committed mark only saves a restarted peer from waiting
-    /// for its leader to tell it again, so it rides along with the next
-    /// durable write instead of costing an fsync of its own.
+    /// Lazy and not waited for: the committed mark only saves a restarted
+    /// peer from waiting for its leader to tell it again, so it rides along
+    /// with the next durable write, and openraft goes on to apply without
+    /// waiting for the writer (which may be in the middle of an fsync).
     async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
         let bytes = encode(&committed)?;
         let region = self.region_id;
-        self.engine
-            .writer
-            .write_lazy(move |tx| {
-                tx.open_table(RAFT_META)
-                    .map_err(io_err)?
-                    .insert((region, COMMITTED), bytes.as_slice())
-                    .map_err(io_err)?;
-                Ok(())
-            })
-            .await
+        let job = move |tx: &redb::WriteTransaction| {
+            tx.open_table(RAFT_META).map_err(io_err)?.insert((region, COMMITTED), bytes.as_slice()).map_err(io_err)?;
+            Ok(())
+        };
+        let done = move |res: io::Result<()>| {
+            if let Err(e) = res {
+                tracing::warn!(region_id = region, error = %e, "saving the committed mark failed");
+            }
+        };
+        self.engine.writer.submit_then(false, job, done).await
     }
 
     async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
@@ -189,36 +222,54 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let rows: Vec<(u64, Vec<u8>)> =
-            entries.into_iter().map(|e| Ok((e.index(), encode(&e)?))).collect::<io::Result<_>>()?;
+        let mut rows: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut cached = Vec::new();
+        let mut own = Vec::new();
+        for e in entries {
+            let bytes = encode(&e)?;
+            if self.stages.as_ref().is_some_and(|(me, _)| e.log_id().committed_leader_id().node_id == *me) {
+                own.push(e.index());
+            }
+            rows.push((e.index(), bytes));
+            cached.push(e);
+        }
+        let Some(last) = cached.last().map(RaftEntry::log_id) else {
+            callback.io_completed(Ok(()));
+            return Ok(());
+        };
         let n = rows.len() as u64;
+        let queued = Instant::now();
+        let timed = !own.is_empty();
+        if let Some((_, clock)) = self.stages.as_ref().filter(|_| timed) {
+            clock.queued(own, queued);
+        }
+        let sizes: Vec<usize> = rows.iter().map(|(_, b)| b.len()).collect();
+        self.cache.lock().unwrap().append(cached.into_iter().zip(sizes));
         let region = self.region_id;
-        let res = self
-            .engine
-            .writer
-            .write(move |tx| {
-                let mut t = tx.open_table(RAFT_LOG).map_err(io_err)?;
-                for (index, bytes) in &rows {
-                    t.insert((region, *index), bytes.as_slice()).map_err(io_err)?;
+        let job = move |tx: &redb::WriteTransaction| {
+            let mut t = tx.open_table(RAFT_LOG).map_err(io_err)?;
+            for (index, bytes) in &rows {
+                t.insert((region, *index), bytes.as_slice()).map_err(io_err)?;
+            }
+            Ok(())
+        };
+        let cache = self.cache.clone();
+        let done = move |res: io::Result<()>| {
+            if res.is_ok() {
+                cache.lock().unwrap().flushed(&last);
+                if timed {
+                    StageClock::flushed(queued);
                 }
-                Ok(())
-            })
-            .await;
+            }
+            callback.io_completed(res);
+        };
         metrics::RAFT_APPENDS.inc();
         metrics::RAFT_ENTRIES_APPENDED.inc_by(n);
-        match res {
-            Ok(()) => {
-                callback.io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.io_completed(Err(io::Error::new(e.kind(), e.to_string())));
-                Err(e)
-            }
-        }
+        self.engine.writer.submit_then(true, job, done).await
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
+        self.cache.lock().unwrap().truncate_after(last_log_id.as_ref().map(|l| l.index()));
         let r = self.region_id;
         let from = last_log_id.map_or(Bound::Included((r, 0)), |l| Bound::Excluded((r, l.index())));
         self.engine
@@ -234,6 +285,7 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
+        self.cache.lock().unwrap().purge(log_id.index());
         let r = self.region_id;
         let bytes = encode(&Some(log_id))?;
         let upto = log_id.index();

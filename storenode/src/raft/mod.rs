@@ -3,6 +3,9 @@
 //! - [`command`]: what a region's raft log carries and what applying answers.
 //! - [`log_store`]: a region's raft log and vote, in the shared engine, written
 //!   through the group-commit writer.
+//! - [`log_cache`]: the newest log entries in memory, readable before their
+//!   write commits, so a leader replicates while its own fsync runs.
+//! - [`stage_clock`]: per-stage latency of the leader's writes.
 //! - [`bootstrap`]: a bootstrap region's first raft state, seeded.
 //! - [`membership`]: membership entries rewrite the region's peers and `conf_ver`.
 //! - [`apply_state`]: what the engine records per region next to its data.
@@ -26,6 +29,7 @@
 pub mod apply_state;
 pub mod bootstrap;
 pub mod command;
+pub mod log_cache;
 pub mod log_store;
 pub mod membership;
 pub mod network;
@@ -33,6 +37,7 @@ pub mod session;
 pub mod snapshot;
 pub mod split;
 pub mod split_point;
+pub mod stage_clock;
 pub mod state_machine;
 
 use serde::{Deserialize, Serialize};

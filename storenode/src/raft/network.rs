@@ -110,7 +110,13 @@ impl RaftNetworkV2<TypeConfig> for PeerConn {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let heartbeat = self.heartbeats && rpc.entries.is_empty();
-        Ok(self.call(raftpb::RaftCallKind::AppendEntries, &rpc, &option, heartbeat).await?)
+        let timed = (!rpc.entries.is_empty()).then(std::time::Instant::now);
+        let resp = self.call(raftpb::RaftCallKind::AppendEntries, &rpc, &option, heartbeat).await?;
+        if let Some(sent) = timed {
+            let secs = sent.elapsed().as_secs_f64();
+            crate::metrics::RAFT_STAGE_SECONDS.with_label_values(&["replicate"]).observe(secs);
+        }
+        Ok(resp)
     }
 
     async fn vote(

@@ -62,6 +62,8 @@ pub struct RegionShared {
     /// Snapshots of this peer being streamed to other stores now; while
     /// any is, no new snapshot is built ([`crate::node::snapshot_policy`]).
     sending_snapshots: AtomicUsize,
+    /// Per-stage timing of the writes this peer proposes as leader.
+    pub stages: Arc<super::stage_clock::StageClock>,
     pub approximate_keys: AtomicU64,
     pub approximate_size: AtomicU64,
     /// Since the last region heartbeat; swapped to zero when reported.
@@ -205,6 +207,7 @@ impl RegionStateMachine {
             applying: AtomicBool::new(false),
             install_lock: tokio::sync::Mutex::new(()),
             sending_snapshots: AtomicUsize::new(0),
+            stages: Arc::default(),
             approximate_keys: AtomicU64::new(n),
             approximate_size: AtomicU64::new(size),
             written_bytes: AtomicU64::new(0),
@@ -352,7 +355,11 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
     {
         let mut payloads = Vec::new();
         let mut responders = Vec::new();
+        let mut indexes = Vec::new();
         while let Some((entry, responder)) = entries.try_next().await? {
+            if responder.is_some() {
+                indexes.push(entry.log_id.index());
+            }
             payloads.push((entry.log_id, entry.payload));
             responders.push(responder);
         }
@@ -436,6 +443,7 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
         s.written_keys.fetch_add(delta.written_keys, Ordering::Relaxed);
         metrics::DUPLICATE_WRITES.inc_by(delta.repeats);
         metrics::RAFT_APPLY_SECONDS.observe(started.elapsed().as_secs_f64());
+        self.shared.stages.applied(indexes, started, Instant::now());
         if !splits.is_empty() || conf.changed {
             *s.region.write().unwrap() = region.clone();
         }

@@ -115,7 +115,13 @@ impl TransportService {
                     {
                         return refused(e.to_string());
                     }
-                    answer(peer.raft.append_entries(r).await)
+                    let timed = (!r.entries.is_empty()).then(std::time::Instant::now);
+                    let resp = peer.raft.append_entries(r).await;
+                    if let Some(at) = timed {
+                        let secs = at.elapsed().as_secs_f64();
+                        metrics::RAFT_STAGE_SECONDS.with_label_values(&["follower_append"]).observe(secs);
+                    }
+                    answer(resp)
                 }
                 Err(e) => refused(bad(e)),
             },
