@@ -4,11 +4,11 @@
 //! the same way in one run.
 //!
 //! - [`keygen`]: seeded key choice, uniform or zipfian.
-//! - [`stats`]: latency percentiles.
+//! - [`histogram`]: latency percentiles.
 
+pub mod histogram;
 pub mod keygen;
 pub mod presplit;
-pub mod stats;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,8 +18,8 @@ use proto::etcdserverpb::{self, kv_client::KvClient as EtcdKv};
 use tonic::transport::Channel;
 
 use crate::client::Client;
+use histogram::{Histogram, Summary};
 use keygen::{Distribution, Rng, key};
-use stats::{Latencies, Summary};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -133,7 +133,7 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn total(&self) -> usize {
+    pub fn total(&self) -> u64 {
         self.ops.iter().map(|(_, s)| s.count).sum()
     }
 
@@ -205,7 +205,7 @@ pub async fn run(backend: Arc<Backend>, cfg: BenchConfig) -> Report {
         let (backend, cfg, done, errors) = (backend.clone(), cfg.clone(), done.clone(), errors.clone());
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng::new(cfg.seed.wrapping_add(c as u64 * 0x1000_0001));
-            let mut lat = [Latencies::default(), Latencies::default(), Latencies::default()];
+            let mut lat = [Histogram::new(), Histogram::new(), Histogram::new()];
             let mut last_error = None;
             while Instant::now() < deadline {
                 let roll = rng.below(100) as u32;
@@ -238,11 +238,11 @@ pub async fn run(backend: Arc<Backend>, cfg: BenchConfig) -> Report {
             (lat, last_error)
         }));
     }
-    let mut merged = [Latencies::default(), Latencies::default(), Latencies::default()];
+    let mut merged = [Histogram::new(), Histogram::new(), Histogram::new()];
     let mut last_error = None;
     for t in tasks {
         if let Ok((lat, e)) = t.await {
-            for (m, l) in merged.iter_mut().zip(lat) {
+            for (m, l) in merged.iter_mut().zip(&lat) {
                 m.merge(l);
             }
             last_error = last_error.or(e);
@@ -254,7 +254,7 @@ pub async fn run(backend: Arc<Backend>, cfg: BenchConfig) -> Report {
     }
     let ops = [Op::Put, Op::Get, Op::Scan]
         .into_iter()
-        .zip(merged.iter_mut())
+        .zip(merged.iter())
         .filter(|(_, l)| !l.is_empty())
         .map(|(op, l)| (op, l.summary()))
         .collect();
