@@ -6,9 +6,15 @@
 //! - [`keygen`]: seeded key choice, uniform or zipfian.
 //! - [`histogram`]: latency percentiles.
 
+pub mod chooser;
+pub mod distribution;
 pub mod histogram;
 pub mod keygen;
+pub mod latest;
 pub mod presplit;
+pub mod rng;
+pub mod scrambled;
+pub mod zipfian;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +25,8 @@ use tonic::transport::Channel;
 
 use crate::client::Client;
 use histogram::{Histogram, Summary};
-use keygen::{Distribution, Rng, key};
+use keygen::{Distribution, key};
+use rng::Rng;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
