@@ -1,102 +1,9 @@
-//! Deterministic key choice for the load generator: a seeded PRNG, uniform
-//! or zipfian indexes, and fixed-size keys that spread evenly over the key
-//! space (so pre-split regions share the load).
+//! What the load generator writes: fixed-size keys that spread evenly over
+//! the key space (so pre-split regions share the load) and values that
+//! name their record.
 
-/// splitmix64: small, fast, good enough to pick keys, and seedable so runs
-/// repeat.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    /// A generator for a sub-task, independent of this one's later draws.
-    pub fn fork(&mut self) -> Rng {
-        Rng(self.next_u64())
-    }
-
-    /// A uniformly chosen item (`items` not empty).
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
-
-/// Zipfian indexes in [0, n) with skew `theta` (YCSB's generator, after
-/// Gray et al., "Quickly generating billion-record synthetic databases").
-#[derive(Debug, Clone)]
-pub struct Zipf {
-    n: u64,
-    theta: f64,
-    alpha: f64,
-    zetan: f64,
-    eta: f64,
-}
-
-impl Zipf {
-    /// # Panics
-    ///
-    /// If `theta` is not in (0, 1).
-    pub fn new(n: u64, theta: f64) -> Self {
-        assert!(theta > 0.0 && theta < 1.0, "zipf theta must be in (0, 1)");
-        let zeta = |count: u64| (1..=count).map(|i| 1.0 / (i as f64).powf(theta)).sum::<f64>();
-        let zetan = zeta(n);
-        let zeta2 = zeta(2);
-        let alpha = 1.0 / (1.0 - theta);
-        let eta = (1.0 - (2.0 / n as f64).powf(1.0 - theta)) / (1.0 - zeta2 / zetan);
-        Zipf { n, theta, alpha, zetan, eta }
-    }
-
-    pub fn sample(&self, rng: &mut Rng) -> u64 {
-        let u = rng.next_f64();
-        let uz = u * self.zetan;
-        if uz < 1.0 {
-            return 0;
-        }
-        if uz < 1.0 + 0.5f64.powf(self.theta) {
-            return 1;
-        }
-        let v = (self.n as f64 * (self.eta * u - self.eta + 1.0).powf(self.alpha)) as u64;
-        v.min(self.n - 1)
-    }
-}
-
-/// How keys are picked.
-#[derive(Debug, Clone)]
-pub enum Distribution {
-    Uniform,
-    Zipf(Zipf),
-}
-
-impl Distribution {
-    pub fn pick(&self, rng: &mut Rng, n: u64) -> u64 {
-        match self {
-            Distribution::Uniform => rng.below(n),
-            Distribution::Zipf(z) => z.sample(rng),
-        }
-    }
-}
-
-/// The key for index `i`: `size` bytes whose first 8 are a bijective
-/// scramble of `i` (big-endian), so consecutive indexes land all over the
+/// The key for record `i`: `size` bytes whose first 8 are a bijective
+/// scramble of `i` (big-endian), so consecutive records land all over the
 /// key space, and the rest repeat `i`'s bytes.
 pub fn key(i: u64, size: usize) -> Vec<u8> {
     // Multiplication by an odd constant is a bijection on u64.
@@ -112,17 +19,18 @@ pub fn key(i: u64, size: usize) -> Vec<u8> {
     k
 }
 
+/// The value for record `i`: `size` bytes, the first (up to 8) `i`'s.
+pub fn value(i: u64, size: usize) -> Vec<u8> {
+    let mut v = vec![b'v'; size];
+    for (j, b) in i.to_le_bytes().iter().enumerate().take(size) {
+        v[j] = *b;
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn same_seed_same_sequence() {
-        let (mut a, mut b) = (Rng::new(7), Rng::new(7));
-        for _ in 0..100 {
-            assert_eq!(a.next_u64(), b.next_u64());
-        }
-    }
 
     #[test]
     fn keys_are_distinct_and_sized() {
@@ -135,15 +43,12 @@ mod tests {
     }
 
     #[test]
-    fn zipf_is_skewed_and_in_range() {
-        let z = Zipf::new(1000, 0.99);
-        let mut rng = Rng::new(1);
-        let mut hits = vec![0u32; 1000];
-        for _ in 0..100_000 {
-            hits[z.sample(&mut rng) as usize] += 1;
-        }
-        assert!(hits[0] > hits[500] * 20, "index 0 should dominate: {} vs {}", hits[0], hits[500]);
-        let uniform: u64 = (0..100_000).map(|_| Distribution::Uniform.pick(&mut rng, 1000)).max().unwrap();
-        assert!(uniform < 1000);
+    fn values_are_sized_and_name_their_record() {
+        assert_eq!(value(7, 0), Vec::<u8>::new());
+        assert_eq!(value(0x0102, 3), vec![0x02, 0x01, 0]);
+        let v = value(9, 1000);
+        assert_eq!(v.len(), 1000);
+        assert_eq!(&v[..8], &9u64.to_le_bytes());
+        assert!(v[8..].iter().all(|&b| b == b'v'));
     }
 }

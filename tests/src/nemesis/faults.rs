@@ -27,7 +27,7 @@ use pd::client::PdClient;
 
 use crate::cluster::Cluster;
 use crate::http_request;
-use storenode::bench::keygen::Rng;
+use storenode::bench::rng::Rng;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FaultKind {

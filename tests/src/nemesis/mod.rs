@@ -33,7 +33,7 @@ use crate::cluster::Cluster;
 use checker::{Outcome, Verdict};
 use faults::{FaultKind, FaultRecord, Nemesis};
 use history::Recorder;
-use storenode::bench::keygen::Rng;
+use storenode::bench::rng::Rng;
 use workload::{CLIENT_DEADLINE, Via, Worker};
 
 /// Applied entries between region snapshots in nemesis runs.

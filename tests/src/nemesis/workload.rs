@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use super::checker::{Op, Outcome};
 use super::history::Recorder;
 use crate::http_request;
-use storenode::bench::keygen::Rng;
+use storenode::bench::rng::Rng;
 
 /// Longer than the client's deadline and the HTTP API's retry window, so an
 /// operation ends by its own error before this.
