@@ -38,11 +38,19 @@ pub struct RegionLogStore {
     /// This peer's id and its stage clock: entries of its own terms are
     /// timed from the moment they are queued.
     stages: Option<(u64, Arc<StageClock>)>,
+    /// The committed mark last written, and when.
+    committed_saved: Option<(u64, Instant)>,
 }
+
+/// The committed mark is written once it has moved this many entries, or
+/// this long after the last write, not on every commit: each write costs
+/// its transaction a page of `RAFT_META`, and the mark may lag anyway.
+const COMMITTED_SAVE_ENTRIES: u64 = 256;
+const COMMITTED_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl RegionLogStore {
     pub fn new(region_id: u64, engine: Arc<Engine>) -> Self {
-        RegionLogStore { region_id, engine, cache: Arc::default(), stages: None }
+        RegionLogStore { region_id, engine, cache: Arc::default(), stages: None, committed_saved: None }
     }
 
     /// Times the appends of entries that peer `peer_id` proposed as leader.
@@ -194,11 +202,22 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
         self.write_meta(VOTE, vote).await
     }
 
-    /// Lazy and not waited for: the committed mark only saves a restarted
-    /// peer from waiting for its leader to tell it again, so it rides along
-    /// with the next durable write, and openraft goes on to apply without
-    /// waiting for the writer (which may be in the middle of an fsync).
+    /// Lazy, not waited for, and not on every call: the committed mark only
+    /// saves a restarted peer from waiting for its leader to tell it again,
+    /// so it may lag. It rides along with the next durable write, and
+    /// openraft goes on to apply without waiting for the writer (which may
+    /// be in the middle of an fsync).
     async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
+        let index = committed.as_ref().map_or(0, |l| l.index());
+        let now = Instant::now();
+        if let Some((saved, at)) = self.committed_saved
+            && index >= saved
+            && index - saved < COMMITTED_SAVE_ENTRIES
+            && now.duration_since(at) < COMMITTED_SAVE_INTERVAL
+        {
+            return Ok(());
+        }
+        self.committed_saved = Some((index, now));
         let bytes = encode(&committed)?;
         let region = self.region_id;
         let job = move |tx: &redb::WriteTransaction| {
