@@ -67,6 +67,15 @@ pub fn endpoint_url(addr: &str) -> String {
 /// # Errors
 ///
 /// `InvalidArgument` when the address is not a valid URI.
+/// A PD gRPC client on `ch` that takes messages as large as PD sends: a
+/// full route snapshot of 100,000 regions is about 10 MB, past tonic's
+/// 4 MiB default.
+fn pd_grpc(ch: Channel) -> PdGrpc<Channel> {
+    PdGrpc::new(ch)
+        .max_decoding_message_size(crate::server::MAX_GRPC_MESSAGE)
+        .max_encoding_message_size(crate::server::MAX_GRPC_MESSAGE)
+}
+
 pub fn channel(addr: &str) -> Result<Channel> {
     let ep = Endpoint::from_shared(endpoint_url(addr))
         .map_err(|e| PdError::InvalidArgument(format!("bad PD address {addr:?}: {e}")))?
@@ -134,7 +143,7 @@ impl PdClient {
                     continue;
                 }
             };
-            let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, f(PdGrpc::new(ch))).await;
+            let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, f(pd_grpc(ch))).await;
             let err = match attempt {
                 Ok(Ok(resp)) => {
                     let resp = resp.into_inner();
@@ -170,7 +179,7 @@ impl PdClient {
         }
         let mut last_err = PdError::Unavailable("no PD endpoint answered".into());
         for ep in &self.endpoints {
-            let mut c = PdGrpc::new(channel(ep)?);
+            let mut c = pd_grpc(channel(ep)?);
             match tokio::time::timeout(ATTEMPT_TIMEOUT, c.get_members(pdpb::GetMembersRequest {})).await {
                 Ok(Ok(resp)) => match resp.into_inner() {
                     pdpb::GetMembersResponse { leader: Some(l), member_id, .. } if !l.address.is_empty() => {
@@ -201,7 +210,7 @@ impl PdClient {
             endpoints.insert(0, l);
         }
         for ep in &endpoints {
-            let mut c = PdGrpc::new(channel(ep)?);
+            let mut c = pd_grpc(channel(ep)?);
             match tokio::time::timeout(ATTEMPT_TIMEOUT, c.get_members(pdpb::GetMembersRequest {})).await {
                 Ok(Ok(resp)) => return Ok(resp.into_inner()),
                 Ok(Err(status)) => last_err = status_error(ep, &status),
@@ -225,6 +234,23 @@ impl PdClient {
     /// Allocates one id.
     pub async fn alloc_id(&self) -> Result<u64> {
         Ok(self.call(|mut c| async move { c.alloc_id(pdpb::AllocIdRequest { count: 1 }).await }).await?.first_id)
+    }
+
+    /// Allocates `count` consecutive ids (at most
+    /// [`crate::catalog::MAX_ALLOC_BATCH`]); returns the first.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidArgument` for 0 or more than the batch limit, otherwise as
+    /// [`PdClient::call`].
+    pub async fn alloc_ids(&self, count: u32) -> Result<u64> {
+        if count == 0 || count > crate::catalog::MAX_ALLOC_BATCH {
+            return Err(PdError::InvalidArgument(format!(
+                "{count} ids asked for; 1..={} at a time",
+                crate::catalog::MAX_ALLOC_BATCH
+            )));
+        }
+        Ok(self.call(|mut c| async move { c.alloc_id(pdpb::AllocIdRequest { count }).await }).await?.first_id)
     }
 
     /// Registers or updates a store; returns the catalog version after it.
@@ -418,17 +444,33 @@ impl PdClient {
         resp.operator.ok_or(PdError::OperatorNotFound(operator_id))
     }
 
-    /// Opens a watch-routes stream on the leader. The stream ends when that
-    /// member loses leadership; callers reopen it with the last version seen.
+    /// Opens a watch-routes stream on the leader, every message a full
+    /// snapshot. The stream ends when that member loses leadership; callers
+    /// reopen it with the last version seen.
     ///
     /// # Errors
     ///
     /// As [`PdClient::call`].
     pub async fn watch_routes(&self, since_version: u64) -> Result<tonic::Streaming<pdpb::WatchRoutesResponse>> {
+        self.watch(pdpb::WatchRoutesRequest { since_version, deltas: false }).await
+    }
+
+    /// As [`PdClient::watch_routes`], with deltas wherever PD can send them
+    /// (`routes::apply_delta` applies them): the first message is a delta
+    /// from `since_version` when PD still knows what changed since.
+    ///
+    /// # Errors
+    ///
+    /// As [`PdClient::call`].
+    pub async fn watch_route_deltas(&self, since_version: u64) -> Result<tonic::Streaming<pdpb::WatchRoutesResponse>> {
+        self.watch(pdpb::WatchRoutesRequest { since_version, deltas: true }).await
+    }
+
+    async fn watch(&self, req: pdpb::WatchRoutesRequest) -> Result<tonic::Streaming<pdpb::WatchRoutesResponse>> {
         let give_up = Instant::now() + self.deadline;
         loop {
             let (addr, ch) = self.current_leader().await?;
-            let err = match PdGrpc::new(ch).watch_routes(pdpb::WatchRoutesRequest { since_version }).await {
+            let err = match pd_grpc(ch).watch_routes(req).await {
                 Ok(resp) => return Ok(resp.into_inner()),
                 Err(status) => status_error(&addr, &status),
             };
@@ -448,7 +490,7 @@ impl PdClient {
     /// `Unavailable` when no leader can be found.
     pub async fn leader_grpc(&self) -> Result<(String, PdGrpc<Channel>)> {
         let (addr, ch) = self.current_leader().await?;
-        Ok((addr, PdGrpc::new(ch)))
+        Ok((addr, pd_grpc(ch)))
     }
 
     /// Drops the cached leader after a stream broke, following a hint if the

@@ -62,6 +62,15 @@ pub const DEFAULT_REPLICA_CHECK_INTERVAL_MS: u64 = 5_000;
 /// a time rather than all at once.
 pub const DEFAULT_MAX_REPLICA_PLANS_PER_CHECK: u32 = 4;
 
+/// Catalog versions whose changes PD remembers for route deltas. A split
+/// or leader change is one version, so a store that reconnects within a
+/// thousand route changes gets only what it missed; one further behind
+/// gets a full snapshot. Each version costs a few region ids.
+pub const DEFAULT_ROUTE_HISTORY_VERSIONS: u64 = 1_024;
+/// Far more than any store lags in practice; bounds the memory a typo can
+/// ask for.
+pub const MAX_ROUTE_HISTORY_VERSIONS: u64 = 1_000_000;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct PdConfig {
@@ -84,7 +93,24 @@ pub struct PdConfig {
     pub bootstrap: BootstrapConfig,
     pub raft: RaftTiming,
     pub schedule: ScheduleConfig,
+    pub routes: RoutesConfig,
     pub log: LogConfig,
+}
+
+/// How routes reach stores and watchers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct RoutesConfig {
+    /// Recent catalog versions whose changes are kept, so a receiver within
+    /// that many versions gets a delta instead of a full snapshot. 0: full
+    /// snapshots only.
+    pub history_versions: u64,
+}
+
+impl Default for RoutesConfig {
+    fn default() -> Self {
+        RoutesConfig { history_versions: DEFAULT_ROUTE_HISTORY_VERSIONS }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,6 +204,7 @@ impl Default for PdConfig {
             bootstrap: BootstrapConfig::default(),
             raft: RaftTiming::default(),
             schedule: ScheduleConfig::default(),
+            routes: RoutesConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -459,6 +486,12 @@ impl PdConfig {
             r.snapshot_logs,
         )?;
         check_schedule(&self.schedule)?;
+        if self.routes.history_versions > MAX_ROUTE_HISTORY_VERSIONS {
+            return Err(invalid(
+                "routes.history-versions",
+                format!("{} is above {MAX_ROUTE_HISTORY_VERSIONS}", self.routes.history_versions),
+            ));
+        }
         check_log(&self.log)
     }
 
@@ -501,7 +534,7 @@ mod tests {
 
     #[test]
     fn invalid_values_are_named() {
-        let cases: [(&str, &str); 14] = [
+        let cases: [(&str, &str); 15] = [
             ("node-id: 0", "node-id"),
             ("grpc-addr: nowhere", "grpc-addr"),
             ("replication: {max-replicas: 0}", "replication.max-replicas"),
@@ -516,6 +549,7 @@ mod tests {
             ("schedule: {peer-operator-rate: 0}", "schedule.peer-operator-rate"),
             ("schedule: {max-store-down-time: 500ms}", "schedule.max-store-down-time"),
             ("schedule: {max-replica-plans-per-check: 0}", "schedule.max-replica-plans-per-check"),
+            ("routes: {history-versions: 2000000}", "routes.history-versions"),
         ];
         for (yaml, field) in cases {
             let err = PdConfig::from_yaml(yaml, "t.yaml").unwrap().validate().unwrap_err();

@@ -5,8 +5,9 @@
 //! ([`raft`]), so it survives the loss of a minority of PD members and every
 //! change is durable before it is acknowledged. Storage nodes keep one
 //! streaming heartbeat open to the PD leader ([`server::heartbeat`]): they
-//! report store and region state up, and PD pushes versioned route snapshots
-//! and directives down. Clients read routes with unary calls or watch them
+//! report store and region state up, and PD pushes versioned routes (full
+//! snapshots, or deltas of what changed since the store's version:
+//! [`routes`]) and directives down. Clients read routes with unary calls or watch them
 //! with a stream. Operators use `pdctl` ([`client`] underneath).
 //!
 //! Placement changes are [`operator`]s the leader runs: a split operator
@@ -29,6 +30,7 @@
 //! Not done yet: leader and region balancing, region merge, placement
 //! labels.
 
+pub mod bench;
 pub mod byte_size;
 pub mod catalog;
 pub mod cli;
@@ -41,6 +43,7 @@ pub mod metrics;
 pub mod net;
 pub mod operator;
 pub mod raft;
+pub mod routes;
 pub mod schedule;
 pub mod server;
 pub mod view;

@@ -34,6 +34,15 @@ pub static STORES: LazyLock<IntGaugeVec> =
 pub static IS_LEADER: LazyLock<IntGauge> =
     LazyLock::new(|| register(IntGauge::new("pd_is_leader", "1 on the PD leader, 0 elsewhere").unwrap()));
 
+/// The raft log's last index and the last applied one: a log that does not
+/// move while stores report means their reports cost no raft write.
+pub static RAFT_LAST_LOG_INDEX: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(IntGauge::new("pd_raft_last_log_index", "Index of the last entry in this member's raft log").unwrap())
+});
+pub static RAFT_APPLIED_INDEX: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(IntGauge::new("pd_raft_applied_index", "Index of the last raft entry applied to the catalog").unwrap())
+});
+
 pub static RAFT_TERM: LazyLock<IntGauge> =
     LazyLock::new(|| register(IntGauge::new("pd_raft_term", "Current raft term of this member").unwrap()));
 
@@ -92,9 +101,48 @@ pub static CATALOG_INVARIANT_REFUSALS: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
-pub static ROUTE_PUSHES: LazyLock<IntCounter> = LazyLock::new(|| {
-    register(IntCounter::new("pd_route_pushes_total", "Route snapshots sent on heartbeat and watch streams").unwrap())
+/// Routes sent, by `stream` (heartbeat, watch) and `kind` (full: a whole
+/// snapshot; delta: only what changed since the receiver's version).
+pub static ROUTE_PUSHES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new("pd_route_pushes_total", "Routes sent on heartbeat and watch streams, full snapshots or deltas"),
+            &["stream", "kind"],
+        )
+        .unwrap(),
+    )
 });
+
+/// Regions (upserted plus removed) in each route delta sent.
+pub static ROUTE_DELTA_REGIONS: LazyLock<Histogram> = LazyLock::new(|| {
+    register(
+        Histogram::with_opts(
+            HistogramOpts::new("pd_route_delta_regions", "Regions upserted or removed per route delta sent")
+                .buckets(prometheus::exponential_buckets(1.0, 2.0, 14).unwrap()),
+        )
+        .unwrap(),
+    )
+});
+
+/// Full snapshots stores asked for because a delta did not start at the
+/// version they held.
+pub static ROUTE_RESYNCS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "pd_route_resyncs_total",
+            "Full route snapshots stores asked for after a delta they could not apply",
+        )
+        .unwrap(),
+    )
+});
+
+/// Counts one push of `routes` on `stream`.
+pub fn route_pushed(stream: &'static str, routes: &crate::routes::RoutePush) {
+    ROUTE_PUSHES.with_label_values(&[stream, routes.kind()]).inc();
+    if let crate::routes::RoutePush::Delta(d) = routes {
+        ROUTE_DELTA_REGIONS.observe((d.upserted.len() + d.removed.len()) as f64);
+    }
+}
 
 pub static WATCH_STREAMS: LazyLock<IntGauge> =
     LazyLock::new(|| register(IntGauge::new("pd_watch_streams", "Open watch-routes streams").unwrap()));
@@ -261,7 +309,11 @@ pub fn init() {
     LazyLock::force(&HEARTBEAT_STREAM_ERRORS);
     LazyLock::force(&REGION_REPORTS_REFUSED);
     LazyLock::force(&CATALOG_INVARIANT_REFUSALS);
+    LazyLock::force(&RAFT_LAST_LOG_INDEX);
+    LazyLock::force(&RAFT_APPLIED_INDEX);
     LazyLock::force(&ROUTE_PUSHES);
+    LazyLock::force(&ROUTE_DELTA_REGIONS);
+    LazyLock::force(&ROUTE_RESYNCS);
     LazyLock::force(&WATCH_STREAMS);
     LazyLock::force(&GRPC_SECONDS);
     LazyLock::force(&GRPC_ERRORS);
@@ -304,6 +356,11 @@ pub fn init() {
     for method in GRPC_METHODS {
         GRPC_SECONDS.with_label_values(&[method]);
         GRPC_ERRORS.with_label_values(&[method, "NOT_LEADER"]);
+    }
+    for stream in ["heartbeat", "watch"] {
+        for kind in ["full", "delta"] {
+            ROUTE_PUSHES.with_label_values(&[stream, kind]);
+        }
     }
 }
 

@@ -93,7 +93,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/scan", get(scan))
         .route("/health", get(health))
         .route("/metrics", get(|| async { metrics::render() }))
-        .route("/status", get(status));
+        .route("/status", get(status))
+        .route("/routes", get(routes));
     if node.config.fault_injection {
         router = router.route("/debug/partition", get(partition).put(set_partition).delete(heal_partition));
     }
@@ -222,6 +223,12 @@ fn health_report(store_id: u64, route_version: u64, writer_failure: Option<Strin
     }
     let status = if route_version > 0 { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, json!({"store_id": store_id, "route_version": route_version}))
+}
+
+/// The routes this store holds, in the shape of PD's `/api/v1/routes`, so
+/// the two compare as they are.
+async fn routes(State(node): State<Arc<Node>>) -> Json<serde_json::Value> {
+    Json(pd::view::routes(&node.routes.snapshot()))
 }
 
 async fn status(State(node): State<Arc<Node>>) -> Json<serde_json::Value> {

@@ -42,6 +42,11 @@ pub static REGIONS: LazyLock<IntGauge> = LazyLock::new(|| gauge("store_regions",
 pub static LEADERS: LazyLock<IntGauge> = LazyLock::new(|| gauge("store_leaders", "Regions led from this store"));
 pub static ROUTE_VERSION: LazyLock<IntGauge> =
     LazyLock::new(|| gauge("store_route_version", "Route catalog version this store has applied"));
+/// Routes from PD by kind (full, delta) and result: applied, stale (held
+/// already), gap or malformed (refused; a full snapshot is asked for).
+pub static ROUTE_UPDATES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec("store_route_updates_total", "Route snapshots and deltas received from PD", &["kind", "result"])
+});
 
 pub static KV_REQUESTS: LazyLock<IntCounterVec> =
     LazyLock::new(|| counter_vec("store_kv_requests_total", "KV requests received", &["type"]));
@@ -184,6 +189,7 @@ pub fn init() {
     LazyLock::force(&REGIONS);
     LazyLock::force(&LEADERS);
     LazyLock::force(&ROUTE_VERSION);
+    LazyLock::force(&ROUTE_UPDATES);
     LazyLock::force(&KV_REQUESTS);
     LazyLock::force(&KV_ERRORS);
     LazyLock::force(&KV_SECONDS);
@@ -194,6 +200,16 @@ pub fn init() {
     LazyLock::force(&RAFT_APPLY_SECONDS);
     for stage in ["propose", "leader_append", "replicate", "follower_append", "commit", "apply", "reply"] {
         RAFT_STAGE_SECONDS.with_label_values(&[stage]);
+    }
+    for (kind, result) in [
+        ("full", "applied"),
+        ("full", "stale"),
+        ("delta", "applied"),
+        ("delta", "stale"),
+        ("delta", "gap"),
+        ("delta", "malformed"),
+    ] {
+        ROUTE_UPDATES.with_label_values(&[kind, result]);
     }
     LazyLock::force(&RAFT_ENTRIES_APPENDED);
     LazyLock::force(&RAFT_APPENDS);

@@ -5,7 +5,11 @@
 //! addresses with `PutStore`. Then it keeps one heartbeat stream open to
 //! the PD leader: store stats on a timer, a report for every region it
 //! leads on a timer and at once after a leadership or membership change;
-//! route snapshots come down and are applied if newer. When the stream
+//! routes come down and are applied if newer. The stream asks for route
+//! deltas, naming the version held in its first stats, so a reconnect after
+//! a short outage brings only what changed; a delta that does not start at
+//! the version held is refused and a full snapshot asked for
+//! (`RoutesWanted`). When the stream
 //! breaks (PD leader change, network), it reconnects with backoff to
 //! whichever member leads now.
 //!
@@ -167,6 +171,18 @@ async fn session(
                             send(store_stats(node)).await?;
                         }
                     }
+                    Some(Down::RouteDelta(delta)) => {
+                        let version = node.routes.version();
+                        match node.on_route_delta(&delta).await {
+                            Ok(()) if node.routes.version() > version => send(store_stats(node)).await?,
+                            Ok(()) => {}
+                            Err(e) => {
+                                warn!(error = %e, "route delta refused; asking PD for a full snapshot");
+                                let wanted = pdpb::RoutesWanted { have_version: version };
+                                send(up(node, Payload::RoutesWanted(wanted))).await?;
+                            }
+                        }
+                    }
                     Some(Down::Directive(d)) => {
                         tokio::spawn(directive(node.clone(), d, tx.clone()));
                     }
@@ -228,6 +244,7 @@ async fn directive(node: Arc<Node>, d: pdpb::Directive, up: mpsc::Sender<pdpb::S
                 .send(pdpb::StoreHeartbeatRequest {
                     store_id: node.store_id,
                     payload: Some(Payload::DirectiveFailed(failed)),
+                    route_deltas: true,
                 })
                 .await;
         }
@@ -241,7 +258,7 @@ fn split_reports(node: &Node, rescan: bool) -> Vec<pdpb::StoreHeartbeatRequest> 
         .into_iter()
         .map(|report| {
             metrics::PD_HEARTBEATS.with_label_values(&["split"]).inc();
-            pdpb::StoreHeartbeatRequest { store_id: node.store_id, payload: Some(Payload::Split(report)) }
+            up(node, Payload::Split(report))
         })
         .collect()
 }
@@ -250,16 +267,22 @@ fn store_stats(node: &Node) -> pdpb::StoreHeartbeatRequest {
     let peers = node.peers();
     let leaders = peers.iter().filter(|p| p.is_leader()).count();
     metrics::PD_HEARTBEATS.with_label_values(&["store"]).inc();
-    pdpb::StoreHeartbeatRequest {
-        store_id: node.store_id,
-        payload: Some(Payload::Store(pdpb::StoreStats {
+    up(
+        node,
+        Payload::Store(pdpb::StoreStats {
             used_size: Engine::used_bytes(&node.config.data_dir),
             region_count: peers.len() as u32,
             leader_count: leaders as u32,
             route_version: node.routes.version(),
             ..Default::default()
-        })),
-    }
+        }),
+    )
+}
+
+/// A message up the stream. Every one says the store applies route deltas
+/// (PD reads it from the first).
+fn up(node: &Node, payload: Payload) -> pdpb::StoreHeartbeatRequest {
+    pdpb::StoreHeartbeatRequest { store_id: node.store_id, payload: Some(payload), route_deltas: true }
 }
 
 /// The report for a region this store leads; `None` if it does not.
@@ -275,9 +298,9 @@ fn region_heartbeat(node: &Node, region_id: u64) -> Option<pdpb::StoreHeartbeatR
     let leader = metapb::Peer { id: s.peer_id, store_id: node.store_id, role: metapb::PeerRole::Voter as i32 };
     let region = peer.region();
     let (pending_peers, down_peers) = peer.lagging_peers(&region);
-    Some(pdpb::StoreHeartbeatRequest {
-        store_id: node.store_id,
-        payload: Some(Payload::Region(pdpb::RegionHeartbeat {
+    Some(up(
+        node,
+        Payload::Region(pdpb::RegionHeartbeat {
             region: Some(region),
             leader: Some(leader),
             term: peer.term(),
@@ -289,6 +312,6 @@ fn region_heartbeat(node: &Node, region_id: u64) -> Option<pdpb::StoreHeartbeatR
             }),
             pending_peers,
             down_peers,
-        })),
-    })
+        }),
+    ))
 }

@@ -1,12 +1,15 @@
 //! The store's copy of PD's route table: the newest route snapshot it has
 //! seen, indexed by start key. A snapshot older than (or as old as) the one
-//! held is ignored, so a delayed push never moves routes backwards.
+//! held is ignored, so a delayed push never moves routes backwards. A delta
+//! applies only on top of the version it starts from
+//! ([`pd::routes::apply_delta`]).
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, RwLock};
 
 use pd::catalog::keys;
+use pd::routes::{DeltaRefusal, apply_delta};
 use proto::{metapb, pdpb};
 
 use crate::metrics;
@@ -48,10 +51,29 @@ impl RouteTable {
 
     /// Installs `snapshot` if it is newer than the current one.
     pub fn apply_if_newer(&self, snapshot: pdpb::RouteSnapshot) -> bool {
-        let mut inner = self.inner.write().unwrap();
+        let inner = self.inner.write().unwrap();
         if snapshot.version <= inner.snapshot.version {
             return false;
         }
+        self.install(inner, snapshot);
+        true
+    }
+
+    /// Applies `delta` on top of the routes held.
+    ///
+    /// # Errors
+    ///
+    /// As [`pd::routes::apply_delta`]: `Stale` when the routes held are as
+    /// new already (nothing changes), `Gap` or `Malformed` when a full
+    /// snapshot is needed.
+    pub fn apply_delta(&self, delta: &pdpb::RouteDelta) -> Result<(), DeltaRefusal> {
+        let inner = self.inner.write().unwrap();
+        let snapshot = apply_delta(&inner.snapshot, delta)?;
+        self.install(inner, snapshot);
+        Ok(())
+    }
+
+    fn install(&self, mut inner: std::sync::RwLockWriteGuard<'_, Indexed>, snapshot: pdpb::RouteSnapshot) {
         let by_start = snapshot
             .regions
             .iter()
@@ -64,7 +86,6 @@ impl RouteTable {
         *inner = Indexed { snapshot: Arc::new(snapshot), by_start, stores };
         drop(inner);
         self.version_tx.send_replace(version);
-        true
     }
 
     pub fn store(&self, store_id: u64) -> Option<metapb::Store> {
@@ -114,5 +135,25 @@ mod tests {
         assert!(t.apply_if_newer(snap(6, b"x")));
         assert_eq!(t.region_by_key(b"n").unwrap().region.unwrap().id, 2);
         assert_eq!(t.store(1).unwrap().address, "a:1");
+    }
+
+    #[test]
+    fn a_delta_applies_only_on_its_from_version() {
+        let t = RouteTable::default();
+        assert!(t.apply_if_newer(snap(5, b"m")));
+        let moved = snap(6, b"x").regions;
+        let delta = |from, to| pdpb::RouteDelta {
+            from_version: from,
+            to_version: to,
+            upserted: moved.clone(),
+            ..Default::default()
+        };
+        assert_eq!(t.apply_delta(&delta(4, 6)), Err(DeltaRefusal::Gap { have: 5, from: 4 }));
+        assert_eq!(t.apply_delta(&delta(3, 5)), Err(DeltaRefusal::Stale { have: 5, to: 5 }));
+        assert_eq!(t.version(), 5);
+        t.apply_delta(&delta(5, 6)).unwrap();
+        assert_eq!(t.version(), 6);
+        assert_eq!(t.region_by_key(b"n").unwrap().region.unwrap().id, 2);
+        assert_eq!(*t.snapshot(), snap(6, b"x"));
     }
 }

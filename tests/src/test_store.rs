@@ -1,6 +1,7 @@
 //! A client that speaks the store side of PD's heartbeat protocol, for
 //! driving PD the way a storage node does without starting one: reports,
-//! route snapshots, and directives a test answers by hand.
+//! route snapshots (or deltas, on a stream opened for them), and
+//! directives a test answers by hand.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -20,6 +21,16 @@ pub struct HeartbeatStream {
     directives: VecDeque<pdpb::Directive>,
     /// Route snapshots that arrived while the test waited for a directive.
     routes: VecDeque<pdpb::RouteSnapshot>,
+    /// Routes (snapshots and deltas, in order) on a stream opened with
+    /// [`HeartbeatStream::open_for_deltas`].
+    updates: VecDeque<RouteUpdate>,
+}
+
+/// Routes PD sent down a stream that takes deltas.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteUpdate {
+    Full(pdpb::RouteSnapshot),
+    Delta(pdpb::RouteDelta),
 }
 
 /// Allocates a store id and registers a store with a made-up address.
@@ -47,9 +58,27 @@ impl HeartbeatStream {
     ///
     /// When no leader can be reached.
     pub async fn open(pd: &PdClient, store_id: u64) -> Result<Self, PdError> {
+        Self::open_with(pd, Self::stats(store_id, 0)).await
+    }
+
+    /// Opens a stream that takes route deltas, its first stats claiming
+    /// `route_version` held (0: none). Its routes are read with
+    /// [`HeartbeatStream::next_update`].
+    ///
+    /// # Errors
+    ///
+    /// When no leader can be reached.
+    pub async fn open_for_deltas(pd: &PdClient, store_id: u64, route_version: u64) -> Result<Self, PdError> {
+        let mut first = Self::stats(store_id, route_version);
+        first.route_deltas = true;
+        Self::open_with(pd, first).await
+    }
+
+    async fn open_with(pd: &PdClient, first: pdpb::StoreHeartbeatRequest) -> Result<Self, PdError> {
+        let store_id = first.store_id;
         let (_, mut grpc) = pd.leader_grpc().await?;
         let (tx, rx) = mpsc::channel(16);
-        tx.send(Self::stats(store_id)).await.expect("queue first message");
+        tx.send(first).await.expect("queue first message");
         let resp =
             grpc.store_heartbeat(ReceiverStream::new(rx)).await.map_err(|s| pd::client::status_error("leader", &s))?;
         Ok(HeartbeatStream {
@@ -58,22 +87,25 @@ impl HeartbeatStream {
             rx: resp.into_inner(),
             directives: VecDeque::new(),
             routes: VecDeque::new(),
+            updates: VecDeque::new(),
         })
     }
 
-    fn stats(store_id: u64) -> pdpb::StoreHeartbeatRequest {
+    fn stats(store_id: u64, route_version: u64) -> pdpb::StoreHeartbeatRequest {
         pdpb::StoreHeartbeatRequest {
             store_id,
             payload: Some(pdpb::store_heartbeat_request::Payload::Store(pdpb::StoreStats {
                 capacity: 100 << 30,
                 available: 50 << 30,
+                route_version,
                 ..Default::default()
             })),
+            route_deltas: false,
         }
     }
 
     pub async fn send(&self, payload: pdpb::store_heartbeat_request::Payload) {
-        let msg = pdpb::StoreHeartbeatRequest { store_id: self.store_id, payload: Some(payload) };
+        let msg = pdpb::StoreHeartbeatRequest { store_id: self.store_id, payload: Some(payload), route_deltas: false };
         self.tx.send(msg).await.expect("heartbeat stream closed");
     }
 
@@ -104,6 +136,11 @@ impl HeartbeatStream {
             ..Default::default()
         }))
         .await;
+    }
+
+    /// Tells PD a delta did not apply here: it answers with a full snapshot.
+    pub async fn want_full_routes(&self, have_version: u64) {
+        self.send(pdpb::store_heartbeat_request::Payload::RoutesWanted(pdpb::RoutesWanted { have_version })).await;
     }
 
     /// Reports a split this store's peer carried out as leader at `term`.
@@ -172,6 +209,9 @@ impl HeartbeatStream {
             match self.next_message(left).await?.payload {
                 Some(pdpb::store_heartbeat_response::Payload::Routes(r)) => return Ok(r),
                 Some(pdpb::store_heartbeat_response::Payload::Directive(d)) => self.directives.push_back(d),
+                Some(pdpb::store_heartbeat_response::Payload::RouteDelta(d)) => {
+                    self.updates.push_back(RouteUpdate::Delta(d))
+                }
                 None => {}
             }
         }
@@ -194,6 +234,33 @@ impl HeartbeatStream {
             match self.next_message(left).await?.payload {
                 Some(pdpb::store_heartbeat_response::Payload::Directive(d)) => return Ok(d),
                 Some(pdpb::store_heartbeat_response::Payload::Routes(r)) => self.routes.push_back(r),
+                Some(pdpb::store_heartbeat_response::Payload::RouteDelta(d)) => {
+                    self.updates.push_back(RouteUpdate::Delta(d))
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// The next routes PD sends, snapshot or delta, on a stream opened with
+    /// [`HeartbeatStream::open_for_deltas`] (directives arriving meanwhile
+    /// are kept).
+    ///
+    /// # Errors
+    ///
+    /// The refusal in a header, or `Unavailable` when the stream ends or
+    /// nothing arrives within `timeout`.
+    pub async fn next_update(&mut self, timeout: Duration) -> Result<RouteUpdate, PdError> {
+        if let Some(u) = self.updates.pop_front() {
+            return Ok(u);
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_message(left).await?.payload {
+                Some(pdpb::store_heartbeat_response::Payload::Routes(r)) => return Ok(RouteUpdate::Full(r)),
+                Some(pdpb::store_heartbeat_response::Payload::RouteDelta(d)) => return Ok(RouteUpdate::Delta(d)),
+                Some(pdpb::store_heartbeat_response::Payload::Directive(d)) => self.directives.push_back(d),
                 None => {}
             }
         }

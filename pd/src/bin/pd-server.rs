@@ -80,6 +80,9 @@ struct Args {
     replica_check_interval_ms: Option<u64>,
     #[arg(long)]
     max_replica_plans_per_check: Option<u32>,
+    /// Catalog versions remembered for route deltas (0: full snapshots only).
+    #[arg(long)]
+    route_history_versions: Option<u64>,
     #[arg(long)]
     log_level: Option<String>,
     #[arg(long, value_parser = ["text", "json"])]
@@ -161,6 +164,9 @@ fn load(args: &Args) -> Result<PdConfig, pd::config::ConfigError> {
     }
     if let Some(v) = args.max_replica_plans_per_check {
         s.max_replica_plans_per_check = v;
+    }
+    if let Some(v) = args.route_history_versions {
+        c.routes.history_versions = v;
     }
     if let Some(v) = &args.log_level {
         c.log.level = v.clone();

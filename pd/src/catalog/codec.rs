@@ -59,6 +59,7 @@ impl RouteCatalog {
             by_start: BTreeMap::new(),
             dirty: Dirty::default(),
             journal: Default::default(),
+            route_changes: Vec::new(),
         };
         for rec in regions {
             if c.by_start.insert(rec.region.start_key.clone(), rec.region.id).is_some() {

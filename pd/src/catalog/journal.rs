@@ -99,9 +99,18 @@ impl RouteCatalog {
         }
     }
 
-    /// Forgets the journal of an accepted command.
-    pub(super) fn keep_changes(&mut self) {
-        self.journal = Journal::default();
+    /// Forgets the journal of an accepted command, first noting what it
+    /// touched if it moved the version (the journal's keys are exactly the
+    /// rows it touched).
+    pub(super) fn keep_changes(&mut self, before: Marks) {
+        let journal = std::mem::take(&mut self.journal);
+        if self.version != before.version {
+            self.route_changes.push(super::RouteChange {
+                version: self.version,
+                regions: journal.regions.into_keys().collect(),
+                stores: journal.stores.into_keys().collect(),
+            });
+        }
     }
 
     /// Puts back every row, scalar and dirty mark the current command

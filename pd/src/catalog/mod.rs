@@ -47,6 +47,7 @@ mod journal;
 pub mod keys;
 mod put_store;
 pub mod region_report;
+mod route_change;
 mod store_state;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,6 +60,7 @@ pub use bootstrap::even_split_keys;
 pub use command::RawEdit;
 pub use command::{CatalogCommand, CommandOutcome};
 pub use put_store::validate_address;
+pub use route_change::RouteChange;
 pub use store_state::state_name;
 
 use crate::error::{PdError, Result};
@@ -118,6 +120,9 @@ pub struct RouteCatalog {
     /// Before-images of what the command being applied changed; empty
     /// between commands.
     journal: journal::Journal,
+    /// What each version since the last [`RouteCatalog::take_route_changes`]
+    /// touched, oldest first.
+    route_changes: Vec<RouteChange>,
 }
 
 impl Default for RouteCatalog {
@@ -138,6 +143,7 @@ impl RouteCatalog {
             by_start: BTreeMap::new(),
             dirty: Dirty::default(),
             journal: journal::Journal::default(),
+            route_changes: Vec::new(),
         }
     }
 
@@ -175,7 +181,7 @@ impl RouteCatalog {
         if res.is_err() {
             self.undo(marks);
         } else {
-            self.keep_changes();
+            self.keep_changes(marks);
         }
         res
     }
@@ -260,6 +266,12 @@ impl RouteCatalog {
     /// What changed since the last call; the caller persists it.
     pub fn take_dirty(&mut self) -> Dirty {
         std::mem::take(&mut self.dirty)
+    }
+
+    /// What each version since the last call touched, oldest first; the
+    /// caller keeps them for route deltas.
+    pub fn take_route_changes(&mut self) -> Vec<RouteChange> {
+        std::mem::take(&mut self.route_changes)
     }
 
     /// Checks invariants 1, 4 and 5 over the whole catalog (2 and 3 compare

@@ -304,6 +304,7 @@ fn snapshot_round_trips_through_protobuf() {
     let decoded = RouteCatalog::from_snapshot(pdraftpb::CatalogSnapshot::decode(bytes.as_slice()).unwrap()).unwrap();
     let mut original = c.clone();
     original.take_dirty();
+    original.take_route_changes();
     assert_eq!(decoded, original);
     assert_eq!(decoded.route_snapshot(), c.route_snapshot());
 }
@@ -667,4 +668,22 @@ fn a_region_report_may_not_name_a_tombstoned_store() {
     // Behind validation, the invariant check refuses it too.
     let msg = assert_refused(&mut c, vec![RawEdit::PutRegion(r)]);
     assert!(msg.contains(&format!("tombstoned store {gone}")), "{msg}");
+}
+
+#[test]
+fn every_version_records_what_its_command_touched_and_refusals_record_nothing() {
+    let mut c = bootstrapped(&["d", "q"]);
+    let changes = c.take_route_changes();
+    let versions: Vec<u64> = changes.iter().map(|ch| ch.version).collect();
+    assert_eq!(versions, vec![1, 2, 3, 4], "three stores registered, then the bootstrap");
+    assert_eq!(changes[0].stores, vec![1]);
+    assert_eq!(changes[3].regions.len(), 3);
+    let r = region_at(&c, "e");
+    report(&mut c, vec![r.clone()], r.peers[1], 4).unwrap();
+    // A stale report and an unchanged one move no version.
+    assert!(report(&mut c, vec![r.clone()], r.peers[1], 3).is_err());
+    report(&mut c, vec![r.clone()], r.peers[1], 4).unwrap();
+    let changes = c.take_route_changes();
+    assert_eq!(changes, vec![RouteChange { version: 5, regions: vec![r.id], stores: vec![] }]);
+    assert!(c.take_route_changes().is_empty());
 }

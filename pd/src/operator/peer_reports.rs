@@ -68,6 +68,19 @@ impl PeerReports {
         self.inner.retain(|id, s| catalog.region(*id).is_some_and(|rec| !epoch_is_stale(&s.epoch, &rec.epoch())));
     }
 
+    /// [`PeerReports::prune`] for just the regions in `ids`.
+    pub fn prune_regions(&mut self, catalog: &RouteCatalog, ids: &std::collections::BTreeSet<u64>) {
+        for id in ids {
+            let stale = self
+                .inner
+                .get(id)
+                .is_some_and(|s| catalog.region(*id).is_none_or(|rec| epoch_is_stale(&s.epoch, &rec.epoch())));
+            if stale {
+                self.inner.remove(id);
+            }
+        }
+    }
+
     pub fn clear(&mut self) {
         self.inner.clear();
     }

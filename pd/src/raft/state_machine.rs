@@ -3,8 +3,11 @@
 //! Applying a batch of committed entries changes the in-memory
 //! [`RouteCatalog`], then writes exactly the rows it changed plus the last
 //! applied log id and membership in one durable transaction, then answers
-//! the waiting proposers, then publishes the new route snapshot if the
-//! catalog version moved. A crash between apply and persist only means the
+//! the waiting proposers, then publishes the new catalog version if it
+//! moved. Each version's change is kept in a bounded history
+//! ([`RouteHistory`]), so streams can push route deltas
+//! ([`SharedCatalog::push_since`]); full snapshots are built when asked
+//! for, once per version. A crash between apply and persist only means the
 //! entries are applied again on restart, which is deterministic.
 //!
 //! A command the catalog refuses still consumes its entry: the proposer gets
@@ -15,7 +18,7 @@
 //! `pdraftpb.CatalogSnapshot`; the latest one is kept in the same file.
 
 use std::io;
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
@@ -30,6 +33,7 @@ use super::{CommandReply, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeC
 use crate::catalog::{Dirty, RegionRecord, RouteCatalog};
 use crate::error::PdError;
 use crate::metrics;
+use crate::routes::{RouteHistory, RoutePush, build_delta};
 
 const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("catalog_meta");
 const SM_STORES: TableDefinition<u64, &[u8]> = TableDefinition::new("catalog_stores");
@@ -52,34 +56,79 @@ pub struct CatalogState {
 /// (readers).
 pub struct SharedCatalog {
     state: RwLock<CatalogState>,
-    routes: watch::Sender<Arc<pdpb::RouteSnapshot>>,
+    /// What the versions since `oldest()` changed. Written under the state's
+    /// write lock, so a reader holding the read lock sees it at the same
+    /// version as the catalog.
+    history: Mutex<RouteHistory>,
+    /// The applied catalog version, published after each applied batch.
+    version: watch::Sender<u64>,
+    /// The full snapshot of the newest version anyone asked for: built once
+    /// per version however many streams need it.
+    full: Mutex<Arc<pdpb::RouteSnapshot>>,
 }
 
 impl SharedCatalog {
+    fn new(state: CatalogState, history_versions: usize) -> Self {
+        let version = state.catalog.version();
+        SharedCatalog {
+            history: Mutex::new(RouteHistory::new(history_versions, version)),
+            version: watch::channel(version).0,
+            full: Mutex::new(Arc::new(pdpb::RouteSnapshot::default())),
+            state: RwLock::new(state),
+        }
+    }
+
     /// A consistent view of the applied catalog. Do not hold it across an
     /// `.await`.
     pub fn read(&self) -> RwLockReadGuard<'_, CatalogState> {
         self.state.read().unwrap()
     }
 
-    /// The current route snapshot, then every newer one.
-    pub fn subscribe(&self) -> watch::Receiver<Arc<pdpb::RouteSnapshot>> {
-        self.routes.subscribe()
+    /// The applied catalog version now, then every time it moves.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
     }
 
+    /// Every store and region at the current version.
     pub fn routes(&self) -> Arc<pdpb::RouteSnapshot> {
-        self.routes.borrow().clone()
+        let state = self.read();
+        let mut full = self.full.lock().unwrap();
+        if full.version != state.catalog.version() {
+            *full = Arc::new(state.catalog.route_snapshot());
+        }
+        full.clone()
+    }
+
+    /// The regions changed after version `from` up to `to`, while the
+    /// history reaches back that far.
+    pub fn changed_regions(&self, from: u64, to: u64) -> Option<std::collections::BTreeSet<u64>> {
+        self.history.lock().unwrap().changes_between(from, to).map(|c| c.regions)
+    }
+
+    /// What brings a receiver holding version `have` (`None`: nothing) to
+    /// the current version: a delta when `deltas` is allowed and the
+    /// history covers `have`, else the full snapshot. `None` when it holds
+    /// the current version or a newer one (this member has not applied it
+    /// yet).
+    pub fn push_since(&self, have: Option<u64>, deltas: bool) -> Option<RoutePush> {
+        {
+            let state = self.read();
+            let current = state.catalog.version();
+            if have.is_some_and(|v| v >= current) {
+                return None;
+            }
+            if let Some(from) = have.filter(|_| deltas)
+                && let Some(changes) = self.history.lock().unwrap().changes_between(from, current)
+            {
+                return Some(RoutePush::Delta(build_delta(&state.catalog, from, &changes)));
+            }
+        }
+        Some(RoutePush::Full(self.routes()))
     }
 
     fn publish_if_moved(&self) {
-        let snapshot = {
-            let state = self.read();
-            if state.catalog.version() == self.routes.borrow().version {
-                return;
-            }
-            Arc::new(state.catalog.route_snapshot())
-        };
-        self.routes.send_replace(snapshot);
+        let version = self.read().catalog.version();
+        self.version.send_if_modified(|v| std::mem::replace(v, version) != version);
     }
 }
 
@@ -96,16 +145,16 @@ impl CatalogStateMachine {
     ///
     /// When the tables cannot be read or the stored catalog breaks an
     /// invariant.
-    pub fn open(db: Arc<Database>) -> io::Result<Self> {
+    /// `history_versions`: how many recent versions' changes to keep for
+    /// route deltas.
+    pub fn open(db: Arc<Database>, history_versions: usize) -> io::Result<Self> {
         let tx = db.begin_write().map_err(io_err)?;
         tx.open_table(SM_META).map_err(io_err)?;
         tx.open_table(SM_STORES).map_err(io_err)?;
         tx.open_table(SM_REGIONS).map_err(io_err)?;
         tx.commit().map_err(io_err)?;
         let state = load(&db)?;
-        let routes = Arc::new(state.catalog.route_snapshot());
-        let (tx, _) = watch::channel(routes);
-        Ok(CatalogStateMachine { db, shared: Arc::new(SharedCatalog { state: RwLock::new(state), routes: tx }) })
+        Ok(CatalogStateMachine { db, shared: Arc::new(SharedCatalog::new(state, history_versions)) })
     }
 
     pub fn shared(&self) -> Arc<SharedCatalog> {
@@ -293,6 +342,11 @@ impl RaftStateMachine<TypeConfig> for CatalogStateMachine {
                 replies.push((responder, reply));
             }
             let dirty = state.catalog.take_dirty();
+            let mut history = self.shared.history.lock().unwrap();
+            for change in state.catalog.take_route_changes() {
+                history.record(change);
+            }
+            drop(history);
             Rows::applied(&state, &dirty)?
         };
         // Durable before anyone hears of it.
@@ -319,7 +373,12 @@ impl RaftStateMachine<TypeConfig> for CatalogStateMachine {
         rows.meta.push((SNAPSHOT_META, serde_json::to_vec(meta).map_err(io_err)?));
         rows.meta.push((SNAPSHOT_DATA, snapshot));
         self.persist(rows).await?;
-        *self.shared.state.write().unwrap() = new_state;
+        {
+            let mut state = self.shared.state.write().unwrap();
+            // The catalog jumped: what changed on the way is not known here.
+            self.shared.history.lock().unwrap().reset(new_state.catalog.version());
+            *state = new_state;
+        }
         self.shared.publish_if_moved();
         Ok(())
     }

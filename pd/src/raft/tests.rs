@@ -17,7 +17,7 @@ impl StoreBuilder<TypeConfig, LogStore, CatalogStateMachine, tempfile::TempDir> 
         let dir = tempfile::tempdir().expect("temp dir");
         let db = Arc::new(redb::Database::create(dir.path().join("pd.redb")).expect("create redb"));
         let log = LogStore::open(db.clone()).expect("open log");
-        let sm = CatalogStateMachine::open(db).expect("open state machine");
+        let sm = CatalogStateMachine::open(db, 16).expect("open state machine");
         Ok((dir, log, sm))
     }
 }

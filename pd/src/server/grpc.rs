@@ -275,7 +275,7 @@ impl pd_server::Pd for PdService {
     ) -> std::result::Result<Response<pdpb::ListRoutesResponse>, Status> {
         handle("list_routes", async {
             self.ctx.linearizable().await?;
-            let routes = self.ctx.catalog.read().catalog.route_snapshot();
+            let routes = (*self.ctx.catalog.routes()).clone();
             Ok(pdpb::ListRoutesResponse { header: None, routes: Some(routes) })
         })
         .await
@@ -292,7 +292,7 @@ impl pd_server::Pd for PdService {
         &self,
         req: Request<pdpb::WatchRoutesRequest>,
     ) -> std::result::Result<Response<Self::WatchRoutesStream>, Status> {
-        let stream = watch::open(self.ctx.clone(), req.into_inner().since_version).map_err(|e| refusal(&e))?;
+        let stream = watch::open(self.ctx.clone(), req.into_inner()).map_err(|e| refusal(&e))?;
         Ok(Response::new(stream))
     }
 

@@ -1,9 +1,16 @@
 //! The store heartbeat stream: one per storage node, to the PD leader.
 //!
 //! Protocol: the store's first message names it (`store_id`, registered
-//! with `PutStore` beforehand). PD answers with the current route snapshot,
-//! then pushes a new snapshot whenever the catalog version moves, and
-//! directives whenever an operator needs this store to act. Up the stream
+//! with `PutStore` beforehand). PD answers with the current routes, then
+//! pushes new ones whenever the catalog version moves, and directives
+//! whenever an operator needs this store to act. A store that sets
+//! `route_deltas` gets deltas (`crate::routes`): PD tracks the version the
+//! stream has brought it to, starting from the route version in its first
+//! stats (a reconnecting store gets only what it missed) and sends what
+//! changed since, or a full snapshot when its history no longer reaches
+//! back that far. A store that cannot apply a delta (it does not start at
+//! the version the store holds) sends `RoutesWanted`, and PD answers with
+//! a full snapshot. Other stores get a full snapshot every time. Up the stream
 //! come store stats (kept in the leader's memory, with the route version the
 //! store has applied), region heartbeats and split reports (their stats kept
 //! too, their routes proposed to the catalog), and directive failures.
@@ -37,10 +44,11 @@ use crate::catalog::{CatalogCommand, region_report::epoch_is_stale};
 use crate::error::{PdError, Result};
 use crate::metrics;
 use crate::operator::PeerStatus;
+use crate::routes::RoutePush;
 
 /// Messages queued towards one store: route snapshots are large, so keep
-/// few; the newest snapshot supersedes older ones anyway. Directives are
-/// small and re-sent when the queue is full.
+/// few; the sender waits rather than skip, since deltas must arrive in
+/// order. Directives are small and re-sent when the queue is full.
 const DOWN_QUEUE: usize = 16;
 
 pub fn open(
@@ -67,26 +75,34 @@ async fn run(ctx: &Arc<PdContext>, mut inbound: Streaming<pdpb::StoreHeartbeatRe
     };
     let store_id = first.store_id;
     check_store(ctx, store_id)?;
-    info!(store_id, "store heartbeat stream open");
+    let deltas = first.route_deltas;
+    // The version the store holds once it has applied everything sent so
+    // far. It starts from what the store says it holds, when it applies
+    // deltas: versions mean the same routes on every PD member.
+    let mut held = match &first.payload {
+        Some(Payload::Store(stats)) if deltas && stats.route_version > 0 => Some(stats.route_version),
+        _ => None,
+    };
+    info!(store_id, deltas, ?held, "store heartbeat stream open");
     handle(ctx, store_id, first)?;
-    let mut routes = ctx.catalog.subscribe();
+    let mut versions = ctx.catalog.subscribe();
     let mut leader = ctx.leader_rx.clone();
-    let mut sent = None;
-    // Registered once the first route snapshot is queued, so a store hears
-    // the routes before any directive.
+    // Registered once the store has routes, so it hears them before any
+    // directive.
     let mut registration: Option<Registration<'_>> = None;
     loop {
-        let snapshot = routes.borrow_and_update().clone();
-        if sent.is_none_or(|v| snapshot.version > v) {
-            let resp = pdpb::StoreHeartbeatResponse {
-                header: None,
-                payload: Some(pdpb::store_heartbeat_response::Payload::Routes((*snapshot).clone())),
+        versions.borrow_and_update();
+        if let Some(push) = ctx.catalog.push_since(held, deltas) {
+            let payload = match &push {
+                RoutePush::Full(s) => pdpb::store_heartbeat_response::Payload::Routes((**s).clone()),
+                RoutePush::Delta(d) => pdpb::store_heartbeat_response::Payload::RouteDelta(d.clone()),
             };
+            let resp = pdpb::StoreHeartbeatResponse { header: None, payload: Some(payload) };
             if tx.send(Ok(resp)).await.is_err() {
                 return Ok(());
             }
-            metrics::ROUTE_PUSHES.inc();
-            sent = Some(snapshot.version);
+            metrics::route_pushed("heartbeat", &push);
+            held = Some(push.version());
             // A store tombstoned while connected has now been told so in
             // its routes; its stream ends, and it may not open another.
             check_store(ctx, store_id)?;
@@ -98,13 +114,18 @@ async fn run(ctx: &Arc<PdContext>, mut inbound: Streaming<pdpb::StoreHeartbeatRe
         }
         tokio::select! {
             msg = next(&mut inbound) => match msg? {
-                Some(m) => handle(ctx, store_id, m)?,
+                Some(m) => {
+                    if handle(ctx, store_id, m)? == Handled::RoutesWanted {
+                        // Whatever it holds, a full snapshot puts it right.
+                        held = None;
+                    }
+                }
                 None => {
                     info!(store_id, "store closed its heartbeat stream");
                     return Ok(());
                 }
             },
-            changed = routes.changed() => if changed.is_err() { return Ok(()) },
+            changed = versions.changed() => if changed.is_err() { return Ok(()) },
             () = until_not_leader(&mut leader) => return Err(PdError::NotLeader(ctx.leader_hint())),
             () = tx.closed() => return Ok(()),
         }
@@ -129,10 +150,18 @@ fn check_store(ctx: &PdContext, store_id: u64) -> Result<()> {
     }
 }
 
+/// What the stream must do after a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handled {
+    Done,
+    /// The store cannot apply the deltas it was sent: send a full snapshot.
+    RoutesWanted,
+}
+
 /// Handles one message without waiting on anything. Only errors that must
 /// end the stream are returned; a refused report is counted and the stream
 /// goes on.
-fn handle(ctx: &Arc<PdContext>, store_id: u64, msg: pdpb::StoreHeartbeatRequest) -> Result<()> {
+fn handle(ctx: &Arc<PdContext>, store_id: u64, msg: pdpb::StoreHeartbeatRequest) -> Result<Handled> {
     if msg.store_id != store_id {
         return Err(PdError::InvalidArgument(format!(
             "stream opened by store {store_id} carried a message from store {}",
@@ -140,9 +169,10 @@ fn handle(ctx: &Arc<PdContext>, store_id: u64, msg: pdpb::StoreHeartbeatRequest)
         )));
     }
     let Some(payload) = msg.payload else {
-        return Ok(());
+        return Ok(Handled::Done);
     };
     let started = Instant::now();
+    let mut handled = Handled::Done;
     let kind = match payload {
         Payload::Store(stats) => {
             ctx.stores.lock().unwrap().insert(store_id, StoreRuntime { stats, last_heartbeat_ms: now_ms() });
@@ -162,10 +192,16 @@ fn handle(ctx: &Arc<PdContext>, store_id: u64, msg: pdpb::StoreHeartbeatRequest)
             super::operators::directive_failed(ctx, store_id, f);
             "directive_failed"
         }
+        Payload::RoutesWanted(w) => {
+            info!(store_id, have_version = w.have_version, "store asked for a full route snapshot");
+            metrics::ROUTE_RESYNCS.inc();
+            handled = Handled::RoutesWanted;
+            "routes_wanted"
+        }
     };
     metrics::HEARTBEAT_MESSAGES.with_label_values(&[kind]).inc();
     metrics::HEARTBEAT_HANDLE_SECONDS.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());
-    Ok(())
+    Ok(handled)
 }
 
 /// Only a region's leader reports it, from its own store.

@@ -60,6 +60,9 @@ use context::PdContext;
 /// Largest gRPC message PD accepts: a route snapshot of many thousands of
 /// regions is several MiB, above tonic's 4 MiB default.
 pub const MAX_GRPC_MESSAGE: usize = 64 << 20;
+/// Longest the regions-missing-replicas gauge lags the catalog: a tenth of
+/// a typical scrape interval, and at most one walk of the catalog a second.
+const REPLICA_SCAN_INTERVAL: Duration = Duration::from_secs(1);
 /// Pause between join attempts while no member can add us.
 const JOIN_RETRY: Duration = Duration::from_millis(500);
 /// Cap on concurrent requests per gRPC connection.
@@ -107,7 +110,8 @@ impl PdServer {
             .map_err(|e| PdError::Storage(format!("cannot open {}: {e}", db_path.display())))?;
         let db = Arc::new(db);
         let log_store = LogStore::open(db.clone()).map_err(|e| PdError::Storage(e.to_string()))?;
-        let state_machine = CatalogStateMachine::open(db).map_err(|e| PdError::Storage(e.to_string()))?;
+        let state_machine = CatalogStateMachine::open(db, config.routes.history_versions as usize)
+            .map_err(|e| PdError::Storage(e.to_string()))?;
         let catalog = state_machine.shared();
 
         let grpc_listener = TcpListener::bind(&config.grpc_addr)
@@ -228,6 +232,8 @@ async fn track_leadership(
     loop {
         let (is_leader, term, leader) = {
             let m = rx.borrow_watched();
+            metrics::RAFT_LAST_LOG_INDEX.set(m.last_log_index.unwrap_or(0) as i64);
+            metrics::RAFT_APPLIED_INDEX.set(m.last_applied.as_ref().map_or(0, |l| l.index()) as i64);
             (m.state == ServerState::Leader && m.current_leader == Some(node_id), m.current_term, m.current_leader)
         };
         metrics::IS_LEADER.set(i64::from(is_leader));
@@ -245,14 +251,30 @@ async fn track_leadership(
     }
 }
 
+/// Updates the catalog gauges on every change; the one that walks every
+/// region at most once per [`REPLICA_SCAN_INTERVAL`], so a burst of route
+/// changes over 100,000 regions does not walk them all each time (and hold
+/// up the pushes of those changes).
 async fn track_catalog_metrics(ctx: Arc<PdContext>, mut shutdown: tokio_watch::Receiver<bool>) {
     let mut routes = ctx.catalog.subscribe();
+    let mut last_scan = tokio::time::Instant::now();
+    let mut scan_due = false;
     loop {
+        let next_scan = last_scan + REPLICA_SCAN_INTERVAL;
         tokio::select! {
-            r = routes.changed() => if r.is_err() { return },
+            r = routes.changed() => {
+                if r.is_err() { return }
+                ctx.update_catalog_counts();
+                scan_due = true;
+            }
+            () = tokio::time::sleep_until(next_scan), if scan_due => {}
             _ = shutdown.changed() => return,
         }
-        ctx.update_catalog_metrics();
+        if scan_due && tokio::time::Instant::now() >= next_scan {
+            ctx.update_replica_metrics();
+            last_scan = tokio::time::Instant::now();
+            scan_due = false;
+        }
     }
 }
 

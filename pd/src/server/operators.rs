@@ -55,11 +55,24 @@ pub async fn run(ctx: Arc<PdContext>, mut shutdown: watch::Receiver<bool>) {
         if *leader.borrow_and_update() {
             drive(&ctx);
             // Stats of regions that split or vanished since are dead weight.
-            let version = routes.borrow_and_update().version;
+            // Only the regions changed since can have gone stale; the whole
+            // map is walked only when the route history no longer says which
+            // those are (a walk of 100,000 regions on every change would
+            // hold up the route push behind it).
+            let version = *routes.borrow_and_update();
             if version != seen_version {
+                let changed = ctx.catalog.changed_regions(seen_version, version);
                 let state = ctx.catalog.read();
-                ctx.region_stats.prune(&state.catalog);
-                ctx.peer_reports.lock().unwrap().prune(&state.catalog);
+                match changed {
+                    Some(ids) => {
+                        ctx.region_stats.prune_regions(&state.catalog, &ids);
+                        ctx.peer_reports.lock().unwrap().prune_regions(&state.catalog, &ids);
+                    }
+                    None => {
+                        ctx.region_stats.prune(&state.catalog);
+                        ctx.peer_reports.lock().unwrap().prune(&state.catalog);
+                    }
+                }
                 seen_version = version;
             }
         } else {

@@ -67,6 +67,19 @@ impl RegionStatsMap {
             .retain(|id, r| catalog.region(*id).is_some_and(|rec| !epoch_is_stale(&r.epoch, &rec.epoch())));
     }
 
+    /// [`RegionStatsMap::prune`] for just the regions in `ids`.
+    pub fn prune_regions(&self, catalog: &RouteCatalog, ids: &std::collections::BTreeSet<u64>) {
+        let mut map = self.inner.lock().unwrap();
+        for id in ids {
+            let stale = map
+                .get(id)
+                .is_some_and(|r| catalog.region(*id).is_none_or(|rec| epoch_is_stale(&r.epoch, &rec.epoch())));
+            if stale {
+                map.remove(id);
+            }
+        }
+    }
+
     pub fn clear(&self) {
         self.inner.lock().unwrap().clear();
     }

@@ -69,7 +69,7 @@ async fn a_deleted_store_goes_offline_then_tombstone_once_drained() {
     let ctx = server.context().clone();
     let stores = [add_store(&pd).await, add_store(&pd).await, add_store(&pd).await];
     let mut routes = ctx.catalog.subscribe();
-    tokio::time::timeout(DEADLINE, routes.wait_for(|r| !r.regions.is_empty()))
+    tokio::time::timeout(DEADLINE, routes.wait_for(|_| ctx.catalog.read().catalog.region_count() > 0))
         .await
         .expect("bootstrapped in time")
         .expect("routes channel open");
@@ -126,7 +126,9 @@ async fn a_deleted_store_goes_offline_then_tombstone_once_drained() {
     let gone = stores[0];
     tokio::time::timeout(
         DEADLINE,
-        routes.wait_for(|r| r.stores.iter().any(|s| s.id == gone && s.state == metapb::StoreState::Tombstone as i32)),
+        routes.wait_for(|_| {
+            ctx.catalog.read().catalog.store(gone).is_some_and(|s| s.state == metapb::StoreState::Tombstone as i32)
+        }),
     )
     .await
     .expect("tombstoned in time")

@@ -104,7 +104,8 @@ async fn a_violating_command_is_refused_by_every_member_and_the_group_keeps_serv
         pd.put_store(store).await.expect("put store");
     }
     let mut routes = leader(&servers).await.ctx.catalog.subscribe();
-    tokio::time::timeout(DEADLINE, routes.wait_for(|r| !r.regions.is_empty()))
+    let ctx = leader(&servers).await.ctx.clone();
+    tokio::time::timeout(DEADLINE, routes.wait_for(|_| ctx.catalog.read().catalog.region_count() > 0))
         .await
         .expect("bootstrapped in time")
         .expect("routes channel open");

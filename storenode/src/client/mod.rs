@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use pd::client::PdClient;
 use pd::error::PdError;
+use pd::routes::DeltaRefusal;
 use proto::kvpb::{self, kv_client::KvClient};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -453,19 +454,36 @@ impl Client {
     }
 }
 
-/// Keeps the cache current from PD's watch-routes stream, reopening it on
-/// the new PD leader after a failover.
+/// Keeps the cache current from PD's watch-routes stream (deltas from the
+/// version held), reopening it on the new PD leader after a failover, and
+/// from version 0 (a full snapshot) after a delta it could not apply.
 async fn follow_routes(pd: Arc<PdClient>, cache: Arc<RwLock<RouteCache>>) {
     let mut backoff = BACKOFF_MIN;
+    let mut resync = false;
     loop {
-        let since = cache.read().unwrap().version();
-        match pd.watch_routes(since).await {
+        let since = if std::mem::take(&mut resync) { 0 } else { cache.read().unwrap().version() };
+        match pd.watch_route_deltas(since).await {
             Ok(mut stream) => {
                 backoff = BACKOFF_MIN;
                 while let Ok(Some(msg)) = stream.message().await {
                     if let Some(r) = msg.routes {
                         cache.write().unwrap().update(r);
                     }
+                    if let Some(d) = msg.delta {
+                        match cache.write().unwrap().apply_delta(&d) {
+                            Ok(()) | Err(DeltaRefusal::Stale { .. }) => {}
+                            Err(e) => {
+                                debug!(error = %e, "route delta refused; watching again from a full snapshot");
+                                resync = true;
+                            }
+                        }
+                    }
+                    if resync {
+                        break;
+                    }
+                }
+                if resync {
+                    continue;
                 }
                 pd.leader_failed(&PdError::Unavailable("watch stream ended".into()));
             }

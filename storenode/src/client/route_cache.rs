@@ -1,15 +1,24 @@
 //! The client's copy of the routes: PD's latest route snapshot plus leader
-//! hints learned from `NotLeader` answers, which are fresher than PD's.
+//! hints learned from `NotLeader` answers, which are fresher than PD's, and
+//! regions learned from `EpochNotMatch` answers until PD's routes catch up.
+//! Deltas from PD's watch apply to PD's routes as PD sent them, not to
+//! those additions: the routes in use after a delta are PD's at its
+//! `to_version`, as after a full snapshot.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
 use pd::catalog::keys;
+use pd::routes::{DeltaRefusal, apply_delta};
 use proto::{metapb, pdpb};
 
 #[derive(Default)]
 pub struct RouteCache {
+    /// PD's routes as last received: what deltas apply to.
+    from_pd: Arc<pdpb::RouteSnapshot>,
+    /// PD's routes with regions learned from epoch errors: what requests
+    /// are routed by.
     snapshot: Arc<pdpb::RouteSnapshot>,
     by_start: BTreeMap<Vec<u8>, usize>,
     stores: HashMap<u64, String>,
@@ -44,7 +53,20 @@ impl RouteCache {
             .collect();
         self.stores = snapshot.stores.iter().map(|s| (s.id, s.address.clone())).collect();
         self.snapshot = Arc::new(snapshot);
+        self.from_pd = self.snapshot.clone();
         true
+    }
+
+    /// Applies a delta of PD's routes on top of the ones PD last sent.
+    ///
+    /// # Errors
+    ///
+    /// As [`pd::routes::apply_delta`]: `Stale` changes nothing; `Gap` and
+    /// `Malformed` mean the watch must start over from a full snapshot.
+    pub fn apply_delta(&mut self, delta: &pdpb::RouteDelta) -> Result<(), DeltaRefusal> {
+        let routes = apply_delta(&self.from_pd, delta)?;
+        self.update(routes);
+        Ok(())
     }
 
     pub fn region_for(&self, key: &[u8]) -> Option<&pdpb::RegionRoute> {
@@ -170,5 +192,24 @@ mod tests {
         // PD's next routes replace it all.
         assert!(c.update(pdpb::RouteSnapshot { version: 8, ..Default::default() }));
         assert!(c.region_for(b"a").is_none());
+    }
+
+    #[test]
+    fn a_delta_applies_to_pd_routes_and_replaces_what_epoch_errors_taught() {
+        let mut c = cache();
+        assert!(c.apply_regions(&[region(4, "", "g", 2), region(2, "g", "m", 2)], 1));
+        // PD's delta 7 -> 8 moved region 3 only; it has not heard of the split.
+        let led = pdpb::RegionRoute {
+            region: Some(region(3, "m", "", 1)),
+            leader: Some(metapb::Peer { id: 30, store_id: 1, role: 0 }),
+        };
+        let delta = pdpb::RouteDelta { from_version: 7, to_version: 8, upserted: vec![led], ..Default::default() };
+        c.apply_delta(&delta).unwrap();
+        assert_eq!(c.version(), 8);
+        assert_eq!(c.region_for(b"a").unwrap().region.as_ref().unwrap().id, 2, "PD's routes at 8");
+        assert!(c.region_for(b"z").unwrap().leader.is_some());
+        assert_eq!(c.apply_delta(&delta), Err(DeltaRefusal::Stale { have: 8, to: 8 }));
+        let later = pdpb::RouteDelta { from_version: 9, to_version: 10, ..Default::default() };
+        assert_eq!(c.apply_delta(&later), Err(DeltaRefusal::Gap { have: 8, from: 9 }));
     }
 }

@@ -65,6 +65,7 @@ use std::time::{Duration, Instant};
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use pd::client::PdClient;
+use pd::routes::DeltaRefusal;
 use proto::kvpb::kv_client::KvClient;
 use proto::{metapb, pdpb, raftpb};
 use tokio::sync::mpsc;
@@ -321,9 +322,42 @@ impl Node {
     /// Applies PD's routes if newer, and starts peers this store should
     /// host but does not yet.
     pub async fn on_routes(self: &Arc<Self>, snapshot: pdpb::RouteSnapshot) {
-        if !self.routes.apply_if_newer(snapshot) {
-            return;
+        let applied = self.routes.apply_if_newer(snapshot);
+        metrics::ROUTE_UPDATES.with_label_values(&["full", if applied { "applied" } else { "stale" }]).inc();
+        if applied {
+            self.routes_changed().await;
         }
+    }
+
+    /// Applies a delta of PD's routes on top of the ones held, then acts as
+    /// [`Node::on_routes`] does.
+    ///
+    /// # Errors
+    ///
+    /// `Gap` or `Malformed` when the delta cannot apply here: the caller
+    /// asks PD for a full snapshot. A stale one is `Ok`: nothing to do.
+    pub async fn on_route_delta(self: &Arc<Self>, delta: &pdpb::RouteDelta) -> Result<(), DeltaRefusal> {
+        let res = self.routes.apply_delta(delta);
+        let result = match &res {
+            Ok(()) => "applied",
+            Err(DeltaRefusal::Stale { .. }) => "stale",
+            Err(DeltaRefusal::Gap { .. }) => "gap",
+            Err(DeltaRefusal::Malformed(_)) => "malformed",
+        };
+        metrics::ROUTE_UPDATES.with_label_values(&["delta", result]).inc();
+        match res {
+            Ok(()) => {
+                self.routes_changed().await;
+                Ok(())
+            }
+            Err(DeltaRefusal::Stale { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What follows new routes: forget the splits they show, destroy peers
+    /// they show removed, start peers they give this store.
+    async fn routes_changed(self: &Arc<Self>) {
         let snapshot = self.routes.snapshot();
         self.forget_reported_splits(&snapshot);
         self.destroy_removed_by_routes(&snapshot);
