@@ -28,6 +28,8 @@ pub const MAX_SCAN_LIMIT: usize = 10_000;
 pub const DEFAULT_RAFT_HEARTBEAT_MS: u64 = 1_000;
 pub const DEFAULT_ELECTION_TIMEOUT_MIN_MS: u64 = 5_000;
 pub const DEFAULT_ELECTION_TIMEOUT_MAX_MS: u64 = 10_000;
+/// A region with no requests for this long stops its raft timers.
+pub const DEFAULT_HIBERNATE_AFTER_MS: u64 = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -61,6 +63,10 @@ pub struct RegionRaftConfig {
     pub election_timeout_max_ms: u64,
     /// Applied entries between region snapshots (and log truncation).
     pub snapshot_logs: u64,
+    /// A region that sees no request for this long hibernates: its raft
+    /// timers stop until traffic wakes it ([`crate::node::hibernation`]).
+    /// 0 keeps every region ticking.
+    pub hibernate_after_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,6 +140,7 @@ impl Default for RegionRaftConfig {
             election_timeout_min_ms: DEFAULT_ELECTION_TIMEOUT_MIN_MS,
             election_timeout_max_ms: DEFAULT_ELECTION_TIMEOUT_MAX_MS,
             snapshot_logs: 10_000,
+            hibernate_after_ms: DEFAULT_HIBERNATE_AFTER_MS,
         }
     }
 }
@@ -190,6 +197,11 @@ impl StoreConfig {
         if let Some(v) = lookup("STORE_LOG_LEVEL") {
             self.log.level = v;
         }
+        if let Some(v) = lookup("STORE_RAFT_HIBERNATE_AFTER_MS") {
+            self.raft.hibernate_after_ms = v.trim().parse().map_err(|e| {
+                invalid("STORE_RAFT_HIBERNATE_AFTER_MS", format!("{v:?}: {e} (milliseconds, 0 for never)"))
+            })?;
+        }
         Ok(())
     }
 
@@ -223,6 +235,9 @@ impl StoreConfig {
             r.election_timeout_max_ms,
             r.snapshot_logs,
         )?;
+        if r.hibernate_after_ms != 0 && r.hibernate_after_ms < r.heartbeat_interval_ms {
+            return Err(invalid("raft.hibernate-after-ms", "must be 0 (off) or at least raft.heartbeat-interval-ms"));
+        }
         if self.heartbeat.store_interval_ms == 0 {
             return Err(invalid("heartbeat.store-interval-ms", "must be positive"));
         }

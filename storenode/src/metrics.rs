@@ -40,6 +40,18 @@ fn histogram_vec(name: &str, help: &str, labels: &[&str]) -> HistogramVec {
 
 pub static REGIONS: LazyLock<IntGauge> = LazyLock::new(|| gauge("store_regions", "Region peers hosted on this store"));
 pub static LEADERS: LazyLock<IntGauge> = LazyLock::new(|| gauge("store_leaders", "Regions led from this store"));
+pub static HIBERNATED_REGIONS: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge("store_hibernated_regions", "Region peers whose raft timers are stopped for lack of traffic")
+});
+/// Peers hibernating and waking, by event: hibernated, refused (a member
+/// stayed awake), and the wake causes request, raft_message, leader_lost.
+pub static HIBERNATION_EVENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "store_hibernation_events_total",
+        "Region peers hibernating, refusing to, and waking (by cause)",
+        &["event"],
+    )
+});
 pub static ROUTE_VERSION: LazyLock<IntGauge> =
     LazyLock::new(|| gauge("store_route_version", "Route catalog version this store has applied"));
 /// Routes from PD by kind (full, delta) and result: applied, stale (held
@@ -190,6 +202,10 @@ pub fn init() {
     LazyLock::force(&LEADERS);
     LazyLock::force(&ROUTE_VERSION);
     LazyLock::force(&ROUTE_UPDATES);
+    LazyLock::force(&HIBERNATED_REGIONS);
+    for event in ["hibernated", "refused", "request", "raft_message", "leader_lost"] {
+        HIBERNATION_EVENTS.with_label_values(&[event]);
+    }
     LazyLock::force(&KV_REQUESTS);
     LazyLock::force(&KV_ERRORS);
     LazyLock::force(&KV_SECONDS);
@@ -242,7 +258,7 @@ pub fn init() {
         KV_SECONDS.with_label_values(&[op]);
         KV_ERRORS.with_label_values(&[op, "not_leader"]);
     }
-    for kind in ["append", "vote", "transfer_leader"] {
+    for kind in ["append", "vote", "transfer_leader", "hibernate", "wake"] {
         RAFT_MESSAGES_SENT.with_label_values(&[kind]);
         RAFT_MESSAGES_RECEIVED.with_label_values(&[kind]);
     }

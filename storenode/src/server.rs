@@ -96,12 +96,17 @@ impl StoreServer {
         tasks.push(tokio::spawn(pd::net::serve_grpc(grpc, grpc_listener, shutdown_rx.clone())));
         tasks.push(tokio::spawn(pd::net::serve_http(http::router(node.clone()), http_listener, shutdown_rx.clone())));
         tasks.push(tokio::spawn(crate::node::snapshot_policy::run(Arc::downgrade(&node), shutdown_rx.clone())));
+        tasks.push(tokio::spawn(crate::node::hibernation_loop::run(Arc::downgrade(&node), shutdown_rx.clone())));
         tasks.push(tokio::spawn(pd_worker::run(node.clone(), events_rx, shutdown_rx)));
         // Serving before the first routes arrive would answer every request
         // that needs forwarding with ServerBusy.
         if tokio::time::timeout(ROUTES_WAIT, node.routes.wait_for_routes()).await.is_err() {
             tracing::warn!("no routes from PD after {ROUTES_WAIT:?}; serving anyway");
         }
+        // Hibernated leaders of the regions followed here learn of the
+        // restart before these followers' election timeouts run out.
+        let waker = node.clone();
+        tokio::spawn(async move { waker.wake_leaders_after_restart().await });
         Ok(StoreServer {
             store_id,
             grpc_addr,

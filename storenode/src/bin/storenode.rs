@@ -45,6 +45,10 @@ struct Args {
     /// Region raft heartbeat; election timeouts scale with it (5x..10x).
     #[arg(long)]
     raft_heartbeat_ms: Option<u64>,
+    /// Idle time after which a region hibernates (stops its raft timers);
+    /// 0: never.
+    #[arg(long)]
+    raft_hibernate_after_ms: Option<u64>,
     /// Region report interval to PD.
     #[arg(long)]
     region_heartbeat_ms: Option<u64>,
@@ -101,6 +105,9 @@ fn load(args: &Args) -> Result<StoreConfig, pd::config::ConfigError> {
         c.raft.heartbeat_interval_ms = v;
         c.raft.election_timeout_min_ms = 5 * v;
         c.raft.election_timeout_max_ms = 10 * v;
+    }
+    if let Some(v) = args.raft_hibernate_after_ms {
+        c.raft.hibernate_after_ms = v;
     }
     if let Some(v) = args.region_heartbeat_ms {
         c.heartbeat.region_interval_ms = v;

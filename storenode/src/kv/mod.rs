@@ -191,14 +191,18 @@ impl Node {
         metrics::KV_REQUESTS.with_label_values(&[op]).inc();
         let ctx = ctx.unwrap_or_default();
         let res = match self.locate(&ctx, key) {
-            Ok(Route::Local(peer)) => match local(peer).await {
-                Err(StoreError::NotLeader { address, .. })
-                    if !ctx.forwarded && !address.is_empty() && address != self.advertise_grpc_addr =>
-                {
-                    self.forward(address, ctx, remote).await
+            Ok(Route::Local(peer)) => {
+                // A request is traffic: a hibernated peer resumes its timers.
+                self.wake_for_request(&peer);
+                match local(peer).await {
+                    Err(StoreError::NotLeader { address, .. })
+                        if !ctx.forwarded && !address.is_empty() && address != self.advertise_grpc_addr =>
+                    {
+                        self.forward(address, ctx, remote).await
+                    }
+                    other => other,
                 }
-                other => other,
-            },
+            }
             Ok(Route::Remote { address }) => self.forward(address, ctx, remote).await,
             Err(e) => Err(e),
         };

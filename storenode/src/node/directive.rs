@@ -86,6 +86,8 @@ impl Node {
                 format!("store {} does not lead region {} (leader: {leader})", self.store_id, d.region_id),
             ));
         }
+        // A directive is traffic: a hibernated leader resumes its timers.
+        peer.wake(super::hibernation::WakeCause::Request);
         let region = peer.region();
         let epoch = region.region_epoch.unwrap_or_default();
         let asked = d.region_epoch.unwrap_or_default();

@@ -49,6 +49,8 @@ pub mod add_learner_directive;
 pub mod change_peers_directive;
 pub mod destroy;
 pub mod directive;
+pub mod hibernation;
+pub mod hibernation_loop;
 pub mod peer;
 pub mod range_index;
 pub mod refusal;

@@ -30,6 +30,8 @@ pub struct RegionPeer {
     pub raft: RegionRaft,
     pub shared: Arc<RegionShared>,
     pub log: RegionLogStore,
+    /// Whether its raft timers run: see [`super::hibernation`].
+    pub hibernation: super::hibernation::Hibernation,
 }
 
 impl RegionPeer {
@@ -78,7 +80,7 @@ impl RegionPeer {
                 tracing::debug!(region_id = region.id, error = %e, "bootstrap campaign skipped");
             }
         }
-        Ok(Arc::new(RegionPeer { raft, shared, log }))
+        Ok(Arc::new(RegionPeer { raft, shared, log, hibernation: Default::default() }))
     }
 
     pub fn region_id(&self) -> u64 {
@@ -111,12 +113,16 @@ impl RegionPeer {
         if m.replication.is_none() {
             return (pending, down);
         }
+        // A hibernated leader hears no acknowledgements, and one just woken
+        // has not heard them yet: its members agreed to sleep, and a member
+        // whose store dies is PD's to see from the store's heartbeats.
+        let heard_long_enough = self.awake_for().is_some_and(|d| d > DOWN_AFTER);
         for p in region.peers.iter().filter(|p| p.id != self.shared.peer_id) {
             if is_pending(&m, p.id) {
                 pending.push(*p);
             }
             let acked = m.heartbeat.as_ref().and_then(|h| h.get(&p.id)).cloned().flatten();
-            if acked.is_none_or(|t| openraft::Instant::elapsed(&*t) > DOWN_AFTER) {
+            if heard_long_enough && acked.is_none_or(|t| openraft::Instant::elapsed(&*t) > DOWN_AFTER) {
                 down.push(*p);
             }
         }

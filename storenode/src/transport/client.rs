@@ -279,6 +279,8 @@ pub fn kind_name(kind: i32) -> &'static str {
         Ok(raftpb::RaftCallKind::AppendEntries) => "append",
         Ok(raftpb::RaftCallKind::Vote) => "vote",
         Ok(raftpb::RaftCallKind::TransferLeader) => "transfer_leader",
+        Ok(raftpb::RaftCallKind::Hibernate) => "hibernate",
+        Ok(raftpb::RaftCallKind::Wake) => "wake",
         Err(_) => "unknown",
     }
 }

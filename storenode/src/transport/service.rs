@@ -20,6 +20,7 @@ use tracing::info;
 
 use super::client::kind_name;
 use crate::metrics;
+use crate::node::hibernation::WakeCause;
 use crate::node::{Node, PeerOrigin, RegionPeer};
 use crate::raft::snapshot::format::StreamCheck;
 use crate::raft::snapshot::{self, SnapshotFile};
@@ -99,12 +100,22 @@ impl TransportService {
     /// response's `error`.
     async fn deliver(&self, req: raftpb::RaftRequest, hold: bool) -> raftpb::RaftResponse {
         metrics::RAFT_MESSAGES_RECEIVED.with_label_values(&[kind_name(req.kind)]).inc();
+        if req.kind == raftpb::RaftCallKind::Hibernate as i32 || req.kind == raftpb::RaftCallKind::Wake as i32 {
+            // Never creates a peer: these are for members that exist.
+            let error = self.node.on_hibernation_message(&req).err().unwrap_or_default();
+            return raftpb::RaftResponse { payload: Vec::new(), error };
+        }
         let peer = match self.peer_for(req.region_id, req.to_peer, req.to_store, req.region.as_ref(), hold).await {
             Ok(p) => p,
             Err(e) => return refused(e),
         };
         let bad = |e: std::io::Error| format!("bad raft payload: {e}");
-        match raftpb::RaftCallKind::try_from(req.kind) {
+        // Everything but a bare heartbeat wakes a hibernated peer. A
+        // heartbeat is answered asleep: a leader woken for a read sends
+        // them, and one sent just before the leader itself hibernated must
+        // not leave a follower ticking towards an election against it.
+        let mut wakes = true;
+        let resp = match raftpb::RaftCallKind::try_from(req.kind) {
             Ok(raftpb::RaftCallKind::AppendEntries) => match decode::<AppendEntriesRequest<TypeConfig>>(&req.payload) {
                 Ok(r) => {
                     // Its first entries make a peer with no range hold data:
@@ -115,6 +126,7 @@ impl TransportService {
                     {
                         return refused(e.to_string());
                     }
+                    wakes = !r.entries.is_empty();
                     let timed = (!r.entries.is_empty()).then(std::time::Instant::now);
                     let resp = peer.raft.append_entries(r).await;
                     if let Some(at) = timed {
@@ -137,8 +149,17 @@ impl TransportService {
                 Ok(r) => answer(peer.raft.handle_transfer_leader(r).await),
                 Err(e) => refused(bad(e)),
             },
-            Err(_) => refused(format!("unknown raft call kind {}", req.kind)),
+            Ok(raftpb::RaftCallKind::Hibernate | raftpb::RaftCallKind::Wake) => {
+                return refused("hibernation message on the raft path".into());
+            }
+            Err(_) => return refused(format!("unknown raft call kind {}", req.kind)),
+        };
+        // After delivery: a follower's first tick then sees the message,
+        // not a leader silent since it hibernated.
+        if wakes {
+            peer.wake(WakeCause::RaftMessage);
         }
+        resp
     }
 }
 
@@ -189,6 +210,7 @@ impl RaftTransport for TransportService {
         let (vote, meta): (Vote, SnapshotMeta) =
             decode(&header.meta).map_err(|e| Status::invalid_argument(format!("bad snapshot header: {e}")))?;
         let res = peer.raft.install_full_snapshot(vote, Snapshot { meta, snapshot }).await;
+        peer.wake(WakeCause::RaftMessage);
         metrics::SNAPSHOT_SECONDS.with_label_values(&["receive"]).observe(started.elapsed().as_secs_f64());
         Ok(Response::new(answer(res)))
     }

@@ -1,0 +1,248 @@
+//! Hibernation: a region with no traffic stops its raft timers, so an idle
+//! region costs no ticks, heartbeats or elections.
+//!
+//! The leader decides. Once the region has seen no request for
+//! `raft.hibernate-after-ms`, every member has matched the leader's whole
+//! log and no membership change is half done, the leader asks each other
+//! member to hibernate (`HIBERNATE`, naming its term and last log index);
+//! a member agrees only if it follows that leader in that term with the
+//! same log, and stops its ticker. When all have agreed, the leader stops
+//! its own. A member that refuses, or cannot be reached, keeps the region
+//! awake: the leader's heartbeats go on and wake any member that agreed.
+//!
+//! Any of these wakes a peer (its ticker runs again):
+//! - a request or directive for the region on this store; a follower
+//!   woken so holds its elections back for one election timeout and asks
+//!   its leader to wake (`WAKE`), whose heartbeats then reach everyone;
+//! - raft traffic from another member (appends with entries, votes, a
+//!   transfer, a snapshot, a `WAKE`), delivered before the ticker restarts
+//!   so a follower's first tick already sees its leader's message. Bare
+//!   heartbeats are answered without waking: a follower asleep under an
+//!   awake leader cannot campaign against it, while one woken by the
+//!   heartbeat its leader sent just before hibernating would;
+//! - the leader's store not answering the liveness probe hibernated
+//!   followers send once per probe interval (one per leader store, not per
+//!   region): the followers then campaign as after any leader loss.
+//!
+//! Lease safety needs nothing new: a leader's lease runs from the last
+//! quorum acknowledgement of its heartbeats, which stop when it
+//! hibernates, so a woken leader's lease has long expired and its first
+//! reads take a read index. A hibernated follower has not heard from its
+//! leader for as long, so it grants a vote to a candidate only after the
+//! old leader's lease could have run out, exactly as without hibernation.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use openraft::ServerState;
+use openraft::async_runtime::WatchReceiver;
+use serde::{Deserialize, Serialize};
+
+use super::RegionPeer;
+use crate::metrics;
+
+/// What a leader asks of each member before it hibernates.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HibernateRequest {
+    pub term: u64,
+    pub leader: u64,
+    pub last_log_index: u64,
+}
+
+/// Why a peer wakes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WakeCause {
+    /// A request or directive for the region reached this store.
+    Request,
+    /// Raft traffic from another member of the region.
+    RaftMessage,
+    /// The leader's store did not answer the liveness probe.
+    LeaderLost,
+}
+
+impl WakeCause {
+    fn label(self) -> &'static str {
+        match self {
+            WakeCause::Request => "request",
+            WakeCause::RaftMessage => "raft_message",
+            WakeCause::LeaderLost => "leader_lost",
+        }
+    }
+}
+
+/// What a wake did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woken {
+    /// The peer was awake already.
+    Awake,
+    /// It was hibernated and runs again.
+    Resumed,
+    /// A follower woken by a request: its elections are held back until
+    /// [`RegionPeer::release_election_hold`] with this generation, and its
+    /// leader should be asked to wake.
+    HoldingElections { generation: u64 },
+}
+
+/// One peer's hibernation state.
+pub struct Hibernation {
+    state: Mutex<State>,
+}
+
+struct State {
+    /// The last request or directive for the region on this store.
+    last_request: Instant,
+    hibernated: bool,
+    /// When the peer last woke (or started).
+    woke_at: Instant,
+    /// Bumped by each wake that holds elections back, so that only the
+    /// latest hold's release turns elections back on.
+    election_hold: u64,
+}
+
+impl Default for Hibernation {
+    fn default() -> Self {
+        let now = Instant::now();
+        Hibernation {
+            state: Mutex::new(State { last_request: now, hibernated: false, woke_at: now, election_hold: 0 }),
+        }
+    }
+}
+
+impl RegionPeer {
+    /// Whether the peer's raft timers are stopped.
+    pub fn is_hibernated(&self) -> bool {
+        self.hibernation.state.lock().unwrap().hibernated
+    }
+
+    /// How long the peer has been awake; `None` while hibernated.
+    pub fn awake_for(&self) -> Option<Duration> {
+        let s = self.hibernation.state.lock().unwrap();
+        (!s.hibernated).then(|| s.woke_at.elapsed())
+    }
+
+    /// Notes `cause` (a request counts as traffic) and restarts the raft
+    /// timers if they were stopped.
+    pub fn wake(&self, cause: WakeCause) -> Woken {
+        let hold_elections = cause == WakeCause::Request && !self.is_leader();
+        let mut s = self.hibernation.state.lock().unwrap();
+        if cause == WakeCause::Request {
+            s.last_request = Instant::now();
+        }
+        if !s.hibernated {
+            return Woken::Awake;
+        }
+        s.hibernated = false;
+        s.woke_at = Instant::now();
+        let rc = self.raft.runtime_config();
+        let woken = if hold_elections {
+            // Its leader may be alive and asleep: campaigning at the first
+            // tick (its leader's last heartbeat is long past) would depose
+            // it for nothing. The leader is asked to wake instead.
+            s.election_hold += 1;
+            rc.elect(false);
+            Woken::HoldingElections { generation: s.election_hold }
+        } else {
+            rc.elect(true);
+            Woken::Resumed
+        };
+        rc.tick(true);
+        metrics::HIBERNATION_EVENTS.with_label_values(&[cause.label()]).inc();
+        woken
+    }
+
+    /// Lets a follower woken by a request campaign again, unless a later
+    /// wake holds its elections back anew.
+    pub fn release_election_hold(&self, generation: u64) {
+        let s = self.hibernation.state.lock().unwrap();
+        if s.election_hold == generation {
+            self.raft.runtime_config().elect(true);
+        }
+    }
+
+    /// The request this leader would send its members to hibernate, if the
+    /// region is ready: no request for `idle`, every member matched the
+    /// whole log, which is committed and applied, one membership config in
+    /// force, and no snapshot being sent.
+    pub fn hibernation_request(&self, idle: Duration) -> Option<HibernateRequest> {
+        {
+            let s = self.hibernation.state.lock().unwrap();
+            if s.hibernated || s.last_request.elapsed() < idle {
+                return None;
+            }
+        }
+        if self.shared.sending_snapshots() > 0 {
+            return None;
+        }
+        let m = self.raft.metrics().borrow_watched().clone();
+        if m.state != ServerState::Leader || m.current_leader != Some(self.shared.peer_id) {
+            return None;
+        }
+        let last = m.last_log_index?;
+        let caught_up = |l: Option<&crate::raft::LogId>| l.is_some_and(|l| l.index() == last);
+        if !caught_up(m.cluster_committed.as_ref()) || !caught_up(m.last_applied.as_ref()) {
+            return None;
+        }
+        let membership = m.membership_config.membership();
+        if membership.get_joint_config().len() != 1 {
+            return None;
+        }
+        let replication = m.replication.as_ref()?;
+        for (id, _) in membership.nodes() {
+            if !caught_up(replication.get(id).and_then(|l| l.as_ref())) {
+                return None;
+            }
+        }
+        Some(HibernateRequest { term: m.current_term, leader: self.shared.peer_id, last_log_index: last })
+    }
+
+    /// Stops a follower's timers at its leader's request.
+    ///
+    /// # Errors
+    ///
+    /// Why it stays awake: it does not follow that leader in that term, its
+    /// log differs, or requests reached it within `idle`.
+    pub fn hibernate_follower(&self, req: &HibernateRequest, idle: Duration) -> Result<(), String> {
+        let m = self.raft.metrics().borrow_watched().clone();
+        if m.state == ServerState::Leader || m.current_leader != Some(req.leader) || m.current_term != req.term {
+            return Err(format!(
+                "peer {} follows {:?} in term {}, not {} in term {}",
+                self.shared.peer_id, m.current_leader, m.current_term, req.leader, req.term
+            ));
+        }
+        if m.last_log_index != Some(req.last_log_index) {
+            return Err(format!(
+                "peer {} has log up to {:?}, the leader {}",
+                self.shared.peer_id, m.last_log_index, req.last_log_index
+            ));
+        }
+        let mut s = self.hibernation.state.lock().unwrap();
+        if s.last_request.elapsed() < idle {
+            return Err(format!("peer {} had requests within {idle:?}", self.shared.peer_id));
+        }
+        if !s.hibernated {
+            s.hibernated = true;
+            self.raft.runtime_config().tick(false);
+            metrics::HIBERNATION_EVENTS.with_label_values(&["hibernated"]).inc();
+        }
+        Ok(())
+    }
+
+    /// Stops the leader's timers once every member agreed to `req`, unless
+    /// a request arrived since `asked_at` or the log moved on: then the
+    /// region stays awake, and the leader's heartbeats wake the members.
+    pub fn hibernate_leader(&self, req: &HibernateRequest, asked_at: Instant) -> bool {
+        let m = self.raft.metrics().borrow_watched().clone();
+        if m.state != ServerState::Leader || m.current_term != req.term || m.last_log_index != Some(req.last_log_index)
+        {
+            return false;
+        }
+        let mut s = self.hibernation.state.lock().unwrap();
+        if s.hibernated || s.last_request > asked_at {
+            return false;
+        }
+        s.hibernated = true;
+        self.raft.runtime_config().tick(false);
+        metrics::HIBERNATION_EVENTS.with_label_values(&["hibernated"]).inc();
+        true
+    }
+}

@@ -1,0 +1,227 @@
+//! The node's side of hibernation (see [`super::hibernation`]): the loop
+//! that puts idle regions to sleep and probes the stores hibernated
+//! followers' leaders live on, and the handling of requests that wake a
+//! follower.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use openraft::ServerState;
+use openraft::async_runtime::WatchReceiver;
+use openraft::vote::RaftLeaderId;
+use proto::raftpb;
+use tokio::sync::watch;
+use tracing::debug;
+
+use super::hibernation::{HibernateRequest, WakeCause, Woken};
+use super::{Node, RegionPeer};
+use crate::metrics;
+use crate::raft::encode;
+
+/// Regions asked to hibernate at once.
+const CONCURRENT_HIBERNATIONS: usize = 32;
+
+/// Runs until shutdown: every quarter of the idle time, asks the idle
+/// regions this store leads to hibernate; every half election timeout,
+/// probes the stores whose leaders hibernated followers here wait on.
+pub async fn run(node: Weak<Node>, mut shutdown: watch::Receiver<bool>) {
+    let Some(idle) = node.upgrade().and_then(|n| n.hibernate_after()) else { return };
+    let (probe_every, hibernate_every) = {
+        let Some(n) = node.upgrade() else { return };
+        let probe = Duration::from_millis(n.config.raft.election_timeout_min_ms / 2).max(Duration::from_millis(50));
+        (probe, (idle / 4).max(Duration::from_millis(50)))
+    };
+    let mut tick = tokio::time::interval(probe_every.min(hibernate_every));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut last_hibernate, mut last_probe) = (Instant::now(), Instant::now());
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let Some(node) = node.upgrade() else { return };
+        if last_hibernate.elapsed() >= hibernate_every {
+            last_hibernate = Instant::now();
+            node.hibernate_idle_regions(idle).await;
+        }
+        if last_probe.elapsed() >= probe_every {
+            last_probe = Instant::now();
+            node.probe_leader_stores(probe_every).await;
+        }
+        metrics::HIBERNATED_REGIONS.set(node.hibernated_count() as i64);
+    }
+}
+
+impl Node {
+    /// Regions whose raft timers are stopped here.
+    pub fn hibernated_count(&self) -> usize {
+        self.peers().iter().filter(|p| p.is_hibernated()).count()
+    }
+
+    /// How long a region must go without requests before it hibernates;
+    /// `None` when hibernation is off.
+    pub fn hibernate_after(&self) -> Option<Duration> {
+        let ms = self.config.raft.hibernate_after_ms;
+        (ms > 0).then(|| Duration::from_millis(ms))
+    }
+
+    async fn hibernate_idle_regions(&self, idle: Duration) {
+        let ready: Vec<(Arc<RegionPeer>, HibernateRequest)> =
+            self.peers().into_iter().filter_map(|p| p.hibernation_request(idle).map(|r| (p, r))).collect();
+        futures::stream::iter(ready)
+            .for_each_concurrent(CONCURRENT_HIBERNATIONS, |(peer, req)| self.hibernate_region(peer, req))
+            .await;
+    }
+
+    /// Asks every other member of the region to hibernate, then the leader
+    /// itself once all agreed.
+    async fn hibernate_region(&self, peer: Arc<RegionPeer>, req: HibernateRequest) {
+        let asked_at = Instant::now();
+        let Ok(payload) = encode(&req) else { return };
+        let members: Vec<(u64, u64)> = {
+            let m = peer.raft.metrics().borrow_watched().clone();
+            m.membership_config.membership().nodes().map(|(id, n)| (*id, n.store_id)).collect()
+        };
+        let timeout = Duration::from_millis(self.config.raft.heartbeat_interval_ms.max(100));
+        for (id, store_id) in members.into_iter().filter(|(id, _)| *id != peer.shared.peer_id) {
+            let msg = raftpb::RaftRequest {
+                region_id: peer.region_id(),
+                from_peer: peer.shared.peer_id,
+                to_peer: id,
+                to_store: store_id,
+                region: None,
+                kind: raftpb::RaftCallKind::Hibernate as i32,
+                payload: payload.clone(),
+            };
+            if let Err(e) = self.transport.call(msg, timeout).await {
+                debug!(region_id = peer.region_id(), peer_id = id, error = %e, "member stays awake");
+                metrics::HIBERNATION_EVENTS.with_label_values(&["refused"]).inc();
+                return;
+            }
+        }
+        peer.hibernate_leader(&req, asked_at);
+    }
+
+    /// One probe per store that leads regions whose followers here
+    /// hibernate; the followers of a store that does not answer wake and,
+    /// their leader's heartbeats long past, campaign.
+    async fn probe_leader_stores(&self, timeout: Duration) {
+        let mut by_store: HashMap<u64, Vec<Arc<RegionPeer>>> = HashMap::new();
+        for peer in self.peers().into_iter().filter(|p| p.is_hibernated() && !p.is_leader()) {
+            match peer.leader() {
+                Some(l) if l.store_id != self.store_id => by_store.entry(l.store_id).or_default().push(peer),
+                _ => {
+                    peer.wake(WakeCause::LeaderLost);
+                }
+            }
+        }
+        let probes = by_store.into_iter().map(|(store_id, followers)| async move {
+            let probe = raftpb::RaftRequest {
+                to_store: store_id,
+                kind: raftpb::RaftCallKind::Wake as i32,
+                ..Default::default()
+            };
+            if let Err(e) = self.transport.call(probe, timeout).await {
+                debug!(store_id, error = %e, followers = followers.len(), "leader store unreachable: waking its followers");
+                for peer in followers {
+                    peer.wake(WakeCause::LeaderLost);
+                }
+            }
+        });
+        futures::future::join_all(probes).await;
+    }
+
+    /// Notes a request for `peer`'s region. A follower woken by it asks its
+    /// leader to wake, and campaigns only if the leader stays silent for
+    /// an election timeout.
+    pub fn wake_for_request(&self, peer: &Arc<RegionPeer>) {
+        let Woken::HoldingElections { generation } = peer.wake(WakeCause::Request) else { return };
+        let (transport, store_id, peer) = (self.transport.clone(), self.store_id, peer.clone());
+        let (wake_timeout, hold) = (
+            Duration::from_millis(self.config.raft.election_timeout_min_ms),
+            Duration::from_millis(self.config.raft.election_timeout_max_ms),
+        );
+        tokio::spawn(async move {
+            if let Some(leader) = peer.leader().filter(|l| l.store_id != store_id) {
+                let msg = raftpb::RaftRequest {
+                    region_id: peer.region_id(),
+                    from_peer: peer.shared.peer_id,
+                    to_peer: leader.id,
+                    to_store: leader.store_id,
+                    region: None,
+                    kind: raftpb::RaftCallKind::Wake as i32,
+                    payload: Vec::new(),
+                };
+                if let Err(e) = transport.call(msg, wake_timeout).await {
+                    debug!(region_id = peer.region_id(), error = %e, "leader did not answer the wake");
+                    peer.release_election_hold(generation);
+                    return;
+                }
+                tokio::time::sleep(hold).await;
+            }
+            peer.release_election_hold(generation);
+        });
+    }
+
+    /// After a restart, asks the leader each follower here last voted for
+    /// to wake: a hibernated leader sends no heartbeats, and the restarted
+    /// follower would otherwise campaign against it after one election
+    /// timeout.
+    pub async fn wake_leaders_after_restart(&self) {
+        let mut wakes = Vec::new();
+        for peer in self.peers() {
+            let m = peer.raft.metrics().borrow_watched().clone();
+            let leader = *m.vote.leader_id().node_id();
+            if m.state == ServerState::Leader || leader == peer.shared.peer_id {
+                continue;
+            }
+            let Some(node) = m.membership_config.membership().get_node(&leader) else { continue };
+            wakes.push(raftpb::RaftRequest {
+                region_id: peer.region_id(),
+                from_peer: peer.shared.peer_id,
+                to_peer: leader,
+                to_store: node.store_id,
+                region: None,
+                kind: raftpb::RaftCallKind::Wake as i32,
+                payload: Vec::new(),
+            });
+        }
+        let timeout = Duration::from_millis(self.config.raft.election_timeout_min_ms);
+        futures::stream::iter(wakes)
+            .for_each_concurrent(CONCURRENT_HIBERNATIONS, |msg| async move {
+                if let Err(e) = self.transport.call(msg, timeout).await {
+                    debug!(error = %e, "leader not woken after restart");
+                }
+            })
+            .await;
+    }
+
+    /// A `HIBERNATE` or `WAKE` message from another store.
+    ///
+    /// # Errors
+    ///
+    /// Why the message was not acted on: no such peer, a bad payload, or
+    /// the follower stays awake.
+    pub fn on_hibernation_message(&self, req: &raftpb::RaftRequest) -> Result<(), String> {
+        let is_wake = req.kind == raftpb::RaftCallKind::Wake as i32;
+        if is_wake && req.region_id == 0 {
+            return Ok(());
+        }
+        let peer = self
+            .peer(req.region_id)
+            .filter(|p| p.shared.peer_id == req.to_peer)
+            .ok_or_else(|| format!("no peer {} of region {} here", req.to_peer, req.region_id))?;
+        if is_wake {
+            peer.wake(WakeCause::RaftMessage);
+            return Ok(());
+        }
+        let Some(idle) = self.hibernate_after() else {
+            return Err("hibernation is off on this store".into());
+        };
+        let hib: HibernateRequest =
+            crate::raft::decode(&req.payload).map_err(|e| format!("bad hibernate payload: {e}"))?;
+        peer.hibernate_follower(&hib, idle)
+    }
+}
