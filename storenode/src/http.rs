@@ -247,6 +247,8 @@ async fn status(State(node): State<Arc<Node>>) -> Json<serde_json::Value> {
                 "epoch": {"conf_ver": epoch.conf_ver, "version": epoch.version},
                 "role": if p.is_leader() { "leader" } else { "follower" },
                 "leader": p.leader().map(|l| json!({"peer_id": l.id, "store_id": l.store_id})),
+                "hibernated": p.is_hibernated(),
+                "term": p.term(),
                 "approximate_keys": p.shared.approximate_keys.load(std::sync::atomic::Ordering::Relaxed),
             })
         })
@@ -256,6 +258,7 @@ async fn status(State(node): State<Arc<Node>>) -> Json<serde_json::Value> {
         "address": node.advertise_grpc_addr,
         "route_version": node.routes.version(),
         "region_count": regions.len(),
+        "hibernated_region_count": node.hibernated_count(),
         "regions": regions,
     }))
 }

@@ -274,6 +274,7 @@ fn store_stats(node: &Node) -> pdpb::StoreHeartbeatRequest {
             region_count: peers.len() as u32,
             leader_count: leaders as u32,
             route_version: node.routes.version(),
+            hibernated_region_count: node.hibernated_count() as u32,
             ..Default::default()
         }),
     )
