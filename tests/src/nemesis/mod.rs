@@ -75,6 +75,10 @@ pub struct Report {
     /// Region snapshots installed by the stores during the run (as their
     /// metrics count them since their last start).
     pub snapshots_installed: u64,
+    /// Region peers that hibernated during the run, and wakes (as the
+    /// stores' metrics count them since their last start).
+    pub hibernations: u64,
+    pub wakes: u64,
     pub verdict: Verdict,
 }
 
@@ -96,13 +100,15 @@ impl Report {
             other => format!("INVALID: {other:?}"),
         };
         format!(
-            "seed={} ops={} ok={} fail={} unknown={} snapshots-installed={} faults=[{}] longest-unavailable=[{}] verdict={}",
+            "seed={} ops={} ok={} fail={} unknown={} snapshots-installed={} hibernations={} wakes={} faults=[{}] longest-unavailable=[{}] verdict={}",
             self.seed,
             self.ops,
             self.ok,
             self.failed,
             self.unknown,
             self.snapshots_installed,
+            self.hibernations,
+            self.wakes,
             faults.join(" "),
             gaps.join(" "),
             verdict
@@ -133,7 +139,9 @@ pub async fn run(config: &NemesisConfig) -> Report {
         // snapshot every few hundred entries, so a store that was down or
         // cut off for a few seconds often catches up by snapshot, and the
         // snapshot path is under the same faults.
-        &["--fault-injection", "--raft-snapshot-logs", SNAPSHOT_LOGS],
+        // Regions idle for 300 ms hibernate, so faults also meet sleeping
+        // replicas and wakes.
+        &["--fault-injection", "--raft-snapshot-logs", SNAPSHOT_LOGS, "--raft-hibernate-after-ms", "300"],
     )
     .await;
     let mut rng = Rng::new(config.seed);
@@ -176,7 +184,17 @@ pub async fn run(config: &NemesisConfig) -> Report {
         failed: count(Outcome::Fail),
         unknown: count(Outcome::Unknown),
         unavailable: unavailability(&events, &faults),
-        snapshots_installed: snapshots_installed(&nemesis.cluster).await,
+        snapshots_installed: store_metric(&nemesis.cluster, &["store_snapshots_total{direction=\"installed\"}"]).await,
+        hibernations: store_metric(&nemesis.cluster, &["store_hibernation_events_total{event=\"hibernated\"}"]).await,
+        wakes: store_metric(
+            &nemesis.cluster,
+            &[
+                "store_hibernation_events_total{event=\"request\"}",
+                "store_hibernation_events_total{event=\"raft_message\"}",
+                "store_hibernation_events_total{event=\"leader_lost\"}",
+            ],
+        )
+        .await,
         faults,
         verdict,
     };
@@ -203,11 +221,12 @@ fn keep_logs(cluster: &Cluster, seed: u64) {
     }
 }
 
-async fn snapshots_installed(cluster: &Cluster) -> u64 {
+/// The sum of `samples` over every store's metrics.
+async fn store_metric(cluster: &Cluster, samples: &[&str]) -> u64 {
     let mut total = 0.0;
     for s in &cluster.stores {
         if let Ok((200, text)) = crate::http_get(&s.http(), "/metrics").await {
-            total += crate::metric_value(&text, "store_snapshots_total{direction=\"installed\"}").unwrap_or(0.0);
+            total += samples.iter().map(|m| crate::metric_value(&text, m).unwrap_or(0.0)).sum::<f64>();
         }
     }
     total as u64
