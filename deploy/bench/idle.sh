@@ -4,6 +4,9 @@
 # use and RSS over a sampling window, and the cost per region.
 #
 #   deploy/bench/idle.sh [regions, default 1000] [window seconds, default 60]
+#
+# HIBERNATE_AFTER_MS=<ms> sets the stores' raft.hibernate-after-ms (0: idle
+# regions keep ticking); unset, the stores' default.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REGIONS=${1:-1000}
@@ -19,6 +22,7 @@ trap cleanup EXIT
 
 cargo build --release --workspace --bins
 BIN=target/release
+if [ -n "${HIBERNATE_AFTER_MS:-}" ]; then export STORE_RAFT_HIBERNATE_AFTER_MS=$HIBERNATE_AFTER_MS; fi
 "$BIN/playground" --data-dir "$WORK" --regions "$REGIONS" --pd-port 33379 --store-port 33160 > "$WORK/playground.out" 2>&1 &
 PG=$!
 for _ in $(seq 1 600); do grep -q "Ctrl-C" "$WORK/playground.out" && break; sleep 1; done
@@ -38,6 +42,10 @@ tick=$(getconf CLK_TCK)
 declare -A before
 for p in $pids; do before[$p]=$(awk '{print $14+$15}' "/proc/$p/stat"); done
 sleep "$WINDOW"
+for i in 0 1 2; do
+  n=$(curl -s "127.0.0.1:$((33162 + 10 * i))/status" | grep -o '"hibernated_region_count":[0-9]*' | cut -d: -f2)
+  echo "store $((i + 1)): ${n:-?} of $REGIONS regions hibernated"
+done
 printf "%-8s %10s %10s %14s %14s\n" pid cpu_pct rss_mib cpu_pct/1k_reg rss_kib/region
 for p in $pids; do
   after=$(awk '{print $14+$15}' "/proc/$p/stat")
