@@ -20,9 +20,10 @@
 //!   heartbeats are answered without waking: a follower asleep under an
 //!   awake leader cannot campaign against it, while one woken by the
 //!   heartbeat its leader sent just before hibernating would;
-//! - the leader's store not answering the liveness probe hibernated
-//!   followers send once per probe interval (one per leader store, not per
-//!   region): the followers then campaign as after any leader loss.
+//! - the leader's store answering none of the liveness probes hibernated
+//!   followers send (one per leader store, not per region, every half
+//!   election timeout) for an election timeout: the followers then
+//!   campaign as after any leader loss.
 //!
 //! Lease safety needs nothing new: a leader's lease runs from the last
 //! quorum acknowledgement of its heartbeats, which stop when it

@@ -28,11 +28,17 @@ const CONCURRENT_HIBERNATIONS: usize = 32;
 /// probes the stores whose leaders hibernated followers here wait on.
 pub async fn run(node: Weak<Node>, mut shutdown: watch::Receiver<bool>) {
     let Some(idle) = node.upgrade().and_then(|n| n.hibernate_after()) else { return };
-    let (probe_every, hibernate_every) = {
+    let (probe_every, hibernate_every, probes) = {
         let Some(n) = node.upgrade() else { return };
-        let probe = Duration::from_millis(n.config.raft.election_timeout_min_ms / 2).max(Duration::from_millis(50));
-        (probe, (idle / 4).max(Duration::from_millis(50)))
+        let r = &n.config.raft;
+        let probe = Duration::from_millis(r.election_timeout_min_ms / 2).max(Duration::from_millis(50));
+        let probes = Probes::new(
+            Duration::from_millis(r.election_timeout_max_ms),
+            Duration::from_millis(r.election_timeout_min_ms),
+        );
+        (probe, (idle / 4).max(Duration::from_millis(50)), probes)
     };
+    let mut probes = probes;
     let mut tick = tokio::time::interval(probe_every.min(hibernate_every));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut last_hibernate, mut last_probe) = (Instant::now(), Instant::now());
@@ -48,7 +54,7 @@ pub async fn run(node: Weak<Node>, mut shutdown: watch::Receiver<bool>) {
         }
         if last_probe.elapsed() >= probe_every {
             last_probe = Instant::now();
-            node.probe_leader_stores(probe_every).await;
+            node.probe_leader_stores(&mut probes).await;
         }
         metrics::HIBERNATED_REGIONS.set(node.hibernated_count() as i64);
     }
@@ -84,7 +90,8 @@ impl Node {
             let m = peer.raft.metrics().borrow_watched().clone();
             m.membership_config.membership().nodes().map(|(id, n)| (*id, n.store_id)).collect()
         };
-        let timeout = Duration::from_millis(self.config.raft.heartbeat_interval_ms.max(100));
+        // Generous: a slow answer only delays the region's sleep.
+        let timeout = Duration::from_millis(self.config.raft.election_timeout_min_ms);
         for (id, store_id) in members.into_iter().filter(|(id, _)| *id != peer.shared.peer_id) {
             let msg = raftpb::RaftRequest {
                 region_id: peer.region_id(),
@@ -105,9 +112,11 @@ impl Node {
     }
 
     /// One probe per store that leads regions whose followers here
-    /// hibernate; the followers of a store that does not answer wake and,
-    /// their leader's heartbeats long past, campaign.
-    async fn probe_leader_stores(&self, timeout: Duration) {
+    /// hibernate; the followers of a store that has not answered for
+    /// `probes.dead_after` wake and, their leader's heartbeats long past,
+    /// campaign. One slow answer is not a death: a busy store that misses
+    /// a probe must not have every region it leads campaigned against.
+    async fn probe_leader_stores(&self, probes: &mut Probes) {
         let mut by_store: HashMap<u64, Vec<Arc<RegionPeer>>> = HashMap::new();
         for peer in self.peers().into_iter().filter(|p| p.is_hibernated() && !p.is_leader()) {
             match peer.leader() {
@@ -117,20 +126,29 @@ impl Node {
                 }
             }
         }
-        let probes = by_store.into_iter().map(|(store_id, followers)| async move {
+        let timeout = probes.timeout;
+        let calls = by_store.into_iter().map(|(store_id, followers)| async move {
             let probe = raftpb::RaftRequest {
                 to_store: store_id,
                 kind: raftpb::RaftCallKind::Wake as i32,
                 ..Default::default()
             };
-            if let Err(e) = self.transport.call(probe, timeout).await {
-                debug!(store_id, error = %e, followers = followers.len(), "leader store unreachable: waking its followers");
-                for peer in followers {
-                    peer.wake(WakeCause::LeaderLost);
-                }
-            }
+            let answer = self.transport.call(probe, timeout).await;
+            (store_id, followers, answer)
         });
-        futures::future::join_all(probes).await;
+        for (store_id, followers, answer) in futures::future::join_all(calls).await {
+            match answer {
+                Ok(_) => probes.answered(store_id),
+                Err(e) if probes.failed(store_id) => {
+                    debug!(store_id, error = %e, followers = followers.len(), "leader store unreachable: waking its followers");
+                    for peer in followers {
+                        peer.wake(WakeCause::LeaderLost);
+                    }
+                }
+                Err(e) => debug!(store_id, error = %e, "leader store missed a probe"),
+            }
+        }
+        probes.forget_others();
     }
 
     /// Notes a request for `peer`'s region. A follower woken by it asks its
@@ -223,5 +241,40 @@ impl Node {
         let hib: HibernateRequest =
             crate::raft::decode(&req.payload).map_err(|e| format!("bad hibernate payload: {e}"))?;
         peer.hibernate_follower(&hib, idle)
+    }
+}
+
+/// The liveness probes' memory: since when each probed store has failed
+/// to answer.
+struct Probes {
+    /// How long one probe may take.
+    timeout: Duration,
+    /// How long a store must go unanswering before its followers wake.
+    dead_after: Duration,
+    failing_since: HashMap<u64, Instant>,
+    probed: Vec<u64>,
+}
+
+impl Probes {
+    fn new(timeout: Duration, dead_after: Duration) -> Self {
+        Probes { timeout, dead_after, failing_since: HashMap::new(), probed: Vec::new() }
+    }
+
+    fn answered(&mut self, store_id: u64) {
+        self.failing_since.remove(&store_id);
+        self.probed.push(store_id);
+    }
+
+    /// Notes a failed probe; whether the store now counts as dead.
+    fn failed(&mut self, store_id: u64) -> bool {
+        self.probed.push(store_id);
+        let since = *self.failing_since.entry(store_id).or_insert_with(Instant::now);
+        since.elapsed() >= self.dead_after
+    }
+
+    /// Drops the failure streaks of stores no longer probed.
+    fn forget_others(&mut self) {
+        let probed = std::mem::take(&mut self.probed);
+        self.failing_since.retain(|s, _| probed.contains(s));
     }
 }
