@@ -13,13 +13,14 @@ use serde::{Deserialize, Serialize};
 use crate::byte_size::ByteSize;
 use crate::duration_text::DurationText;
 
-/// Raft heartbeat of the PD group. PD traffic is light; a quarter second
-/// keeps failover fast without chatter.
-pub const DEFAULT_RAFT_HEARTBEAT_MS: u64 = 250;
-/// Election timeouts: several heartbeats, so one late heartbeat does not
-/// depose a healthy leader; randomised in [min, max) to avoid split votes.
-pub const DEFAULT_ELECTION_TIMEOUT_MIN_MS: u64 = 1_000;
-pub const DEFAULT_ELECTION_TIMEOUT_MAX_MS: u64 = 2_000;
+/// Raft heartbeat of the PD group: one group, so etcd's pace costs little.
+pub const DEFAULT_RAFT_HEARTBEAT_MS: u64 = 100;
+/// Election timeouts: a follower campaigns once the leader has been silent
+/// for its lease (the max) plus a random timeout in [min, max), 1.5 to 2 s,
+/// so several late heartbeats do not depose a healthy leader and a dead
+/// one is replaced within about 2 s.
+pub const DEFAULT_ELECTION_TIMEOUT_MIN_MS: u64 = 500;
+pub const DEFAULT_ELECTION_TIMEOUT_MAX_MS: u64 = 1_000;
 /// openraft logs every election and membership step at info: useful when
 /// debugging raft, noise in operation.
 pub const DEFAULT_LOG_LEVEL: &str = "info,openraft=warn";

@@ -22,12 +22,15 @@ pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 pub const DEFAULT_SCAN_LIMIT: usize = 1_000;
 pub const MAX_SCAN_LIMIT: usize = 10_000;
 
-/// Region raft timing. Thousands of groups share one store, so heartbeats
-/// are far rarer than openraft's 50 ms default: an idle region costs a
-/// heartbeat per follower per interval.
-pub const DEFAULT_RAFT_HEARTBEAT_MS: u64 = 1_000;
-pub const DEFAULT_ELECTION_TIMEOUT_MIN_MS: u64 = 5_000;
-pub const DEFAULT_ELECTION_TIMEOUT_MAX_MS: u64 = 10_000;
+/// Region raft timing. Idle regions hibernate and cost nothing, so the
+/// regions with traffic can afford etcd's pace. A follower campaigns once
+/// its leader has been silent for its lease (the max) plus a random
+/// timeout in [min, max): 1.5 to 2 s here, so a dead leader is replaced
+/// within about 2 s and a leader's heartbeats may stall for 1.5 s before
+/// anyone campaigns.
+pub const DEFAULT_RAFT_HEARTBEAT_MS: u64 = 100;
+pub const DEFAULT_ELECTION_TIMEOUT_MIN_MS: u64 = 500;
+pub const DEFAULT_ELECTION_TIMEOUT_MAX_MS: u64 = 1_000;
 /// A region with no requests for this long stops its raft timers.
 pub const DEFAULT_HIBERNATE_AFTER_MS: u64 = 10_000;
 
@@ -145,6 +148,16 @@ impl Default for RegionRaftConfig {
     }
 }
 
+impl RegionRaftConfig {
+    /// Sets the heartbeat with election timeouts in proportion, as the
+    /// defaults are: 5 to 10 heartbeats.
+    pub fn set_heartbeat(&mut self, ms: u64) {
+        self.heartbeat_interval_ms = ms;
+        self.election_timeout_min_ms = 5 * ms;
+        self.election_timeout_max_ms = 10 * ms;
+    }
+}
+
 impl Default for HeartbeatConfig {
     fn default() -> Self {
         HeartbeatConfig { store_interval_ms: 10_000, region_interval_ms: 30_000 }
@@ -174,7 +187,7 @@ impl StoreConfig {
     ///
     /// # Errors
     ///
-    /// Never at present; kept fallible like PD's for parity.
+    /// `Invalid` naming the variable when a number does not parse.
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = lookup("STORE_DATA_DIR") {
             self.data_dir = v.into();
@@ -196,6 +209,13 @@ impl StoreConfig {
         }
         if let Some(v) = lookup("STORE_LOG_LEVEL") {
             self.log.level = v;
+        }
+        if let Some(v) = lookup("STORE_RAFT_HEARTBEAT_MS") {
+            let ms: u64 = v
+                .trim()
+                .parse()
+                .map_err(|e| invalid("STORE_RAFT_HEARTBEAT_MS", format!("{v:?}: {e} (milliseconds)")))?;
+            self.raft.set_heartbeat(ms);
         }
         if let Some(v) = lookup("STORE_RAFT_HIBERNATE_AFTER_MS") {
             self.raft.hibernate_after_ms = v.trim().parse().map_err(|e| {
@@ -280,5 +300,24 @@ mod tests {
         assert!(matches!(err, ConfigError::Invalid { field: "pd-endpoints", .. }), "{err}");
         let err = StoreConfig::from_yaml("raft: {heartbeat-interval-ms: 0}\n", "t").unwrap().validate().unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { field: "raft.heartbeat-interval-ms", .. }), "{err}");
+    }
+
+    #[test]
+    fn raft_env_sets_heartbeat_with_elections_in_proportion() {
+        let env = |k: &str| match k {
+            "STORE_RAFT_HEARTBEAT_MS" => Some("1000".to_string()),
+            "STORE_RAFT_HIBERNATE_AFTER_MS" => Some("0".to_string()),
+            _ => None,
+        };
+        let mut c = StoreConfig::default();
+        c.apply_env(env).unwrap();
+        assert_eq!(
+            (c.raft.heartbeat_interval_ms, c.raft.election_timeout_min_ms, c.raft.election_timeout_max_ms),
+            (1000, 5000, 10000)
+        );
+        assert_eq!(c.raft.hibernate_after_ms, 0);
+        c.validate().unwrap();
+        let err = StoreConfig::default().apply_env(|k| (k == "STORE_RAFT_HEARTBEAT_MS").then(|| "fast".into()));
+        assert!(matches!(err, Err(ConfigError::Invalid { field: "STORE_RAFT_HEARTBEAT_MS", .. })), "{err:?}");
     }
 }

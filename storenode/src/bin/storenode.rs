@@ -102,9 +102,7 @@ fn load(args: &Args) -> Result<StoreConfig, pd::config::ConfigError> {
         c.pd_endpoints = args.pd.clone();
     }
     if let Some(v) = args.raft_heartbeat_ms {
-        c.raft.heartbeat_interval_ms = v;
-        c.raft.election_timeout_min_ms = 5 * v;
-        c.raft.election_timeout_max_ms = 10 * v;
+        c.raft.set_heartbeat(v);
     }
     if let Some(v) = args.raft_hibernate_after_ms {
         c.raft.hibernate_after_ms = v;

@@ -38,11 +38,16 @@ use crate::retry;
 use route_cache::RouteCache;
 
 /// How long one call may take, retries included: enough for a region to
-/// replace a dead leader with the default raft timing (lease of 10 s, then
-/// an election of up to 10 s).
+/// replace a dead leader even with slow raft timing (a 1 s heartbeat: a
+/// lease of 10 s, then an election of up to 10 s; 2 s by default).
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
-const BACKOFF_MAX: Duration = Duration::from_millis(500);
+/// Retries while a region has no leader come this often at most, so a
+/// write lands within this long of a new leader taking over.
+const BACKOFF_MAX: Duration = Duration::from_millis(200);
+/// Reopening PD's watch stream backs off further: routes held meanwhile
+/// still route, and NotLeader answers correct them.
+const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Per-attempt timeout: a dead store must not eat the whole deadline.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -490,6 +495,6 @@ async fn follow_routes(pd: Arc<PdClient>, cache: Arc<RwLock<RouteCache>>) {
             Err(e) => pd.leader_failed(&e),
         }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX * 4);
+        backoff = (backoff * 2).min(WATCH_BACKOFF_MAX);
     }
 }
