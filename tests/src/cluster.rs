@@ -73,9 +73,16 @@ impl StoreProcess {
     }
 
     /// A store with production raft timing on fixed addresses (the
-    /// playground).
-    pub fn spawn_at(name: &str, data_dir: PathBuf, pd: &[String], grpc: &str, http: &str) -> StoreProcess {
-        let args = vec![
+    /// playground; `127.0.0.1:0` for OS-chosen ports), with `extra_args`.
+    pub fn spawn_at(
+        name: &str,
+        data_dir: PathBuf,
+        pd: &[String],
+        grpc: &str,
+        http: &str,
+        extra_args: &[&str],
+    ) -> StoreProcess {
+        let mut args = vec![
             "--data-dir".to_string(),
             data_dir.display().to_string(),
             "--grpc-addr".into(),
@@ -85,6 +92,7 @@ impl StoreProcess {
             "--pd".into(),
             pd.join(","),
         ];
+        args.extend(extra_args.iter().map(|s| s.to_string()));
         Self::spawn_with(name, data_dir, args, &[])
     }
 

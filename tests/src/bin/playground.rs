@@ -91,8 +91,14 @@ fn main() -> ExitCode {
         let port = args.store_port + 10 * (i as u16 - 1);
         let grpc = format!("127.0.0.1:{port}");
         let http = format!("127.0.0.1:{}", port + 2);
-        let s =
-            StoreProcess::spawn_at(&format!("store{i}"), data_dir.join(format!("store{i}")), &endpoints, &grpc, &http);
+        let s = StoreProcess::spawn_at(
+            &format!("store{i}"),
+            data_dir.join(format!("store{i}")),
+            &endpoints,
+            &grpc,
+            &http,
+            &[],
+        );
         println!("store{}: grpc {}  http http://{}  log {}", s.store_id, s.grpc(), s.http(), s.log_path().display());
         stores.push(s);
     }
