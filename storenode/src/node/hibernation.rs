@@ -93,6 +93,10 @@ struct State {
     /// The last request or directive for the region on this store.
     last_request: Instant,
     hibernated: bool,
+    /// The store of the leader a hibernated follower agreed to sleep
+    /// under: fixed while it sleeps, since anything that could change it
+    /// (entries, votes) wakes the peer first. `None` on a leader.
+    leader_store: Option<u64>,
     /// When the peer last woke (or started).
     woke_at: Instant,
     /// Bumped by each wake that holds elections back, so that only the
@@ -104,7 +108,13 @@ impl Default for Hibernation {
     fn default() -> Self {
         let now = Instant::now();
         Hibernation {
-            state: Mutex::new(State { last_request: now, hibernated: false, woke_at: now, election_hold: 0 }),
+            state: Mutex::new(State {
+                last_request: now,
+                hibernated: false,
+                leader_store: None,
+                woke_at: now,
+                election_hold: 0,
+            }),
         }
     }
 }
@@ -113,6 +123,14 @@ impl RegionPeer {
     /// Whether the peer's raft timers are stopped.
     pub fn is_hibernated(&self) -> bool {
         self.hibernation.state.lock().unwrap().hibernated
+    }
+
+    /// The store whose leader this hibernated follower sleeps under;
+    /// `None` while awake or on the leader. Read without touching raft, so
+    /// the liveness probes cost nothing per sleeping region.
+    pub fn asleep_under(&self) -> Option<u64> {
+        let s = self.hibernation.state.lock().unwrap();
+        if s.hibernated { s.leader_store } else { None }
     }
 
     /// How long the peer has been awake; `None` while hibernated.
@@ -133,6 +151,7 @@ impl RegionPeer {
             return Woken::Awake;
         }
         s.hibernated = false;
+        s.leader_store = None;
         s.woke_at = Instant::now();
         let rc = self.raft.runtime_config();
         let woken = if hold_elections {
@@ -216,12 +235,16 @@ impl RegionPeer {
                 self.shared.peer_id, m.last_log_index, req.last_log_index
             ));
         }
+        let Some(leader_store) = m.membership_config.membership().get_node(&req.leader).map(|n| n.store_id) else {
+            return Err(format!("leader {} is not a member of peer {}'s config", req.leader, self.shared.peer_id));
+        };
         let mut s = self.hibernation.state.lock().unwrap();
         if s.last_request.elapsed() < idle {
             return Err(format!("peer {} had requests within {idle:?}", self.shared.peer_id));
         }
         if !s.hibernated {
             s.hibernated = true;
+            s.leader_store = Some(leader_store);
             self.raft.runtime_config().tick(false);
             metrics::HIBERNATION_EVENTS.with_label_values(&["hibernated"]).inc();
         }

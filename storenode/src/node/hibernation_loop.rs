@@ -28,7 +28,7 @@ const CONCURRENT_HIBERNATIONS: usize = 32;
 /// probes the stores whose leaders hibernated followers here wait on.
 pub async fn run(node: Weak<Node>, mut shutdown: watch::Receiver<bool>) {
     let Some(idle) = node.upgrade().and_then(|n| n.hibernate_after()) else { return };
-    let (probe_every, hibernate_every, probes) = {
+    let (probe_every, hibernate_every, mut probes) = {
         let Some(n) = node.upgrade() else { return };
         let r = &n.config.raft;
         let probe = Duration::from_millis(r.election_timeout_min_ms / 2).max(Duration::from_millis(50));
@@ -38,7 +38,6 @@ pub async fn run(node: Weak<Node>, mut shutdown: watch::Receiver<bool>) {
         );
         (probe, (idle / 4).max(Duration::from_millis(50)), probes)
     };
-    let mut probes = probes;
     let mut tick = tokio::time::interval(probe_every.min(hibernate_every));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut last_hibernate, mut last_probe) = (Instant::now(), Instant::now());
@@ -118,12 +117,9 @@ impl Node {
     /// a probe must not have every region it leads campaigned against.
     async fn probe_leader_stores(&self, probes: &mut Probes) {
         let mut by_store: HashMap<u64, Vec<Arc<RegionPeer>>> = HashMap::new();
-        for peer in self.peers().into_iter().filter(|p| p.is_hibernated() && !p.is_leader()) {
-            match peer.leader() {
-                Some(l) if l.store_id != self.store_id => by_store.entry(l.store_id).or_default().push(peer),
-                _ => {
-                    peer.wake(WakeCause::LeaderLost);
-                }
+        for peer in self.peers() {
+            if let Some(store_id) = peer.asleep_under() {
+                by_store.entry(store_id).or_default().push(peer);
             }
         }
         let timeout = probes.timeout;
