@@ -121,11 +121,16 @@ fn hibernated_led_by(views: &[(u64, Vec<RegionView>)], store: u64, active: u64) 
 }
 
 /// From `from`, how long until a put of `key` succeeds.
+///
+/// # Panics
+///
+/// If none succeeds within [`RECOVER`].
 async fn first_put(client: &Client, key: &[u8], from: Instant) -> Duration {
     loop {
         if client.put(key, b"after-kill").await.is_ok() {
             return from.elapsed();
         }
+        assert!(from.elapsed() < RECOVER, "writes did not resume within {RECOVER:?} of the kill");
     }
 }
 
@@ -279,6 +284,7 @@ async fn run(args: Args) {
                 if pd_client.alloc_id().await.is_ok() {
                     break killed.elapsed();
                 }
+                assert!(killed.elapsed() < RECOVER, "PD writes did not resume within {RECOVER:?} of the kill");
             };
             let worst_put = *slowest.lock().unwrap();
             println!(
