@@ -32,7 +32,7 @@
 //! leader for as long, so it grants a vote to a candidate only after the
 //! old leader's lease could have run out, exactly as without hibernation.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use openraft::ServerState;
@@ -40,6 +40,7 @@ use openraft::async_runtime::WatchReceiver;
 use serde::{Deserialize, Serialize};
 
 use super::RegionPeer;
+use super::sleepers::Sleepers;
 use crate::metrics;
 
 /// What a leader asks of each member before it hibernates.
@@ -87,6 +88,8 @@ pub enum Woken {
 /// One peer's hibernation state.
 pub struct Hibernation {
     state: Mutex<State>,
+    /// The store's count this peer is kept in, once the node set it.
+    sleepers: OnceLock<Arc<Sleepers>>,
 }
 
 struct State {
@@ -115,6 +118,33 @@ impl Default for Hibernation {
                 woke_at: now,
                 election_hold: 0,
             }),
+            sleepers: OnceLock::new(),
+        }
+    }
+}
+
+impl Hibernation {
+    /// Counts this peer in `sleepers` while it sleeps; only the first call
+    /// takes effect, and it must come before the peer can first sleep.
+    pub fn count_in(&self, sleepers: Arc<Sleepers>) {
+        let _ = self.sleepers.set(sleepers);
+    }
+
+    fn fell_asleep(&self, leader_store: Option<u64>) {
+        if let Some(s) = self.sleepers.get() {
+            s.fell_asleep(leader_store);
+        }
+        metrics::HIBERNATION_EVENTS.with_label_values(&["hibernated"]).inc();
+    }
+}
+
+impl Drop for Hibernation {
+    fn drop(&mut self) {
+        let s = self.state.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if s.hibernated
+            && let Some(sleepers) = self.sleepers.get()
+        {
+            sleepers.woke(s.leader_store);
         }
     }
 }
@@ -151,6 +181,9 @@ impl RegionPeer {
             return Woken::Awake;
         }
         s.hibernated = false;
+        if let Some(sleepers) = self.hibernation.sleepers.get() {
+            sleepers.woke(s.leader_store);
+        }
         s.leader_store = None;
         s.woke_at = Instant::now();
         let rc = self.raft.runtime_config();
@@ -246,7 +279,7 @@ impl RegionPeer {
             s.hibernated = true;
             s.leader_store = Some(leader_store);
             self.raft.runtime_config().tick(false);
-            metrics::HIBERNATION_EVENTS.with_label_values(&["hibernated"]).inc();
+            self.hibernation.fell_asleep(Some(leader_store));
         }
         Ok(())
     }
@@ -266,7 +299,7 @@ impl RegionPeer {
         }
         s.hibernated = true;
         self.raft.runtime_config().tick(false);
-        metrics::HIBERNATION_EVENTS.with_label_values(&["hibernated"]).inc();
+        self.hibernation.fell_asleep(None);
         true
     }
 }

@@ -62,7 +62,7 @@ pub async fn run(node: Weak<Node>, mut shutdown: watch::Receiver<bool>) {
 impl Node {
     /// Regions whose raft timers are stopped here.
     pub fn hibernated_count(&self) -> usize {
-        self.peers().iter().filter(|p| p.is_hibernated()).count()
+        self.sleepers.count()
     }
 
     /// How long a region must go without requests before it hibernates;
@@ -115,27 +115,25 @@ impl Node {
     /// `probes.dead_after` wake and, their leader's heartbeats long past,
     /// campaign. One slow answer is not a death: a busy store that misses
     /// a probe must not have every region it leads campaigned against.
+    ///
+    /// The stores to probe come from [`Node::sleepers`]; the sleeping
+    /// peers themselves are looked at only when one of those stores dies.
     async fn probe_leader_stores(&self, probes: &mut Probes) {
-        let mut by_store: HashMap<u64, Vec<Arc<RegionPeer>>> = HashMap::new();
-        for peer in self.peers() {
-            if let Some(store_id) = peer.asleep_under() {
-                by_store.entry(store_id).or_default().push(peer);
-            }
-        }
         let timeout = probes.timeout;
-        let calls = by_store.into_iter().map(|(store_id, followers)| async move {
+        let calls = self.sleepers.leader_stores().into_iter().map(|store_id| async move {
             let probe = raftpb::RaftRequest {
                 to_store: store_id,
                 kind: raftpb::RaftCallKind::Wake as i32,
                 ..Default::default()
             };
-            let answer = self.transport.call(probe, timeout).await;
-            (store_id, followers, answer)
+            (store_id, self.transport.call(probe, timeout).await)
         });
-        for (store_id, followers, answer) in futures::future::join_all(calls).await {
+        for (store_id, answer) in futures::future::join_all(calls).await {
             match answer {
                 Ok(_) => probes.answered(store_id),
                 Err(e) if probes.failed(store_id) => {
+                    let followers: Vec<Arc<RegionPeer>> =
+                        self.peers().into_iter().filter(|p| p.asleep_under() == Some(store_id)).collect();
                     debug!(store_id, error = %e, followers = followers.len(), "leader store unreachable: waking its followers");
                     for peer in followers {
                         peer.wake(WakeCause::LeaderLost);

@@ -55,6 +55,7 @@ pub mod peer;
 pub mod range_index;
 pub mod refusal;
 pub mod remove_peer_directive;
+pub mod sleepers;
 pub mod snapshot_policy;
 pub mod split;
 pub mod split_directive;
@@ -145,6 +146,12 @@ pub struct Node {
     /// Woken whenever a peer starts or the range index changes: raft traffic
     /// held for a split not applied here yet waits on it.
     regions_changed: tokio::sync::Notify,
+    /// Regions that applied a snapshot's worth of entries since their last
+    /// one: [`snapshot_policy`] looks at these only.
+    snapshot_candidates: Mutex<std::collections::HashSet<u64>>,
+    /// The peers here whose raft timers are stopped, counted by the store
+    /// their leader is on.
+    pub sleepers: Arc<sleepers::Sleepers>,
 }
 
 impl Node {
@@ -207,6 +214,8 @@ impl Node {
             pending_splits: Mutex::new(std::collections::BTreeMap::new()),
             splitting: Mutex::new(std::collections::HashSet::new()),
             regions_changed: tokio::sync::Notify::new(),
+            snapshot_candidates: Mutex::new(std::collections::HashSet::new()),
+            sleepers: Arc::default(),
         }))
     }
 
@@ -476,6 +485,16 @@ impl Node {
                 let _ = node.region_events.send(region.id);
             }
         });
+        let node = Arc::downgrade(self);
+        let every = self.config.raft.snapshot_logs;
+        peer.shared.on_applied(move |since_snapshot| {
+            if since_snapshot >= every
+                && let Some(node) = node.upgrade()
+            {
+                node.snapshot_candidates.lock().unwrap().insert(region_id);
+            }
+        });
+        peer.hibernation.count_in(self.sleepers.clone());
         self.peers.write().unwrap().insert(region_id, peer.clone());
         self.regions_changed.notify_waiters();
         metrics::REGIONS.set(self.peers.read().unwrap().len() as i64);

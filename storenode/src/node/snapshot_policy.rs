@@ -13,8 +13,10 @@
 //! region. With builds held back while a send runs, the log after the sent
 //! snapshot stays until the receiver has caught up from it.
 //!
-//! One task checks every peer a few times a second: a cheap read of its
-//! raft metrics, nothing per write.
+//! A region's state machine tells the node once it has applied a
+//! snapshot's worth of entries since its current snapshot; one task looks
+//! at those regions a few times a second, and at no other. An idle
+//! region, asleep or not, costs the policy nothing.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -28,10 +30,13 @@ use super::peer::RegionPeer;
 /// How often the peers are checked: a build starts at most this late.
 pub const CHECK_EVERY: Duration = Duration::from_millis(250);
 
-/// Checks every peer each [`CHECK_EVERY`] until shutdown.
+/// Each [`CHECK_EVERY`] until shutdown, builds the snapshots due among
+/// the candidate regions; at the first check, every peer is a candidate
+/// (a restart may find some due).
 pub async fn run(node: Weak<Node>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = true;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -39,12 +44,30 @@ pub async fn run(node: Weak<Node>, mut shutdown: watch::Receiver<bool>) {
         }
         let Some(node) = node.upgrade() else { return };
         let every = node.config.raft.snapshot_logs;
-        for peer in node.peers() {
-            if snapshot_due(&peer, every) {
-                // A build already running makes openraft ignore this.
+        let candidates = if std::mem::take(&mut first) { node.peers() } else { node.take_snapshot_candidates() };
+        for peer in candidates {
+            if peer.shared.sending_snapshots() > 0 {
+                // Held back, not forgotten: looked at again next time.
+                node.add_snapshot_candidate(peer.region_id());
+            } else if snapshot_due(&peer, every) {
+                // A build already running makes openraft ignore this; if
+                // it leaves the region due, its next apply says so again.
                 let _ = peer.raft.trigger().snapshot().await;
             }
         }
+    }
+}
+
+impl Node {
+    /// The live peers that reported a snapshot's worth of entries since
+    /// the last check, forgotten as they are taken.
+    fn take_snapshot_candidates(&self) -> Vec<Arc<RegionPeer>> {
+        let ids = std::mem::take(&mut *self.snapshot_candidates.lock().unwrap());
+        ids.into_iter().filter_map(|id| self.peer(id)).collect()
+    }
+
+    fn add_snapshot_candidate(&self, region_id: u64) {
+        self.snapshot_candidates.lock().unwrap().insert(region_id);
     }
 }
 

@@ -79,6 +79,10 @@ pub struct RegionShared {
     /// peers: the node reports the region, or destroys this peer when it
     /// was removed.
     membership_applied: OnceLock<MembershipHook>,
+    /// Told after each applied batch how many entries the region has
+    /// applied since its current snapshot: the node's snapshot policy
+    /// hears of a region only when it has work for it.
+    applied_hook: OnceLock<AppliedHook>,
 }
 
 /// A snapshot send in flight, counted in its region until dropped.
@@ -93,6 +97,7 @@ impl Drop for SnapshotSend {
 type SnapshotHook = Box<dyn Fn(&metapb::Region) + Send + Sync>;
 type SplitHook = Box<dyn Fn(SplitApplied) -> BoxFuture<'static, ()> + Send + Sync>;
 type MembershipHook = Box<dyn Fn(MembershipApplied, &metapb::Region) + Send + Sync>;
+type AppliedHook = Box<dyn Fn(u64) + Send + Sync>;
 
 impl RegionShared {
     pub fn region(&self) -> metapb::Region {
@@ -134,6 +139,19 @@ impl RegionShared {
     /// the region; only the first call takes effect.
     pub fn on_membership_applied(&self, hook: impl Fn(MembershipApplied, &metapb::Region) + Send + Sync + 'static) {
         let _ = self.membership_applied.set(Box::new(hook));
+    }
+
+    /// Sets the hook called after each applied batch with the entries
+    /// applied since the current snapshot; only the first call takes
+    /// effect.
+    pub fn on_applied(&self, hook: impl Fn(u64) + Send + Sync + 'static) {
+        let _ = self.applied_hook.set(Box::new(hook));
+    }
+
+    /// The last log index the current snapshot (built or installed) covers.
+    pub fn snapshot_index(&self) -> u64 {
+        let current = self.current_snapshot.lock().unwrap();
+        current.as_ref().and_then(|(m, _)| m.last_log_id).map_or(0, |l| l.index())
     }
 
     /// Sets the hook awaited after each applied split; only the first call
@@ -215,6 +233,7 @@ impl RegionStateMachine {
             snapshot_installed: OnceLock::new(),
             split_applied: OnceLock::new(),
             membership_applied: OnceLock::new(),
+            applied_hook: OnceLock::new(),
         });
         Ok(RegionStateMachine { engine, shared })
     }
@@ -435,8 +454,12 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
                 Ok((replies, delta, state, region, splits, conf))
             })
             .await?;
+        let last_applied = state.last_applied.map_or(0, |l| l.index());
         *self.shared.applied.lock().unwrap() = state;
         let s = &self.shared;
+        if let Some(hook) = s.applied_hook.get() {
+            hook(last_applied.saturating_sub(s.snapshot_index()));
+        }
         s.approximate_keys.fetch_add(delta.keys as u64, Ordering::Relaxed);
         s.approximate_size.fetch_add(delta.size as u64, Ordering::Relaxed);
         s.written_bytes.fetch_add(delta.written_bytes, Ordering::Relaxed);
