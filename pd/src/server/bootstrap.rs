@@ -10,7 +10,7 @@ use proto::metapb;
 use tracing::{info, warn};
 
 use super::context::PdContext;
-use crate::catalog::CatalogCommand;
+use crate::catalog::{CatalogCommand, CommandOutcome};
 use crate::error::{PdError, Result};
 
 /// Pause before retrying a bootstrap that failed for a transient reason.
@@ -46,6 +46,11 @@ pub async fn run(ctx: Arc<PdContext>, mut shutdown: tokio::sync::watch::Receiver
         if *leader.borrow_and_update() && !ctx.catalog.read().catalog.is_bootstrapped() {
             match bootstrap_command(&ctx) {
                 Ok(cmd) => match ctx.propose(cmd).await {
+                    // The regions are counted, not listed: a bootstrap of
+                    // thousands would write one line of megabytes.
+                    Ok(CommandOutcome::Bootstrapped { regions, version }) => {
+                        info!(regions = regions.len(), version, "cluster bootstrapped")
+                    }
                     Ok(out) => info!(?out, "cluster bootstrapped"),
                     Err(PdError::AlreadyBootstrapped) => {}
                     Err(e) => {
