@@ -6,7 +6,8 @@
 #   deploy/bench/idle.sh [regions, default 1000] [window seconds, default 60]
 #
 # HIBERNATE_AFTER_MS=<ms> sets the stores' raft.hibernate-after-ms (0: idle
-# regions keep ticking); unset, the stores' default.
+# regions keep ticking); unset, the stores' default. With hibernation on,
+# sampling starts once every store reports all its regions hibernated.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REGIONS=${1:-1000}
@@ -35,6 +36,20 @@ for _ in $(seq 1 600); do
   sleep 2
 done
 echo "regions with a leader: $n"
+if [ "${HIBERNATE_AFTER_MS:-}" != "0" ]; then
+  # Thousands of regions take minutes to agree to sleep (a few dozen at a
+  # time per store): sample once they all have, or after 20 minutes.
+  echo "waiting for every store to hibernate its $REGIONS regions"
+  for _ in $(seq 1 600); do
+    asleep=0
+    for i in 0 1 2; do
+      h=$(curl -s -m 5 "127.0.0.1:$((33162 + 10 * i))/status" | grep -o '"hibernated_region_count":[0-9]*' | cut -d: -f2)
+      [ "${h:-0}" -ge "$REGIONS" ] && asleep=$((asleep + 1))
+    done
+    [ "$asleep" -eq 3 ] && break
+    sleep 2
+  done
+fi
 echo "settling for 20s"; sleep 20
 
 pids=$(pgrep -f "storenode --data-dir $WORK" || true)
@@ -43,7 +58,7 @@ declare -A before
 for p in $pids; do before[$p]=$(awk '{print $14+$15}' "/proc/$p/stat"); done
 sleep "$WINDOW"
 for i in 0 1 2; do
-  n=$(curl -s "127.0.0.1:$((33162 + 10 * i))/status" | grep -o '"hibernated_region_count":[0-9]*' | cut -d: -f2)
+  n=$(curl -s -m 5 "127.0.0.1:$((33162 + 10 * i))/status" | grep -o '"hibernated_region_count":[0-9]*' | cut -d: -f2)
   echo "store $((i + 1)): ${n:-?} of $REGIONS regions hibernated"
 done
 printf "%-8s %10s %10s %14s %14s\n" pid cpu_pct rss_mib cpu_pct/1k_reg rss_kib/region
