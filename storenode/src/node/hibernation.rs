@@ -136,15 +136,20 @@ impl Hibernation {
         }
         metrics::HIBERNATION_EVENTS.with_label_values(&["hibernated"]).inc();
     }
+
+    fn woke(&self, leader_store: Option<u64>) {
+        if let Some(s) = self.sleepers.get() {
+            s.woke(leader_store);
+        }
+    }
 }
 
 impl Drop for Hibernation {
     fn drop(&mut self) {
         let s = self.state.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if s.hibernated
-            && let Some(sleepers) = self.sleepers.get()
-        {
-            sleepers.woke(s.leader_store);
+        let (hibernated, leader_store) = (s.hibernated, s.leader_store);
+        if hibernated {
+            self.woke(leader_store);
         }
     }
 }
@@ -181,10 +186,7 @@ impl RegionPeer {
             return Woken::Awake;
         }
         s.hibernated = false;
-        if let Some(sleepers) = self.hibernation.sleepers.get() {
-            sleepers.woke(s.leader_store);
-        }
-        s.leader_store = None;
+        self.hibernation.woke(s.leader_store.take());
         s.woke_at = Instant::now();
         let rc = self.raft.runtime_config();
         let woken = if hold_elections {

@@ -497,7 +497,7 @@ impl Node {
             if since_snapshot >= every
                 && let Some(node) = node.upgrade()
             {
-                node.snapshot_candidates.lock().unwrap().insert(region_id);
+                node.add_snapshot_candidate(region_id);
             }
         });
         peer.hibernation.count_in(self.sleepers.clone());

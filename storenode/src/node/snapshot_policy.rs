@@ -66,7 +66,8 @@ impl Node {
         ids.into_iter().filter_map(|id| self.peer(id)).collect()
     }
 
-    fn add_snapshot_candidate(&self, region_id: u64) {
+    /// Marks `region_id` for the next check.
+    pub(super) fn add_snapshot_candidate(&self, region_id: u64) {
         self.snapshot_candidates.lock().unwrap().insert(region_id);
     }
 }
