@@ -248,6 +248,7 @@ async fn status(State(node): State<Arc<Node>>) -> Json<serde_json::Value> {
                 "role": if p.is_leader() { "leader" } else { "follower" },
                 "leader": p.leader().map(|l| json!({"peer_id": l.id, "store_id": l.store_id})),
                 "hibernated": p.is_hibernated(),
+                "dormant": p.is_dormant(),
                 "term": p.term(),
                 "approximate_keys": p.shared.approximate_keys.load(std::sync::atomic::Ordering::Relaxed),
             })
@@ -259,6 +260,7 @@ async fn status(State(node): State<Arc<Node>>) -> Json<serde_json::Value> {
         "route_version": node.routes.version(),
         "region_count": regions.len(),
         "hibernated_region_count": node.hibernated_count(),
+        "dormant_region_count": node.dormant_count(),
         "regions": regions,
     }))
 }

@@ -33,8 +33,9 @@
 //! ([`node::destroy`]). Every replica rewrites the region's meta in the same
 //! writer job as the membership entry's apply ([`raft::membership`]).
 //!
-//! Not done yet: hibernation of idle regions, one engine write for many
-//! regions' appends.
+//! Idle regions hibernate: their raft timers stop ([`node::hibernation`]),
+//! and once they have slept long enough their raft groups shut down until
+//! something wakes them ([`node::dormancy`]).
 
 pub mod bench;
 pub mod client;
@@ -44,6 +45,7 @@ pub mod error;
 pub mod fault;
 pub mod http;
 pub mod kv;
+pub mod memory;
 pub mod metrics;
 pub mod node;
 pub mod pd_worker;

@@ -43,8 +43,12 @@ pub static LEADERS: LazyLock<IntGauge> = LazyLock::new(|| gauge("store_leaders",
 pub static HIBERNATED_REGIONS: LazyLock<IntGauge> = LazyLock::new(|| {
     gauge("store_hibernated_regions", "Region peers whose raft timers are stopped for lack of traffic")
 });
+pub static DORMANT_REGIONS: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge("store_dormant_regions", "Hibernated region peers whose raft groups are shut down until woken")
+});
 /// Peers hibernating and waking, by event: hibernated, refused (a member
-/// stayed awake), and the wake causes request, raft_message, leader_lost.
+/// stayed awake), dormant and revived (a group shut down and restarted),
+/// and the wake causes request, raft_message, leader_lost.
 pub static HIBERNATION_EVENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(
         "store_hibernation_events_total",
@@ -203,7 +207,8 @@ pub fn init() {
     LazyLock::force(&ROUTE_VERSION);
     LazyLock::force(&ROUTE_UPDATES);
     LazyLock::force(&HIBERNATED_REGIONS);
-    for event in ["hibernated", "refused", "request", "raft_message", "leader_lost"] {
+    LazyLock::force(&DORMANT_REGIONS);
+    for event in ["hibernated", "refused", "dormant", "revived", "request", "raft_message", "leader_lost"] {
         HIBERNATION_EVENTS.with_label_values(&[event]);
     }
     LazyLock::force(&KV_REQUESTS);

@@ -193,7 +193,7 @@ impl Node {
         let res = match self.locate(&ctx, key) {
             Ok(Route::Local(peer)) => {
                 // A request is traffic: a hibernated peer resumes its timers.
-                self.wake_for_request(&peer);
+                self.wake_for_request(&peer).await;
                 match local(peer).await {
                     Err(StoreError::NotLeader { address, .. })
                         if !ctx.forwarded && !address.is_empty() && address != self.advertise_grpc_addr =>
@@ -260,6 +260,7 @@ impl Node {
     }
 
     /// `NotLeader` if this peer is known not to lead, without a raft round.
+    /// A dormant leader counts as leading: the request's wake revived it.
     pub(crate) fn check_leader(&self, peer: &RegionPeer) -> Result<()> {
         if peer.is_leader() {
             return Ok(());
@@ -277,10 +278,17 @@ impl Node {
     pub(crate) async fn read_index(&self, peer: &RegionPeer) -> Result<()> {
         self.check_leader(peer)?;
         let lease_or_read_index = LinearizerOption::new(None, true);
-        match tokio::time::timeout(RAFT_TIMEOUT, peer.raft.ensure_linearizable(lease_or_read_index)).await {
+        let raft = running(peer)?;
+        match tokio::time::timeout(RAFT_TIMEOUT, raft.ensure_linearizable(lease_or_read_index)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(self.raft_error(peer, &e)),
             Err(_) => Err(StoreError::ServerBusy(format!("region {}: read index timed out", peer.region_id()))),
         }
     }
+}
+
+/// The peer's running raft group: `ServerBusy` (the client retries) when
+/// it went dormant or stopped since the request woke it.
+pub(crate) fn running(peer: &RegionPeer) -> Result<crate::raft::RegionRaft> {
+    peer.raft().ok_or_else(|| StoreError::ServerBusy(format!("region {}: raft is not running here", peer.region_id())))
 }

@@ -46,7 +46,8 @@ impl Node {
             proposed_at_ms: now_ms(),
         };
         let started = Instant::now();
-        let res = tokio::time::timeout(RAFT_TIMEOUT, peer.raft.client_write(cmd)).await;
+        let raft = super::running(peer)?;
+        let res = tokio::time::timeout(RAFT_TIMEOUT, raft.client_write(cmd)).await;
         let elapsed = started.elapsed().as_secs_f64();
         metrics::RAFT_PROPOSE_SECONDS.observe(elapsed);
         metrics::RAFT_STAGE_SECONDS.with_label_values(&["propose"]).observe(elapsed);

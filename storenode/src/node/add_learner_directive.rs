@@ -31,13 +31,13 @@ impl Node {
         if target.id == 0 || target.store_id == 0 {
             return Err(refuse(ErrorType::InvalidArgument, format!("add-learner of an invalid peer {target:?}")));
         }
-        let peer = self.directive_peer(d.region_id)?;
+        let peer = self.directive_peer(d.region_id).await?;
         let current = peer.region();
         if current.peers.iter().any(|p| p.id == target.id && p.store_id == target.store_id) {
             // Done already (a repeat).
             return Ok(DirectiveOutcome::Repeated);
         }
-        let region = self.leading_at_epoch(&peer, d, "add-learner")?;
+        let region = self.leading_at_epoch(&peer, d, "add-learner").await?;
         if let Some(other) = region.peers.iter().find(|p| p.store_id == target.store_id) {
             return Err(refuse(
                 ErrorType::InvalidArgument,
@@ -45,7 +45,7 @@ impl Node {
             ));
         }
         info!(directive_id = d.id, region_id = region.id, peer = target.id, store = target.store_id, "adding learner");
-        peer.raft
+        Self::directive_raft(&peer)?
             .add_learner(target.id, PeerNode { store_id: target.store_id }, false)
             .await
             .map_err(|e| membership_refusal(region.id, e))?;

@@ -40,9 +40,9 @@ impl Node {
         d: &pdpb::Directive,
         c: &pdpb::ChangePeers,
     ) -> Result<DirectiveOutcome, pdpb::Error> {
-        let peer = self.directive_peer(d.region_id)?;
+        let peer = self.directive_peer(d.region_id).await?;
         let region_id = d.region_id;
-        let membership = peer.raft.metrics().borrow_watched().membership_config.membership().clone();
+        let membership = Self::directive_raft(&peer)?.metrics().borrow_watched().membership_config.membership().clone();
         let configs = membership.get_joint_config().clone();
         let joint = configs.len() > 1;
         let current: BTreeSet<u64> = configs.last().cloned().unwrap_or_default();
@@ -99,9 +99,10 @@ impl Node {
             }
             target
         };
-        let region = self.leading_at_epoch(&peer, d, "change-peers")?;
+        let region = self.leading_at_epoch(&peer, d, "change-peers").await?;
         info!(directive_id = d.id, region_id = region.id, voters = ?target, joint, "changing voters");
-        let change = peer.raft.change_membership(ChangeMembers::ReplaceAllVoters(target), true);
+        let raft = Self::directive_raft(&peer)?;
+        let change = raft.change_membership(ChangeMembers::ReplaceAllVoters(target), true);
         match tokio::time::timeout(COMMIT_WAIT, change).await {
             Ok(res) => res.map_err(|e| membership_refusal(region.id, e))?,
             Err(_) => {

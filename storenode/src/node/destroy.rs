@@ -17,7 +17,6 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
 use prost::Message;
 use proto::{metapb, raftpb};
@@ -62,7 +61,7 @@ impl Node {
         let region = peer.region();
         // Out of the index first: no request reaches the peer from now on.
         let initialized = self.ranges.lock().unwrap().remove(region_id).is_some();
-        let _ = tokio::time::timeout(Duration::from_secs(5), peer.raft.shutdown()).await;
+        self.stop_peer(&peer).await;
         // The keys of its range that no other local region owns.
         let orphaned = if initialized { self.unowned_parts(&region) } else { Vec::new() };
         let deleted = self.delete_peer_state(&region, peer_id, orphaned).await?;

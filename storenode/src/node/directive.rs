@@ -61,9 +61,28 @@ impl Node {
     /// # Errors
     ///
     /// `REGION_NOT_FOUND` when this store serves no such region.
-    pub fn directive_peer(&self, region_id: u64) -> Result<Arc<RegionPeer>, pdpb::Error> {
-        self.initialized_peer(region_id)
-            .ok_or_else(|| refuse(ErrorType::RegionNotFound, format!("region {region_id} not found on this store")))
+    pub async fn directive_peer(&self, region_id: u64) -> Result<Arc<RegionPeer>, pdpb::Error> {
+        let peer = self
+            .initialized_peer(region_id)
+            .ok_or_else(|| refuse(ErrorType::RegionNotFound, format!("region {region_id} not found on this store")))?;
+        // A dormant leader's group restarts (and is elected again) to carry
+        // the directive out.
+        if peer.is_dormant() && peer.is_leader() {
+            self.wake(&peer, super::hibernation::WakeCause::Request).await;
+        }
+        Ok(peer)
+    }
+
+    /// The peer's running raft group.
+    ///
+    /// # Errors
+    ///
+    /// `UNAVAILABLE` when it is not running (dormant again, or stopped):
+    /// PD asks again.
+    pub fn directive_raft(peer: &RegionPeer) -> Result<crate::raft::RegionRaft, pdpb::Error> {
+        peer.raft().ok_or_else(|| {
+            refuse(ErrorType::Unavailable, format!("region {}: raft is not running here", peer.region_id()))
+        })
     }
 
     /// The region as `peer` has it, if this store leads it at the epoch
@@ -73,9 +92,9 @@ impl Node {
     ///
     /// `NOT_LEADER` naming the leader this store knows of; `STALE_EPOCH`
     /// with both epochs.
-    pub fn leading_at_epoch(
+    pub async fn leading_at_epoch(
         &self,
-        peer: &RegionPeer,
+        peer: &Arc<RegionPeer>,
         d: &pdpb::Directive,
         what: &str,
     ) -> Result<metapb::Region, pdpb::Error> {
@@ -86,8 +105,9 @@ impl Node {
                 format!("store {} does not lead region {} (leader: {leader})", self.store_id, d.region_id),
             ));
         }
-        // A directive is traffic: a hibernated leader resumes its timers.
-        peer.wake(super::hibernation::WakeCause::Request);
+        // A directive is traffic: a hibernated leader resumes its timers,
+        // a dormant one is revived and elected again.
+        self.wake(peer, super::hibernation::WakeCause::Request).await;
         let region = peer.region();
         let epoch = region.region_epoch.unwrap_or_default();
         let asked = d.region_epoch.unwrap_or_default();

@@ -105,6 +105,10 @@ struct State {
     /// Bumped by each wake that holds elections back, so that only the
     /// latest hold's release turns elections back on.
     election_hold: u64,
+    /// When the peer last fell asleep.
+    asleep_since: Instant,
+    /// When raft traffic last reached the peer (answered asleep or not).
+    last_heard: Instant,
 }
 
 impl Default for Hibernation {
@@ -117,6 +121,8 @@ impl Default for Hibernation {
                 leader_store: None,
                 woke_at: now,
                 election_hold: 0,
+                asleep_since: now,
+                last_heard: now,
             }),
             sleepers: OnceLock::new(),
         }
@@ -174,10 +180,41 @@ impl RegionPeer {
         (!s.hibernated).then(|| s.woke_at.elapsed())
     }
 
+    /// Notes raft traffic reaching the peer, before it is delivered.
+    pub fn heard(&self) {
+        self.hibernation.state.lock().unwrap().last_heard = Instant::now();
+    }
+
+    /// Whether the peer has slept, without requests or raft traffic, for
+    /// `quiet`: then its group may go dormant ([`super::dormancy`]).
+    pub(super) fn quiet_for(&self, quiet: Duration) -> bool {
+        self.while_quiet(quiet, || ()).is_some()
+    }
+
+    /// Runs `f` while no wake can change the hibernation state, if the peer
+    /// is still [`RegionPeer::quiet_for`] `quiet`.
+    pub(super) fn while_quiet<T>(&self, quiet: Duration, f: impl FnOnce() -> T) -> Option<T> {
+        let s = self.hibernation.state.lock().unwrap();
+        let still = s.hibernated
+            && s.asleep_since.elapsed() >= quiet
+            && s.last_heard.elapsed() >= quiet
+            && s.last_request.elapsed() >= quiet;
+        still.then(f)
+    }
+
     /// Notes `cause` (a request counts as traffic) and restarts the raft
     /// timers if they were stopped.
-    pub fn wake(&self, cause: WakeCause) -> Woken {
+    ///
+    /// A dormant peer must be revived first ([`super::Node::wake`]); on
+    /// one not live this only notes the request.
+    pub(super) fn wake(&self, cause: WakeCause) -> Woken {
         let hold_elections = cause == WakeCause::Request && !self.is_leader();
+        let Some(raft) = self.raft() else {
+            if cause == WakeCause::Request {
+                self.hibernation.state.lock().unwrap().last_request = Instant::now();
+            }
+            return Woken::Awake;
+        };
         let mut s = self.hibernation.state.lock().unwrap();
         if cause == WakeCause::Request {
             s.last_request = Instant::now();
@@ -188,7 +225,7 @@ impl RegionPeer {
         s.hibernated = false;
         self.hibernation.woke(s.leader_store.take());
         s.woke_at = Instant::now();
-        let rc = self.raft.runtime_config();
+        let rc = raft.runtime_config();
         let woken = if hold_elections {
             // Its leader may be alive and asleep: campaigning at the first
             // tick (its leader's last heartbeat is long past) would depose
@@ -209,8 +246,10 @@ impl RegionPeer {
     /// wake holds its elections back anew.
     pub fn release_election_hold(&self, generation: u64) {
         let s = self.hibernation.state.lock().unwrap();
-        if s.election_hold == generation {
-            self.raft.runtime_config().elect(true);
+        if s.election_hold == generation
+            && let Some(raft) = self.raft()
+        {
+            raft.runtime_config().elect(true);
         }
     }
 
@@ -228,7 +267,7 @@ impl RegionPeer {
         if self.shared.sending_snapshots() > 0 {
             return None;
         }
-        let m = self.raft.metrics().borrow_watched().clone();
+        let m = self.raft()?.metrics().borrow_watched().clone();
         if m.state != ServerState::Leader || m.current_leader != Some(self.shared.peer_id) {
             return None;
         }
@@ -257,7 +296,8 @@ impl RegionPeer {
     /// Why it stays awake: it does not follow that leader in that term, its
     /// log differs, or requests reached it within `idle`.
     pub fn hibernate_follower(&self, req: &HibernateRequest, idle: Duration) -> Result<(), String> {
-        let m = self.raft.metrics().borrow_watched().clone();
+        let raft = self.raft().ok_or_else(|| format!("peer {} is not running", self.shared.peer_id))?;
+        let m = raft.metrics().borrow_watched().clone();
         if m.state == ServerState::Leader || m.current_leader != Some(req.leader) || m.current_term != req.term {
             return Err(format!(
                 "peer {} follows {:?} in term {}, not {} in term {}",
@@ -280,7 +320,8 @@ impl RegionPeer {
         if !s.hibernated {
             s.hibernated = true;
             s.leader_store = Some(leader_store);
-            self.raft.runtime_config().tick(false);
+            s.asleep_since = Instant::now();
+            raft.runtime_config().tick(false);
             self.hibernation.fell_asleep(Some(leader_store));
         }
         Ok(())
@@ -290,7 +331,8 @@ impl RegionPeer {
     /// a request arrived since `asked_at` or the log moved on: then the
     /// region stays awake, and the leader's heartbeats wake the members.
     pub fn hibernate_leader(&self, req: &HibernateRequest, asked_at: Instant) -> bool {
-        let m = self.raft.metrics().borrow_watched().clone();
+        let Some(raft) = self.raft() else { return false };
+        let m = raft.metrics().borrow_watched().clone();
         if m.state != ServerState::Leader || m.current_term != req.term || m.last_log_index != Some(req.last_log_index)
         {
             return false;
@@ -300,7 +342,8 @@ impl RegionPeer {
             return false;
         }
         s.hibernated = true;
-        self.raft.runtime_config().tick(false);
+        s.asleep_since = Instant::now();
+        raft.runtime_config().tick(false);
         self.hibernation.fell_asleep(None);
         true
     }

@@ -1,7 +1,7 @@
 //! The node's side of hibernation (see [`super::hibernation`]): the loop
-//! that puts idle regions to sleep and probes the stores hibernated
-//! followers' leaders live on, and the handling of requests that wake a
-//! follower.
+//! that puts idle regions to sleep, puts long-sleeping ones to rest
+//! ([`super::dormancy`]) and probes the stores hibernated followers'
+//! leaders live on, and the handling of requests that wake a follower.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -24,10 +24,13 @@ use crate::raft::encode;
 const CONCURRENT_HIBERNATIONS: usize = 32;
 
 /// Runs until shutdown: every quarter of the idle time, asks the idle
-/// regions this store leads to hibernate; every half election timeout,
+/// regions this store leads to hibernate and puts the peers quiet for
+/// [`Node::dormant_after`] to rest; every half election timeout,
 /// probes the stores whose leaders hibernated followers here wait on.
 pub async fn run(node: Weak<Node>, mut shutdown: watch::Receiver<bool>) {
-    let Some(idle) = node.upgrade().and_then(|n| n.hibernate_after()) else { return };
+    let Some((idle, quiet)) = node.upgrade().and_then(|n| Some((n.hibernate_after()?, n.dormant_after()?))) else {
+        return;
+    };
     let (probe_every, hibernate_every, mut probes) = {
         let Some(n) = node.upgrade() else { return };
         let r = &n.config.raft;
@@ -50,12 +53,14 @@ pub async fn run(node: Weak<Node>, mut shutdown: watch::Receiver<bool>) {
         if last_hibernate.elapsed() >= hibernate_every {
             last_hibernate = Instant::now();
             node.hibernate_idle_regions(idle).await;
+            node.rest_quiet_regions(quiet).await;
         }
         if last_probe.elapsed() >= probe_every {
             last_probe = Instant::now();
             node.probe_leader_stores(&mut probes).await;
         }
         metrics::HIBERNATED_REGIONS.set(node.hibernated_count() as i64);
+        metrics::DORMANT_REGIONS.set(node.dormant_count() as i64);
     }
 }
 
@@ -85,8 +90,9 @@ impl Node {
     async fn hibernate_region(&self, peer: Arc<RegionPeer>, req: HibernateRequest) {
         let asked_at = Instant::now();
         let Ok(payload) = encode(&req) else { return };
+        let Some(raft) = peer.raft() else { return };
         let members: Vec<(u64, u64)> = {
-            let m = peer.raft.metrics().borrow_watched().clone();
+            let m = raft.metrics().borrow_watched().clone();
             m.membership_config.membership().nodes().map(|(id, n)| (*id, n.store_id)).collect()
         };
         // Generous: a slow answer only delays the region's sleep.
@@ -136,7 +142,7 @@ impl Node {
                         self.peers().into_iter().filter(|p| p.asleep_under() == Some(store_id)).collect();
                     debug!(store_id, error = %e, followers = followers.len(), "leader store unreachable: waking its followers");
                     for peer in followers {
-                        peer.wake(WakeCause::LeaderLost);
+                        self.wake(&peer, WakeCause::LeaderLost).await;
                     }
                 }
                 Err(e) => debug!(store_id, error = %e, "leader store missed a probe"),
@@ -148,8 +154,8 @@ impl Node {
     /// Notes a request for `peer`'s region. A follower woken by it asks its
     /// leader to wake, and campaigns only if the leader stays silent for
     /// an election timeout.
-    pub fn wake_for_request(&self, peer: &Arc<RegionPeer>) {
-        let Woken::HoldingElections { generation } = peer.wake(WakeCause::Request) else { return };
+    pub async fn wake_for_request(&self, peer: &Arc<RegionPeer>) {
+        let Woken::HoldingElections { generation } = self.wake(peer, WakeCause::Request).await else { return };
         let (transport, store_id, peer) = (self.transport.clone(), self.store_id, peer.clone());
         let (wake_timeout, hold) = (
             Duration::from_millis(self.config.raft.election_timeout_min_ms),
@@ -184,7 +190,8 @@ impl Node {
     pub async fn wake_leaders_after_restart(&self) {
         let mut wakes = Vec::new();
         for peer in self.peers() {
-            let m = peer.raft.metrics().borrow_watched().clone();
+            let Some(raft) = peer.raft() else { continue };
+            let m = raft.metrics().borrow_watched().clone();
             let leader = *m.vote.leader_id().node_id();
             if m.state == ServerState::Leader || leader == peer.shared.peer_id {
                 continue;
@@ -216,7 +223,7 @@ impl Node {
     ///
     /// Why the message was not acted on: no such peer, a bad payload, or
     /// the follower stays awake.
-    pub fn on_hibernation_message(&self, req: &raftpb::RaftRequest) -> Result<(), String> {
+    pub async fn on_hibernation_message(&self, req: &raftpb::RaftRequest) -> Result<(), String> {
         let is_wake = req.kind == raftpb::RaftCallKind::Wake as i32;
         if is_wake && req.region_id == 0 {
             return Ok(());
@@ -225,8 +232,9 @@ impl Node {
             .peer(req.region_id)
             .filter(|p| p.shared.peer_id == req.to_peer)
             .ok_or_else(|| format!("no peer {} of region {} here", req.to_peer, req.region_id))?;
+        peer.heard();
         if is_wake {
-            peer.wake(WakeCause::RaftMessage);
+            self.wake(&peer, WakeCause::RaftMessage).await;
             return Ok(());
         }
         let Some(idle) = self.hibernate_after() else {
@@ -234,6 +242,7 @@ impl Node {
         };
         let hib: HibernateRequest =
             crate::raft::decode(&req.payload).map_err(|e| format!("bad hibernate payload: {e}"))?;
+        self.revive(&peer).await.map_err(|e| format!("region {} failed to revive: {e}", req.region_id))?;
         peer.hibernate_follower(&hib, idle)
     }
 }

@@ -49,6 +49,7 @@ pub mod add_learner_directive;
 pub mod change_peers_directive;
 pub mod destroy;
 pub mod directive;
+pub mod dormancy;
 pub mod hibernation;
 pub mod hibernation_loop;
 pub mod peer;
@@ -123,6 +124,14 @@ pub struct Node {
     pub partition: Arc<Partition>,
     pub pd: Arc<PdClient>,
     raft_config: Arc<openraft::Config>,
+    /// `raft_config` with the timers stopped and leadership restored: a
+    /// dormant peer's group restarts hibernated, its leader leading
+    /// ([`dormancy`]).
+    revive_config: Arc<openraft::Config>,
+    /// Peers whose groups are shut down while they sleep.
+    dormant: std::sync::atomic::AtomicUsize,
+    /// This node, for tasks its methods spawn.
+    me: std::sync::Weak<Node>,
     peers: RwLock<HashMap<u64, Arc<RegionPeer>>>,
     /// The ranges of the initialized peers: the store's range invariant.
     /// Never held across an await, nor together with `peers`.
@@ -201,7 +210,9 @@ impl Node {
         let partition = Arc::new(Partition::default());
         let limits = crate::transport::snapshot_limits::SnapshotLimits::new(&config.snapshot);
         let transport = Transport::new(routes.clone(), partition.clone(), limits);
-        Ok(Arc::new(Node {
+        let revive_config =
+            openraft::Config { enable_tick: false, enable_leader_restore: Some(true), ..raft_config.clone() };
+        Ok(Arc::new_cyclic(|me| Node {
             store_id,
             config,
             advertise_grpc_addr,
@@ -211,6 +222,9 @@ impl Node {
             partition,
             pd,
             raft_config: Arc::new(raft_config),
+            revive_config: Arc::new(revive_config),
+            dormant: Default::default(),
+            me: me.clone(),
             peers: RwLock::new(HashMap::new()),
             ranges: Mutex::new(RangeIndex::new()),
             creating: tokio::sync::Mutex::new(()),
@@ -595,8 +609,8 @@ impl Node {
 
     /// Stops every peer's raft.
     pub async fn shutdown(&self) {
-        for p in self.peers() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), p.raft.shutdown()).await;
+        for raft in self.peers().iter().filter_map(|p| p.raft()) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), raft.shutdown()).await;
         }
     }
 
@@ -621,8 +635,11 @@ fn record_refusal(refusal: &PeerRefused, source: &'static str, peer_id: u64) {
 /// or, while it leads, a peer stops (or starts) being pending (a new
 /// learner caught up), so PD hears at once rather than at the next
 /// periodic report.
+///
+/// Ends when the peer's group stops (it goes dormant or is destroyed); a
+/// revived group gets a watcher of its own.
 async fn watch_leadership(node: std::sync::Weak<Node>, peer: Arc<RegionPeer>) {
-    let mut rx = peer.raft.metrics();
+    let Some(mut rx) = peer.raft().map(|r| r.metrics()) else { return };
     let mut last = (false, None, Vec::new());
     loop {
         let now = {

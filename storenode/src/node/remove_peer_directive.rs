@@ -29,8 +29,8 @@ impl Node {
         r: &pdpb::RemovePeer,
     ) -> Result<DirectiveOutcome, pdpb::Error> {
         let target = r.peer.ok_or_else(|| refuse(ErrorType::InvalidArgument, "remove-peer names no peer".into()))?;
-        let peer = self.directive_peer(d.region_id)?;
-        let membership = peer.raft.metrics().borrow_watched().membership_config.membership().clone();
+        let peer = self.directive_peer(d.region_id).await?;
+        let membership = Self::directive_raft(&peer)?.metrics().borrow_watched().membership_config.membership().clone();
         if membership.get_node(&target.id).is_none() {
             // Done already (a repeat).
             return Ok(DirectiveOutcome::Repeated);
@@ -47,9 +47,9 @@ impl Node {
                 format!("peer {} of region {} is a voter: demote it first", target.id, d.region_id),
             ));
         }
-        let region = self.leading_at_epoch(&peer, d, "remove-peer")?;
+        let region = self.leading_at_epoch(&peer, d, "remove-peer").await?;
         info!(directive_id = d.id, region_id = region.id, peer = target.id, store = target.store_id, "removing peer");
-        peer.raft
+        Self::directive_raft(&peer)?
             .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([target.id])), false)
             .await
             .map_err(|e| membership_refusal(region.id, e))?;

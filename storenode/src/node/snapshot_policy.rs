@@ -49,10 +49,12 @@ pub async fn run(node: Weak<Node>, mut shutdown: watch::Receiver<bool>) {
             if peer.shared.sending_snapshots() > 0 {
                 // Held back, not forgotten: looked at again next time.
                 node.add_snapshot_candidate(peer.region_id());
-            } else if snapshot_due(&peer, every) {
+            } else if snapshot_due(&peer, every)
+                && let Some(raft) = peer.raft()
+            {
                 // A build already running makes openraft ignore this; if
                 // it leaves the region due, its next apply says so again.
-                let _ = peer.raft.trigger().snapshot().await;
+                let _ = raft.trigger().snapshot().await;
             }
         }
     }
@@ -72,9 +74,11 @@ impl Node {
     }
 }
 
-/// Whether `peer` should build a snapshot now.
+/// Whether `peer` should build a snapshot now (never while dormant: it
+/// applied nothing since it slept).
 pub fn snapshot_due(peer: &Arc<RegionPeer>, every: u64) -> bool {
-    let m = peer.raft.metrics();
+    let Some(raft) = peer.raft() else { return false };
+    let m = raft.metrics();
     let m = m.borrow_watched();
     let applied = m.last_applied.as_ref().map_or(0, |l| l.index());
     let snapshot = m.snapshot.as_ref().map_or(0, |l| l.index());

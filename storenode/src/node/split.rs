@@ -44,7 +44,7 @@ impl Node {
         let leading = self.peer(parent_id).is_some_and(|p| p.is_leader());
         if let (Some(peer_id), Ok(())) = (done.new_peer_id, &indexed) {
             if let Some(old) = empty {
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), old.raft.shutdown()).await;
+                self.stop_peer(&old).await;
                 let mut peers = self.peers.write().unwrap();
                 if peers.get(&new_id).is_some_and(|p| Arc::ptr_eq(p, &old)) {
                     peers.remove(&new_id);
@@ -56,7 +56,9 @@ impl Node {
                     // No election timeout of silence after a split: the
                     // store that led the parent campaigns for the new region
                     // now, and the others' seeded logs match its own.
-                    if let Err(e) = peer.raft.trigger().elect(false).await {
+                    if let Some(raft) = peer.raft()
+                        && let Err(e) = raft.trigger().elect(false).await
+                    {
                         warn!(region_id = new_id, error = %e, "split-born peer could not campaign");
                     }
                 }

@@ -55,7 +55,7 @@ impl Node {
             // Split, reported and routed already: PD's routes will show it.
             return Ok(DirectiveOutcome::Repeated);
         }
-        let region = self.leading_at_epoch(&peer, d, "split")?;
+        let region = self.leading_at_epoch(&peer, d, "split").await?;
         let epoch = region.region_epoch.unwrap_or_default();
         if ids.region_id == 0
             || ids.region_id == region.id

@@ -46,7 +46,7 @@ impl Node {
             // Done already (a repeat): the new leader reports the region.
             return Ok(DirectiveOutcome::Repeated);
         }
-        let region = self.leading_at_epoch(&peer, d, "transfer")?;
+        let region = self.leading_at_epoch(&peer, d, "transfer").await?;
         let voter = region
             .peers
             .iter()
@@ -57,7 +57,7 @@ impl Node {
                 format!("peer {} on store {} is not a voter of region {}", target.id, target.store_id, region.id),
             ));
         }
-        let m = peer.raft.metrics().borrow_watched().clone();
+        let m = Self::directive_raft(&peer)?.metrics().borrow_watched().clone();
         let last = m.last_log_index.unwrap_or(0);
         let matched =
             m.replication.as_ref().and_then(|r| r.get(&target.id)).and_then(|l| l.as_ref()).map_or(0, |l| l.index());
@@ -77,7 +77,7 @@ impl Node {
             to_store = target.store_id,
             "transferring leadership"
         );
-        peer.raft
+        Self::directive_raft(&peer)?
             .trigger()
             .transfer_leader(target.id)
             .await

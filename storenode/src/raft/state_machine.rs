@@ -238,6 +238,13 @@ impl RegionStateMachine {
         Ok(RegionStateMachine { engine, shared })
     }
 
+    /// The state machine of a peer whose group restarts in this run (a
+    /// dormant peer revived): its applied state is the one `shared` holds,
+    /// never older than the engine's.
+    pub fn resume(engine: Arc<Engine>, shared: Arc<RegionShared>) -> Self {
+        RegionStateMachine { engine, shared }
+    }
+
     /// Records `path` (at `meta`) as the region's current snapshot unless a
     /// newer one is current, and deletes whichever files are older.
     fn set_current_snapshot(&self, meta: &SnapshotMeta, path: PathBuf) {

@@ -96,17 +96,30 @@ fn answer<T: serde::Serialize, E: std::fmt::Display>(res: Result<T, E>) -> raftp
 }
 
 impl TransportService {
+    /// The peer's running group, for traffic about to reach it: noted as
+    /// heard (so it does not go dormant under it), and revived if dormant
+    /// (only a running group can answer, a bare heartbeat too).
+    async fn running(&self, peer: &Arc<RegionPeer>) -> Result<crate::raft::RegionRaft, String> {
+        peer.heard();
+        self.node.revive(peer).await.map_err(|e| format!("region {} failed to revive: {e}", peer.region_id()))?;
+        peer.raft().ok_or_else(|| format!("peer {} of region {} is stopped", peer.shared.peer_id, peer.region_id()))
+    }
+
     /// Delivers one raft RPC to its peer; every failure becomes the
     /// response's `error`.
     async fn deliver(&self, req: raftpb::RaftRequest, hold: bool) -> raftpb::RaftResponse {
         metrics::RAFT_MESSAGES_RECEIVED.with_label_values(&[kind_name(req.kind)]).inc();
         if req.kind == raftpb::RaftCallKind::Hibernate as i32 || req.kind == raftpb::RaftCallKind::Wake as i32 {
             // Never creates a peer: these are for members that exist.
-            let error = self.node.on_hibernation_message(&req).err().unwrap_or_default();
+            let error = self.node.on_hibernation_message(&req).await.err().unwrap_or_default();
             return raftpb::RaftResponse { payload: Vec::new(), error };
         }
         let peer = match self.peer_for(req.region_id, req.to_peer, req.to_store, req.region.as_ref(), hold).await {
             Ok(p) => p,
+            Err(e) => return refused(e),
+        };
+        let raft = match self.running(&peer).await {
+            Ok(r) => r,
             Err(e) => return refused(e),
         };
         let bad = |e: std::io::Error| format!("bad raft payload: {e}");
@@ -128,7 +141,7 @@ impl TransportService {
                     }
                     wakes = !r.entries.is_empty();
                     let timed = (!r.entries.is_empty()).then(std::time::Instant::now);
-                    let resp = peer.raft.append_entries(r).await;
+                    let resp = raft.append_entries(r).await;
                     if let Some(at) = timed {
                         let secs = at.elapsed().as_secs_f64();
                         metrics::RAFT_STAGE_SECONDS.with_label_values(&["follower_append"]).observe(secs);
@@ -142,11 +155,11 @@ impl TransportService {
                 refused("store restarted less than one election timeout ago: not voting yet".into())
             }
             Ok(raftpb::RaftCallKind::Vote) => match decode(&req.payload) {
-                Ok(r) => answer(peer.raft.vote(r).await),
+                Ok(r) => answer(raft.vote(r).await),
                 Err(e) => refused(bad(e)),
             },
             Ok(raftpb::RaftCallKind::TransferLeader) => match decode(&req.payload) {
-                Ok(r) => answer(peer.raft.handle_transfer_leader(r).await),
+                Ok(r) => answer(raft.handle_transfer_leader(r).await),
                 Err(e) => refused(bad(e)),
             },
             Ok(raftpb::RaftCallKind::Hibernate | raftpb::RaftCallKind::Wake) => {
@@ -157,7 +170,7 @@ impl TransportService {
         // After delivery: a follower's first tick then sees the message,
         // not a leader silent since it hibernated.
         if wakes {
-            peer.wake(WakeCause::RaftMessage);
+            self.node.wake(&peer, WakeCause::RaftMessage).await;
         }
         resp
     }
@@ -209,8 +222,12 @@ impl RaftTransport for TransportService {
         }
         let (vote, meta): (Vote, SnapshotMeta) =
             decode(&header.meta).map_err(|e| Status::invalid_argument(format!("bad snapshot header: {e}")))?;
-        let res = peer.raft.install_full_snapshot(vote, Snapshot { meta, snapshot }).await;
-        peer.wake(WakeCause::RaftMessage);
+        let raft = match self.running(&peer).await {
+            Ok(r) => r,
+            Err(e) => return Ok(Response::new(refused(e))),
+        };
+        let res = raft.install_full_snapshot(vote, Snapshot { meta, snapshot }).await;
+        self.node.wake(&peer, WakeCause::RaftMessage).await;
         metrics::SNAPSHOT_SECONDS.with_label_values(&["receive"]).observe(started.elapsed().as_secs_f64());
         Ok(Response::new(answer(res)))
     }
