@@ -23,8 +23,8 @@ for path in sys.argv[1:]:
                      {f.split("x")[0]: int(f.split("x")[1]) for f in faults},
                      {u.split("=")[0]: float(u.split("=")[1].rstrip("s")) for u in unav}, verdict))
 rows.sort(key=lambda r: (r[0] < 100, r[0]))
-kinds = ["kill-store", "kill-leader-store", "pause-store", "partition-store", "kill-pd", "kill-pd-leader", "split", "transfer-leader", "move", "down-store"]
-short = {"kill-store": "ks", "kill-leader-store": "kl", "pause-store": "ps", "partition-store": "pt", "kill-pd": "kp", "kill-pd-leader": "kpl", "split": "sp", "transfer-leader": "tl", "move": "mv", "down-store": "ds"}
+kinds = ["kill-store", "kill-leader-store", "pause-store", "partition-store", "kill-pd", "kill-pd-leader", "split", "transfer-leader", "move", "down-store", "dormant"]
+short = {"kill-store": "ks", "kill-leader-store": "kl", "pause-store": "ps", "partition-store": "pt", "kill-pd": "kp", "kill-pd-leader": "kpl", "split": "sp", "transfer-leader": "tl", "move": "mv", "down-store": "ds", "dormant": "dm"}
 print(f"runs: {len(rows)}, valid: {sum(r[8]=='valid' for r in rows)}")
 splits = sum(open(p).read().count("split into") for p in sys.argv[1:])
 if splits: print(f"splits that succeeded (alone or during another fault): {splits}")
@@ -38,7 +38,7 @@ for k in kinds:
     if vals:
         print(f"| `{k}` | {n} | {statistics.median(vals):.1f} s / {max(vals):.1f} s |")
 print()
-print("| seed | ops | ok | fail | unknown | snapshots | faults (ks kl ps pt kp kpl sp tl mv ds) | longest unavailable (s, same order) | verdict |")
+print("| seed | ops | ok | fail | unknown | snapshots | faults (ks kl ps pt kp kpl sp tl mv ds dm) | longest unavailable (s, same order) | verdict |")
 print("|---:|---:|---:|---:|---:|---:|---|---|---|")
 for r in rows:
     f = " ".join(str(r[6].get(k, 0)) for k in kinds)

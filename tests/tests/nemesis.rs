@@ -11,7 +11,7 @@
 //!
 //! `NEMESIS_LOGS=<dir>` keeps every process's log of each run in
 //! `<dir>/seed-<seed>/`. `NEMESIS_FAULTS` (comma separated: kill-store, kill-leader-store,
-//! pause-store, partition-store, kill-pd, kill-pd-leader, split, transfer-leader, move, down-store) narrows the mixed
+//! pause-store, partition-store, kill-pd, kill-pd-leader, split, transfer-leader, move, down-store, dormant) narrows the mixed
 //! schedule.
 
 use std::time::Duration;
@@ -94,6 +94,10 @@ async fn register_is_linearizable_under_faults() {
     if mixed.contains(&FaultKind::Move) {
         let moves = faults().filter(|f| f.target.contains(": moved")).count();
         assert!(moves >= 1, "no move succeeded during the schedule");
+    }
+    if mixed.contains(&FaultKind::Dormant) {
+        let dormant = faults().filter(|f| f.kind == FaultKind::Dormant && f.target.contains("peers dormant")).count();
+        assert!(dormant >= 1, "the regions never all went dormant during the schedule");
     }
     if mixed.contains(&FaultKind::Split) {
         let splits: usize = faults().map(|f| f.target.matches("split into").count()).sum();

@@ -14,9 +14,10 @@
 //! | `split` | split a random region at a random key between the workload's keys (one in four at its middle), through PD's admin API, and wait for the operator |
 //! | `move` | move a random replica of a random region to a store that holds none (the run then has four stores), through PD's admin API, and wait for the operator |
 //! | `down-store` | `kill -9` a store holding replicas and keep it down until PD has declared it Down and its replica repair has re-created every replica elsewhere (four stores, a short `max-store-down-time`), then restart it: its stale peers must be destroyed |
+//! | `dormant` | pause the workload until every region on every store is dormant (its raft groups shut down), then `kill -9` the store leading a random region and resume the workload at once: requests revive the regions while the dead leader's followers revive, elect and serve; restart the store a second or two later |
 //!
 //! A run starts with each operation in its schedule once (a split, a
-//! leader transfer, a move, a store down for good). With `split` in the schedule, one in three of the
+//! leader transfer, a move, a store down for good, a dormant cluster). With `split` in the schedule, one in three of the
 //! other faults also starts a split while it is held, so splits run into
 //! leader kills, pauses and partitions.
 
@@ -24,6 +25,7 @@ use std::fmt;
 use std::time::Duration;
 
 use pd::client::PdClient;
+use tokio::sync::watch;
 
 use crate::cluster::Cluster;
 use crate::http_request;
@@ -41,14 +43,15 @@ pub enum FaultKind {
     TransferLeader,
     Move,
     DownStore,
+    Dormant,
 }
 
 impl FaultKind {
     /// The operations among the kinds: run once each at the start of a run.
-    pub const OPERATIONS: [FaultKind; 4] =
-        [FaultKind::Split, FaultKind::TransferLeader, FaultKind::Move, FaultKind::DownStore];
+    pub const OPERATIONS: [FaultKind; 5] =
+        [FaultKind::Split, FaultKind::TransferLeader, FaultKind::Move, FaultKind::DownStore, FaultKind::Dormant];
 
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::KillStore,
         FaultKind::KillLeaderStore,
         FaultKind::PauseStore,
@@ -59,6 +62,7 @@ impl FaultKind {
         FaultKind::TransferLeader,
         FaultKind::Move,
         FaultKind::DownStore,
+        FaultKind::Dormant,
     ];
 
     /// Whether the run needs a fourth store: a move needs a store without
@@ -82,6 +86,8 @@ impl FaultKind {
             FaultKind::Move => (20_000, 30_000),
             // How long to wait for the repair: the down time, then moves.
             FaultKind::DownStore => (30_000, 40_000),
+            // How long the killed leader's store stays down.
+            FaultKind::Dormant => (1_000, 2_000),
         }
     }
 }
@@ -99,6 +105,7 @@ impl fmt::Display for FaultKind {
             FaultKind::TransferLeader => "transfer-leader",
             FaultKind::Move => "move",
             FaultKind::DownStore => "down-store",
+            FaultKind::Dormant => "dormant",
         })
     }
 }
@@ -116,12 +123,20 @@ pub struct Nemesis {
     pub cluster: Cluster,
     rng: Rng,
     kinds: Vec<FaultKind>,
+    /// Holds the workload's workers while true.
+    pause: watch::Sender<bool>,
+    /// Split operations run so far.
+    splits_done: usize,
 }
 
+/// How long every region may take to go dormant once the workload pauses:
+/// hibernation, then two maximum election timeouts of quiet.
+const DORMANT_WAIT: Duration = Duration::from_secs(20);
+
 impl Nemesis {
-    pub fn new(cluster: Cluster, rng: Rng, kinds: Vec<FaultKind>) -> Nemesis {
+    pub fn new(cluster: Cluster, rng: Rng, kinds: Vec<FaultKind>, pause: watch::Sender<bool>) -> Nemesis {
         assert!(!kinds.is_empty(), "a nemesis needs at least one fault kind");
-        Nemesis { cluster, rng, kinds }
+        Nemesis { cluster, rng, kinds, pause, splits_done: 0 }
     }
 
     /// Applies faults until `now()` passes `until`, each healed before the
@@ -174,8 +189,12 @@ impl Nemesis {
             FaultKind::TransferLeader => self.transfer_leader(hold).await,
             FaultKind::Move => self.move_replica(hold).await,
             FaultKind::DownStore => self.down_store(hold).await,
+            FaultKind::Dormant => self.dormant(hold).await,
             FaultKind::Split => {
-                let key = self.split_key();
+                // The run's first split comes before the workload has
+                // written much: a region's middle may not exist yet.
+                let key = if self.splits_done == 0 { self.split_key_between() } else { self.split_key() };
+                self.splits_done += 1;
                 let outcome = split_at(&self.cluster.pd_endpoints(), &key, hold).await;
                 format!("at {:?}: {outcome}", String::from_utf8_lossy(&key))
             }
@@ -221,6 +240,11 @@ impl Nemesis {
         if self.rng.below(4) == 0 {
             return Vec::new();
         }
+        self.split_key_between()
+    }
+
+    /// A key between the workload's keys, never empty.
+    fn split_key_between(&mut self) -> Vec<u8> {
         format!("k{}{}", self.rng.below(5), self.rng.below(10)).into_bytes()
     }
 
@@ -309,6 +333,51 @@ impl Nemesis {
         let store = self.cluster.store(id);
         tokio::task::block_in_place(|| store.restart());
         format!("store {id}: {outcome}")
+    }
+
+    /// Pauses the workload until every store's regions are all dormant (or
+    /// `DORMANT_WAIT` passes), kills the store leading a random region,
+    /// resumes the workload, and restarts the store after `hold`; says how
+    /// many regions went dormant.
+    async fn dormant(&mut self, hold: Duration) -> String {
+        self.pause.send_replace(true);
+        let deadline = tokio::time::Instant::now() + DORMANT_WAIT;
+        let dormant = loop {
+            let counts = self.dormant_counts().await;
+            // A store may hold none (its replicas repaired away).
+            if counts.iter().all(|(regions, dormant)| regions == dormant) && counts.iter().any(|(r, _)| *r > 0) {
+                break Some(counts.iter().map(|(_, d)| d).sum::<u64>());
+            }
+            if tokio::time::Instant::now() > deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let id = self.leader_store().await.unwrap_or_else(|| self.random_store());
+        let store = self.cluster.store(id);
+        store.kill();
+        self.pause.send_replace(false);
+        tokio::time::sleep(hold).await;
+        let store = self.cluster.store(id);
+        tokio::task::block_in_place(|| store.restart());
+        match dormant {
+            Some(n) => format!("{n} peers dormant; then leader store {id} killed"),
+            None => format!("not all dormant in {DORMANT_WAIT:?}; then leader store {id} killed"),
+        }
+    }
+
+    /// Each running store's (regions, dormant regions), from `/status`.
+    async fn dormant_counts(&self) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        for s in self.cluster.stores.iter().filter(|s| s.is_running()) {
+            let status = crate::http_get(&s.http(), "/status")
+                .await
+                .ok()
+                .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok());
+            let count = |field: &str| status.as_ref().and_then(|v| v[field].as_u64()).unwrap_or(0);
+            out.push((count("region_count"), count("dormant_region_count")));
+        }
+        out
     }
 
     fn random_store(&mut self) -> u64 {

@@ -79,6 +79,8 @@ pub struct Report {
     /// stores' metrics count them since their last start).
     pub hibernations: u64,
     pub wakes: u64,
+    /// Dormant peers revived (their raft groups restarted).
+    pub revivals: u64,
     pub verdict: Verdict,
 }
 
@@ -100,7 +102,7 @@ impl Report {
             other => format!("INVALID: {other:?}"),
         };
         format!(
-            "seed={} ops={} ok={} fail={} unknown={} snapshots-installed={} hibernations={} wakes={} faults=[{}] longest-unavailable=[{}] verdict={}",
+            "seed={} ops={} ok={} fail={} unknown={} snapshots-installed={} hibernations={} wakes={} revivals={} faults=[{}] longest-unavailable=[{}] verdict={}",
             self.seed,
             self.ops,
             self.ok,
@@ -109,6 +111,7 @@ impl Report {
             self.snapshots_installed,
             self.hibernations,
             self.wakes,
+            self.revivals,
             faults.join(" "),
             gaps.join(" "),
             verdict
@@ -148,6 +151,7 @@ pub async fn run(config: &NemesisConfig) -> Report {
     let keys: Vec<String> = (0..config.keys).map(|i| format!("k{i}")).collect();
     let recorder = Arc::new(Recorder::new(Instant::now()));
     let http: Vec<String> = cluster.stores.iter().map(|s| s.http()).collect();
+    let (pause_tx, pause_rx) = watch::channel(false);
     let mut workers = Vec::new();
     for id in 0..config.client_workers + config.http_workers {
         let via = if id < config.client_workers {
@@ -155,12 +159,13 @@ pub async fn run(config: &NemesisConfig) -> Report {
         } else {
             Via::Http(http.clone())
         };
-        workers.push(Worker { id, via, keys: keys.clone(), rng: rng.fork(), recorder: recorder.clone() });
+        let pause = pause_rx.clone();
+        workers.push(Worker { id, via, keys: keys.clone(), rng: rng.fork(), recorder: recorder.clone(), pause });
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let running: Vec<_> = workers.into_iter().map(|w| tokio::spawn(w.run(stop_rx.clone()))).collect();
 
-    let mut nemesis = Nemesis::new(cluster, rng.fork(), config.faults.clone());
+    let mut nemesis = Nemesis::new(cluster, rng.fork(), config.faults.clone(), pause_tx);
     let until = recorder.now() + config.duration.as_nanos() as u64;
     let faults = nemesis.run(|| recorder.now(), until).await;
     nemesis.heal_all().await;
@@ -186,6 +191,7 @@ pub async fn run(config: &NemesisConfig) -> Report {
         unavailable: unavailability(&events, &faults),
         snapshots_installed: store_metric(&nemesis.cluster, &["store_snapshots_total{direction=\"installed\"}"]).await,
         hibernations: store_metric(&nemesis.cluster, &["store_hibernation_events_total{event=\"hibernated\"}"]).await,
+        revivals: store_metric(&nemesis.cluster, &["store_hibernation_events_total{event=\"revived\"}"]).await,
         wakes: store_metric(
             &nemesis.cluster,
             &[

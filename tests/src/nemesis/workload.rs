@@ -37,6 +37,8 @@ pub struct Worker {
     pub keys: Vec<String>,
     pub rng: Rng,
     pub recorder: Arc<Recorder>,
+    /// The nemesis holds the workload while this is true.
+    pub pause: watch::Receiver<bool>,
 }
 
 impl Worker {
@@ -44,6 +46,13 @@ impl Worker {
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Self {
         let mut n = 0u64;
         while !*stop.borrow_and_update() {
+            if *self.pause.borrow() {
+                tokio::select! {
+                    _ = self.pause.wait_for(|p| !*p) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
             n += 1;
             let key = self.rng.pick(&self.keys).clone();
             self.step(&key, n).await;
