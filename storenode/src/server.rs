@@ -103,10 +103,6 @@ impl StoreServer {
         if tokio::time::timeout(ROUTES_WAIT, node.routes.wait_for_routes()).await.is_err() {
             tracing::warn!("no routes from PD after {ROUTES_WAIT:?}; serving anyway");
         }
-        // Hibernated leaders of the regions followed here learn of the
-        // restart before these followers' election timeouts run out.
-        let waker = node.clone();
-        tokio::spawn(async move { waker.wake_leaders_after_restart().await });
         Ok(StoreServer {
             store_id,
             grpc_addr,

@@ -180,6 +180,36 @@ impl RegionPeer {
         (!s.hibernated).then(|| s.woke_at.elapsed())
     }
 
+    /// Puts a peer started after a restart (its timers stopped from the
+    /// start) to sleep under the leader it last voted for, as if that
+    /// leader had asked: until raft traffic, a request or a failed probe
+    /// of that leader's store wakes it, like any hibernated follower.
+    ///
+    /// Waking every region a store holds when it restarts would make every
+    /// one campaign at once or wake its sleeping leader, and with
+    /// thousands of regions the elections starve each other (votes time
+    /// out, terms climb, no leader emerges). A region with traffic wakes
+    /// its restarted peer with its first append. A peer that led before
+    /// the restart sleeps with no leader to probe: a crashed leader does
+    /// not resume its term, its followers elect another once their probes
+    /// of this store fail, and a request here wakes it to campaign.
+    pub fn sleep_after_restart(&self) {
+        let Some(raft) = self.raft() else { return };
+        let m = raft.metrics().borrow_watched().clone();
+        let voted_for = *openraft::vote::RaftLeaderId::node_id(m.vote.leader_id());
+        let leader_store = (voted_for != self.shared.peer_id)
+            .then(|| m.membership_config.membership().get_node(&voted_for).map(|n| n.store_id))
+            .flatten();
+        let mut s = self.hibernation.state.lock().unwrap();
+        if s.hibernated {
+            return;
+        }
+        s.hibernated = true;
+        s.leader_store = leader_store;
+        s.asleep_since = Instant::now();
+        self.hibernation.fell_asleep(leader_store);
+    }
+
     /// Notes raft traffic reaching the peer, before it is delivered.
     pub fn heard(&self) {
         self.hibernation.state.lock().unwrap().last_heard = Instant::now();

@@ -8,9 +8,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
-use openraft::vote::RaftLeaderId;
 use proto::raftpb;
 use tokio::sync::watch;
 use tracing::debug;
@@ -181,40 +179,6 @@ impl Node {
             }
             peer.release_election_hold(generation);
         });
-    }
-
-    /// After a restart, asks the leader each follower here last voted for
-    /// to wake: a hibernated leader sends no heartbeats, and the restarted
-    /// follower would otherwise campaign against it after one election
-    /// timeout.
-    pub async fn wake_leaders_after_restart(&self) {
-        let mut wakes = Vec::new();
-        for peer in self.peers() {
-            let Some(raft) = peer.raft() else { continue };
-            let m = raft.metrics().borrow_watched().clone();
-            let leader = *m.vote.leader_id().node_id();
-            if m.state == ServerState::Leader || leader == peer.shared.peer_id {
-                continue;
-            }
-            let Some(node) = m.membership_config.membership().get_node(&leader) else { continue };
-            wakes.push(raftpb::RaftRequest {
-                region_id: peer.region_id(),
-                from_peer: peer.shared.peer_id,
-                to_peer: leader,
-                to_store: node.store_id,
-                region: None,
-                kind: raftpb::RaftCallKind::Wake as i32,
-                payload: Vec::new(),
-            });
-        }
-        let timeout = Duration::from_millis(self.config.raft.election_timeout_min_ms);
-        futures::stream::iter(wakes)
-            .for_each_concurrent(CONCURRENT_HIBERNATIONS, |msg| async move {
-                if let Err(e) = self.transport.call(msg, timeout).await {
-                    debug!(error = %e, "leader not woken after restart");
-                }
-            })
-            .await;
     }
 
     /// A `HIBERNATE` or `WAKE` message from another store.

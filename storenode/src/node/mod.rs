@@ -128,6 +128,9 @@ pub struct Node {
     /// dormant peer's group restarts hibernated, its leader leading
     /// ([`dormancy`]).
     revive_config: Arc<openraft::Config>,
+    /// `raft_config` with the timers stopped: a peer started after a
+    /// restart sleeps until something wakes it.
+    asleep_config: Arc<openraft::Config>,
     /// Peers whose groups are shut down while they sleep.
     dormant: std::sync::atomic::AtomicUsize,
     /// This node, for tasks its methods spawn.
@@ -210,6 +213,7 @@ impl Node {
         let partition = Arc::new(Partition::default());
         let limits = crate::transport::snapshot_limits::SnapshotLimits::new(&config.snapshot);
         let transport = Transport::new(routes.clone(), partition.clone(), limits);
+        let asleep_config = openraft::Config { enable_tick: false, ..raft_config.clone() };
         let revive_config =
             openraft::Config { enable_tick: false, enable_leader_restore: Some(true), ..raft_config.clone() };
         Ok(Arc::new_cyclic(|me| Node {
@@ -223,6 +227,7 @@ impl Node {
             pd,
             raft_config: Arc::new(raft_config),
             revive_config: Arc::new(revive_config),
+            asleep_config: Arc::new(asleep_config),
             dormant: Default::default(),
             me: me.clone(),
             peers: RwLock::new(HashMap::new()),
@@ -474,7 +479,10 @@ impl Node {
             record_refusal(&refusal, origin.label(), peer_id);
             return Err(refusal.into());
         }
-        let peer = match self.open_peer(region, peer_id, local, initialize, sizes).await {
+        // After a restart, with hibernation on, a peer starts asleep: see
+        // [`RegionPeer::sleep_after_restart`].
+        let asleep = origin == PeerOrigin::Restart && self.hibernate_after().is_some();
+        let peer = match self.open_peer(region, peer_id, local, initialize, sizes, asleep).await {
             Ok(p) => p,
             Err(e) => {
                 if initialized {
@@ -515,6 +523,9 @@ impl Node {
             }
         });
         peer.hibernation.count_in(self.sleepers.clone());
+        if asleep {
+            peer.sleep_after_restart();
+        }
         self.peers.write().unwrap().insert(region_id, peer.clone());
         self.regions_changed.notify_waiters();
         metrics::REGIONS.set(self.peers.read().unwrap().len() as i64);
@@ -532,6 +543,7 @@ impl Node {
         local: Option<raftpb::RegionLocalState>,
         initialize: bool,
         sizes: Option<(u64, u64)>,
+        asleep: bool,
     ) -> std::io::Result<Arc<RegionPeer>> {
         // A tombstone row that passed the checks belongs to an earlier peer:
         // this one replaces it.
@@ -547,16 +559,8 @@ impl Node {
             crate::raft::snapshot::remove_older(&self.engine.snapshot_dir, region.id, u64::MAX);
             self.engine.save_region_state(state).await?;
         }
-        RegionPeer::start(
-            self.engine.clone(),
-            self.transport.clone(),
-            self.raft_config.clone(),
-            region,
-            peer_id,
-            initialize,
-            sizes,
-        )
-        .await
+        let config = if asleep { self.asleep_config.clone() } else { self.raft_config.clone() };
+        RegionPeer::start(self.engine.clone(), self.transport.clone(), config, region, peer_id, initialize, sizes).await
     }
 
     /// Whether this store's peers may grant votes now. A leader serves lease
