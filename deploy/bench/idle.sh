@@ -7,7 +7,12 @@
 #
 # HIBERNATE_AFTER_MS=<ms> sets the stores' raft.hibernate-after-ms (0: idle
 # regions keep ticking); unset, the stores' default. With hibernation on,
-# sampling starts once every store reports all its regions hibernated.
+# sampling starts once every store reports all its regions hibernated and
+# dormant (their raft groups shut down), or after 20 minutes.
+#
+# REVIVE=<n> then writes n keys (at most 26), each in a different sleeping region, twice
+# through store 1's HTTP API, and reports the median time of the first
+# write (the region revived) and of the second (awake).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REGIONS=${1:-1000}
@@ -39,12 +44,14 @@ echo "regions with a leader: $n"
 if [ "${HIBERNATE_AFTER_MS:-}" != "0" ]; then
   # Thousands of regions take minutes to agree to sleep (a few dozen at a
   # time per store): sample once they all have, or after 20 minutes.
-  echo "waiting for every store to hibernate its $REGIONS regions"
+  echo "waiting for every store to hibernate its $REGIONS regions and put them to rest"
   for _ in $(seq 1 600); do
     asleep=0
     for i in 0 1 2; do
-      h=$(curl -s -m 5 "127.0.0.1:$((33162 + 10 * i))/status" | grep -o '"hibernated_region_count":[0-9]*' | cut -d: -f2)
-      [ "${h:-0}" -ge "$REGIONS" ] && asleep=$((asleep + 1))
+      st=$(curl -s -m 5 "127.0.0.1:$((33162 + 10 * i))/status" || true)
+      h=$(echo "$st" | grep -o '"hibernated_region_count":[0-9]*' | cut -d: -f2)
+      d=$(echo "$st" | grep -o '"dormant_region_count":[0-9]*' | cut -d: -f2)
+      [ "${h:-0}" -ge "$REGIONS" ] && [ "${d:-0}" -ge "$REGIONS" ] && asleep=$((asleep + 1))
     done
     [ "$asleep" -eq 3 ] && break
     sleep 2
@@ -58,8 +65,10 @@ declare -A before
 for p in $pids; do before[$p]=$(awk '{print $14+$15}' "/proc/$p/stat"); done
 sleep "$WINDOW"
 for i in 0 1 2; do
-  n=$(curl -s -m 5 "127.0.0.1:$((33162 + 10 * i))/status" | grep -o '"hibernated_region_count":[0-9]*' | cut -d: -f2)
-  echo "store $((i + 1)): ${n:-?} of $REGIONS regions hibernated"
+  st=$(curl -s -m 5 "127.0.0.1:$((33162 + 10 * i))/status" || true)
+  n=$(echo "$st" | grep -o '"hibernated_region_count":[0-9]*' | cut -d: -f2)
+  d=$(echo "$st" | grep -o '"dormant_region_count":[0-9]*' | cut -d: -f2)
+  echo "store $((i + 1)): ${n:-?} of $REGIONS regions hibernated, ${d:-?} dormant"
 done
 printf "%-8s %10s %10s %14s %14s\n" pid cpu_pct rss_mib cpu_pct/1k_reg rss_kib/region
 for p in $pids; do
@@ -68,3 +77,18 @@ for p in $pids; do
   awk -v p="$p" -v b="${before[$p]}" -v a="$after" -v t="$tick" -v w="$WINDOW" -v r="$rss" -v n="$REGIONS" \
     'BEGIN { cpu = (a - b) / t / w * 100; printf "%-8s %10.1f %10.1f %14.2f %14.1f\n", p, cpu, r/1024, cpu*1000/n, r/n }'
 done
+if [ -n "${REVIVE:-}" ]; then
+  # The key space is cut into even ranges of 2 bytes: keys of different
+  # first letters lie in different regions (at most 26).
+  chars=ABCDEFGHIJKLMNOPQRSTUVWXYZ
+  first=(); second=()
+  for i in $(seq 0 $((REVIVE > 26 ? 25 : REVIVE - 1))); do
+    key="${chars:$i:1}0"
+    for round in 1 2; do
+      t=$(curl -s -m 10 -o /dev/null -w '%{time_total}' -X PUT --data-binary v "127.0.0.1:33162/kv/$key")
+      if [ "$round" = 1 ]; then first+=("$t"); else second+=("$t"); fi
+    done
+  done
+  med() { printf "%s\n" "$@" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)] * 1000}'; }
+  echo "writes to ${#first[@]} sleeping regions: first (revives) median $(med "${first[@]}") ms, second median $(med "${second[@]}") ms"
+fi
