@@ -136,6 +136,7 @@ fn load(args: &Args) -> Result<StoreConfig, pd::config::ConfigError> {
 }
 
 fn main() -> ExitCode {
+    storenode::memory::tune_allocator();
     let args = Args::parse();
     if let Some(code) = pd::cli::probe_exit(args.probe.as_deref()) {
         return code;
