@@ -16,6 +16,7 @@ pub mod pdctl_run;
 pub mod playground_ports;
 pub mod process;
 pub mod split;
+pub mod store_status;
 pub mod test_store;
 
 use std::future::Future;

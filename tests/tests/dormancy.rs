@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use cluster_tests::cluster::Cluster;
 use cluster_tests::split::split_region;
-use cluster_tests::{http_get, metric_value, phase, wait_for};
+use cluster_tests::store_status::{agreed_leader, hibernation_events, status};
+use cluster_tests::{phase, wait_for};
 use pd::client::PdClient;
 use proto::kvpb::{self, kv_client::KvClient};
 
@@ -16,14 +17,6 @@ const WAIT: Duration = Duration::from_secs(60);
 /// Hibernation after 500 ms; dormancy follows two maximum election
 /// timeouts (2 s with the tests' raft timing) of quiet.
 const HIBERNATE_AFTER: &str = "500";
-
-async fn status(http: &str) -> Option<serde_json::Value> {
-    let (code, body) = http_get(http, "/status").await.ok()?;
-    if code != 200 {
-        return None;
-    }
-    serde_json::from_str(&body).ok()
-}
 
 /// Whether every store holds `regions` regions, all dormant.
 async fn all_dormant(cluster: &Cluster, regions: u64) -> bool {
@@ -34,27 +27,6 @@ async fn all_dormant(cluster: &Cluster, regions: u64) -> bool {
         }
     }
     true
-}
-
-async fn events(http: &str, event: &str) -> f64 {
-    let (_, body) = http_get(http, "/metrics").await.expect("metrics");
-    metric_value(&body, &format!("store_hibernation_events_total{{event=\"{event}\"}}")).unwrap_or(0.0)
-}
-
-/// The (term, leader store) of the first region, as every live store sees it,
-/// if they agree.
-async fn agreed_leader(cluster: &Cluster) -> Option<(u64, u64)> {
-    let mut seen = None;
-    for s in cluster.stores.iter().filter(|s| s.is_running()) {
-        let st = status(&s.http()).await?;
-        let r = st["regions"].as_array()?.first()?.clone();
-        let here = (r["term"].as_u64()?, r["leader"]["store_id"].as_u64()?);
-        if seen.is_some_and(|v| v != here) {
-            return None;
-        }
-        seen = Some(here);
-    }
-    seen
 }
 
 /// Waits until the live stores agree on a leader, and asserts it is
@@ -78,7 +50,7 @@ async fn a_dormant_region_revives_for_writes_reads_and_splits_without_an_electio
     let (term, leader) = wait_for("one leader seen by all", WAIT, || agreed_leader(&cluster)).await;
     dormant_everywhere(&cluster, 1).await;
     let leader_http = cluster.stores.iter().find(|s| s.store_id == leader).unwrap().http();
-    assert!(events(&leader_http, "dormant").await >= 1.0, "the leader's group went dormant");
+    assert!(hibernation_events(&leader_http, "dormant").await >= 1.0, "the leader's group went dormant");
 
     phase("PD still sees the region led, and the store heartbeat counts it hibernated");
     let pd = PdClient::new(&cluster.pd_endpoints()).expect("pd");
@@ -93,9 +65,9 @@ async fn a_dormant_region_revives_for_writes_reads_and_splits_without_an_electio
     .await;
 
     phase("a write revives the region: acknowledged, same leader and term");
-    let revived = events(&leader_http, "revived").await;
+    let revived = hibernation_events(&leader_http, "revived").await;
     client.put(b"k", b"v2").await.expect("put to a dormant region");
-    assert!(events(&leader_http, "revived").await > revived, "the write revived the leader");
+    assert!(hibernation_events(&leader_http, "revived").await > revived, "the write revived the leader");
     same_leader(&cluster, (term, leader), "revival held no election").await;
 
     phase("dormant again, a read revives it and returns the last write");
@@ -107,13 +79,13 @@ async fn a_dormant_region_revives_for_writes_reads_and_splits_without_an_electio
     dormant_everywhere(&cluster, 1).await;
     let follower = cluster.stores.iter().find(|s| s.store_id != leader).unwrap();
     let mut kv = KvClient::new(pd::client::channel(&follower.grpc()).expect("channel"));
-    let revived = events(&leader_http, "revived").await;
+    let revived = hibernation_events(&leader_http, "revived").await;
     let ctx = kvpb::Context { stale_read: true, ..Default::default() };
     let r = kv.get(kvpb::GetRequest { context: Some(ctx), key: b"k".to_vec() }).await.expect("rpc").into_inner();
     assert!(r.region_error.is_none() && r.error.is_none(), "stale read at a dormant follower: {r:?}");
     assert_eq!(r.value, b"v2");
     wait_for("the leader revived by the follower's wake", WAIT, || async {
-        (events(&leader_http, "revived").await > revived).then_some(())
+        (hibernation_events(&leader_http, "revived").await > revived).then_some(())
     })
     .await;
     same_leader(&cluster, (term, leader), "a follower's revival deposed no one").await;

@@ -7,50 +7,22 @@
 use std::time::Duration;
 
 use cluster_tests::cluster::Cluster;
-use cluster_tests::{http_get, http_request, metric_value, phase, wait_for};
+use cluster_tests::store_status::{agreed_leader, first_region, hibernation_events};
+use cluster_tests::{http_request, phase, wait_for};
 use pd::client::PdClient;
 use proto::kvpb::{self, kv_client::KvClient};
 
 const WAIT: Duration = Duration::from_secs(60);
 const HIBERNATE_AFTER: &str = "500";
 
-/// The single region's entry in a store's `/status`.
-async fn region_status(http: &str) -> Option<serde_json::Value> {
-    let (code, body) = http_get(http, "/status").await.ok()?;
-    if code != 200 {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    v["regions"].as_array()?.first().cloned()
-}
-
 async fn all_hibernated(cluster: &Cluster) -> bool {
     for s in &cluster.stores {
-        match region_status(&s.http()).await {
+        match first_region(&s.http()).await {
             Some(r) if r["hibernated"] == true => {}
             _ => return false,
         }
     }
     true
-}
-
-async fn wakes(http: &str, cause: &str) -> f64 {
-    let (_, body) = http_get(http, "/metrics").await.expect("metrics");
-    metric_value(&body, &format!("store_hibernation_events_total{{event=\"{cause}\"}}")).unwrap_or(0.0)
-}
-
-/// The term and leading store every replica agrees on.
-async fn agreed_leader(cluster: &Cluster) -> Option<(u64, u64)> {
-    let mut seen = None;
-    for s in &cluster.stores {
-        let r = region_status(&s.http()).await?;
-        let here = (r["term"].as_u64()?, r["leader"]["store_id"].as_u64()?);
-        if seen.is_some_and(|v| v != here) {
-            return None;
-        }
-        seen = Some(here);
-    }
-    seen
 }
 
 /// Asserts every replica still sees `expected` (term, leader store),
@@ -91,20 +63,23 @@ async fn an_idle_region_hibernates_and_wakes_on_a_write_a_read_and_raft_traffic(
 
     phase("a write wakes the leader by request and the followers by its appends");
     let (req_before, fol_before) = (
-        wakes(&leader_http, "request").await,
-        [wakes(&followers[0], "raft_message").await, wakes(&followers[1], "raft_message").await],
+        hibernation_events(&leader_http, "request").await,
+        [
+            hibernation_events(&followers[0], "raft_message").await,
+            hibernation_events(&followers[1], "raft_message").await,
+        ],
     );
     client.put(b"k", b"v2").await.expect("put after hibernation");
-    let after = wakes(&leader_http, "request").await;
+    let after = hibernation_events(&leader_http, "request").await;
     assert!(
         after > req_before,
         "the write woke the leader: {req_before} -> {after}, raft_message {}, status {:?}",
-        wakes(&leader_http, "raft_message").await,
-        region_status(&leader_http).await
+        hibernation_events(&leader_http, "raft_message").await,
+        first_region(&leader_http).await
     );
     for (i, f) in followers.iter().enumerate() {
         wait_for("the follower to wake on the leader's append", WAIT, || async {
-            (wakes(f, "raft_message").await > fol_before[i]).then_some(())
+            (hibernation_events(f, "raft_message").await > fol_before[i]).then_some(())
         })
         .await;
     }
@@ -112,15 +87,16 @@ async fn an_idle_region_hibernates_and_wakes_on_a_write_a_read_and_raft_traffic(
 
     phase("hibernated again, a read wakes the leader and returns the last write");
     wait_for("every replica hibernated again", WAIT, || async { all_hibernated(&cluster).await.then_some(()) }).await;
-    let req_before = wakes(&leader_http, "request").await;
+    let req_before = hibernation_events(&leader_http, "request").await;
     assert_eq!(client.get(b"k").await.expect("get").as_deref(), Some(&b"v2"[..]));
-    assert!(wakes(&leader_http, "request").await > req_before, "the read woke the leader");
+    assert!(hibernation_events(&leader_http, "request").await > req_before, "the read woke the leader");
 
     phase("hibernated again, a stale read at a follower wakes it and, by its wake message, the leader");
     wait_for("every replica hibernated again", WAIT, || async { all_hibernated(&cluster).await.then_some(()) }).await;
     let follower_grpc = cluster.stores.iter().find(|s| s.store_id != leader).unwrap().grpc();
     let follower_http = cluster.stores.iter().find(|s| s.store_id != leader).unwrap().http();
-    let (f_req, l_msg) = (wakes(&follower_http, "request").await, wakes(&leader_http, "raft_message").await);
+    let (f_req, l_msg) =
+        (hibernation_events(&follower_http, "request").await, hibernation_events(&leader_http, "raft_message").await);
     let mut kv = KvClient::new(pd::client::channel(&follower_grpc).expect("channel"));
     // A stale read is served by the follower itself: nothing but its wake
     // message reaches the leader.
@@ -128,9 +104,9 @@ async fn an_idle_region_hibernates_and_wakes_on_a_write_a_read_and_raft_traffic(
     let r = kv.get(kvpb::GetRequest { context: Some(ctx), key: b"k".to_vec() }).await.expect("rpc").into_inner();
     assert!(r.region_error.is_none() && r.error.is_none(), "stale read at a follower: {r:?}");
     assert_eq!(r.value, b"v2");
-    assert!(wakes(&follower_http, "request").await > f_req, "the read woke the follower");
+    assert!(hibernation_events(&follower_http, "request").await > f_req, "the read woke the follower");
     wait_for("the leader to wake on the follower's wake message", WAIT, || async {
-        (wakes(&leader_http, "raft_message").await > l_msg).then_some(())
+        (hibernation_events(&leader_http, "raft_message").await > l_msg).then_some(())
     })
     .await;
     // Asleep again (no replica ticks, none can campaign): still the same
@@ -164,7 +140,7 @@ async fn a_hibernated_leader_cut_off_never_reads_from_its_old_lease() {
     phase("the followers notice the silent leader store, wake and elect one of themselves");
     let new_leader = wait_for("a new leader among the followers", WAIT, || async {
         for s in cluster.stores.iter().filter(|s| s.store_id != leader) {
-            let r = region_status(&s.http()).await?;
+            let r = first_region(&s.http()).await?;
             if r["role"] == "leader" && r["term"].as_u64()? > term {
                 return Some(s.grpc());
             }

@@ -370,10 +370,7 @@ impl Nemesis {
     async fn dormant_counts(&self) -> Vec<(u64, u64)> {
         let mut out = Vec::new();
         for s in self.cluster.stores.iter().filter(|s| s.is_running()) {
-            let status = crate::http_get(&s.http(), "/status")
-                .await
-                .ok()
-                .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok());
+            let status = crate::store_status::status(&s.http()).await;
             let count = |field: &str| status.as_ref().and_then(|v| v[field].as_u64()).unwrap_or(0);
             out.push((count("region_count"), count("dormant_region_count")));
         }
