@@ -153,6 +153,10 @@ impl Node {
     /// leader to wake, and campaigns only if the leader stays silent for
     /// an election timeout.
     pub async fn wake_for_request(&self, peer: &Arc<RegionPeer>) {
+        // Read before the wake: a dormant follower's revived group knows
+        // no leader until its leader's first heartbeat, while its view
+        // kept the one it slept under.
+        let slept_under = peer.leader();
         let Woken::HoldingElections { generation } = self.wake(peer, WakeCause::Request).await else { return };
         let (transport, store_id, peer) = (self.transport.clone(), self.store_id, peer.clone());
         let (wake_timeout, hold) = (
@@ -160,7 +164,7 @@ impl Node {
             Duration::from_millis(self.config.raft.election_timeout_max_ms),
         );
         tokio::spawn(async move {
-            if let Some(leader) = peer.leader().filter(|l| l.store_id != store_id) {
+            if let Some(leader) = peer.leader().or(slept_under).filter(|l| l.store_id != store_id) {
                 let msg = raftpb::RaftRequest {
                     region_id: peer.region_id(),
                     from_peer: peer.shared.peer_id,
