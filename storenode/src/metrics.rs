@@ -112,6 +112,9 @@ pub static GROUP_COMMITS: LazyLock<IntCounter> =
     LazyLock::new(|| counter("store_group_commits_total", "Durable group-commit transactions (one fsync each)"));
 pub static LAZY_COMMITS: LazyLock<IntCounter> =
     LazyLock::new(|| counter("store_group_commits_lazy_total", "Group-commit transactions of applies only (no fsync)"));
+pub static DATA_SYNCS: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter("store_data_syncs_total", "Durable commits of the data file, which carry its lazy commits to disk")
+});
 pub static GROUP_COMMIT_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     histogram(
         "store_group_commit_seconds",
@@ -236,6 +239,7 @@ pub fn init() {
     LazyLock::force(&RAFT_APPENDS);
     LazyLock::force(&GROUP_COMMITS);
     LazyLock::force(&LAZY_COMMITS);
+    LazyLock::force(&DATA_SYNCS);
     LazyLock::force(&GROUP_COMMIT_SECONDS);
     LazyLock::force(&GROUP_COMMIT_BATCH_SIZE);
     LazyLock::force(&GROUP_COMMIT_JOB_FAILURES);

@@ -1,24 +1,31 @@
-//! The storage engine: one redb database per store.
+//! The storage engine: two redb files per store, `raft.redb` for the raft
+//! logs of every region and `store.redb` for everything else.
 //!
-//! | table | key | value |
-//! |---|---|---|
-//! | `raft_log` | (region id, index) | a raft entry (postcard) |
-//! | `raft_meta` | (region id, kind) | vote, committed, last purged log id |
-//! | `region_state` | region id | `raftpb.RegionLocalState` |
-//! | `apply_state` | region id | last applied log id, membership, log clock |
-//! | `sessions` | (region id, client id) | a client's write outcomes ([`crate::raft::session`]) |
-//! | `data` | user key | user value |
-//! | `store_meta` | name | the store's identity |
+//! | file | table | key | value |
+//! |---|---|---|---|
+//! | raft | `raft_log` | (region id, index) | a raft entry (postcard) |
+//! | raft | `raft_meta` | (region id, kind) | vote, committed, last purged log id |
+//! | store | `region_state` | region id | `raftpb.RegionLocalState` |
+//! | store | `apply_state` | region id | last applied log id, membership, log clock |
+//! | store | `sessions` | (region id, client id) | a client's write outcomes ([`crate::raft::session`]) |
+//! | store | `data` | user key | user value |
+//! | store | `store_meta` | name | the store's identity |
 //!
 //! All regions share one data table, so a split never copies data: it only
-//! changes which region owns which keys. Every durable write goes through the
-//! [`GroupWriter`]; reads open their own read transaction, which sees a
-//! consistent snapshot. If the writer dies, the engine can no longer be
-//! written and the store must stop ([`GroupWriter::died`]).
+//! changes which region owns which keys. Every write goes through the
+//! [`GroupWriter`], which commits both files per batch, the log durably and
+//! the data lazily (its module doc says why that is safe); reads open their
+//! own read transaction on one file, which sees a consistent snapshot. If
+//! the writer dies, the engine can no longer be written and the store must
+//! stop ([`GroupWriter::died`]).
+//!
+//! A store whose raft log is still in `store.redb` (an older layout) has it
+//! moved to `raft.redb` when it opens.
 //!
 //! Region snapshot files live outside the database, in `snapshots/` next to
 //! it ([`crate::raft::snapshot`]).
 
+pub mod txn;
 pub mod writer;
 
 use std::io;
@@ -27,8 +34,9 @@ use std::sync::Arc;
 
 use prost::Message;
 use proto::raftpb;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
+pub use txn::Txn;
 pub use writer::{Failpoints, GroupWriter};
 
 pub const RAFT_LOG: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("raft_log");
@@ -63,8 +71,19 @@ pub fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
+/// The data file's name under a store's directory.
+pub const DATA_FILE: &str = "store.redb";
+/// The raft log file's name under a store's directory.
+pub const LOG_FILE: &str = "raft.redb";
+/// The raft log file's page cache: its live part is the entries not yet
+/// purged, which the log cache mostly serves anyway.
+const LOG_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 pub struct Engine {
+    /// The data file: user keys, applied state, sessions, region states.
     pub db: Arc<Database>,
+    /// The raft log file: entries, votes and marks of every region.
+    pub log_db: Arc<Database>,
     pub writer: GroupWriter,
     /// Region snapshot files ([`crate::raft::snapshot`]), next to the
     /// database so a rename into it never crosses file systems.
@@ -90,25 +109,44 @@ impl Engine {
     /// As [`Engine::open`].
     pub fn open_with(dir: &Path, cache_bytes: usize, failpoints: Failpoints) -> io::Result<Arc<Engine>> {
         std::fs::create_dir_all(dir)?;
-        let path = dir.join("store.redb");
-        let db = redb::Builder::new()
-            .set_cache_size(cache_bytes)
-            .create(&path)
-            .map_err(|e| io_err(format!("{}: {e}", path.display())))?;
+        let open = |name: &str, cache: usize| {
+            let path = dir.join(name);
+            redb::Builder::new()
+                .set_cache_size(cache)
+                .create(&path)
+                .map_err(|e| io_err(format!("{}: {e}", path.display())))
+        };
+        let db = open(DATA_FILE, cache_bytes)?;
+        let log_db = open(LOG_FILE, LOG_CACHE_BYTES.min(cache_bytes))?;
+        move_log_tables(&db, &log_db)?;
         let tx = db.begin_write().map_err(io_err)?;
-        tx.open_table(RAFT_LOG).map_err(io_err)?;
-        tx.open_table(RAFT_META).map_err(io_err)?;
         tx.open_table(REGION_STATE).map_err(io_err)?;
         tx.open_table(APPLY_STATE).map_err(io_err)?;
         tx.open_table(DATA).map_err(io_err)?;
         tx.open_table(SESSIONS).map_err(io_err)?;
         tx.open_table(STORE_META).map_err(io_err)?;
         tx.commit().map_err(io_err)?;
+        let tx = log_db.begin_write().map_err(io_err)?;
+        tx.open_table(RAFT_LOG).map_err(io_err)?;
+        tx.open_table(RAFT_META).map_err(io_err)?;
+        tx.commit().map_err(io_err)?;
+        clear_tombstones_raft_state(&db, &log_db)?;
         let snapshot_dir = dir.join("snapshots");
         std::fs::create_dir_all(&snapshot_dir)?;
-        let db = Arc::new(db);
-        let writer = GroupWriter::start_with(db.clone(), failpoints);
-        Ok(Arc::new(Engine { db, writer, snapshot_dir }))
+        let (db, log_db) = (Arc::new(db), Arc::new(log_db));
+        let writer = GroupWriter::start_with(log_db.clone(), db.clone(), failpoints);
+        Ok(Arc::new(Engine { db, log_db, writer, snapshot_dir }))
+    }
+
+    /// Begins a write transaction on both files outside the writer, for
+    /// tests that drive a job's body directly (commit with
+    /// [`Txn::commit_now`]).
+    ///
+    /// # Errors
+    ///
+    /// redb's.
+    pub fn begin_txn(&self) -> io::Result<Txn> {
+        Txn::begin(&self.log_db, &self.db)
     }
 
     /// The store id PD gave this store, once it has one.
@@ -181,6 +219,7 @@ impl Engine {
         if tx.open_table(APPLY_STATE).map_err(io_err)?.get(region_id).map_err(io_err)?.is_some() {
             return Ok(true);
         }
+        let tx = self.log_db.begin_read().map_err(io_err)?;
         let log = tx.open_table(RAFT_LOG).map_err(io_err)?;
         Ok(log.range((region_id, 0)..=(region_id, u64::MAX)).map_err(io_err)?.next().is_some())
     }
@@ -227,8 +266,171 @@ impl Engine {
         Ok(out)
     }
 
-    /// Size of the database file: the store's used space.
+    /// Size of both files: the store's used space.
     pub fn used_bytes(dir: &Path) -> u64 {
-        std::fs::metadata(dir.join("store.redb")).map_or(0, |m| m.len())
+        [DATA_FILE, LOG_FILE].iter().map(|f| std::fs::metadata(dir.join(f)).map_or(0, |m| m.len())).sum()
+    }
+}
+
+/// Moves the raft tables of an older layout, where they lived in the data
+/// file, into the log file: copies them (durably), then deletes them from
+/// the data file. A crash in between copies them again on the next open.
+fn move_log_tables(data: &Database, log: &Database) -> io::Result<()> {
+    let present: Vec<String> = {
+        let tx = data.begin_read().map_err(io_err)?;
+        tx.list_tables().map_err(io_err)?.map(|t| t.name().to_string()).collect()
+    };
+    if !present.iter().any(|n| txn::is_log_table(n)) {
+        return Ok(());
+    }
+    {
+        let from = data.begin_read().map_err(io_err)?;
+        let to = log.begin_write().map_err(io_err)?;
+        if present.iter().any(|n| n == RAFT_LOG.name()) {
+            let src = from.open_table(RAFT_LOG).map_err(io_err)?;
+            let mut dst = to.open_table(RAFT_LOG).map_err(io_err)?;
+            for row in src.iter().map_err(io_err)? {
+                let (k, v) = row.map_err(io_err)?;
+                dst.insert(k.value(), v.value()).map_err(io_err)?;
+            }
+        }
+        if present.iter().any(|n| n == RAFT_META.name()) {
+            let src = from.open_table(RAFT_META).map_err(io_err)?;
+            let mut dst = to.open_table(RAFT_META).map_err(io_err)?;
+            for row in src.iter().map_err(io_err)? {
+                let (k, v) = row.map_err(io_err)?;
+                dst.insert(k.value(), v.value()).map_err(io_err)?;
+            }
+        }
+        to.commit().map_err(io_err)?;
+    }
+    let tx = data.begin_write().map_err(io_err)?;
+    tx.delete_table(RAFT_LOG).map_err(io_err)?;
+    tx.delete_table(RAFT_META).map_err(io_err)?;
+    tx.commit().map_err(io_err)?;
+    tracing::info!("moved the raft log from {DATA_FILE} to {LOG_FILE}");
+    Ok(())
+}
+
+/// Deletes whatever raft state tombstoned regions left in the log file. A
+/// peer is destroyed data file first (the tombstone is durable before its
+/// log goes), so a crash in between leaves its log behind, and a later
+/// peer of the same region on this store must not find it.
+fn clear_tombstones_raft_state(data: &Database, log: &Database) -> io::Result<()> {
+    let tombstones: Vec<u64> = {
+        let tx = data.begin_read().map_err(io_err)?;
+        let t = tx.open_table(REGION_STATE).map_err(io_err)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(io_err)? {
+            let (k, v) = row.map_err(io_err)?;
+            let state = raftpb::RegionLocalState::decode(v.value()).map_err(io_err)?;
+            if state.state == raftpb::PeerState::Tombstone as i32 {
+                out.push(k.value());
+            }
+        }
+        out
+    };
+    let stale: Vec<u64> = {
+        let tx = log.begin_read().map_err(io_err)?;
+        let entries = tx.open_table(RAFT_LOG).map_err(io_err)?;
+        let marks = tx.open_table(RAFT_META).map_err(io_err)?;
+        let mut out = Vec::new();
+        for r in tombstones {
+            let has_entries = entries.range((r, 0)..=(r, u64::MAX)).map_err(io_err)?.next().is_some();
+            let has_marks = marks.range((r, 0)..=(r, u8::MAX)).map_err(io_err)?.next().is_some();
+            if has_entries || has_marks {
+                out.push(r);
+            }
+        }
+        out
+    };
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let tx = log.begin_write().map_err(io_err)?;
+    {
+        let mut entries = tx.open_table(RAFT_LOG).map_err(io_err)?;
+        let mut marks = tx.open_table(RAFT_META).map_err(io_err)?;
+        for &r in &stale {
+            entries.retain_in((r, 0)..=(r, u64::MAX), |_, _| false).map_err(io_err)?;
+            marks.retain_in((r, 0)..=(r, u8::MAX), |_, _| false).map_err(io_err)?;
+        }
+    }
+    tx.commit().map_err(io_err)?;
+    tracing::info!(regions = ?stale, "cleared the raft state tombstoned regions left behind");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(db: &Database, region: u64) -> (usize, usize) {
+        let tx = db.begin_read().unwrap();
+        let log = tx.open_table(RAFT_LOG).unwrap();
+        let meta = tx.open_table(RAFT_META).unwrap();
+        (
+            log.range((region, 0)..=(region, u64::MAX)).unwrap().count(),
+            meta.range((region, 0)..=(region, u8::MAX)).unwrap().count(),
+        )
+    }
+
+    fn write_raft_rows(db: &Database, region: u64) {
+        let tx = db.begin_write().unwrap();
+        {
+            let mut log = tx.open_table(RAFT_LOG).unwrap();
+            log.insert((region, 1), b"e1".as_slice()).unwrap();
+            log.insert((region, 2), b"e2".as_slice()).unwrap();
+            tx.open_table(RAFT_META).unwrap().insert((region, 1), b"vote".as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn an_older_store_has_its_raft_log_moved_to_the_log_file() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let old = Database::create(dir.path().join(DATA_FILE)).unwrap();
+            write_raft_rows(&old, 7);
+            let tx = old.begin_write().unwrap();
+            tx.open_table(DATA).unwrap().insert(b"k".as_slice(), b"v".as_slice()).unwrap();
+            tx.commit().unwrap();
+        }
+        let engine = Engine::open(dir.path()).unwrap();
+        assert_eq!(rows(&engine.log_db, 7), (2, 1), "entries and marks moved");
+        let tx = engine.db.begin_read().unwrap();
+        let names: Vec<String> = tx.list_tables().unwrap().map(|t| t.name().to_string()).collect();
+        assert!(!names.iter().any(|n| txn::is_log_table(n)), "{names:?}");
+        assert_eq!(engine.get(b"k").unwrap().as_deref(), Some(b"v".as_slice()), "data untouched");
+    }
+
+    #[test]
+    fn raft_state_a_tombstone_left_behind_is_cleared_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let data = Database::create(dir.path().join(DATA_FILE)).unwrap();
+            let tx = data.begin_write().unwrap();
+            {
+                let mut states = tx.open_table(REGION_STATE).unwrap();
+                for (id, state) in [(7, raftpb::PeerState::Tombstone), (8, raftpb::PeerState::Normal)] {
+                    let row = raftpb::RegionLocalState {
+                        region: Some(proto::metapb::Region { id, ..Default::default() }),
+                        state: state as i32,
+                        peer_id: id * 10,
+                        ..Default::default()
+                    };
+                    states.insert(id, row.encode_to_vec().as_slice()).unwrap();
+                }
+            }
+            tx.commit().unwrap();
+            let log = Database::create(dir.path().join(LOG_FILE)).unwrap();
+            write_raft_rows(&log, 7);
+            write_raft_rows(&log, 8);
+        }
+        let engine = Engine::open(dir.path()).unwrap();
+        assert_eq!(rows(&engine.log_db, 7), (0, 0), "the tombstone's log is gone");
+        assert_eq!(rows(&engine.log_db, 8), (2, 1), "a live region keeps its log");
+        assert!(!engine.has_raft_data(7).unwrap());
+        assert!(engine.has_raft_data(8).unwrap());
     }
 }

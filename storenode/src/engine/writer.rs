@@ -1,23 +1,41 @@
 //! The group-commit writer: every durable write of the store (raft log
 //! appends, votes, truncations and purges of every region, and applied
 //! state) goes through one thread that commits whatever has queued up as one
-//! redb transaction, so one fsync covers many regions' writes.
+//! batch, so one fsync covers many regions' writes.
 //!
 //! Jobs run in queue order inside the batch, so writes of one region keep
 //! the order they were submitted in (openraft requires it).
 //!
+//! # Two files
+//!
+//! The raft log (entries, votes, marks) and the data (user keys, applied
+//! state, sessions, region states) live in two redb files, and a batch is
+//! one write transaction on each ([`Txn`]). A durable commit writes every
+//! page its transaction dirtied, and the data file's B-trees dirty many
+//! pages per write, so keeping them out of the log's commits is what makes
+//! an append cheap: the log's durable commit touches a handful of pages.
+//!
 //! Raft log writes are durable; applying committed entries need not be,
-//! because the log can replay them. A batch holding only lazy jobs (applies)
-//! commits without fsync; redb makes it durable with the next durable
-//! commit, which always comes before anything that depends on it (a log
-//! purge is itself a durable job queued after the applies it covers).
+//! because the log can replay them. The data file is committed without
+//! fsync unless a job in the batch asks for durability, and made durable
+//! at least every [`DATA_SYNC_INTERVAL`]. Three rules keep the data file
+//! replayable from the log after a crash:
+//!
+//! - Each batch commits the log file first, then the data file, so data is
+//!   never durable ahead of the log entries it was applied from.
+//! - A job queued with [`GroupWriter::write_after_sync`] (a log purge) runs
+//!   only once every data write queued before it is durable: it starts a
+//!   batch of its own, and the data file is synced before that batch.
+//! - A job that seeds raft state the data file must not forget (a split's
+//!   new region) calls [`Txn::sync_data`], which makes its batch's data
+//!   commit durable.
 //!
 //! # A failing job fails only itself
 //!
 //! A batch mixes the writes of many regions, so one region's storage error
 //! must not fail the others. When a job returns an error, its partial writes
-//! are already in the batch's transaction, and the only way to take them out
-//! is to abort the transaction: the writer aborts it and runs the batch again
+//! are already in the batch's transactions, and the only way to take them out
+//! is to abort them: the writer aborts it and runs the batch again
 //! in a new one without that job. The failing job's waiter gets its own
 //! error; every other waiter gets the commit's outcome. That is why a job is
 //! an `Fn`, not an `FnOnce`: it may run more than once, and only its last run
@@ -43,7 +61,9 @@
 //! disk, so the writer stops (below) and the waiters hear that the outcome is
 //! unknown. A commit refused because the transaction was poisoned (a job hid
 //! a failed redb call and returned success) was rolled back by redb: the
-//! batch fails, the writer goes on.
+//! batch fails, the writer goes on, unless the log file had already
+//! committed its half, which leaves the batch half on disk: the writer
+//! stops.
 //!
 //! # Writer death
 //!
@@ -64,23 +84,30 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use redb::{CommitError, Database, Durability, WriteTransaction};
+use redb::{Database, Durability};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::txn::Txn;
 use crate::metrics;
 
 /// Jobs in one transaction at most: bounds the latency one batch adds.
 pub const MAX_BATCH: usize = 1024;
 /// Queued jobs before submitters wait: back-pressure, not unbounded memory.
 const QUEUE: usize = 8192;
+/// The data file is made durable at least this often while it is written:
+/// it bounds how much of the log a restart replays, and redb reuses the
+/// pages a lazy commit frees only after a durable one.
+pub const DATA_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs inside a batch's transaction; may run more than once (see the module
 /// doc), so `Fn`.
-type Job = Box<dyn Fn(&WriteTransaction) -> io::Result<()> + Send>;
+type Job = Box<dyn Fn(&Txn) -> io::Result<()> + Send>;
 
 struct Request {
     job: Job,
     durable: bool,
+    /// Runs only once every data write queued before it is durable.
+    after_sync: bool,
     done: Done,
 }
 
@@ -162,20 +189,21 @@ pub struct GroupWriter {
 }
 
 impl GroupWriter {
-    /// Starts the writer thread over `db`.
-    pub fn start(db: Arc<Database>) -> GroupWriter {
-        Self::start_with(db, Failpoints::default())
+    /// Starts the writer thread over the raft log file `log` and the data
+    /// file `data`.
+    pub fn start(log: Arc<Database>, data: Arc<Database>) -> GroupWriter {
+        Self::start_with(log, data, Failpoints::default())
     }
 
-    /// Starts the writer thread over `db` with `failpoints` armed.
-    pub fn start_with(db: Arc<Database>, failpoints: Failpoints) -> GroupWriter {
+    /// As [`GroupWriter::start`], with `failpoints` armed.
+    pub fn start_with(log: Arc<Database>, data: Arc<Database>, failpoints: Failpoints) -> GroupWriter {
         let (tx, mut rx) = mpsc::channel(QUEUE);
         let (died_tx, died) = watch::channel(None);
         std::thread::Builder::new()
             .name("group-commit".into())
             .spawn(move || {
                 let mut runs = JobRuns { count: 0, panic_after: failpoints.writer_panic_after };
-                let reason = match panic::catch_unwind(AssertUnwindSafe(|| run(&db, &mut rx, &mut runs))) {
+                let reason = match panic::catch_unwind(AssertUnwindSafe(|| Files::new(log, data).run(&mut rx, &mut runs))) {
                     // Every GroupWriter is gone: nobody is left to write.
                     Ok(Ok(())) => return,
                     Ok(Err(fatal)) => fatal,
@@ -203,9 +231,24 @@ impl GroupWriter {
     pub async fn write<T, F>(&self, f: F) -> io::Result<T>
     where
         T: Send + 'static,
-        F: Fn(&WriteTransaction) -> io::Result<T> + Send + 'static,
+        F: Fn(&Txn) -> io::Result<T> + Send + 'static,
     {
-        self.submit(true, f).await
+        self.submit(true, false, f).await
+    }
+
+    /// Like [`GroupWriter::write`], but `f` runs only once every data write
+    /// queued before it is durable: for a log purge, which must not drop
+    /// entries whose applied state could still be lost.
+    ///
+    /// # Errors
+    ///
+    /// As [`GroupWriter::write`].
+    pub async fn write_after_sync<T, F>(&self, f: F) -> io::Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Txn) -> io::Result<T> + Send + 'static,
+    {
+        self.submit(true, true, f).await
     }
 
     /// Like [`GroupWriter::write`], but the write need not be on disk when
@@ -218,9 +261,9 @@ impl GroupWriter {
     pub async fn write_lazy<T, F>(&self, f: F) -> io::Result<T>
     where
         T: Send + 'static,
-        F: Fn(&WriteTransaction) -> io::Result<T> + Send + 'static,
+        F: Fn(&Txn) -> io::Result<T> + Send + 'static,
     {
-        self.submit(false, f).await
+        self.submit(false, false, f).await
     }
 
     /// Queues `f` for the next batch and returns once it is queued, not
@@ -235,11 +278,12 @@ impl GroupWriter {
     /// is then called with the same error).
     pub async fn submit_then<F, D>(&self, durable: bool, f: F, done: D) -> io::Result<()>
     where
-        F: Fn(&WriteTransaction) -> io::Result<()> + Send + 'static,
+        F: Fn(&Txn) -> io::Result<()> + Send + 'static,
         D: FnOnce(io::Result<()>) + Send + 'static,
     {
         let done = Done::Call(Callback(Some(Box::new(done))));
-        if let Err(mpsc::error::SendError(req)) = self.tx.send(Request { job: Box::new(f), durable, done }).await {
+        let req = Request { job: Box::new(f), durable, after_sync: false, done };
+        if let Err(mpsc::error::SendError(req)) = self.tx.send(req).await {
             let e = self.death_error().await;
             req.done.send(Err(io::Error::new(e.kind(), e.to_string())));
             return Err(e);
@@ -263,10 +307,10 @@ impl GroupWriter {
         }
     }
 
-    async fn submit<T, F>(&self, durable: bool, f: F) -> io::Result<T>
+    async fn submit<T, F>(&self, durable: bool, after_sync: bool, f: F) -> io::Result<T>
     where
         T: Send + 'static,
-        F: Fn(&WriteTransaction) -> io::Result<T> + Send + 'static,
+        F: Fn(&Txn) -> io::Result<T> + Send + 'static,
     {
         let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
         let out = slot.clone();
@@ -276,7 +320,7 @@ impl GroupWriter {
             Ok(())
         });
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Request { job, durable, done: Done::Wait(done) }).await.is_err() {
+        if self.tx.send(Request { job, durable, after_sync, done: Done::Wait(done) }).await.is_err() {
             return Err(self.death_error().await);
         }
         match wait.await {
@@ -301,7 +345,7 @@ struct JobRuns {
 }
 
 impl JobRuns {
-    fn run(&mut self, job: &Job, tx: &WriteTransaction) -> io::Result<()> {
+    fn run(&mut self, job: &Job, tx: &Txn) -> io::Result<()> {
         if self.panic_after == Some(self.count) {
             panic!("failpoint {}={} reached", Failpoints::WRITER_PANIC_AFTER, self.count);
         }
@@ -310,92 +354,180 @@ impl JobRuns {
     }
 }
 
-/// The writer loop. Returns when every sender is gone, or with the reason
-/// the database can no longer be written.
-fn run(db: &Database, rx: &mut mpsc::Receiver<Request>, runs: &mut JobRuns) -> Result<(), String> {
-    while let Some(first) = rx.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
-        metrics::GROUP_COMMIT_BATCH_SIZE.observe(batch.len() as f64);
-        let started = Instant::now();
-        match commit(db, &batch, runs) {
-            Ok((results, committed)) => {
-                match committed {
-                    Some(Durability::Immediate) => {
-                        metrics::GROUP_COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
-                        metrics::GROUP_COMMITS.inc();
-                    }
-                    Some(_) => metrics::LAZY_COMMITS.inc(),
-                    None => {}
-                }
-                for (r, result) in batch.into_iter().zip(results) {
-                    r.done.send(result);
-                }
-            }
-            Err(Fatal(reason)) => {
-                for r in batch {
-                    r.done.send(Err(io::Error::other(format!("group-commit writer died: {reason}"))));
-                }
-                return Err(reason);
-            }
-        }
-    }
-    Ok(())
+/// The writer thread's two files, and whether the data file holds lazy
+/// commits that are not durable yet.
+struct Files {
+    log: Arc<Database>,
+    data: Arc<Database>,
+    /// Since when the data file has lazy commits not yet durable.
+    data_lazy_since: Option<Instant>,
 }
 
 /// The database refuses further writes: the writer must stop.
 struct Fatal(String);
 
-/// Every job's outcome in batch order, and how the batch was committed
-/// (`None`: not at all).
-type Outcome = (Vec<io::Result<()>>, Option<Durability>);
+/// Every job's outcome in batch order, and which files were committed how
+/// (`None`: not committed).
+struct Outcome {
+    results: Vec<io::Result<()>>,
+    log: Option<Durability>,
+    data: Option<Durability>,
+}
 
-/// Commits `batch` in one transaction, leaving out each job that fails.
-/// Each failure costs one more transaction, so a batch takes at most one
-/// more than it has jobs.
-fn commit(db: &Database, batch: &[Request], runs: &mut JobRuns) -> Result<Outcome, Fatal> {
-    let mut failed: Vec<Option<io::Error>> = batch.iter().map(|_| None).collect();
-    let committed = 'attempt: loop {
-        // Only jobs still in the batch decide whether it needs an fsync.
-        let live = || batch.iter().zip(&failed).filter(|(_, f)| f.is_none()).map(|(r, _)| r);
-        if live().next().is_none() {
-            break 'attempt None;
-        }
-        let durability = if live().any(|r| r.durable) { Durability::Immediate } else { Durability::None };
-        let mut tx = db.begin_write().map_err(|e| Fatal(format!("cannot begin a write transaction: {e}")))?;
-        tx.set_durability(durability).map_err(|e| Fatal(format!("cannot set durability: {e}")))?;
-        for (i, r) in batch.iter().enumerate() {
-            if failed[i].is_some() {
-                continue;
+impl Files {
+    fn new(log: Arc<Database>, data: Arc<Database>) -> Files {
+        Files { log, data, data_lazy_since: None }
+    }
+
+    /// The writer loop. Returns when every sender is gone, or with the
+    /// reason the files can no longer be written.
+    fn run(&mut self, rx: &mut mpsc::Receiver<Request>, runs: &mut JobRuns) -> Result<(), String> {
+        // A job that must run after a data sync starts the batch after the
+        // one it arrived behind.
+        let mut carried: Option<Request> = None;
+        loop {
+            let first = match carried.take() {
+                Some(r) => r,
+                None => match rx.blocking_recv() {
+                    Some(r) => r,
+                    None => return Ok(()),
+                },
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(r) if r.after_sync => {
+                        carried = Some(r);
+                        break;
+                    }
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
             }
-            if let Err(e) = runs.run(&r.job, &tx) {
-                metrics::GROUP_COMMIT_JOB_FAILURES.inc();
-                failed[i] = Some(e);
-                // The job's partial writes are in `tx`: only an abort takes
-                // them out, and the others' writes with them.
-                tx.abort().map_err(|e| Fatal(format!("abort after a failed job: {e}")))?;
-                continue 'attempt;
+            if batch[0].after_sync
+                && let Err(Fatal(reason)) = self.sync_data()
+            {
+                for r in batch.into_iter().chain(carried) {
+                    r.done.send(Err(io::Error::other(format!("group-commit writer died: {reason}"))));
+                }
+                return Err(reason);
+            }
+            metrics::GROUP_COMMIT_BATCH_SIZE.observe(batch.len() as f64);
+            let started = Instant::now();
+            // The batch behind is a purge: the data it covers must be on
+            // disk before it runs.
+            let sync_data = carried.is_some()
+                || self.data_lazy_since.is_some_and(|since| since.elapsed() >= DATA_SYNC_INTERVAL);
+            match self.commit(&batch, sync_data, runs) {
+                Ok(outcome) => {
+                    if matches!(outcome.log, Some(Durability::Immediate)) || matches!(outcome.data, Some(Durability::Immediate)) {
+                        metrics::GROUP_COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
+                        metrics::GROUP_COMMITS.inc();
+                    } else if outcome.log.is_some() || outcome.data.is_some() {
+                        metrics::LAZY_COMMITS.inc();
+                    }
+                    match outcome.data {
+                        Some(Durability::Immediate) => self.data_synced(),
+                        Some(_) => {
+                            self.data_lazy_since.get_or_insert_with(Instant::now);
+                        }
+                        None => {}
+                    }
+                    // Due, but this batch wrote no data: sync on its own.
+                    if sync_data
+                        && !matches!(outcome.data, Some(Durability::Immediate))
+                        && let Err(Fatal(reason)) = self.sync_data()
+                    {
+                        for r in batch.into_iter().chain(carried) {
+                            r.done.send(Err(io::Error::other(format!("group-commit writer died: {reason}"))));
+                        }
+                        return Err(reason);
+                    }
+                    for (r, result) in batch.into_iter().zip(outcome.results) {
+                        r.done.send(result);
+                    }
+                }
+                Err(Fatal(reason)) => {
+                    for r in batch.into_iter().chain(carried) {
+                        r.done.send(Err(io::Error::other(format!("group-commit writer died: {reason}"))));
+                    }
+                    return Err(reason);
+                }
             }
         }
-        match tx.commit() {
-            Ok(()) => break 'attempt Some(durability),
-            Err(CommitError::TransactionPoisoned) => {
-                let e = CommitError::TransactionPoisoned;
-                let results = failed
-                    .into_iter()
-                    .map(|f| Err(f.unwrap_or_else(|| io::Error::other(format!("batch not committed: {e}")))))
-                    .collect();
-                return Ok((results, None));
-            }
-            Err(e) => return Err(Fatal(format!("commit failed, outcome unknown: {e}"))),
+    }
+
+    fn data_synced(&mut self) {
+        if self.data_lazy_since.take().is_some() {
+            metrics::DATA_SYNCS.inc();
         }
-    };
-    Ok((failed.into_iter().map(|f| f.map_or(Ok(()), Err)).collect(), committed))
+    }
+
+    /// Makes every lazy commit of the data file durable: an empty durable
+    /// commit carries them.
+    fn sync_data(&mut self) -> Result<(), Fatal> {
+        if self.data_lazy_since.is_none() {
+            return Ok(());
+        }
+        let tx = self.data.begin_write().map_err(|e| Fatal(format!("cannot begin a write transaction: {e}")))?;
+        tx.commit().map_err(|e| Fatal(format!("data sync failed, outcome unknown: {e}")))?;
+        self.data_synced();
+        Ok(())
+    }
+
+    /// Commits `batch` in one transaction per file, leaving out each job
+    /// that fails. Each failure costs one more attempt, so a batch takes at
+    /// most one more than it has jobs. The data file's commit is durable
+    /// when `sync_data`, when a job asks for it, or when a durable job
+    /// wrote to it.
+    fn commit(&self, batch: &[Request], sync_data: bool, runs: &mut JobRuns) -> Result<Outcome, Fatal> {
+        let mut failed: Vec<Option<io::Error>> = batch.iter().map(|_| None).collect();
+        let (log, data) = 'attempt: loop {
+            if failed.iter().all(Option::is_some) {
+                break 'attempt (None, None);
+            }
+            let txn = Txn::begin(&self.log, &self.data)
+                .map_err(|e| Fatal(format!("cannot begin a write transaction: {e}")))?;
+            let (mut log_durable, mut data_durable) = (false, sync_data);
+            for (i, r) in batch.iter().enumerate() {
+                if failed[i].is_some() {
+                    continue;
+                }
+                txn.begin_job();
+                if let Err(e) = runs.run(&r.job, &txn) {
+                    metrics::GROUP_COMMIT_JOB_FAILURES.inc();
+                    failed[i] = Some(e);
+                    // The job's partial writes are in `txn`: only an abort
+                    // takes them out, and the others' writes with them.
+                    txn.abort().map_err(|e| Fatal(format!("abort after a failed job: {e}")))?;
+                    continue 'attempt;
+                }
+                let touched = txn.job_touched();
+                log_durable |= r.durable && touched.log;
+                data_durable |= r.durable && touched.data;
+            }
+            data_durable |= txn.data_sync_asked();
+            let durability = |durable: bool| if durable { Durability::Immediate } else { Durability::None };
+            let (log, data) = (durability(log_durable), durability(data_durable));
+            match txn.commit(log, data) {
+                Ok(touched) => break 'attempt (touched.log.then_some(log), touched.data.then_some(data)),
+                Err(f) if f.poisoned && !f.log_committed => {
+                    let results = failed
+                        .into_iter()
+                        .map(|e| {
+                            Err(e.unwrap_or_else(|| io::Error::other(format!("batch not committed: {}", f.reason))))
+                        })
+                        .collect();
+                    return Ok(Outcome { results, log: None, data: None });
+                }
+                Err(f) if f.log_committed => {
+                    return Err(Fatal(format!("data commit failed after the log's, outcome unknown: {}", f.reason)));
+                }
+                Err(f) => return Err(Fatal(format!("commit failed, outcome unknown: {}", f.reason))),
+            }
+        };
+        Ok(Outcome { results: failed.into_iter().map(|f| f.map_or(Ok(()), Err)).collect(), log, data })
+    }
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
@@ -414,7 +546,7 @@ mod tests {
     use std::time::Duration;
 
     use redb::backends::InMemoryBackend;
-    use redb::{ReadableDatabase, StorageBackend, TableDefinition};
+    use redb::{ReadableDatabase, ReadableTableMetadata, StorageBackend, TableDefinition, TableHandle};
     use tokio::task::JoinHandle;
 
     use super::*;
@@ -436,7 +568,7 @@ mod tests {
         t.get(key).expect("get").map(|v| v.value())
     }
 
-    fn put(tx: &WriteTransaction, key: &str, value: u64) -> io::Result<()> {
+    fn put(tx: &Txn, key: &str, value: u64) -> io::Result<()> {
         tx.open_table(T).map_err(io::Error::other)?.insert(key, value).map_err(io::Error::other)?;
         Ok(())
     }
@@ -483,7 +615,7 @@ mod tests {
     async fn queue<T, F>(writer: &GroupWriter, f: F) -> JoinHandle<io::Result<T>>
     where
         T: Send + 'static,
-        F: Fn(&WriteTransaction) -> io::Result<T> + Send + 'static,
+        F: Fn(&Txn) -> io::Result<T> + Send + 'static,
     {
         let queued = writer.queued();
         let w = writer.clone();
@@ -503,7 +635,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_job_fails_alone_and_its_batch_commits() {
         let db = memory_db();
-        let writer = GroupWriter::start(db.clone());
+        let writer = GroupWriter::start(memory_db(), db.clone());
         let failures = metrics::GROUP_COMMIT_JOB_FAILURES.get();
         let runs: Arc<[AtomicUsize; 3]> = Arc::new(Default::default());
         let gate = Gate::hold(&writer).await;
@@ -547,7 +679,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_where_every_job_fails_commits_nothing() {
         let db = memory_db();
-        let writer = GroupWriter::start(db.clone());
+        let writer = GroupWriter::start(memory_db(), db.clone());
         let gate = Gate::hold(&writer).await;
         let mut jobs = Vec::new();
         for i in 0..3u64 {
@@ -570,7 +702,7 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_job_kills_the_writer_and_nothing_hangs() {
         let db = memory_db();
-        let writer = GroupWriter::start(db.clone());
+        let writer = GroupWriter::start(memory_db(), db.clone());
         writer.write(|tx| put(tx, "committed", 1)).await.expect("a first write");
         let gate = Gate::hold(&writer).await;
         let good = queue(&writer, |tx| put(tx, "good", 2)).await;
@@ -593,7 +725,7 @@ mod tests {
     #[tokio::test]
     async fn the_panic_failpoint_kills_the_writer_after_n_job_runs() {
         let db = memory_db();
-        let writer = GroupWriter::start_with(db.clone(), Failpoints { writer_panic_after: Some(2) });
+        let writer = GroupWriter::start_with(memory_db(), db.clone(), Failpoints { writer_panic_after: Some(2) });
         writer.write(|tx| put(tx, "a", 1)).await.expect("first");
         writer.write_lazy(|tx| put(tx, "b", 2)).await.expect("second");
         let e = writer.write(|tx| put(tx, "c", 3)).await.expect_err("third");
@@ -635,7 +767,7 @@ mod tests {
         let fail_sync = Arc::new(AtomicBool::new(false));
         let disk = FlakyDisk { inner: InMemoryBackend::new(), fail_sync: fail_sync.clone() };
         let db = Arc::new(Database::builder().create_with_backend(disk).expect("database"));
-        let writer = GroupWriter::start(db.clone());
+        let writer = GroupWriter::start(memory_db(), db.clone());
         writer.write(|tx| put(tx, "a", 1)).await.expect("a healthy commit");
 
         fail_sync.store(true, Ordering::SeqCst);
@@ -645,6 +777,131 @@ mod tests {
         assert!(reason.contains("injected fsync failure"), "{reason}");
         let later = tokio::time::timeout(WAIT, writer.write(|tx| put(tx, "c", 3))).await.expect("no hang");
         assert!(later.is_err());
+    }
+
+    /// An in-memory disk that counts its fsyncs.
+    #[derive(Debug)]
+    struct CountingDisk {
+        inner: InMemoryBackend,
+        syncs: Arc<AtomicUsize>,
+    }
+
+    impl StorageBackend for CountingDisk {
+        fn len(&self) -> io::Result<u64> {
+            self.inner.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+            self.inner.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.inner.set_len(len)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            self.syncs.fetch_add(1, Ordering::SeqCst);
+            self.inner.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+            self.inner.write(offset, data)
+        }
+    }
+
+    /// A log file and a data file that count their fsyncs.
+    fn counted_files() -> (Arc<Database>, Arc<AtomicUsize>, Arc<Database>, Arc<AtomicUsize>) {
+        let open = || {
+            let syncs = Arc::new(AtomicUsize::new(0));
+            let disk = CountingDisk { inner: InMemoryBackend::new(), syncs: syncs.clone() };
+            (Arc::new(Database::builder().create_with_backend(disk).expect("database")), syncs)
+        };
+        let (log, log_syncs) = open();
+        let (data, data_syncs) = open();
+        (log, log_syncs, data, data_syncs)
+    }
+
+    const LOG: TableDefinition<(u64, u64), &[u8]> = crate::engine::RAFT_LOG;
+
+    fn append(tx: &Txn, index: u64) -> io::Result<()> {
+        tx.open_table(LOG).map_err(io::Error::other)?.insert((1, index), b"entry".as_slice()).map_err(io::Error::other)?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn appends_fsync_the_log_file_and_applies_stay_lazy_in_the_data_file() {
+        let (log, log_syncs, data, data_syncs) = counted_files();
+        let writer = GroupWriter::start(log.clone(), data.clone());
+        let (l0, d0) = (log_syncs.load(Ordering::SeqCst), data_syncs.load(Ordering::SeqCst));
+        for i in 0..5u64 {
+            writer.write(move |tx| append(tx, i)).await.expect("append");
+            writer.write_lazy(move |tx| put(tx, &format!("k{i}"), i)).await.expect("apply");
+        }
+        assert!(log_syncs.load(Ordering::SeqCst) >= l0 + 5, "every append is durable");
+        assert_eq!(data_syncs.load(Ordering::SeqCst), d0, "no apply paid an fsync");
+        assert_eq!(read(&data, "k4"), Some(4), "lazy writes are visible");
+        let tx = log.begin_read().expect("read");
+        assert_eq!(tx.open_table(LOG).expect("log").len().expect("len"), 5);
+        // The data file never holds the log's tables.
+        let tx = data.begin_read().expect("read");
+        assert!(tx.list_tables().expect("tables").all(|t| !crate::engine::txn::is_log_table(t.name())));
+    }
+
+    #[tokio::test]
+    async fn a_purge_runs_only_after_the_data_written_before_it_is_durable() {
+        let (log, _, data, data_syncs) = counted_files();
+        let writer = GroupWriter::start(log.clone(), data.clone());
+        let gate = Gate::hold(&writer).await;
+        let before = data_syncs.load(Ordering::SeqCst);
+        // Lazy, like an apply.
+        let lazy = {
+            let w = writer.clone();
+            let queued = writer.queued();
+            let job = tokio::spawn(async move { w.write_lazy(|tx| put(tx, "lazy", 2)).await });
+            while writer.queued() == queued {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            job
+        };
+        let (d, syncs) = (data.clone(), data_syncs.clone());
+        let purge = {
+            let w = writer.clone();
+            let queued = writer.queued();
+            let job = tokio::spawn(async move {
+                w.write_after_sync(move |tx| {
+                    append(tx, 9)?;
+                    Ok((syncs.load(Ordering::SeqCst), read(&d, "lazy")))
+                })
+                .await
+            });
+            while writer.queued() == queued {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            job
+        };
+        let behind = queue(&writer, |tx| put(tx, "behind", 3)).await;
+        gate.release().await;
+        outcome(lazy).await.expect("lazy write");
+        let (syncs_seen, lazy_seen) = outcome(purge).await.expect("purge");
+        assert_eq!(lazy_seen, Some(2), "the write queued before the purge committed first");
+        assert!(syncs_seen > before, "the data file was synced before the purge ran");
+        outcome(behind).await.expect("the job behind the purge commits too");
+        assert_eq!(read(&data, "behind"), Some(3));
+    }
+
+    #[tokio::test]
+    async fn a_job_can_ask_for_a_durable_data_commit() {
+        let (log, _, data, data_syncs) = counted_files();
+        let writer = GroupWriter::start(log, data);
+        writer.write_lazy(|tx| put(tx, "a", 1)).await.expect("lazy");
+        let before = data_syncs.load(Ordering::SeqCst);
+        writer.write_lazy(|tx| put(tx, "b", 2)).await.expect("lazy");
+        assert_eq!(data_syncs.load(Ordering::SeqCst), before);
+        writer
+            .write_lazy(|tx| {
+                tx.sync_data();
+                append(tx, 1)?;
+                put(tx, "split", 3)
+            })
+            .await
+            .expect("a lazy job that asks for durability");
+        assert!(data_syncs.load(Ordering::SeqCst) > before);
     }
 
     #[test]

@@ -115,9 +115,12 @@ impl Node {
         parts
     }
 
-    /// One durable job: the peer's raft state, apply state and sessions go,
-    /// a tombstone row takes its place, and the keys in `orphaned` are
-    /// deleted. Returns how many keys it deleted.
+    /// Two durable jobs, data file first: the peer's apply state and
+    /// sessions go, a tombstone row takes its place, and the keys in
+    /// `orphaned` are deleted; then its raft state goes. A crash between the
+    /// two leaves a tombstone with a raft log behind, which the next open
+    /// clears; the other order would leave a live region without its log
+    /// and vote. Returns how many keys it deleted.
     async fn delete_peer_state(
         &self,
         region: &metapb::Region,
@@ -131,17 +134,10 @@ impl Node {
             peer_id,
             ..Default::default()
         };
-        self.engine
+        let deleted = self
+            .engine
             .writer
             .write(move |tx| {
-                tx.open_table(RAFT_LOG)
-                    .map_err(io_err)?
-                    .retain_in((region_id, 0)..=(region_id, u64::MAX), |_, _| false)
-                    .map_err(io_err)?;
-                tx.open_table(RAFT_META)
-                    .map_err(io_err)?
-                    .retain_in((region_id, 0)..=(region_id, u8::MAX), |_, _| false)
-                    .map_err(io_err)?;
                 tx.open_table(APPLY_STATE).map_err(io_err)?.remove(region_id).map_err(io_err)?;
                 tx.open_table(SESSIONS)
                     .map_err(io_err)?
@@ -172,7 +168,22 @@ impl Node {
                 }
                 Ok(deleted)
             })
-            .await
+            .await?;
+        self.engine
+            .writer
+            .write(move |tx| {
+                tx.open_table(RAFT_LOG)
+                    .map_err(io_err)?
+                    .retain_in((region_id, 0)..=(region_id, u64::MAX), |_, _| false)
+                    .map_err(io_err)?;
+                tx.open_table(RAFT_META)
+                    .map_err(io_err)?
+                    .retain_in((region_id, 0)..=(region_id, u8::MAX), |_, _| false)
+                    .map_err(io_err)?;
+                Ok(())
+            })
+            .await?;
+        Ok(deleted)
     }
 
     /// Destroys local peers that PD's routes show removed: the region is

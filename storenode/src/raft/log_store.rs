@@ -1,5 +1,5 @@
-//! A region's raft log, vote and commit/purge marks in the store's shared
-//! engine. Every write goes through the group-commit writer, so appends of
+//! A region's raft log, vote and commit/purge marks in the store's raft
+//! log file. Every write goes through the group-commit writer, so appends of
 //! many regions share one fsync and each region's writes keep their order.
 //!
 //! An append returns once queued, with its entries readable from the
@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use super::log_cache::LogCache;
 use super::stage_clock::StageClock;
 use super::{Entry, LogId, TypeConfig, Vote, decode, encode};
-use crate::engine::{Engine, RAFT_LOG, RAFT_META, io_err};
+use crate::engine::{Engine, RAFT_LOG, RAFT_META, Txn, io_err};
 use crate::metrics;
 
 const VOTE: u8 = 1;
@@ -61,7 +61,7 @@ impl RegionLogStore {
     }
 
     fn read_meta<T: DeserializeOwned>(&self, kind: u8) -> io::Result<Option<T>> {
-        let tx = self.engine.db.begin_read().map_err(io_err)?;
+        let tx = self.engine.log_db.begin_read().map_err(io_err)?;
         let t = tx.open_table(RAFT_META).map_err(io_err)?;
         match t.get((self.region_id, kind)).map_err(io_err)? {
             None => Ok(None),
@@ -115,7 +115,7 @@ impl RegionLogStore {
 /// # Errors
 ///
 /// Storage and decode failures.
-pub fn seed(tx: &redb::WriteTransaction, region: u64, init: LogId, vote: Vote) -> io::Result<()> {
+pub fn seed(tx: &Txn, region: u64, init: LogId, vote: Vote) -> io::Result<()> {
     use redb::ReadableTable;
     tx.open_table(RAFT_LOG)
         .map_err(io_err)?
@@ -160,7 +160,7 @@ impl RaftLogReader<TypeConfig> for RegionLogStore {
         if from <= start {
             return Ok(cached);
         }
-        let tx = self.engine.db.begin_read().map_err(io_err)?;
+        let tx = self.engine.log_db.begin_read().map_err(io_err)?;
         let t = tx.open_table(RAFT_LOG).map_err(io_err)?;
         let mut out = Vec::new();
         for row in t.range::<(u64, u64)>((r, start)..(r, from)).map_err(io_err)? {
@@ -184,7 +184,7 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
         if let Some(last) = self.cache.lock().unwrap().last_log_id() {
             return Ok(LogState { last_purged_log_id: purged, last_log_id: Some(last) });
         }
-        let tx = self.engine.db.begin_read().map_err(io_err)?;
+        let tx = self.engine.log_db.begin_read().map_err(io_err)?;
         let t = tx.open_table(RAFT_LOG).map_err(io_err)?;
         let r = self.region_id;
         let last = match t.range((r, 0)..=(r, u64::MAX)).map_err(io_err)?.next_back() {
@@ -220,7 +220,7 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
         self.committed_saved = Some((index, now));
         let bytes = encode(&committed)?;
         let region = self.region_id;
-        let job = move |tx: &redb::WriteTransaction| {
+        let job = move |tx: &Txn| {
             tx.open_table(RAFT_META).map_err(io_err)?.insert((region, COMMITTED), bytes.as_slice()).map_err(io_err)?;
             Ok(())
         };
@@ -265,7 +265,7 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
         let sizes: Vec<usize> = rows.iter().map(|(_, b)| b.len()).collect();
         self.cache.lock().unwrap().append(cached.into_iter().zip(sizes));
         let region = self.region_id;
-        let job = move |tx: &redb::WriteTransaction| {
+        let job = move |tx: &Txn| {
             let mut t = tx.open_table(RAFT_LOG).map_err(io_err)?;
             for (index, bytes) in &rows {
                 t.insert((region, *index), bytes.as_slice()).map_err(io_err)?;
@@ -303,6 +303,8 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
             .await
     }
 
+    /// Runs once the data file is durable up to every apply queued before
+    /// it: the entries it drops must not be needed to replay one.
     async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
         self.cache.lock().unwrap().purge(log_id.index());
         let r = self.region_id;
@@ -310,7 +312,7 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
         let upto = log_id.index();
         self.engine
             .writer
-            .write(move |tx| {
+            .write_after_sync(move |tx| {
                 tx.open_table(RAFT_META).map_err(io_err)?.insert((r, PURGED), bytes.as_slice()).map_err(io_err)?;
                 tx.open_table(RAFT_LOG).map_err(io_err)?.retain_in((r, 0)..=(r, upto), |_, _| false).map_err(io_err)?;
                 Ok(())

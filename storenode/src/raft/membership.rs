@@ -22,10 +22,10 @@ use openraft::Membership;
 use prost::Message;
 use proto::metapb::{self, PeerRole};
 use proto::raftpb;
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 
 use super::PeerNode;
-use crate::engine::{REGION_STATE, io_err};
+use crate::engine::{REGION_STATE, Txn, io_err};
 
 /// What applying one membership entry did to the region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,7 +77,7 @@ pub fn peers_of(membership: &Membership<u64, PeerNode>, current: &[metapb::Peer]
 ///
 /// Storage and decode failures.
 pub fn apply(
-    tx: &WriteTransaction,
+    tx: &Txn,
     region: &mut metapb::Region,
     membership: &Membership<u64, PeerNode>,
     my_peer_id: u64,
@@ -163,7 +163,7 @@ mod tests {
         let same = membership(vec![vec![11, 12, 13]], &[(11, 1), (12, 2), (13, 3)]);
         let learner = membership(vec![vec![11, 12, 13]], &[(11, 1), (12, 2), (13, 3), (14, 4)]);
         let gone = membership(vec![vec![12, 13, 14]], &[(12, 2), (13, 3), (14, 4)]);
-        let tx = engine.db.begin_write().unwrap();
+        let tx = engine.begin_txn().unwrap();
         let a = apply(&tx, &mut region, &same, 11).unwrap();
         assert_eq!(a, MembershipApplied { changed: false, removed_self: false });
         assert_eq!(region.region_epoch.unwrap().conf_ver, 1);
@@ -173,7 +173,7 @@ mod tests {
         let a = apply(&tx, &mut region, &gone, 11).unwrap();
         assert_eq!(a, MembershipApplied { changed: true, removed_self: true });
         assert_eq!(region.region_epoch.unwrap().conf_ver, 3);
-        tx.commit().unwrap();
+        tx.commit_now().unwrap();
         let row = engine.region_state(7).unwrap().unwrap();
         assert_eq!(row.region.unwrap(), region);
         assert_eq!(row.peer_id, 11);

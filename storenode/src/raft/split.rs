@@ -35,13 +35,13 @@ use openraft::vote::RaftLeaderId;
 use pd::catalog::keys;
 use prost::Message;
 use proto::{metapb, raftpb};
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, Table};
 use serde::{Deserialize, Serialize};
 
 use super::apply_state::ApplyState;
 use super::session::BatchSessions;
 use super::{KvReply, LogId, PeerNode, StoredMembership, TypeConfig, Vote, encode, log_store};
-use crate::engine::{APPLY_STATE, REGION_STATE, io_err};
+use crate::engine::{APPLY_STATE, REGION_STATE, Txn, io_err};
 
 /// The term and index of a split-born region's synthetic first log id (as
 /// TiKV's `RAFT_INIT_LOG_TERM` / `RAFT_INIT_LOG_INDEX`): above anything a
@@ -144,7 +144,7 @@ pub fn refusal(region: &metapb::Region, cmd: &SplitCommand) -> Option<KvReply> {
 ///
 /// Storage and encode failures.
 pub fn apply(
-    tx: &WriteTransaction,
+    tx: &Txn,
     data: &mut Table<&[u8], &[u8]>,
     sessions: &mut BatchSessions<'_, '_>,
     region: &mut metapb::Region,
@@ -169,6 +169,10 @@ pub fn apply(
     let new_peer_id = my_new_peer.filter(|_| !tombstoned && !has_data);
 
     if let Some(peer_id) = new_peer_id {
+        // The new region's peer starts taking log entries once this batch
+        // commits; a replay of this split after a crash would seed its log
+        // again and drop them, so the split must be durable first.
+        tx.sync_data();
         let membership = map_membership(&state.membership, region, &cmd.new_peer_ids)?;
         let seeded = ApplyState {
             last_applied: Some(init_log_id()),
