@@ -86,10 +86,11 @@ impl Txn {
         tx.open_table(def)
     }
 
-    /// Makes this batch's data commit durable even if every job in it is
-    /// lazy: the job wrote raft state that a replay of its data writes
-    /// would overwrite (a split seeding a new region, which starts taking
-    /// log entries as soon as the job returns).
+    /// Makes this batch's commits of both files durable even if every job
+    /// in it is lazy: the job wrote raft state that a replay of its data
+    /// writes would overwrite (a split seeding a new region, which starts
+    /// taking log entries as soon as the job returns), and the data must
+    /// not outlive that raft state either.
     pub fn sync_data(&self) {
         self.sync_data.set(true);
     }
@@ -133,9 +134,7 @@ impl Txn {
         }
         if touched.data {
             data_tx.set_durability(data).map_err(|e| fail(&e, false, touched.log))?;
-            data_tx
-                .commit()
-                .map_err(|e| fail(&e, matches!(e, redb::CommitError::TransactionPoisoned), touched.log))?;
+            data_tx.commit().map_err(|e| fail(&e, matches!(e, redb::CommitError::TransactionPoisoned), touched.log))?;
         } else {
             data_tx.abort().map_err(|e| fail(&e, false, touched.log))?;
         }

@@ -27,8 +27,8 @@
 //!   only once every data write queued before it is durable: it starts a
 //!   batch of its own, and the data file is synced before that batch.
 //! - A job that seeds raft state the data file must not forget (a split's
-//!   new region) calls [`Txn::sync_data`], which makes its batch's data
-//!   commit durable.
+//!   new region) calls [`Txn::sync_data`], which makes its batch's commits
+//!   of both files durable.
 //!
 //! # A failing job fails only itself
 //!
@@ -203,12 +203,13 @@ impl GroupWriter {
             .name("group-commit".into())
             .spawn(move || {
                 let mut runs = JobRuns { count: 0, panic_after: failpoints.writer_panic_after };
-                let reason = match panic::catch_unwind(AssertUnwindSafe(|| Files::new(log, data).run(&mut rx, &mut runs))) {
-                    // Every GroupWriter is gone: nobody is left to write.
-                    Ok(Ok(())) => return,
-                    Ok(Err(fatal)) => fatal,
-                    Err(payload) => format!("a write job panicked: {}", panic_message(&*payload)),
-                };
+                let reason =
+                    match panic::catch_unwind(AssertUnwindSafe(|| Files::new(log, data).run(&mut rx, &mut runs))) {
+                        // Every GroupWriter is gone: nobody is left to write.
+                        Ok(Ok(())) => return,
+                        Ok(Err(fatal)) => fatal,
+                        Err(payload) => format!("a write job panicked: {}", panic_message(&*payload)),
+                    };
                 // The reason first, then the queue: a submitter that finds
                 // the queue closed (or its request dropped) reads why.
                 died_tx.send_replace(Some(reason));
@@ -416,11 +417,13 @@ impl Files {
             let started = Instant::now();
             // The batch behind is a purge: the data it covers must be on
             // disk before it runs.
-            let sync_data = carried.is_some()
-                || self.data_lazy_since.is_some_and(|since| since.elapsed() >= DATA_SYNC_INTERVAL);
+            let sync_data =
+                carried.is_some() || self.data_lazy_since.is_some_and(|since| since.elapsed() >= DATA_SYNC_INTERVAL);
             match self.commit(&batch, sync_data, runs) {
                 Ok(outcome) => {
-                    if matches!(outcome.log, Some(Durability::Immediate)) || matches!(outcome.data, Some(Durability::Immediate)) {
+                    if matches!(outcome.log, Some(Durability::Immediate))
+                        || matches!(outcome.data, Some(Durability::Immediate))
+                    {
                         metrics::GROUP_COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
                         metrics::GROUP_COMMITS.inc();
                     } else if outcome.log.is_some() || outcome.data.is_some() {
@@ -506,7 +509,14 @@ impl Files {
                 log_durable |= r.durable && touched.log;
                 data_durable |= r.durable && touched.data;
             }
-            data_durable |= txn.data_sync_asked();
+            // A job that asks for a durable data commit wrote raft state
+            // beside it (a split's seed): the log half must be durable too,
+            // and first, or the data would name a region whose vote and
+            // marks a crash could still take.
+            if txn.data_sync_asked() {
+                data_durable = true;
+                log_durable = true;
+            }
             let durability = |durable: bool| if durable { Durability::Immediate } else { Durability::None };
             let (log, data) = (durability(log_durable), durability(data_durable));
             match txn.commit(log, data) {
@@ -820,7 +830,10 @@ mod tests {
     const LOG: TableDefinition<(u64, u64), &[u8]> = crate::engine::RAFT_LOG;
 
     fn append(tx: &Txn, index: u64) -> io::Result<()> {
-        tx.open_table(LOG).map_err(io::Error::other)?.insert((1, index), b"entry".as_slice()).map_err(io::Error::other)?;
+        tx.open_table(LOG)
+            .map_err(io::Error::other)?
+            .insert((1, index), b"entry".as_slice())
+            .map_err(io::Error::other)?;
         Ok(())
     }
 
@@ -887,12 +900,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_can_ask_for_a_durable_data_commit() {
-        let (log, _, data, data_syncs) = counted_files();
+        let (log, log_syncs, data, data_syncs) = counted_files();
         let writer = GroupWriter::start(log, data);
         writer.write_lazy(|tx| put(tx, "a", 1)).await.expect("lazy");
         let before = data_syncs.load(Ordering::SeqCst);
         writer.write_lazy(|tx| put(tx, "b", 2)).await.expect("lazy");
         assert_eq!(data_syncs.load(Ordering::SeqCst), before);
+        let log_before = log_syncs.load(Ordering::SeqCst);
         writer
             .write_lazy(|tx| {
                 tx.sync_data();
@@ -902,6 +916,7 @@ mod tests {
             .await
             .expect("a lazy job that asks for durability");
         assert!(data_syncs.load(Ordering::SeqCst) > before);
+        assert!(log_syncs.load(Ordering::SeqCst) > log_before, "its log half is durable too");
     }
 
     #[test]
