@@ -25,6 +25,8 @@
 //! Region snapshot files live outside the database, in `snapshots/` next to
 //! it ([`crate::raft::snapshot`]).
 
+mod log_move;
+mod tombstone_sweep;
 pub mod txn;
 pub mod writer;
 
@@ -34,7 +36,7 @@ use std::sync::Arc;
 
 use prost::Message;
 use proto::raftpb;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 pub use txn::Txn;
 pub use writer::{Failpoints, GroupWriter};
@@ -118,7 +120,7 @@ impl Engine {
         };
         let db = open(DATA_FILE, cache_bytes)?;
         let log_db = open(LOG_FILE, LOG_CACHE_BYTES.min(cache_bytes))?;
-        move_log_tables(&db, &log_db)?;
+        log_move::move_log_tables(&db, &log_db)?;
         let tx = db.begin_write().map_err(io_err)?;
         tx.open_table(REGION_STATE).map_err(io_err)?;
         tx.open_table(APPLY_STATE).map_err(io_err)?;
@@ -130,7 +132,7 @@ impl Engine {
         tx.open_table(RAFT_LOG).map_err(io_err)?;
         tx.open_table(RAFT_META).map_err(io_err)?;
         tx.commit().map_err(io_err)?;
-        clear_tombstones_raft_state(&db, &log_db)?;
+        tombstone_sweep::clear_tombstones_raft_state(&db, &log_db)?;
         let snapshot_dir = dir.join("snapshots");
         std::fs::create_dir_all(&snapshot_dir)?;
         let (db, log_db) = (Arc::new(db), Arc::new(log_db));
@@ -272,97 +274,10 @@ impl Engine {
     }
 }
 
-/// Moves the raft tables of an older layout, where they lived in the data
-/// file, into the log file: copies them (durably), then deletes them from
-/// the data file. A crash in between copies them again on the next open.
-fn move_log_tables(data: &Database, log: &Database) -> io::Result<()> {
-    let present: Vec<String> = {
-        let tx = data.begin_read().map_err(io_err)?;
-        tx.list_tables().map_err(io_err)?.map(|t| t.name().to_string()).collect()
-    };
-    if !present.iter().any(|n| txn::is_log_table(n)) {
-        return Ok(());
-    }
-    {
-        let from = data.begin_read().map_err(io_err)?;
-        let to = log.begin_write().map_err(io_err)?;
-        if present.iter().any(|n| n == RAFT_LOG.name()) {
-            let src = from.open_table(RAFT_LOG).map_err(io_err)?;
-            let mut dst = to.open_table(RAFT_LOG).map_err(io_err)?;
-            for row in src.iter().map_err(io_err)? {
-                let (k, v) = row.map_err(io_err)?;
-                dst.insert(k.value(), v.value()).map_err(io_err)?;
-            }
-        }
-        if present.iter().any(|n| n == RAFT_META.name()) {
-            let src = from.open_table(RAFT_META).map_err(io_err)?;
-            let mut dst = to.open_table(RAFT_META).map_err(io_err)?;
-            for row in src.iter().map_err(io_err)? {
-                let (k, v) = row.map_err(io_err)?;
-                dst.insert(k.value(), v.value()).map_err(io_err)?;
-            }
-        }
-        to.commit().map_err(io_err)?;
-    }
-    let tx = data.begin_write().map_err(io_err)?;
-    tx.delete_table(RAFT_LOG).map_err(io_err)?;
-    tx.delete_table(RAFT_META).map_err(io_err)?;
-    tx.commit().map_err(io_err)?;
-    tracing::info!("moved the raft log from {DATA_FILE} to {LOG_FILE}");
-    Ok(())
-}
-
-/// Deletes whatever raft state tombstoned regions left in the log file. A
-/// peer is destroyed data file first (the tombstone is durable before its
-/// log goes), so a crash in between leaves its log behind, and a later
-/// peer of the same region on this store must not find it.
-fn clear_tombstones_raft_state(data: &Database, log: &Database) -> io::Result<()> {
-    let tombstones: Vec<u64> = {
-        let tx = data.begin_read().map_err(io_err)?;
-        let t = tx.open_table(REGION_STATE).map_err(io_err)?;
-        let mut out = Vec::new();
-        for row in t.iter().map_err(io_err)? {
-            let (k, v) = row.map_err(io_err)?;
-            let state = raftpb::RegionLocalState::decode(v.value()).map_err(io_err)?;
-            if state.state == raftpb::PeerState::Tombstone as i32 {
-                out.push(k.value());
-            }
-        }
-        out
-    };
-    let stale: Vec<u64> = {
-        let tx = log.begin_read().map_err(io_err)?;
-        let entries = tx.open_table(RAFT_LOG).map_err(io_err)?;
-        let marks = tx.open_table(RAFT_META).map_err(io_err)?;
-        let mut out = Vec::new();
-        for r in tombstones {
-            let has_entries = entries.range((r, 0)..=(r, u64::MAX)).map_err(io_err)?.next().is_some();
-            let has_marks = marks.range((r, 0)..=(r, u8::MAX)).map_err(io_err)?.next().is_some();
-            if has_entries || has_marks {
-                out.push(r);
-            }
-        }
-        out
-    };
-    if stale.is_empty() {
-        return Ok(());
-    }
-    let tx = log.begin_write().map_err(io_err)?;
-    {
-        let mut entries = tx.open_table(RAFT_LOG).map_err(io_err)?;
-        let mut marks = tx.open_table(RAFT_META).map_err(io_err)?;
-        for &r in &stale {
-            entries.retain_in((r, 0)..=(r, u64::MAX), |_, _| false).map_err(io_err)?;
-            marks.retain_in((r, 0)..=(r, u8::MAX), |_, _| false).map_err(io_err)?;
-        }
-    }
-    tx.commit().map_err(io_err)?;
-    tracing::info!(regions = ?stale, "cleared the raft state tombstoned regions left behind");
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use redb::TableHandle;
+
     use super::*;
 
     fn rows(db: &Database, region: u64) -> (usize, usize) {
