@@ -148,10 +148,17 @@ async fn a_hibernated_leader_cut_off_never_reads_from_its_old_lease() {
         None
     })
     .await;
-    let mut kv = KvClient::new(pd::client::channel(&new_leader).expect("channel"));
-    let r = kv.put(kvpb::PutRequest { context: None, key: b"k".to_vec(), value: b"new".to_vec() }).await;
-    let r = r.expect("rpc").into_inner();
-    assert!(r.region_error.is_none() && r.error.is_none(), "write through the new leader: {r:?}");
+    // Both followers woke and campaigned: the first leader can still lose a
+    // second election to the other, so the write is retried (as a client
+    // would on NotLeader) until the followers' side accepts it.
+    let kv = KvClient::new(pd::client::channel(&new_leader).expect("channel"));
+    wait_for("a write accepted on the followers' side of the cut", WAIT, || async {
+        let mut kv = kv.clone();
+        let r = kv.put(kvpb::PutRequest { context: None, key: b"k".to_vec(), value: b"new".to_vec() }).await;
+        let r = r.ok()?.into_inner();
+        (r.region_error.is_none() && r.error.is_none()).then_some(())
+    })
+    .await;
 
     phase("the old leader, still believing it leads, must not answer from its lease");
     let mut kv = KvClient::new(pd::client::channel(&old.grpc()).expect("channel"));
