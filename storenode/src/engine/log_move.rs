@@ -3,7 +3,9 @@
 
 use std::io;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableHandle};
+use redb::{
+    Database, Key, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableHandle, WriteTransaction,
+};
 
 use super::{DATA_FILE, LOG_FILE, RAFT_LOG, RAFT_META, io_err, txn};
 
@@ -21,21 +23,12 @@ pub(super) fn move_log_tables(data: &Database, log: &Database) -> io::Result<()>
     {
         let from = data.begin_read().map_err(io_err)?;
         let to = log.begin_write().map_err(io_err)?;
-        if present.iter().any(|n| n == RAFT_LOG.name()) {
-            let src = from.open_table(RAFT_LOG).map_err(io_err)?;
-            let mut dst = to.open_table(RAFT_LOG).map_err(io_err)?;
-            for row in src.iter().map_err(io_err)? {
-                let (k, v) = row.map_err(io_err)?;
-                dst.insert(k.value(), v.value()).map_err(io_err)?;
-            }
+        let has = |def: &str| present.iter().any(|n| n == def);
+        if has(RAFT_LOG.name()) {
+            copy(&from, &to, RAFT_LOG)?;
         }
-        if present.iter().any(|n| n == RAFT_META.name()) {
-            let src = from.open_table(RAFT_META).map_err(io_err)?;
-            let mut dst = to.open_table(RAFT_META).map_err(io_err)?;
-            for row in src.iter().map_err(io_err)? {
-                let (k, v) = row.map_err(io_err)?;
-                dst.insert(k.value(), v.value()).map_err(io_err)?;
-            }
+        if has(RAFT_META.name()) {
+            copy(&from, &to, RAFT_META)?;
         }
         to.commit().map_err(io_err)?;
     }
@@ -44,5 +37,20 @@ pub(super) fn move_log_tables(data: &Database, log: &Database) -> io::Result<()>
     tx.delete_table(RAFT_META).map_err(io_err)?;
     tx.commit().map_err(io_err)?;
     tracing::info!("moved the raft log from {DATA_FILE} to {LOG_FILE}");
+    Ok(())
+}
+
+/// Copies every row of `def` from `from` into the same table of `to`.
+fn copy<K: Key + 'static>(
+    from: &ReadTransaction,
+    to: &WriteTransaction,
+    def: TableDefinition<K, &'static [u8]>,
+) -> io::Result<()> {
+    let src = from.open_table(def).map_err(io_err)?;
+    let mut dst = to.open_table(def).map_err(io_err)?;
+    for row in src.iter().map_err(io_err)? {
+        let (k, v) = row.map_err(io_err)?;
+        dst.insert(k.value(), v.value()).map_err(io_err)?;
+    }
     Ok(())
 }

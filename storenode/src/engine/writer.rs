@@ -546,14 +546,15 @@ mod tests {
         assert_eq!((read(&db, "a"), read(&db, "b"), read(&db, "c")), (Some(1), Some(2), None));
     }
 
-    /// An in-memory disk whose fsync fails on demand.
-    #[derive(Debug)]
-    struct FlakyDisk {
+    /// An in-memory disk that counts its fsyncs and fails them on demand.
+    #[derive(Debug, Default)]
+    struct TestDisk {
         inner: InMemoryBackend,
         fail_sync: Arc<AtomicBool>,
+        syncs: Arc<AtomicUsize>,
     }
 
-    impl StorageBackend for FlakyDisk {
+    impl StorageBackend for TestDisk {
         fn len(&self) -> io::Result<u64> {
             self.inner.len()
         }
@@ -567,6 +568,7 @@ mod tests {
             if self.fail_sync.load(Ordering::SeqCst) {
                 return Err(io::Error::other("injected fsync failure"));
             }
+            self.syncs.fetch_add(1, Ordering::SeqCst);
             self.inner.sync_data()
         }
         fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
@@ -577,7 +579,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_commit_fails_the_batch_and_kills_the_writer() {
         let fail_sync = Arc::new(AtomicBool::new(false));
-        let disk = FlakyDisk { inner: InMemoryBackend::new(), fail_sync: fail_sync.clone() };
+        let disk = TestDisk { fail_sync: fail_sync.clone(), ..TestDisk::default() };
         let db = Arc::new(Database::builder().create_with_backend(disk).expect("database"));
         let writer = GroupWriter::start(memory_db(), db.clone());
         writer.write(|tx| put(tx, "a", 1)).await.expect("a healthy commit");
@@ -591,37 +593,11 @@ mod tests {
         assert!(later.is_err());
     }
 
-    /// An in-memory disk that counts its fsyncs.
-    #[derive(Debug)]
-    struct CountingDisk {
-        inner: InMemoryBackend,
-        syncs: Arc<AtomicUsize>,
-    }
-
-    impl StorageBackend for CountingDisk {
-        fn len(&self) -> io::Result<u64> {
-            self.inner.len()
-        }
-        fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
-            self.inner.read(offset, out)
-        }
-        fn set_len(&self, len: u64) -> io::Result<()> {
-            self.inner.set_len(len)
-        }
-        fn sync_data(&self) -> io::Result<()> {
-            self.syncs.fetch_add(1, Ordering::SeqCst);
-            self.inner.sync_data()
-        }
-        fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-            self.inner.write(offset, data)
-        }
-    }
-
     /// A log file and a data file that count their fsyncs.
     fn counted_files() -> (Arc<Database>, Arc<AtomicUsize>, Arc<Database>, Arc<AtomicUsize>) {
         let open = || {
             let syncs = Arc::new(AtomicUsize::new(0));
-            let disk = CountingDisk { inner: InMemoryBackend::new(), syncs: syncs.clone() };
+            let disk = TestDisk { syncs: syncs.clone(), ..TestDisk::default() };
             (Arc::new(Database::builder().create_with_backend(disk).expect("database")), syncs)
         };
         let (log, log_syncs) = open();

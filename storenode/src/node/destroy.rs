@@ -23,7 +23,7 @@ use proto::{metapb, raftpb};
 use tracing::{info, warn};
 
 use super::Node;
-use crate::engine::{APPLY_STATE, DATA, RAFT_LOG, RAFT_META, REGION_STATE, SESSIONS, io_err};
+use crate::engine::{APPLY_STATE, DATA, REGION_STATE, SESSIONS, io_err};
 use crate::metrics;
 
 /// Why a peer is destroyed: the `reason` label of
@@ -169,20 +169,7 @@ impl Node {
                 Ok(deleted)
             })
             .await?;
-        self.engine
-            .writer
-            .write(move |tx| {
-                tx.open_table(RAFT_LOG)
-                    .map_err(io_err)?
-                    .retain_in((region_id, 0)..=(region_id, u64::MAX), |_, _| false)
-                    .map_err(io_err)?;
-                tx.open_table(RAFT_META)
-                    .map_err(io_err)?
-                    .retain_in((region_id, 0)..=(region_id, u8::MAX), |_, _| false)
-                    .map_err(io_err)?;
-                Ok(())
-            })
-            .await?;
+        self.engine.writer.write(move |tx| crate::raft::log_store::clear(tx, region_id)).await?;
         Ok(deleted)
     }
 

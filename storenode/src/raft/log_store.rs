@@ -80,31 +80,24 @@ impl RegionLogStore {
             })
             .await
     }
+}
 
-    /// Deletes the region's whole raft state (log and marks): the peer is
-    /// being destroyed.
-    ///
-    /// # Errors
-    ///
-    /// Write failures.
-    pub async fn destroy(&self) -> io::Result<()> {
-        *self.cache.lock().unwrap() = LogCache::default();
-        let region = self.region_id;
-        self.engine
-            .writer
-            .write(move |tx| {
-                tx.open_table(RAFT_LOG)
-                    .map_err(io_err)?
-                    .retain_in((region, 0)..=(region, u64::MAX), |_, _| false)
-                    .map_err(io_err)?;
-                tx.open_table(RAFT_META)
-                    .map_err(io_err)?
-                    .retain_in((region, 0)..=(region, u8::MAX), |_, _| false)
-                    .map_err(io_err)?;
-                Ok(())
-            })
-            .await
-    }
+/// Deletes a region's whole raft state (log and marks) inside `tx`: its
+/// peer is being destroyed.
+///
+/// # Errors
+///
+/// Storage failures.
+pub fn clear(tx: &Txn, region: u64) -> io::Result<()> {
+    tx.open_table(RAFT_LOG)
+        .map_err(io_err)?
+        .retain_in((region, 0)..=(region, u64::MAX), |_, _| false)
+        .map_err(io_err)?;
+    tx.open_table(RAFT_META)
+        .map_err(io_err)?
+        .retain_in((region, 0)..=(region, u8::MAX), |_, _| false)
+        .map_err(io_err)?;
+    Ok(())
 }
 
 /// Seeds a split-born region's raft state inside the split's transaction:
