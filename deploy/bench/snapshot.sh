@@ -94,7 +94,7 @@ for _ in $(seq 1 600); do
   sleep 1
 done
 echo "snapshots built on stores 1 and 2: $b"
-du -sh "$WORK"/store1/snapshots "$WORK"/store1/store.redb "$WORK"/store1/raft.redb
+du -sh "$WORK"/store1/snapshots "$WORK"/store1/store.redb "$WORK"/store1/raftlog
 # For scale: the stores that applied the same data through the log.
 for i in 1 2; do
   echo "store $i VmRSS after applying the load: $(awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' "/proc/${SPID[$i]}/status")"

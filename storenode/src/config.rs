@@ -37,7 +37,7 @@ pub const DEFAULT_HIBERNATE_AFTER_MS: u64 = 10_000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct StoreConfig {
-    /// The store's engine: raft.redb (raft logs of every region) and
+    /// The store's engine: raftlog/ (raft logs of every region) and
     /// store.redb (data).
     pub data_dir: PathBuf,
     /// gRPC listen address: the KV API and raft traffic from other stores.

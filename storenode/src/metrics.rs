@@ -115,6 +115,15 @@ pub static LAZY_COMMITS: LazyLock<IntCounter> =
 pub static DATA_SYNCS: LazyLock<IntCounter> = LazyLock::new(|| {
     counter("store_data_syncs_total", "Durable commits of the data file, which carry its lazy commits to disk")
 });
+pub static RAFT_LOG_SEGMENTS: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge("store_raft_log_segments", "Segment files the raft log keeps on disk, as of its last rotation")
+});
+pub static RAFT_LOG_CARRIED_ENTRIES: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "store_raft_log_carried_entries_total",
+        "Live raft entries copied from an old raft log segment into a new one so the old one could be deleted",
+    )
+});
 pub static GROUP_COMMIT_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     histogram(
         "store_group_commit_seconds",
@@ -240,6 +249,8 @@ pub fn init() {
     LazyLock::force(&GROUP_COMMITS);
     LazyLock::force(&LAZY_COMMITS);
     LazyLock::force(&DATA_SYNCS);
+    LazyLock::force(&RAFT_LOG_SEGMENTS);
+    LazyLock::force(&RAFT_LOG_CARRIED_ENTRIES);
     LazyLock::force(&GROUP_COMMIT_SECONDS);
     LazyLock::force(&GROUP_COMMIT_BATCH_SIZE);
     LazyLock::force(&GROUP_COMMIT_JOB_FAILURES);

@@ -1,10 +1,11 @@
-//! The storage engine: two redb files per store, `raft.redb` for the raft
-//! logs of every region and `store.redb` for everything else.
+//! The storage engine: per store, an append-only raft log (`raftlog/`, the
+//! raft entries and marks of every region, [`log_engine`]) and a redb file
+//! (`store.redb`) for everything else.
 //!
-//! | file | table | key | value |
+//! | where | table | key | value |
 //! |---|---|---|---|
-//! | raft | `raft_log` | (region id, index) | a raft entry (postcard) |
-//! | raft | `raft_meta` | (region id, kind) | vote, committed, last purged log id |
+//! | raftlog | entries | (region id, index) | a raft entry (postcard) |
+//! | raftlog | marks | (region id, kind) | vote, committed, last purged log id |
 //! | store | `region_state` | region id | `raftpb.RegionLocalState` |
 //! | store | `apply_state` | region id | last applied log id, membership, log clock |
 //! | store | `sessions` | (region id, client id) | a client's write outcomes ([`crate::raft::session`]) |
@@ -13,18 +14,20 @@
 //!
 //! All regions share one data table, so a split never copies data: it only
 //! changes which region owns which keys. Every write goes through the
-//! [`GroupWriter`], which commits both files per batch, the log durably and
-//! the data lazily (its module doc says why that is safe); reads open their
-//! own read transaction on one file, which sees a consistent snapshot. If
-//! the writer dies, the engine can no longer be written and the store must
-//! stop ([`GroupWriter::died`]).
+//! [`GroupWriter`], which commits both per batch, the log durably and the
+//! data lazily (its module doc says why that is safe); data reads open their
+//! own read transaction, which sees a consistent snapshot, and log reads go
+//! through the log's index. If the writer dies, the engine can no longer be
+//! written and the store must stop ([`GroupWriter::died`]).
 //!
-//! A store whose raft log is still in `store.redb` (an older layout) has it
-//! moved to `raft.redb` when it opens.
+//! A store whose raft log is still in a redb file (`raft.redb`, or
+//! `store.redb` in an older layout) has it moved into `raftlog/` when it
+//! opens.
 //!
 //! Region snapshot files live outside the database, in `snapshots/` next to
 //! it ([`crate::raft::snapshot`]).
 
+pub mod log_engine;
 mod log_move;
 mod tombstone_sweep;
 pub mod txn;
@@ -38,11 +41,14 @@ use prost::Message;
 use proto::raftpb;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+pub use log_engine::{LogBatch, LogEngine};
 pub use txn::Txn;
 pub use writer::{Failpoints, GroupWriter};
 
-pub const RAFT_LOG: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("raft_log");
-pub const RAFT_META: TableDefinition<(u64, u8), &[u8]> = TableDefinition::new("raft_meta");
+/// The raft tables of the redb layouts before `raftlog/`, read only to move
+/// them there.
+const RAFT_LOG: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("raft_log");
+const RAFT_META: TableDefinition<(u64, u8), &[u8]> = TableDefinition::new("raft_meta");
 pub const REGION_STATE: TableDefinition<u64, &[u8]> = TableDefinition::new("region_state");
 pub const APPLY_STATE: TableDefinition<u64, &[u8]> = TableDefinition::new("apply_state");
 pub const SESSIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("sessions");
@@ -75,17 +81,16 @@ pub fn io_err(e: impl std::fmt::Display) -> io::Error {
 
 /// The data file's name under a store's directory.
 pub const DATA_FILE: &str = "store.redb";
-/// The raft log file's name under a store's directory.
-pub const LOG_FILE: &str = "raft.redb";
-/// The raft log file's page cache: its live part is the entries not yet
-/// purged, which the log cache mostly serves anyway.
-const LOG_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// The raft log's directory under a store's directory.
+pub const LOG_DIR: &str = "raftlog";
+/// The raft log file of the layout before [`LOG_DIR`].
+const OLD_LOG_FILE: &str = "raft.redb";
 
 pub struct Engine {
     /// The data file: user keys, applied state, sessions, region states.
     pub db: Arc<Database>,
-    /// The raft log file: entries, votes and marks of every region.
-    pub log_db: Arc<Database>,
+    /// The raft log: entries, votes and marks of every region.
+    pub log: Arc<LogEngine>,
     pub writer: GroupWriter,
     /// Region snapshot files ([`crate::raft::snapshot`]), next to the
     /// database so a rename into it never crosses file systems.
@@ -119,8 +124,9 @@ impl Engine {
                 .map_err(|e| io_err(format!("{}: {e}", path.display())))
         };
         let db = open(DATA_FILE, cache_bytes)?;
-        let log_db = open(LOG_FILE, LOG_CACHE_BYTES.min(cache_bytes))?;
-        log_move::move_log_tables(&db, &log_db)?;
+        let log = LogEngine::open(&dir.join(LOG_DIR))?;
+        log_move::move_log_tables(&db, &log)?;
+        log_move::move_old_log_file(&dir.join(OLD_LOG_FILE), &log)?;
         let tx = db.begin_write().map_err(io_err)?;
         tx.open_table(REGION_STATE).map_err(io_err)?;
         tx.open_table(APPLY_STATE).map_err(io_err)?;
@@ -128,19 +134,15 @@ impl Engine {
         tx.open_table(SESSIONS).map_err(io_err)?;
         tx.open_table(STORE_META).map_err(io_err)?;
         tx.commit().map_err(io_err)?;
-        let tx = log_db.begin_write().map_err(io_err)?;
-        tx.open_table(RAFT_LOG).map_err(io_err)?;
-        tx.open_table(RAFT_META).map_err(io_err)?;
-        tx.commit().map_err(io_err)?;
-        tombstone_sweep::clear_tombstones_raft_state(&db, &log_db)?;
+        tombstone_sweep::clear_tombstones_raft_state(&db, &log)?;
         let snapshot_dir = dir.join("snapshots");
         std::fs::create_dir_all(&snapshot_dir)?;
-        let (db, log_db) = (Arc::new(db), Arc::new(log_db));
-        let writer = GroupWriter::start_with(log_db.clone(), db.clone(), failpoints);
-        Ok(Arc::new(Engine { db, log_db, writer, snapshot_dir }))
+        let db = Arc::new(db);
+        let writer = GroupWriter::start_with(log.clone(), db.clone(), failpoints);
+        Ok(Arc::new(Engine { db, log, writer, snapshot_dir }))
     }
 
-    /// Begins a write transaction on both files outside the writer, for
+    /// Begins a batch on the log and the data file outside the writer, for
     /// tests that drive a job's body directly (commit with
     /// [`Txn::commit_now`]).
     ///
@@ -148,7 +150,7 @@ impl Engine {
     ///
     /// redb's.
     pub fn begin_txn(&self) -> io::Result<Txn> {
-        Txn::begin(&self.log_db, &self.db)
+        Txn::begin(&self.log, &self.db)
     }
 
     /// The store id PD gave this store, once it has one.
@@ -221,9 +223,7 @@ impl Engine {
         if tx.open_table(APPLY_STATE).map_err(io_err)?.get(region_id).map_err(io_err)?.is_some() {
             return Ok(true);
         }
-        let tx = self.log_db.begin_read().map_err(io_err)?;
-        let log = tx.open_table(RAFT_LOG).map_err(io_err)?;
-        Ok(log.range((region_id, 0)..=(region_id, u64::MAX)).map_err(io_err)?.next().is_some())
+        Ok(self.log.has_entries(region_id))
     }
 
     /// # Errors
@@ -268,9 +268,9 @@ impl Engine {
         Ok(out)
     }
 
-    /// Size of both files: the store's used space.
+    /// Size of the data file and the log's segments: the store's used space.
     pub fn used_bytes(dir: &Path) -> u64 {
-        [DATA_FILE, LOG_FILE].iter().map(|f| std::fs::metadata(dir.join(f)).map_or(0, |m| m.len())).sum()
+        std::fs::metadata(dir.join(DATA_FILE)).map_or(0, |m| m.len()) + LogEngine::disk_bytes(&dir.join(LOG_DIR))
     }
 }
 
@@ -280,14 +280,10 @@ mod tests {
 
     use super::*;
 
-    fn rows(db: &Database, region: u64) -> (usize, usize) {
-        let tx = db.begin_read().unwrap();
-        let log = tx.open_table(RAFT_LOG).unwrap();
-        let meta = tx.open_table(RAFT_META).unwrap();
-        (
-            log.range((region, 0)..=(region, u64::MAX)).unwrap().count(),
-            meta.range((region, 0)..=(region, u8::MAX)).unwrap().count(),
-        )
+    /// A region's entries and marks in the log.
+    fn rows(log: &LogEngine, region: u64) -> (usize, usize) {
+        let marks = (0..=u8::MAX).filter(|&k| log.meta(region, k).is_some()).count();
+        (log.entries(region, 0, u64::MAX).unwrap().len(), marks)
     }
 
     fn write_raft_rows(db: &Database, region: u64) {
@@ -302,7 +298,7 @@ mod tests {
     }
 
     #[test]
-    fn an_older_store_has_its_raft_log_moved_to_the_log_file() {
+    fn a_store_with_its_raft_log_in_the_data_file_has_it_moved_to_the_log() {
         let dir = tempfile::tempdir().unwrap();
         {
             let old = Database::create(dir.path().join(DATA_FILE)).unwrap();
@@ -312,11 +308,36 @@ mod tests {
             tx.commit().unwrap();
         }
         let engine = Engine::open(dir.path()).unwrap();
-        assert_eq!(rows(&engine.log_db, 7), (2, 1), "entries and marks moved");
+        assert_eq!(rows(&engine.log, 7), (2, 1), "entries and marks moved");
+        assert_eq!(engine.log.entries(7, 2, 3).unwrap(), [(2, b"e2".to_vec())]);
+        assert_eq!(engine.log.meta(7, 1).as_deref(), Some(b"vote".as_slice()));
         let tx = engine.db.begin_read().unwrap();
         let names: Vec<String> = tx.list_tables().unwrap().map(|t| t.name().to_string()).collect();
-        assert!(!names.iter().any(|n| txn::is_log_table(n)), "{names:?}");
+        assert!(!names.iter().any(|n| n == RAFT_LOG.name() || n == RAFT_META.name()), "{names:?}");
         assert_eq!(engine.get(b"k").unwrap().as_deref(), Some(b"v".as_slice()), "data untouched");
+    }
+
+    #[test]
+    fn a_store_with_a_raft_redb_has_it_moved_to_the_log_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        write_raft_rows(&Database::create(dir.path().join(OLD_LOG_FILE)).unwrap(), 7);
+        {
+            let engine = Engine::open(dir.path()).unwrap();
+            assert_eq!(rows(&engine.log, 7), (2, 1), "entries and marks moved");
+        }
+        assert!(!dir.path().join(OLD_LOG_FILE).exists(), "the old file is gone");
+        // The writer thread lets go of the log once it sees the engine gone.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let log = loop {
+            match LogEngine::open(&dir.path().join(LOG_DIR)) {
+                Ok(log) => break log,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(rows(&log, 7), (2, 1), "and the move lasts");
     }
 
     #[test]
@@ -338,13 +359,13 @@ mod tests {
                 }
             }
             tx.commit().unwrap();
-            let log = Database::create(dir.path().join(LOG_FILE)).unwrap();
+            let log = Database::create(dir.path().join(OLD_LOG_FILE)).unwrap();
             write_raft_rows(&log, 7);
             write_raft_rows(&log, 8);
         }
         let engine = Engine::open(dir.path()).unwrap();
-        assert_eq!(rows(&engine.log_db, 7), (0, 0), "the tombstone's log is gone");
-        assert_eq!(rows(&engine.log_db, 8), (2, 1), "a live region keeps its log");
+        assert_eq!(rows(&engine.log, 7), (0, 0), "the tombstone's log is gone");
+        assert_eq!(rows(&engine.log, 8), (2, 1), "a live region keeps its log");
         assert!(!engine.has_raft_data(7).unwrap());
         assert!(engine.has_raft_data(8).unwrap());
     }

@@ -1,23 +1,20 @@
-//! One batch's write transactions: one on the raft log file, one on the
-//! data file. A job opens tables by name and [`Txn::open_table`] picks the
-//! file ([`is_log_table`]), so a job that writes both (a split seeds the
-//! new region's raft state beside the parent's data) reads as one.
+//! One batch's writes: a record for the raft log ([`LogBatch`], through
+//! [`Txn::log`]) and a write transaction on the data file (through
+//! [`Txn::open_table`]), so a job that writes both (a split seeds the new
+//! region's raft state beside the parent's data) reads as one.
 //!
-//! The writer commits the log transaction first, then the data one, so the
-//! data file is never durable ahead of the log that can replay it (see
+//! The writer commits the log first, then the data, so the data file is
+//! never durable ahead of the log that can replay it (see
 //! [`super::writer`]).
 
 use std::cell::Cell;
 use std::io;
+use std::sync::Arc;
 
-use redb::{Database, Durability, Key, Table, TableDefinition, TableError, TableHandle, Value, WriteTransaction};
+use redb::{Database, Durability, Key, Table, TableDefinition, TableError, Value, WriteTransaction};
 
-use super::{RAFT_LOG, RAFT_META, io_err};
-
-/// Whether the table named `name` lives in the raft log file.
-pub fn is_log_table(name: &str) -> bool {
-    name == RAFT_LOG.name() || name == RAFT_META.name()
-}
+use super::io_err;
+use super::log_engine::{LogBatch, LogEngine};
 
 /// Which files a job wrote to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -26,9 +23,9 @@ pub struct Touched {
     pub data: bool,
 }
 
-/// A commit that failed: why, whether redb refused it because a job hid a
-/// failed call (the transaction was rolled back), and whether the log file
-/// had already committed its half of the batch.
+/// A commit that failed: why, whether redb refused the data commit because a
+/// job hid a failed call (the transaction was rolled back), and whether the
+/// log had already committed its half of the batch.
 #[derive(Debug)]
 pub struct CommitFailure {
     pub reason: String,
@@ -37,7 +34,8 @@ pub struct CommitFailure {
 }
 
 pub struct Txn {
-    log: WriteTransaction,
+    engine: Arc<LogEngine>,
+    log: LogBatch,
     data: WriteTransaction,
     /// Files opened in the whole batch, and in the current job.
     batch: Cell<Touched>,
@@ -46,14 +44,15 @@ pub struct Txn {
 }
 
 impl Txn {
-    /// Begins a write transaction on each file.
+    /// Begins a batch on the log and a write transaction on the data file.
     ///
     /// # Errors
     ///
-    /// When either file refuses a write transaction.
-    pub fn begin(log: &Database, data: &Database) -> io::Result<Txn> {
+    /// When the data file refuses a write transaction.
+    pub fn begin(log: &Arc<LogEngine>, data: &Database) -> io::Result<Txn> {
         Ok(Txn {
-            log: log.begin_write().map_err(io_err)?,
+            engine: log.clone(),
+            log: log.batch(),
             data: data.begin_write().map_err(io_err)?,
             batch: Cell::default(),
             job: Cell::default(),
@@ -61,7 +60,7 @@ impl Txn {
         })
     }
 
-    /// Opens (creating if needed) a table in the file that holds it.
+    /// Opens (creating if needed) a table of the data file.
     ///
     /// # Errors
     ///
@@ -70,20 +69,22 @@ impl Txn {
         &self,
         def: TableDefinition<K, V>,
     ) -> Result<Table<'_, K, V>, TableError> {
-        let mut job = self.job.get();
-        let mut batch = self.batch.get();
-        let tx = if is_log_table(def.name()) {
-            job.log = true;
-            batch.log = true;
-            &self.log
-        } else {
-            job.data = true;
-            batch.data = true;
-            &self.data
-        };
+        self.touch(|t| t.data = true);
+        self.data.open_table(def)
+    }
+
+    /// The batch's raft log writes.
+    pub fn log(&self) -> &LogBatch {
+        self.touch(|t| t.log = true);
+        &self.log
+    }
+
+    fn touch(&self, f: impl Fn(&mut Touched)) {
+        let (mut job, mut batch) = (self.job.get(), self.batch.get());
+        f(&mut job);
+        f(&mut batch);
         self.job.set(job);
         self.batch.set(batch);
-        tx.open_table(def)
     }
 
     /// Makes this batch's commits of both files durable even if every job
@@ -110,9 +111,9 @@ impl Txn {
         self.sync_data.get()
     }
 
-    /// Commits the log file, then the data file, each with its durability;
-    /// a file no job opened is not committed at all. Returns which files
-    /// were committed.
+    /// Commits the log, then the data file, each with its durability (the
+    /// log is synced when `log` is `Immediate`); a file no job opened is not
+    /// committed at all. Returns which files were committed.
     ///
     /// # Errors
     ///
@@ -120,17 +121,14 @@ impl Txn {
     /// (the batch is then half on disk).
     pub(super) fn commit(self, log: Durability, data: Durability) -> Result<Touched, CommitFailure> {
         let touched = self.batch.get();
-        let Txn { log: mut log_tx, data: mut data_tx, .. } = self;
+        let Txn { engine, log: batch, data: mut data_tx, .. } = self;
         let fail = |e: &dyn std::fmt::Display, poisoned: bool, log_committed: bool| CommitFailure {
             reason: e.to_string(),
             poisoned,
             log_committed,
         };
         if touched.log {
-            log_tx.set_durability(log).map_err(|e| fail(&e, false, false))?;
-            log_tx.commit().map_err(|e| fail(&e, matches!(e, redb::CommitError::TransactionPoisoned), false))?;
-        } else {
-            log_tx.abort().map_err(|e| fail(&e, false, false))?;
+            engine.commit(batch, matches!(log, Durability::Immediate)).map_err(|e| fail(&e, false, false))?;
         }
         if touched.data {
             data_tx.set_durability(data).map_err(|e| fail(&e, false, touched.log))?;
@@ -141,13 +139,12 @@ impl Txn {
         Ok(touched)
     }
 
-    /// Throws both transactions away.
+    /// Throws the batch away.
     ///
     /// # Errors
     ///
     /// redb's.
     pub(super) fn abort(self) -> Result<(), redb::StorageError> {
-        self.log.abort()?;
         self.data.abort()
     }
 

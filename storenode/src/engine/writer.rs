@@ -6,14 +6,15 @@
 //! Jobs run in queue order inside the batch, so writes of one region keep
 //! the order they were submitted in (openraft requires it).
 //!
-//! # Two files
+//! # The log and the data
 //!
-//! The raft log (entries, votes, marks) and the data (user keys, applied
-//! state, sessions, region states) live in two redb files, and a batch is
-//! one write transaction on each ([`Txn`]). A durable commit writes every
-//! page its transaction dirtied, and the data file's B-trees dirty many
-//! pages per write, so keeping them out of the log's commits is what makes
-//! an append cheap: the log's durable commit touches a handful of pages.
+//! The raft log (entries, votes, marks) lives in the append-only log engine
+//! ([`super::log_engine`]) and the data (user keys, applied state,
+//! sessions, region states) in a redb file; a batch is one log record and
+//! one write transaction on the data file ([`Txn`]). A durable redb commit
+//! writes every page its transaction dirtied, and the data file's B-trees
+//! dirty many pages per write; a durable log record is one sequential write
+//! and one fsync, so that is what a raft append pays.
 //!
 //! Raft log writes are durable; applying committed entries need not be,
 //! because the log can replay them. The data file is committed without
@@ -21,14 +22,14 @@
 //! at least every [`DATA_SYNC_INTERVAL`]. Three rules keep the data file
 //! replayable from the log after a crash:
 //!
-//! - Each batch commits the log file first, then the data file, so data is
+//! - Each batch commits the log first, then the data file, so data is
 //!   never durable ahead of the log entries it was applied from.
 //! - A job queued with [`GroupWriter::write_after_sync`] (a log purge) runs
 //!   only once every data write queued before it is durable: it starts a
 //!   batch of its own, and the data file is synced before that batch.
 //! - A job that seeds raft state the data file must not forget (a split's
 //!   new region) calls [`Txn::sync_data`], which makes its batch's commits
-//!   of both files durable.
+//!   of both durable.
 //!
 //! # A failing job fails only itself
 //!
@@ -56,18 +57,19 @@
 //! region's storage one call at a time): a later job of the same batch never
 //! depends on the failed one.
 //!
-//! The commit itself failing fails every job of the batch. redb then refuses
-//! further write transactions, and the commit may or may not have reached the
-//! disk, so the writer stops (below) and the waiters hear that the outcome is
-//! unknown. A commit refused because the transaction was poisoned (a job hid
-//! a failed redb call and returned success) was rolled back by redb: the
-//! batch fails, the writer goes on, unless the log file had already
+//! The commit itself failing fails every job of the batch. The log (after a
+//! failed write or sync) and redb (after a failed commit) then refuse
+//! further writes, and the commit may or may not have reached the disk, so
+//! the writer stops (below) and the waiters hear that the outcome is
+//! unknown. A data commit refused because the transaction was poisoned (a
+//! job hid a failed redb call and returned success) was rolled back by
+//! redb: the batch fails, the writer goes on, unless the log had already
 //! committed its half, which leaves the batch half on disk: the writer
 //! stops.
 //!
 //! # Writer death
 //!
-//! The writer stops for good when redb refuses further writes (a failed
+//! The writer stops for good when the log or redb refuses further writes (a failed
 //! commit, a failed abort, no new transaction) or when a job panics. A panic
 //! is a bug that struck in the middle of a transaction nobody can vouch for,
 //! so it is not caught and counted as that job's failure: it ends the writer
@@ -76,7 +78,8 @@
 //! [`GroupWriter::died`] resolves, every queued and later write fails at once
 //! with `group-commit writer died: ...`, and the store must stop serving:
 //! `/health` answers 503 and the `storenode` binary exits non-zero. A
-//! restart reopens the database, which repairs whatever the failure left.
+//! restart reopens the log (which drops a record cut short) and the data
+//! file (which redb repairs).
 
 use std::any::Any;
 use std::io;
@@ -89,6 +92,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 mod thread;
 
 use self::thread::{JobRuns, WriterThread};
+use super::log_engine::LogEngine;
 use super::txn::Txn;
 
 /// Jobs in one transaction at most: bounds the latency one batch adds.
@@ -190,14 +194,14 @@ pub struct GroupWriter {
 }
 
 impl GroupWriter {
-    /// Starts the writer thread over the raft log file `log` and the data
-    /// file `data`.
-    pub fn start(log: Arc<Database>, data: Arc<Database>) -> GroupWriter {
+    /// Starts the writer thread over the raft log `log` and the data file
+    /// `data`.
+    pub fn start(log: Arc<LogEngine>, data: Arc<Database>) -> GroupWriter {
         Self::start_with(log, data, Failpoints::default())
     }
 
     /// As [`GroupWriter::start`], with `failpoints` armed.
-    pub fn start_with(log: Arc<Database>, data: Arc<Database>, failpoints: Failpoints) -> GroupWriter {
+    pub fn start_with(log: Arc<LogEngine>, data: Arc<Database>, failpoints: Failpoints) -> GroupWriter {
         let (tx, mut rx) = mpsc::channel(QUEUE);
         let (died_tx, died) = watch::channel(None);
         std::thread::Builder::new()
@@ -357,7 +361,7 @@ mod tests {
     use std::time::Duration;
 
     use redb::backends::InMemoryBackend;
-    use redb::{ReadableDatabase, ReadableTableMetadata, StorageBackend, TableDefinition, TableHandle};
+    use redb::{ReadableDatabase, StorageBackend, TableDefinition, TableHandle};
     use tokio::task::JoinHandle;
 
     use super::*;
@@ -365,6 +369,13 @@ mod tests {
 
     const T: TableDefinition<&str, u64> = TableDefinition::new("t");
     const WAIT: Duration = Duration::from_secs(10);
+
+    /// A raft log in a directory of its own, removed with the guard.
+    fn test_log() -> (tempfile::TempDir, Arc<LogEngine>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = LogEngine::open(dir.path()).expect("raft log");
+        (dir, log)
+    }
 
     fn memory_db() -> Arc<Database> {
         Arc::new(Database::builder().create_with_backend(InMemoryBackend::new()).expect("in-memory database"))
@@ -447,7 +458,8 @@ mod tests {
     #[tokio::test]
     async fn a_failing_job_fails_alone_and_its_batch_commits() {
         let db = memory_db();
-        let writer = GroupWriter::start(memory_db(), db.clone());
+        let (_dir, log) = test_log();
+        let writer = GroupWriter::start(log, db.clone());
         let failures = metrics::GROUP_COMMIT_JOB_FAILURES.get();
         let runs: Arc<[AtomicUsize; 3]> = Arc::new(Default::default());
         let gate = Gate::hold(&writer).await;
@@ -491,7 +503,8 @@ mod tests {
     #[tokio::test]
     async fn a_batch_where_every_job_fails_commits_nothing() {
         let db = memory_db();
-        let writer = GroupWriter::start(memory_db(), db.clone());
+        let (_dir, log) = test_log();
+        let writer = GroupWriter::start(log, db.clone());
         let gate = Gate::hold(&writer).await;
         let mut jobs = Vec::new();
         for i in 0..3u64 {
@@ -514,7 +527,8 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_job_kills_the_writer_and_nothing_hangs() {
         let db = memory_db();
-        let writer = GroupWriter::start(memory_db(), db.clone());
+        let (_dir, log) = test_log();
+        let writer = GroupWriter::start(log, db.clone());
         writer.write(|tx| put(tx, "committed", 1)).await.expect("a first write");
         let gate = Gate::hold(&writer).await;
         let good = queue(&writer, |tx| put(tx, "good", 2)).await;
@@ -537,7 +551,8 @@ mod tests {
     #[tokio::test]
     async fn the_panic_failpoint_kills_the_writer_after_n_job_runs() {
         let db = memory_db();
-        let writer = GroupWriter::start_with(memory_db(), db.clone(), Failpoints { writer_panic_after: Some(2) });
+        let (_dir, log) = test_log();
+        let writer = GroupWriter::start_with(log, db.clone(), Failpoints { writer_panic_after: Some(2) });
         writer.write(|tx| put(tx, "a", 1)).await.expect("first");
         writer.write_lazy(|tx| put(tx, "b", 2)).await.expect("second");
         let e = writer.write(|tx| put(tx, "c", 3)).await.expect_err("third");
@@ -581,7 +596,8 @@ mod tests {
         let fail_sync = Arc::new(AtomicBool::new(false));
         let disk = TestDisk { fail_sync: fail_sync.clone(), ..TestDisk::default() };
         let db = Arc::new(Database::builder().create_with_backend(disk).expect("database"));
-        let writer = GroupWriter::start(memory_db(), db.clone());
+        let (_dir, log) = test_log();
+        let writer = GroupWriter::start(log, db.clone());
         writer.write(|tx| put(tx, "a", 1)).await.expect("a healthy commit");
 
         fail_sync.store(true, Ordering::SeqCst);
@@ -593,50 +609,41 @@ mod tests {
         assert!(later.is_err());
     }
 
-    /// A log file and a data file that count their fsyncs.
-    fn counted_files() -> (Arc<Database>, Arc<AtomicUsize>, Arc<Database>, Arc<AtomicUsize>) {
-        let open = || {
-            let syncs = Arc::new(AtomicUsize::new(0));
-            let disk = TestDisk { syncs: syncs.clone(), ..TestDisk::default() };
-            (Arc::new(Database::builder().create_with_backend(disk).expect("database")), syncs)
-        };
-        let (log, log_syncs) = open();
-        let (data, data_syncs) = open();
-        (log, log_syncs, data, data_syncs)
+    /// A raft log (it counts its own fsyncs) and a data file that counts
+    /// its fsyncs.
+    fn counted_files() -> (tempfile::TempDir, Arc<LogEngine>, Arc<Database>, Arc<AtomicUsize>) {
+        let (dir, log) = test_log();
+        let syncs = Arc::new(AtomicUsize::new(0));
+        let disk = TestDisk { syncs: syncs.clone(), ..TestDisk::default() };
+        (dir, log, Arc::new(Database::builder().create_with_backend(disk).expect("database")), syncs)
     }
 
-    const LOG: TableDefinition<(u64, u64), &[u8]> = crate::engine::RAFT_LOG;
-
     fn append(tx: &Txn, index: u64) -> io::Result<()> {
-        tx.open_table(LOG)
-            .map_err(io::Error::other)?
-            .insert((1, index), b"entry".as_slice())
-            .map_err(io::Error::other)?;
+        tx.log().append(1, index, b"entry");
         Ok(())
     }
 
     #[tokio::test]
     async fn appends_fsync_the_log_file_and_applies_stay_lazy_in_the_data_file() {
-        let (log, log_syncs, data, data_syncs) = counted_files();
+        let (_dir, log, data, data_syncs) = counted_files();
         let writer = GroupWriter::start(log.clone(), data.clone());
-        let (l0, d0) = (log_syncs.load(Ordering::SeqCst), data_syncs.load(Ordering::SeqCst));
+        let (l0, d0) = (log.syncs(), data_syncs.load(Ordering::SeqCst));
         for i in 0..5u64 {
             writer.write(move |tx| append(tx, i)).await.expect("append");
             writer.write_lazy(move |tx| put(tx, &format!("k{i}"), i)).await.expect("apply");
         }
-        assert!(log_syncs.load(Ordering::SeqCst) >= l0 + 5, "every append is durable");
+        assert!(log.syncs() >= l0 + 5, "every append is durable");
         assert_eq!(data_syncs.load(Ordering::SeqCst), d0, "no apply paid an fsync");
         assert_eq!(read(&data, "k4"), Some(4), "lazy writes are visible");
-        let tx = log.begin_read().expect("read");
-        assert_eq!(tx.open_table(LOG).expect("log").len().expect("len"), 5);
-        // The data file never holds the log's tables.
+        assert_eq!(log.entries(1, 0, u64::MAX).expect("entries").len(), 5);
+        // The data file never holds the log's writes.
         let tx = data.begin_read().expect("read");
-        assert!(tx.list_tables().expect("tables").all(|t| !crate::engine::txn::is_log_table(t.name())));
+        assert_eq!(tx.list_tables().expect("tables").map(|t| t.name().to_string()).collect::<Vec<_>>(), ["t"]);
     }
 
     #[tokio::test]
     async fn a_purge_runs_only_after_the_data_written_before_it_is_durable() {
-        let (log, _, data, data_syncs) = counted_files();
+        let (_dir, log, data, data_syncs) = counted_files();
         let writer = GroupWriter::start(log.clone(), data.clone());
         let gate = Gate::hold(&writer).await;
         let before = data_syncs.load(Ordering::SeqCst);
@@ -678,13 +685,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_can_ask_for_a_durable_data_commit() {
-        let (log, log_syncs, data, data_syncs) = counted_files();
-        let writer = GroupWriter::start(log, data);
+        let (_dir, log, data, data_syncs) = counted_files();
+        let writer = GroupWriter::start(log.clone(), data);
         writer.write_lazy(|tx| put(tx, "a", 1)).await.expect("lazy");
         let before = data_syncs.load(Ordering::SeqCst);
         writer.write_lazy(|tx| put(tx, "b", 2)).await.expect("lazy");
         assert_eq!(data_syncs.load(Ordering::SeqCst), before);
-        let log_before = log_syncs.load(Ordering::SeqCst);
+        let log_before = log.syncs();
         writer
             .write_lazy(|tx| {
                 tx.sync_data();
@@ -694,7 +701,7 @@ mod tests {
             .await
             .expect("a lazy job that asks for durability");
         assert!(data_syncs.load(Ordering::SeqCst) > before);
-        assert!(log_syncs.load(Ordering::SeqCst) > log_before, "its log half is durable too");
+        assert!(log.syncs() > log_before, "its log half is durable too");
     }
 
     #[test]

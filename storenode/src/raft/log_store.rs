@@ -1,5 +1,5 @@
 //! A region's raft log, vote and commit/purge marks in the store's raft
-//! log file. Every write goes through the group-commit writer, so appends of
+//! log ([`crate::engine::log_engine`]). Every write goes through the group-commit writer, so appends of
 //! many regions share one fsync and each region's writes keep their order.
 //!
 //! An append returns once queued, with its entries readable from the
@@ -16,14 +16,13 @@ use std::time::Instant;
 use openraft::OptionalSend;
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
-use redb::ReadableDatabase;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::log_cache::LogCache;
 use super::stage_clock::StageClock;
 use super::{Entry, LogId, TypeConfig, Vote, decode, encode};
-use crate::engine::{Engine, RAFT_LOG, RAFT_META, Txn, io_err};
+use crate::engine::{Engine, Txn};
 use crate::metrics;
 
 const VOTE: u8 = 1;
@@ -44,7 +43,7 @@ pub struct RegionLogStore {
 
 /// The committed mark is written once it has moved this many entries, or
 /// this long after the last write, not on every commit: each write costs
-/// its transaction a page of `RAFT_META`, and the mark may lag anyway.
+/// the log record bytes and the mark may lag anyway.
 const COMMITTED_SAVE_ENTRIES: u64 = 256;
 const COMMITTED_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -61,12 +60,7 @@ impl RegionLogStore {
     }
 
     fn read_meta<T: DeserializeOwned>(&self, kind: u8) -> io::Result<Option<T>> {
-        let tx = self.engine.log_db.begin_read().map_err(io_err)?;
-        let t = tx.open_table(RAFT_META).map_err(io_err)?;
-        match t.get((self.region_id, kind)).map_err(io_err)? {
-            None => Ok(None),
-            Some(v) => decode(v.value()).map(Some),
-        }
+        self.engine.log.meta(self.region_id, kind).map(|v| decode(&v)).transpose()
     }
 
     async fn write_meta<T: Serialize>(&self, kind: u8, v: &T) -> io::Result<()> {
@@ -75,7 +69,7 @@ impl RegionLogStore {
         self.engine
             .writer
             .write(move |tx| {
-                tx.open_table(RAFT_META).map_err(io_err)?.insert((region, kind), bytes.as_slice()).map_err(io_err)?;
+                tx.log().put_meta(region, kind, &bytes);
                 Ok(())
             })
             .await
@@ -87,16 +81,9 @@ impl RegionLogStore {
 ///
 /// # Errors
 ///
-/// Storage failures.
+/// None yet: the result keeps the shape of a job's writes.
 pub fn clear(tx: &Txn, region: u64) -> io::Result<()> {
-    tx.open_table(RAFT_LOG)
-        .map_err(io_err)?
-        .retain_in((region, 0)..=(region, u64::MAX), |_, _| false)
-        .map_err(io_err)?;
-    tx.open_table(RAFT_META)
-        .map_err(io_err)?
-        .retain_in((region, 0)..=(region, u8::MAX), |_, _| false)
-        .map_err(io_err)?;
+    tx.log().clear(region);
     Ok(())
 }
 
@@ -109,22 +96,15 @@ pub fn clear(tx: &Txn, region: u64) -> io::Result<()> {
 ///
 /// Storage and decode failures.
 pub fn seed(tx: &Txn, region: u64, init: LogId, vote: Vote) -> io::Result<()> {
-    use redb::ReadableTable;
-    tx.open_table(RAFT_LOG)
-        .map_err(io_err)?
-        .retain_in((region, 0)..=(region, u64::MAX), |_, _| false)
-        .map_err(io_err)?;
-    let mut meta = tx.open_table(RAFT_META).map_err(io_err)?;
-    let voted: Option<Vote> = match meta.get((region, VOTE)).map_err(io_err)? {
-        Some(v) => Some(decode(v.value())?),
-        None => None,
-    };
+    let log = tx.log();
+    log.truncate(region, 0);
+    let voted: Option<Vote> = log.meta(region, VOTE).map(|v| decode(&v)).transpose()?;
     if voted.is_none_or(|v| v.leader_id().term < vote.leader_id().term) {
-        meta.insert((region, VOTE), encode(&vote)?.as_slice()).map_err(io_err)?;
+        log.put_meta(region, VOTE, &encode(&vote)?);
     }
     let init = encode(&Some(init))?;
-    meta.insert((region, COMMITTED), init.as_slice()).map_err(io_err)?;
-    meta.insert((region, PURGED), init.as_slice()).map_err(io_err)?;
+    log.put_meta(region, COMMITTED, &init);
+    log.put_meta(region, PURGED, &init);
     Ok(())
 }
 
@@ -147,18 +127,15 @@ impl RaftLogReader<TypeConfig> for RegionLogStore {
         if start >= end {
             return Ok(Vec::new());
         }
-        // The cache first, redb after: an entry evicted in between was
-        // durable, so the later redb read sees it (see `log_cache`).
+        // The cache first, the log after: an entry evicted in between was
+        // durable, so the later log read sees it (see `log_cache`).
         let (cached, from) = self.cache.lock().unwrap().read(start, end);
         if from <= start {
             return Ok(cached);
         }
-        let tx = self.engine.log_db.begin_read().map_err(io_err)?;
-        let t = tx.open_table(RAFT_LOG).map_err(io_err)?;
         let mut out = Vec::new();
-        for row in t.range::<(u64, u64)>((r, start)..(r, from)).map_err(io_err)? {
-            let (_, v) = row.map_err(io_err)?;
-            out.push(decode(v.value())?);
+        for (_, bytes) in self.engine.log.entries(r, start, from)? {
+            out.push(decode(&bytes)?);
         }
         out.extend(cached);
         Ok(out)
@@ -177,11 +154,8 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
         if let Some(last) = self.cache.lock().unwrap().last_log_id() {
             return Ok(LogState { last_purged_log_id: purged, last_log_id: Some(last) });
         }
-        let tx = self.engine.log_db.begin_read().map_err(io_err)?;
-        let t = tx.open_table(RAFT_LOG).map_err(io_err)?;
-        let r = self.region_id;
-        let last = match t.range((r, 0)..=(r, u64::MAX)).map_err(io_err)?.next_back() {
-            Some(row) => Some(decode::<Entry>(row.map_err(io_err)?.1.value())?.log_id()),
+        let last = match self.engine.log.last_entry(self.region_id)? {
+            Some((_, bytes)) => Some(decode::<Entry>(&bytes)?.log_id()),
             None => purged,
         };
         Ok(LogState { last_purged_log_id: purged, last_log_id: last })
@@ -214,7 +188,7 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
         let bytes = encode(&committed)?;
         let region = self.region_id;
         let job = move |tx: &Txn| {
-            tx.open_table(RAFT_META).map_err(io_err)?.insert((region, COMMITTED), bytes.as_slice()).map_err(io_err)?;
+            tx.log().put_meta(region, COMMITTED, &bytes);
             Ok(())
         };
         let done = move |res: io::Result<()>| {
@@ -259,9 +233,9 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
         self.cache.lock().unwrap().append(cached.into_iter().zip(sizes));
         let region = self.region_id;
         let job = move |tx: &Txn| {
-            let mut t = tx.open_table(RAFT_LOG).map_err(io_err)?;
+            let log = tx.log();
             for (index, bytes) in &rows {
-                t.insert((region, *index), bytes.as_slice()).map_err(io_err)?;
+                log.append(region, *index, bytes);
             }
             Ok(())
         };
@@ -283,14 +257,11 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
         self.cache.lock().unwrap().truncate_after(last_log_id.as_ref().map(|l| l.index()));
         let r = self.region_id;
-        let from = last_log_id.map_or(Bound::Included((r, 0)), |l| Bound::Excluded((r, l.index())));
+        let from = last_log_id.map_or(0, |l| l.index() + 1);
         self.engine
             .writer
             .write(move |tx| {
-                tx.open_table(RAFT_LOG)
-                    .map_err(io_err)?
-                    .retain_in::<(u64, u64), _>((from, Bound::Included((r, u64::MAX))), |_, _| false)
-                    .map_err(io_err)?;
+                tx.log().truncate(r, from);
                 Ok(())
             })
             .await
@@ -306,8 +277,9 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
         self.engine
             .writer
             .write_after_sync(move |tx| {
-                tx.open_table(RAFT_META).map_err(io_err)?.insert((r, PURGED), bytes.as_slice()).map_err(io_err)?;
-                tx.open_table(RAFT_LOG).map_err(io_err)?.retain_in((r, 0)..=(r, upto), |_, _| false).map_err(io_err)?;
+                let log = tx.log();
+                log.put_meta(r, PURGED, &bytes);
+                log.purge(r, upto);
                 Ok(())
             })
             .await

@@ -1,5 +1,5 @@
 //! The writer thread's loop: takes what has queued as one batch, runs its
-//! jobs in one transaction per file, commits the log then the data, and
+//! jobs in one log record and one data transaction, commits the log then the data, and
 //! answers each job (the rules are in [`super`]'s module doc).
 
 use std::io;
@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use redb::{Database, Durability};
+
+use crate::engine::log_engine::LogEngine;
 use tokio::sync::mpsc;
 
 use super::{DATA_SYNC_INTERVAL, Failpoints, Job, MAX_BATCH, Request};
@@ -33,10 +35,10 @@ impl JobRuns {
     }
 }
 
-/// The writer thread's loop over its two files, and whether the data file holds lazy
-/// commits that are not durable yet.
+/// The writer thread's loop over the log and the data file, and whether the
+/// data file holds lazy commits that are not durable yet.
 pub(super) struct WriterThread {
-    log: Arc<Database>,
+    log: Arc<LogEngine>,
     data: Arc<Database>,
     /// Since when the data file has lazy commits not yet durable.
     data_lazy_since: Option<Instant>,
@@ -54,7 +56,7 @@ struct Outcome {
 }
 
 impl WriterThread {
-    pub(super) fn new(log: Arc<Database>, data: Arc<Database>) -> WriterThread {
+    pub(super) fn new(log: Arc<LogEngine>, data: Arc<Database>) -> WriterThread {
         WriterThread { log, data, data_lazy_since: None }
     }
 
