@@ -42,7 +42,8 @@ pub use self::batch::LogBatch;
 use self::index::{Index, Loc};
 use self::record::RecordBuf;
 
-/// A segment is closed once it holds this much.
+/// A segment is created this large (zeroed) and closed once it holds this
+/// much.
 pub const SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
 
 /// What readers share with the writer.
@@ -91,7 +92,7 @@ impl LogEngine {
     pub fn open_with(dir: &Path, segment_bytes: u64) -> io::Result<Arc<LogEngine>> {
         std::fs::create_dir_all(dir)?;
         let lock = segment::lock(dir)?;
-        let (index, files, active) = replay::replay(dir)?;
+        let (index, files, active) = replay::replay(dir, segment_bytes)?;
         Ok(Arc::new(LogEngine {
             dir: dir.to_path_buf(),
             _lock: lock,
@@ -191,7 +192,10 @@ impl LogEngine {
         self.write_record(active, rec, sync)
     }
 
+    /// Writes a record that has ops: an empty one would read as the zeros
+    /// where records end.
     fn write_record(&self, active: &mut Active, mut rec: RecordBuf, sync: bool) -> io::Result<()> {
+        debug_assert!(!rec.is_empty());
         rec.seal();
         let base = active.len;
         active.file.write_all_at(&rec.bytes, base)?;

@@ -133,7 +133,8 @@ impl RecordBuf {
 pub enum Read {
     /// A whole record of `len` bytes (header included) and its ops.
     Record { len: usize, ops: Vec<Op> },
-    /// The segment ends here, cleanly.
+    /// The records end here, cleanly: the file ends, or the zeros a
+    /// segment was created with begin.
     End,
     /// A record that was being written when the store stopped: its header
     /// or ops are cut short, or its checksum does not match.
@@ -147,7 +148,7 @@ pub enum Read {
 /// `InvalidData` for a record whose checksum matches but whose ops do not
 /// decode: not a torn write, a bug or a corruption nothing can repair.
 pub fn read(buf: &[u8]) -> io::Result<Read> {
-    if buf.is_empty() {
+    if buf.iter().take(HEADER).all(|&b| b == 0) {
         return Ok(Read::End);
     }
     if buf.len() < HEADER {
@@ -253,7 +254,8 @@ mod tests {
         let mut flipped = r.bytes.clone();
         *flipped.last_mut().unwrap() ^= 1;
         assert!(matches!(read(&flipped).unwrap(), Read::Torn));
-        assert!(matches!(read(&[0; 16]).unwrap(), Read::Torn), "zeros are no record");
+        assert!(matches!(read(&[0; 16]).unwrap(), Read::End), "zeros: where the records end");
+        assert!(matches!(read(&[0, 0, 0, 0, 1, 0, 0, 0]).unwrap(), Read::Torn), "an empty record is no record");
     }
 
     #[test]

@@ -17,19 +17,19 @@ use super::segment::{self, MAGIC};
 /// and returns the index, the open segments and the one to write next.
 ///
 /// A record cut short at the end of the newest segment was being written
-/// when the store stopped and was never acknowledged: it is cut off. A
+/// when the store stopped and was never acknowledged: it is zeroed. A
 /// damaged record anywhere else, or a file that is not a segment, is an
 /// error: entries that were acknowledged would be lost.
 ///
 /// # Errors
 ///
 /// I/O failures and `InvalidData` for damage.
-pub(super) fn replay(dir: &Path) -> io::Result<(Index, BTreeMap<u64, Arc<File>>, Active)> {
+pub(super) fn replay(dir: &Path, segment_bytes: u64) -> io::Result<(Index, BTreeMap<u64, Arc<File>>, Active)> {
     let seqs = segment::list(dir)?;
     let mut index = Index::default();
     let mut files = BTreeMap::new();
     let Some(&newest) = seqs.last() else {
-        let file = Arc::new(segment::create(dir, 1)?);
+        let file = Arc::new(segment::create(dir, 1, segment_bytes)?);
         files.insert(1, file.clone());
         let active = Active { seq: 1, file, len: MAGIC.len() as u64, unsynced: false, failed: None };
         return Ok((index, files, active));
@@ -71,7 +71,7 @@ pub(super) fn replay(dir: &Path) -> io::Result<(Index, BTreeMap<u64, Arc<File>>,
                         dropped_bytes = buf.len() - at,
                         "dropping a raft log record cut short by a crash"
                     );
-                    file.set_len(at as u64)?;
+                    segment::zero(&file, at as u64, buf.len() as u64)?;
                     file.sync_all()?;
                     break;
                 }

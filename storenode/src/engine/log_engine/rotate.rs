@@ -28,7 +28,7 @@ impl LogEngine {
             self.sync_active(active)?;
         }
         let seq = active.seq + 1;
-        let file = Arc::new(segment::create(&self.dir, seq)?);
+        let file = Arc::new(segment::create(&self.dir, seq, self.segment_bytes)?);
         let cutoff = seq.saturating_sub(KEEP);
         let (marks, carried) = {
             let mut state = self.state.lock().unwrap();
@@ -54,7 +54,10 @@ impl LogEngine {
         for (region, i, l, f) in carried {
             rec.append(region, i, &read_loc(&f, l)?);
         }
-        self.write_record(active, rec, true)?;
+        // An empty record would read as the zeros where records end.
+        if !rec.is_empty() {
+            self.write_record(active, rec, true)?;
+        }
         let dropped: Vec<u64> = {
             let mut state = self.state.lock().unwrap();
             let dead: Vec<u64> =

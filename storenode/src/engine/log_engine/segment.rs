@@ -2,6 +2,14 @@
 //! numbered in the order they were started, each opening with a magic
 //! header. Only the newest is written; older ones are only read, until
 //! rotation drops them.
+//!
+//! A segment is created at its full size, filled with zeros: an `fdatasync`
+//! after writing into blocks already allocated and written need not commit
+//! the file system's journal for a new size or extent, which an append (or
+//! a write into `fallocate`d, unwritten space) must. Measured on ext4 with
+//! `dd oflag=dsync bs=512`: 0.10 ms per write into zeroed space, 0.13 ms
+//! into `fallocate`d space, 0.17 ms appending. A zero header is where the
+//! records end.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -35,16 +43,17 @@ pub fn list(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(seqs)
 }
 
-/// Starts segment `seq`: creates it with its header, durably, and makes
-/// its name durable in the directory.
+/// Starts segment `seq`: creates it with its header and zeros up to `size`,
+/// durably, and makes its name durable in the directory.
 ///
 /// # Errors
 ///
 /// I/O failures.
-pub fn create(dir: &Path, seq: u64) -> io::Result<File> {
+pub fn create(dir: &Path, seq: u64, size: u64) -> io::Result<File> {
     let p = path(dir, seq);
     let mut f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p)?;
     f.write_all(MAGIC)?;
+    zero(&f, MAGIC.len() as u64, size)?;
     f.sync_all()?;
     sync_dir(dir)?;
     Ok(f)
@@ -57,6 +66,24 @@ pub fn create(dir: &Path, seq: u64) -> io::Result<File> {
 /// I/O failures.
 pub fn open(dir: &Path, seq: u64) -> io::Result<File> {
     OpenOptions::new().read(true).write(true).open(path(dir, seq))
+}
+
+/// Writes zeros over `[from, to)` of `f`.
+///
+/// # Errors
+///
+/// I/O failures.
+pub fn zero(f: &File, from: u64, to: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    const CHUNK: u64 = 1024 * 1024;
+    let zeros = vec![0u8; CHUNK.min(to.saturating_sub(from)) as usize];
+    let mut at = from;
+    while at < to {
+        let n = CHUNK.min(to - at) as usize;
+        f.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// Locks the log under `dir` for this process: the returned file holds an

@@ -1,7 +1,9 @@
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 
 use super::*;
+
+const MAGIC_LEN: usize = segment::MAGIC.len();
 
 fn all(log: &LogEngine, region: u64) -> Vec<(u64, Vec<u8>)> {
     log.entries(region, 0, u64::MAX).unwrap()
@@ -68,13 +70,18 @@ fn a_record_cut_short_at_the_end_is_dropped_and_writing_goes_on() {
         write(&log, true, |b| b.append(1, 1, b"kept"));
     }
     let seg = segment::path(dir.path(), 1);
-    let whole = std::fs::metadata(&seg).unwrap().len();
-    // Half a record: a header that promises more than follows.
-    std::fs::OpenOptions::new().append(true).open(&seg).unwrap().write_all(&[64, 0, 0, 0, 1, 2, 3, 4, 5]).unwrap();
+    let end = (MAGIC_LEN + record::HEADER + 1 + 8 + 8 + 4 + 4) as u64;
+    let torn = [64, 0, 0, 0, 1, 2, 3, 4, 5];
+    // Half a record where the next would go: a header that promises more
+    // than follows.
+    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().write_all_at(&torn, end).unwrap();
     {
         let log = LogEngine::open(dir.path()).unwrap();
         assert_eq!(all(&log, 1), [(1, b"kept".to_vec())]);
-        assert_eq!(std::fs::metadata(&seg).unwrap().len(), whole, "the torn bytes are cut off");
+        assert_eq!(log.active.lock().unwrap().len, end, "writing goes on where the records end");
+        let mut back = [1u8; 9];
+        std::fs::File::open(&seg).unwrap().read_exact_at(&mut back, end).unwrap();
+        assert_eq!(back, [0; 9], "the torn bytes are zeroed");
         write(&log, true, |b| b.append(1, 2, b"after"));
     }
     let log = LogEngine::open(dir.path()).unwrap();
@@ -243,4 +250,20 @@ fn a_log_open_elsewhere_refuses_a_second_open() {
     assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
     drop(log);
     LogEngine::open(dir.path()).expect("free again once closed");
+}
+
+/// A rotation with no marks and nothing to carry writes no carry record:
+/// an empty one would read as the zeros where records end, and hide every
+/// record after it.
+#[test]
+fn a_rotation_with_nothing_to_carry_hides_no_later_record() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = LogEngine::open_with(dir.path(), 64).unwrap();
+        for i in 1..=4 {
+            write(&log, true, |b| b.append(1, i, &[7; 100]));
+        }
+    }
+    let log = LogEngine::open_with(dir.path(), 64).unwrap();
+    assert_eq!(all(&log, 1).iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1, 2, 3, 4]);
 }
