@@ -22,6 +22,9 @@ use cluster_tests::phase;
 
 /// See the leader-targeting schedule below.
 const LEADER_KILL_SEED: u64 = 2;
+/// See the move regression below.
+const MOVE_SNAPSHOT_SEED: u64 = 903;
+const MOVE_SNAPSHOT_SECS: Duration = Duration::from_secs(40);
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v} is not a number")))
@@ -76,6 +79,12 @@ async fn register_is_linearizable_under_faults() {
         // acknowledged) before leader restore was turned off: kept as the
         // regression run.
         configs.push(NemesisConfig::new(LEADER_KILL_SEED, secs, &[FaultKind::KillLeaderStore]));
+        // The mixed schedule of seed 903 over 40 s left a region a replica
+        // short in 2 of 3 runs: a repair's new peer installed a snapshot
+        // built before it was added, PD's routes still showed the region
+        // from before the add, and the store destroyed the peer as removed
+        // and refused its id for good. Kept as the regression run.
+        configs.push(NemesisConfig::new(MOVE_SNAPSHOT_SEED, MOVE_SNAPSHOT_SECS, &FaultKind::ALL));
     }
     let reports = run_all(configs).await;
     let faults = || reports.iter().flat_map(|r| &r.faults);

@@ -174,16 +174,26 @@ impl Node {
     }
 
     /// Destroys local peers that PD's routes show removed: the region is
-    /// listed at a newer `conf_ver` with no peer of this one's id on this
-    /// store.
+    /// listed at a newer `conf_ver` than any this store knows for it, with
+    /// no peer of this one's id on this store.
+    ///
+    /// What the store knows is the newer of the peer's applied epoch and
+    /// the one its range index holds: a new peer admitted under its
+    /// leader's view (which lists it) may install a snapshot built long
+    /// before it was added, whose membership does not list it yet, while
+    /// PD's routes still show the region from before the add. Against the
+    /// applied epoch alone, such a peer looked removed, was destroyed, and
+    /// its id was refused for good: the region stayed a replica short.
     pub fn destroy_removed_by_routes(self: &Arc<Self>, routes: &proto::pdpb::RouteSnapshot) {
         for route in &routes.regions {
             let Some(region) = &route.region else { continue };
             let Some(peer) = self.peer(region.id) else { continue };
             let mine = peer.shared.peer_id;
-            let local = peer.shared.epoch();
+            let applied = peer.shared.epoch().conf_ver;
+            let indexed = self.ranges.lock().unwrap().get(region.id).map_or(0, |r| r.epoch.conf_ver);
+            let known = applied.max(indexed);
             let listed = region.peers.iter().any(|p| p.id == mine && p.store_id == self.store_id);
-            if !listed && region.region_epoch.unwrap_or_default().conf_ver > local.conf_ver {
+            if !listed && region.region_epoch.unwrap_or_default().conf_ver > known {
                 self.destroy_peer_later(region.id, mine, DestroyReason::Routes);
             }
         }
