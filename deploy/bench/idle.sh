@@ -4,6 +4,7 @@
 # use and RSS over a sampling window, and the cost per region.
 #
 #   deploy/bench/idle.sh [regions, default 1000] [window seconds, default 60]
+#   KV_BIN=<dir> deploy/bench/idle.sh ...   # prebuilt binaries, no build
 #
 # HIBERNATE_AFTER_MS=<ms> sets the stores' raft.hibernate-after-ms (0: idle
 # regions keep ticking); unset, the stores' default. With hibernation on,
@@ -26,8 +27,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --workspace --bins
-BIN=target/release
+if [ -n "${KV_BIN:-}" ]; then
+  BIN=$KV_BIN
+else
+  cargo build --release --workspace --bins
+  BIN=target/release
+fi
 if [ -n "${HIBERNATE_AFTER_MS:-}" ]; then export STORE_RAFT_HIBERNATE_AFTER_MS=$HIBERNATE_AFTER_MS; fi
 "$BIN/playground" --data-dir "$WORK" --regions "$REGIONS" --pd-port 33379 --store-port 33160 > "$WORK/playground.out" 2>&1 &
 PG=$!
