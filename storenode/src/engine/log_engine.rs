@@ -146,13 +146,7 @@ impl LogEngine {
 
     /// Whether the region has any entry or mark.
     pub fn has_state(&self, region: u64) -> bool {
-        self.state
-            .lock()
-            .unwrap()
-            .index
-            .regions
-            .get(&region)
-            .is_some_and(|r| !r.entries.is_empty() || !r.marks.is_empty())
+        self.state.lock().unwrap().index.regions.get(&region).is_some_and(|r| !r.entries.is_empty() || r.has_marks())
     }
 
     /// A new, empty batch of writes to this log.

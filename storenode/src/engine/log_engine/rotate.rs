@@ -36,8 +36,8 @@ impl LogEngine {
             let mut marks = Vec::new();
             let mut carried = Vec::new();
             for (&region, r) in &state.index.regions {
-                for (kind, v) in &r.marks {
-                    marks.push((region, *kind, v.clone()));
+                for (kind, v) in r.marks() {
+                    marks.push((region, kind, v.to_vec()));
                 }
                 for (&i, &l) in r.entries.iter().filter(|(_, l)| l.seg < cutoff) {
                     carried.push((region, i, l, state.files[&l.seg].clone()));

@@ -267,3 +267,23 @@ fn a_rotation_with_nothing_to_carry_hides_no_later_record() {
     let log = LogEngine::open_with(dir.path(), 64).unwrap();
     assert_eq!(all(&log, 1).iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1, 2, 3, 4]);
 }
+
+#[test]
+fn marks_of_any_size_and_kind_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = vec![9u8; 100];
+    {
+        let log = LogEngine::open(dir.path()).unwrap();
+        write(&log, true, |b| {
+            for kind in 1..=5u8 {
+                b.put_meta(1, kind, &[kind; 3]);
+            }
+            b.put_meta(1, 4, &long);
+            b.put_meta(1, 2, b"");
+        });
+        assert_eq!(log.meta(1, 4), Some(long.clone()), "a long one, past the slots");
+    }
+    let log = LogEngine::open(dir.path()).unwrap();
+    let got: Vec<Option<Vec<u8>>> = (1..=6u8).map(|k| log.meta(1, k)).collect();
+    assert_eq!(got, [Some(vec![1; 3]), Some(vec![]), Some(vec![3; 3]), Some(long), Some(vec![5; 3]), None]);
+}
