@@ -154,16 +154,7 @@ impl LogEngine {
         LogBatch::new(self.clone())
     }
 
-    /// Appends `batch` as one record, synced when `sync`; an empty batch
-    /// writes nothing (but `sync` still makes earlier writes durable).
-    ///
-    /// # Errors
-    ///
-    /// The write's or sync's failure, after which every write is refused.
-    pub fn commit(&self, batch: LogBatch, sync: bool) -> io::Result<()> {
-        self.commit_record(batch.into_record(), sync)
-    }
-
+    /// Writes `rec` (see [`LogBatch::commit`]).
     fn commit_record(&self, rec: RecordBuf, sync: bool) -> io::Result<()> {
         let mut active = self.active.lock().unwrap();
         if let Some(why) = &active.failed {

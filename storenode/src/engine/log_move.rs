@@ -68,6 +68,6 @@ fn copy_raft_tables(db: &Database, log: &Arc<LogEngine>) -> io::Result<bool> {
             batch.put_meta(region, kind, v.value());
         }
     }
-    log.commit(batch, true)?;
+    batch.commit(true)?;
     Ok(true)
 }

@@ -33,7 +33,7 @@ pub(super) fn clear_tombstones_raft_state(data: &Database, log: &Arc<LogEngine>)
     for &r in &stale {
         batch.clear(r);
     }
-    log.commit(batch, true)?;
+    batch.commit(true)?;
     tracing::info!(regions = ?stale, "cleared the raft state tombstoned regions left behind");
     Ok(())
 }

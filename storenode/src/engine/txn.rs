@@ -34,7 +34,6 @@ pub struct CommitFailure {
 }
 
 pub struct Txn {
-    engine: Arc<LogEngine>,
     log: LogBatch,
     data: WriteTransaction,
     /// Files opened in the whole batch, and in the current job.
@@ -51,7 +50,6 @@ impl Txn {
     /// When the data file refuses a write transaction.
     pub fn begin(log: &Arc<LogEngine>, data: &Database) -> io::Result<Txn> {
         Ok(Txn {
-            engine: log.clone(),
             log: log.batch(),
             data: data.begin_write().map_err(io_err)?,
             batch: Cell::default(),
@@ -121,14 +119,14 @@ impl Txn {
     /// (the batch is then half on disk).
     pub(super) fn commit(self, log: Durability, data: Durability) -> Result<Touched, CommitFailure> {
         let touched = self.batch.get();
-        let Txn { engine, log: batch, data: mut data_tx, .. } = self;
+        let Txn { log: batch, data: mut data_tx, .. } = self;
         let fail = |e: &dyn std::fmt::Display, poisoned: bool, log_committed: bool| CommitFailure {
             reason: e.to_string(),
             poisoned,
             log_committed,
         };
         if touched.log {
-            engine.commit(batch, matches!(log, Durability::Immediate)).map_err(|e| fail(&e, false, false))?;
+            batch.commit(matches!(log, Durability::Immediate)).map_err(|e| fail(&e, false, false))?;
         }
         if touched.data {
             data_tx.set_durability(data).map_err(|e| fail(&e, false, touched.log))?;

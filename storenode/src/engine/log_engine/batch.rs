@@ -3,6 +3,7 @@
 //! batch's own writes first.
 
 use std::cell::RefCell;
+use std::io;
 use std::sync::Arc;
 
 use super::LogEngine;
@@ -56,11 +57,15 @@ impl LogBatch {
         self.engine.meta(region, kind)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rec.borrow().is_empty()
-    }
-
-    pub(super) fn into_record(self) -> RecordBuf {
-        self.rec.into_inner()
+    /// Appends the batch to its log as one record, synced when `sync`; an
+    /// empty batch writes nothing (but `sync` still makes earlier writes
+    /// durable).
+    ///
+    /// # Errors
+    ///
+    /// The write's or sync's failure, after which the log refuses every
+    /// write.
+    pub fn commit(self, sync: bool) -> io::Result<()> {
+        self.engine.commit_record(self.rec.into_inner(), sync)
     }
 }

@@ -12,7 +12,7 @@ fn all(log: &LogEngine, region: u64) -> Vec<(u64, Vec<u8>)> {
 fn write(log: &Arc<LogEngine>, sync: bool, f: impl FnOnce(&LogBatch)) {
     let b = log.batch();
     f(&b);
-    log.commit(b, sync).unwrap();
+    b.commit(sync).unwrap();
 }
 
 #[test]
@@ -88,16 +88,20 @@ fn a_record_cut_short_at_the_end_is_dropped_and_writing_goes_on() {
     assert_eq!(all(&log, 1), [(1, b"kept".to_vec()), (2, b"after".to_vec())]);
 }
 
+/// Four appends of 100 bytes into 64-byte segments: each starts a new
+/// one, with nothing to carry but the entries.
+fn append_four_over_rotations(dir: &std::path::Path) {
+    let log = LogEngine::open_with(dir, 64).unwrap();
+    for i in 1..=4 {
+        write(&log, true, |b| b.append(1, i, &[7; 100]));
+    }
+    assert!(log.segments().len() > 1);
+}
+
 #[test]
 fn a_damaged_record_in_an_older_segment_refuses_the_open() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let log = LogEngine::open_with(dir.path(), 64).unwrap();
-        for i in 1..=4 {
-            write(&log, true, |b| b.append(1, i, &[7; 100]));
-        }
-        assert!(log.segments().len() > 1);
-    }
+    append_four_over_rotations(dir.path());
     let first = segment::list(dir.path()).unwrap()[0];
     let seg = segment::path(dir.path(), first);
     let mut bytes = std::fs::read(&seg).unwrap();
@@ -205,7 +209,7 @@ fn the_log_matches_a_model_across_rotations_and_reopens() {
                     }
                 }
             }
-            log.commit(b, true).unwrap();
+            b.commit(true).unwrap();
             if step % 100 == 99 {
                 drop(log);
                 log = LogEngine::open_with(dir.path(), 2048).unwrap();
@@ -237,7 +241,7 @@ fn a_failed_write_refuses_every_later_one() {
     log.active.lock().unwrap().failed = Some("injected".into());
     let b = log.batch();
     b.append(1, 1, b"x");
-    let e = log.commit(b, true).unwrap_err();
+    let e = b.commit(true).unwrap_err();
     assert!(e.to_string().contains("refuses writes"), "{e}");
     assert!(!log.has_entries(1));
 }
@@ -258,12 +262,7 @@ fn a_log_open_elsewhere_refuses_a_second_open() {
 #[test]
 fn a_rotation_with_nothing_to_carry_hides_no_later_record() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let log = LogEngine::open_with(dir.path(), 64).unwrap();
-        for i in 1..=4 {
-            write(&log, true, |b| b.append(1, i, &[7; 100]));
-        }
-    }
+    append_four_over_rotations(dir.path());
     let log = LogEngine::open_with(dir.path(), 64).unwrap();
     assert_eq!(all(&log, 1).iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1, 2, 3, 4]);
 }
