@@ -84,7 +84,7 @@ impl StoreServer {
         let kv = KvServer::new(KvService::new(node.clone()))
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
-        let transport = RaftTransportServer::new(TransportService::new(node.clone()))
+        let transport = RaftTransportServer::new(TransportService::new(node.clone(), shutdown_rx.clone()))
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
         let grpc = tonic::transport::Server::builder()

@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
 
+use super::pipe::Pipe;
 use super::snapshot_limits::SnapshotLimits;
 use super::{MAX_MESSAGE, SNAPSHOT_CHUNK};
 use crate::fault::Partition;
@@ -22,6 +23,8 @@ pub struct Transport {
     partition: Arc<Partition>,
     /// store id -> (address the channel was made for, channel).
     channels: Mutex<HashMap<u64, (String, RaftTransportClient<Channel>)>>,
+    /// store id -> (address, the stream small RPCs to it travel on).
+    pipes: Mutex<HashMap<u64, (String, Arc<Pipe>)>>,
     /// store id -> the queue of its heartbeat batcher.
     batchers: Mutex<HashMap<u64, mpsc::Sender<Queued>>>,
     /// The store's snapshot rate and concurrency limits.
@@ -42,6 +45,11 @@ const BATCH_WINDOW: Duration = Duration::from_millis(50);
 /// Most heartbeats in one batch.
 const MAX_BATCH: usize = 512;
 
+/// Largest payload sent on a store's stream; a larger append (a follower
+/// catching up) goes as an RPC of its own, so that it does not hold the
+/// messages behind it on the stream while its bytes cross.
+const PIPE_MAX_PAYLOAD: usize = 256 << 10;
+
 /// Why a message could not be delivered; openraft treats it as the peer
 /// being unreachable and backs off.
 pub type SendError = String;
@@ -52,6 +60,7 @@ impl Transport {
             routes,
             partition,
             channels: Mutex::new(HashMap::new()),
+            pipes: Mutex::new(HashMap::new()),
             batchers: Mutex::new(HashMap::new()),
             snapshots: Arc::new(snapshots),
             me: me.clone(),
@@ -109,12 +118,40 @@ impl Transport {
         Ok(c)
     }
 
-    /// Sends one raft RPC and returns the receiver's (encoded) response.
+    /// The stream to `store_id`, opened anew when the last one ended or
+    /// the store moved.
+    fn pipe(&self, store_id: u64) -> Result<Arc<Pipe>, SendError> {
+        let client = self.client(store_id)?;
+        let address = self.routes.store(store_id).map(|s| s.address).unwrap_or_default();
+        let mut pipes = self.pipes.lock().unwrap();
+        if let Some((addr, pipe)) = pipes.get(&store_id)
+            && *addr == address
+            && !pipe.is_ended()
+        {
+            return Ok(pipe.clone());
+        }
+        let pipe = Pipe::open(client, store_id);
+        pipes.insert(store_id, (address, pipe.clone()));
+        Ok(pipe)
+    }
+
+    /// Sends one raft RPC and returns the receiver's (encoded) response:
+    /// on the store's stream, or, for a large payload, as an RPC of its
+    /// own.
     ///
     /// # Errors
     ///
     /// The store is unknown or unreachable, or refused the message.
     pub async fn call(&self, req: raftpb::RaftRequest, timeout: Duration) -> Result<Vec<u8>, SendError> {
+        if req.payload.len() > PIPE_MAX_PAYLOAD {
+            return self.call_unary(req, timeout).await;
+        }
+        let pipe = self.pipe(req.to_store)?;
+        metrics::RAFT_MESSAGES_SENT.with_label_values(&[kind_name(req.kind)]).inc();
+        pipe.call(req, timeout).await
+    }
+
+    async fn call_unary(&self, req: raftpb::RaftRequest, timeout: Duration) -> Result<Vec<u8>, SendError> {
         let kind = kind_name(req.kind);
         let mut client = self.client(req.to_store)?;
         let mut request = tonic::Request::new(req);

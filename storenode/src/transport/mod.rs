@@ -7,11 +7,14 @@
 //! postcard bytes; snapshots are streamed in chunks.
 //!
 //! - [`client`]: the sending side, used by each region's raft network.
+//! - [`pipe`]: the long-lived stream to one store that small messages
+//!   (appends, votes) travel on.
 //! - [`service`]: the receiving side, which hands messages to the local peer.
 //! - [`snapshot_limits`]: the shared snapshot send rate and how many
 //!   snapshots move at once.
 
 pub mod client;
+pub mod pipe;
 pub mod service;
 pub mod snapshot_limits;
 

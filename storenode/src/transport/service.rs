@@ -26,13 +26,18 @@ use crate::raft::snapshot::format::StreamCheck;
 use crate::raft::snapshot::{self, SnapshotFile};
 use crate::raft::{Snapshot, SnapshotMeta, TypeConfig, Vote, decode, encode};
 
+#[derive(Clone)]
 pub struct TransportService {
     node: Arc<Node>,
+    /// Turns true when the store shuts down: open streams then stop taking
+    /// messages and end, so the gRPC server's drain is not held up by peer
+    /// stores' streams, which would otherwise never end.
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl TransportService {
-    pub fn new(node: Arc<Node>) -> Self {
-        TransportService { node }
+    pub fn new(node: Arc<Node>, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+        TransportService { node, shutdown }
     }
 
     /// The local peer for a message, created if this store should have it.
@@ -176,8 +181,52 @@ impl TransportService {
     }
 }
 
+/// The replies of one `Stream`, as the deliveries finish.
+type ReplyStream = futures::stream::BoxStream<'static, Result<raftpb::RaftReply, Status>>;
+
 #[tonic::async_trait]
 impl RaftTransport for TransportService {
+    type StreamStream = ReplyStream;
+
+    /// Delivers each envelope as it arrives, each in a task of its own: an
+    /// append waiting for its fsync, or a message held for a split, must
+    /// not hold back another region's messages behind it on the stream.
+    async fn stream(
+        &self,
+        req: Request<Streaming<raftpb::RaftEnvelope>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        let mut inbound = req.into_inner();
+        // Unbounded, yet bounded by the sender: each region's replication
+        // to a peer has one message in flight, and a reply is one small
+        // message per envelope taken.
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let service = self.clone();
+        let mut shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            // An error or the store's shutdown ends the stream: the sender
+            // sees it end and fails what it has in flight.
+            loop {
+                let envelope = tokio::select! {
+                    next = inbound.message() => match next {
+                        Ok(Some(envelope)) => envelope,
+                        Ok(None) | Err(_) => break,
+                    },
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                };
+                let (service, tx) = (service.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let response = match envelope.request {
+                        Some(r) => service.deliver(r, true).await,
+                        None => refused("raft envelope without a request".to_string()),
+                    };
+                    let _ = tx.send(Ok(raftpb::RaftReply { id: envelope.id, response: Some(response) }));
+                });
+            }
+        });
+        let replies = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
+        Ok(Response::new(Box::pin(replies)))
+    }
+
     async fn call(&self, req: Request<raftpb::RaftRequest>) -> Result<Response<raftpb::RaftResponse>, Status> {
         Ok(Response::new(self.deliver(req.into_inner(), true).await))
     }
