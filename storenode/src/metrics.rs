@@ -152,6 +152,10 @@ pub static RAFT_MESSAGES_RECEIVED: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub static RAFT_MESSAGES_DROPPED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec("store_raft_messages_dropped_total", "Raft messages that could not be delivered", &["reason"])
 });
+/// Raft streams opened to peer stores: one per peer store while the
+/// connection holds, so a climbing count means streams keep breaking.
+pub static RAFT_STREAMS_OPENED: LazyLock<IntCounter> =
+    LazyLock::new(|| counter("store_raft_streams_opened_total", "Raft message streams opened to peer stores"));
 
 /// Peer creations, range claims and snapshots refused because they would
 /// break the store's range invariant or bring back a destroyed peer, by
@@ -257,6 +261,7 @@ pub fn init() {
     LazyLock::force(&RAFT_MESSAGES_SENT);
     LazyLock::force(&RAFT_MESSAGES_RECEIVED);
     LazyLock::force(&RAFT_MESSAGES_DROPPED);
+    LazyLock::force(&RAFT_STREAMS_OPENED);
     LazyLock::force(&PEER_REFUSALS);
     LazyLock::force(&SNAPSHOTS);
     LazyLock::force(&SNAPSHOT_BYTES);

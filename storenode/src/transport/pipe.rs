@@ -49,6 +49,7 @@ impl Pipe {
         let (out, rx) = mpsc::unbounded_channel();
         let inflight = Arc::new(Mutex::new(Inflight::default()));
         let pipe = Arc::new(Pipe { out, inflight: inflight.clone(), next_id: AtomicU64::new(1) });
+        metrics::RAFT_STREAMS_OPENED.inc();
         tokio::spawn(async move {
             let why = match client.stream(UnboundedReceiverStream::new(rx)).await {
                 Ok(resp) => read_replies(resp.into_inner(), &inflight).await,
