@@ -12,7 +12,7 @@ use tonic::transport::Channel;
 
 use super::pipe::Pipe;
 use super::snapshot_limits::SnapshotLimits;
-use super::{MAX_MESSAGE, SNAPSHOT_CHUNK};
+use super::{MAX_MESSAGE, SNAPSHOT_CHUNK, SendError};
 use crate::fault::Partition;
 use crate::metrics;
 use crate::raft::snapshot::SnapshotFile;
@@ -49,10 +49,6 @@ const MAX_BATCH: usize = 512;
 /// catching up) goes as an RPC of its own, so that it does not hold the
 /// messages behind it on the stream while its bytes cross.
 const PIPE_MAX_PAYLOAD: usize = 256 << 10;
-
-/// Why a message could not be delivered; openraft treats it as the peer
-/// being unreachable and backs off.
-pub type SendError = String;
 
 impl Transport {
     pub fn new(routes: Arc<RouteTable>, partition: Arc<Partition>, snapshots: SnapshotLimits) -> Arc<Self> {

@@ -18,6 +18,10 @@ pub mod pipe;
 pub mod service;
 pub mod snapshot_limits;
 
+/// Why a message could not be delivered; openraft treats it as the peer
+/// being unreachable and backs off.
+pub type SendError = String;
+
 /// Snapshot bytes per chunk: small enough to interleave with other traffic
 /// on the shared connection, large enough to keep per-message cost low.
 pub const SNAPSHOT_CHUNK: usize = 1 << 20;

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::transport::Channel;
 
-use super::client::SendError;
+use super::SendError;
 use crate::metrics;
 
 type Reply = oneshot::Sender<Result<Vec<u8>, SendError>>;
