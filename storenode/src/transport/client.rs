@@ -93,6 +93,12 @@ impl Transport {
     }
 
     fn client(&self, store_id: u64) -> Result<RaftTransportClient<Channel>, SendError> {
+        let address = self.address(store_id)?;
+        self.channel(store_id, address)
+    }
+
+    /// The address of `store_id`, if a message may go there now.
+    fn address(&self, store_id: u64) -> Result<String, SendError> {
         if self.partition.blocks_store(store_id) {
             metrics::RAFT_MESSAGES_DROPPED.with_label_values(&["partitioned"]).inc();
             return Err(format!("store {store_id} is cut off (fault injection)"));
@@ -101,24 +107,29 @@ impl Transport {
             metrics::RAFT_MESSAGES_DROPPED.with_label_values(&["unknown_store"]).inc();
             format!("store {store_id} is not in the route table")
         })?;
+        Ok(store.address)
+    }
+
+    /// The channel to `store_id` at `address`, made anew when the store
+    /// moved.
+    fn channel(&self, store_id: u64, address: String) -> Result<RaftTransportClient<Channel>, SendError> {
         let mut channels = self.channels.lock().unwrap();
         if let Some((addr, c)) = channels.get(&store_id)
-            && *addr == store.address
+            && *addr == address
         {
             return Ok(c.clone());
         }
-        let ch = pd::client::channel(&store.address).map_err(|e| e.to_string())?;
+        let ch = pd::client::channel(&address).map_err(|e| e.to_string())?;
         let c =
             RaftTransportClient::new(ch).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE);
-        channels.insert(store_id, (store.address, c.clone()));
+        channels.insert(store_id, (address, c.clone()));
         Ok(c)
     }
 
     /// The stream to `store_id`, opened anew when the last one ended or
     /// the store moved.
     fn pipe(&self, store_id: u64) -> Result<Arc<Pipe>, SendError> {
-        let client = self.client(store_id)?;
-        let address = self.routes.store(store_id).map(|s| s.address).unwrap_or_default();
+        let address = self.address(store_id)?;
         let mut pipes = self.pipes.lock().unwrap();
         if let Some((addr, pipe)) = pipes.get(&store_id)
             && *addr == address
@@ -126,7 +137,7 @@ impl Transport {
         {
             return Ok(pipe.clone());
         }
-        let pipe = Pipe::open(client, store_id);
+        let pipe = Pipe::open(self.channel(store_id, address.clone())?, store_id);
         pipes.insert(store_id, (address, pipe.clone()));
         Ok(pipe)
     }
