@@ -29,6 +29,7 @@
 pub mod apply_state;
 pub mod bootstrap;
 pub mod command;
+pub mod early_replies;
 pub mod log_cache;
 pub mod log_store;
 pub mod membership;

@@ -35,6 +35,7 @@ use pd::catalog::keys;
 use proto::{metapb, raftpb};
 use redb::{ReadableDatabase, ReadableTable, Table};
 
+use super::early_replies::EarlyReplies;
 use super::membership::{self, MembershipApplied};
 use super::session::{BatchSessions, SWEEP_INTERVAL_MS};
 use super::snapshot::{self, SnapshotFile, build, install};
@@ -397,6 +398,17 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
         let applied = self.shared.applied.lock().unwrap().clone();
         let region_id = self.shared.region_id;
         let peer_id = self.shared.peer_id;
+        // Writes only: the proposers hear from the writer thread (see
+        // `EarlyReplies`). A split's or a membership change's proposer
+        // hears after the hooks below have run.
+        let early = payloads
+            .iter()
+            .all(|(_, p)| match p {
+                EntryPayload::Blank => true,
+                EntryPayload::Normal(cmd) => !matches!(cmd.op, KvOp::Split(_)),
+                EntryPayload::Membership(_) => false,
+            })
+            .then(|| EarlyReplies::new(std::mem::take(&mut responders), indexes.clone(), self.shared.stages.clone()));
         let (replies, delta, state, region, splits, conf) = self
             .engine
             .writer
@@ -458,6 +470,9 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
                     .map_err(io_err)?
                     .insert(region_id, encode(&state)?.as_slice())
                     .map_err(io_err)?;
+                if let Some(early) = &early {
+                    early.send(&replies, started);
+                }
                 Ok((replies, delta, state, region, splits, conf))
             })
             .await?;
@@ -473,7 +488,9 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
         s.written_keys.fetch_add(delta.written_keys, Ordering::Relaxed);
         metrics::DUPLICATE_WRITES.inc_by(delta.repeats);
         metrics::RAFT_APPLY_SECONDS.observe(started.elapsed().as_secs_f64());
-        self.shared.stages.applied(indexes, started, Instant::now());
+        if !responders.is_empty() {
+            self.shared.stages.applied(indexes, started, Instant::now());
+        }
         if !splits.is_empty() || conf.changed {
             *s.region.write().unwrap() = region.clone();
         }
