@@ -73,6 +73,12 @@ pub static KV_SECONDS: LazyLock<HistogramVec> =
     LazyLock::new(|| histogram_vec("store_kv_request_seconds", "KV request latency on the receiving store", &["type"]));
 pub static KV_FORWARDED: LazyLock<IntCounter> =
     LazyLock::new(|| counter("store_kv_forwarded_total", "KV requests forwarded to the leader's store"));
+/// Messages and commands received on `BatchCommands` streams: their ratio
+/// is how many requests one message carries.
+pub static KV_BATCH_MESSAGES: LazyLock<IntCounter> =
+    LazyLock::new(|| counter("store_kv_batch_messages_total", "Messages received on KV batch streams"));
+pub static KV_BATCH_COMMANDS: LazyLock<IntCounter> =
+    LazyLock::new(|| counter("store_kv_batch_commands_total", "Requests received on KV batch streams"));
 pub static VOTES_REFUSED_AFTER_RESTART: LazyLock<IntCounter> = LazyLock::new(|| {
     counter("store_votes_refused_after_restart_total", "Vote requests refused in the quiet period after a restart")
 });
@@ -231,6 +237,8 @@ pub fn init() {
     LazyLock::force(&KV_ERRORS);
     LazyLock::force(&KV_SECONDS);
     LazyLock::force(&KV_FORWARDED);
+    LazyLock::force(&KV_BATCH_MESSAGES);
+    LazyLock::force(&KV_BATCH_COMMANDS);
     LazyLock::force(&DUPLICATE_WRITES);
     LazyLock::force(&VOTES_REFUSED_AFTER_RESTART);
     LazyLock::force(&RAFT_PROPOSE_SECONDS);

@@ -81,7 +81,7 @@ impl StoreServer {
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
-        let kv = KvServer::new(KvService::new(node.clone()))
+        let kv = KvServer::new(KvService::new(node.clone(), shutdown_rx.clone()))
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
         let transport = RaftTransportServer::new(TransportService::new(node.clone(), shutdown_rx.clone()))

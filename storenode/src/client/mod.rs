@@ -17,6 +17,7 @@
 //! Batches are split by region; each region's part is atomic.
 
 pub mod route_cache;
+pub mod store_conn;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -29,13 +30,13 @@ use pd::routes::DeltaRefusal;
 use proto::kvpb::{self, kv_client::KvClient};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tonic::transport::Channel;
 use tracing::debug;
 
 use crate::error::StoreError;
 use crate::request_id::{InFlight, RequestIds};
 use crate::retry;
 use route_cache::RouteCache;
+use store_conn::StoreConn;
 
 /// How long one call may take, retries included: enough for a region to
 /// replace a dead leader even with slow raft timing (a 1 s heartbeat: a
@@ -96,7 +97,7 @@ kv_errors!(
 pub struct Client {
     pd: Arc<PdClient>,
     cache: Arc<RwLock<RouteCache>>,
-    channels: Mutex<BTreeMap<String, KvClient<Channel>>>,
+    channels: Mutex<BTreeMap<String, StoreConn>>,
     deadline: Duration,
     watcher: JoinHandle<()>,
     ids: RequestIds,
@@ -141,13 +142,15 @@ impl Client {
         self.cache.read().unwrap().version()
     }
 
-    fn channel(&self, address: &str) -> Result<KvClient<Channel>> {
+    fn channel(&self, address: &str) -> Result<StoreConn> {
         let mut channels = self.channels.lock().unwrap();
         if let Some(c) = channels.get(address) {
             return Ok(c.clone());
         }
-        let c = KvClient::new(pd::client::channel(address).map_err(ClientError::Pd)?)
-            .max_decoding_message_size(crate::transport::MAX_MESSAGE);
+        let c = StoreConn::new(
+            KvClient::new(pd::client::channel(address).map_err(ClientError::Pd)?)
+                .max_decoding_message_size(crate::transport::MAX_MESSAGE),
+        );
         channels.insert(address.to_string(), c.clone());
         Ok(c)
     }
@@ -172,7 +175,7 @@ impl Client {
     async fn execute<R, F, Fut>(&self, key: &[u8], write: Option<&InFlight>, regroup: bool, mut call: F) -> Result<R>
     where
         R: KvErrors,
-        F: FnMut(KvClient<Channel>, kvpb::Context) -> Fut,
+        F: FnMut(StoreConn, kvpb::Context) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<R>, tonic::Status>>,
     {
         let give_up = Instant::now() + self.deadline;

@@ -14,7 +14,9 @@
 //!   on request).
 //! - [`write`]: put, delete, batch put, compare-and-swap through raft.
 //! - [`service`]: the gRPC service on top.
+//! - [`batch`]: many requests over one stream (`BatchCommands`).
 
+pub mod batch;
 pub mod read;
 pub mod service;
 pub mod write;

@@ -3,22 +3,35 @@
 use std::sync::Arc;
 
 use proto::kvpb::{self, kv_server::Kv};
-use tonic::{Request, Response, Status};
+use tokio::sync::watch;
+use tonic::{Request, Response, Status, Streaming};
 
+use super::batch;
 use crate::node::Node;
 
 pub struct KvService {
     node: Arc<Node>,
+    /// Ends the batch streams when the store shuts down.
+    shutdown: watch::Receiver<bool>,
 }
 
 impl KvService {
-    pub fn new(node: Arc<Node>) -> Self {
-        KvService { node }
+    pub fn new(node: Arc<Node>, shutdown: watch::Receiver<bool>) -> Self {
+        KvService { node, shutdown }
     }
 }
 
 #[tonic::async_trait]
 impl Kv for KvService {
+    type BatchCommandsStream = batch::Replies;
+
+    async fn batch_commands(
+        &self,
+        req: Request<Streaming<kvpb::BatchCommandsRequest>>,
+    ) -> Result<Response<Self::BatchCommandsStream>, Status> {
+        Ok(Response::new(batch::serve(self.node.clone(), req.into_inner(), self.shutdown.clone())))
+    }
+
     async fn get(&self, req: Request<kvpb::GetRequest>) -> Result<Response<kvpb::GetResponse>, Status> {
         Ok(Response::new(self.node.get(req.into_inner()).await))
     }
