@@ -31,6 +31,19 @@ struct Queued {
     answer: oneshot::Sender<Answer>,
 }
 
+/// A point request's method: sent on the batch stream, its answer checked
+/// to be of the request's kind.
+macro_rules! point_calls {
+    ($($name:ident($req:ident) -> $resp:ident = $kind:ident, $what:literal;)*) => {$(
+        pub async fn $name(&mut self, req: kvpb::$req) -> Result<Response<kvpb::$resp>, Status> {
+            match self.call(command::Request::$kind(req)).await? {
+                command_reply::Response::$kind(r) => Ok(Response::new(r)),
+                other => Err(mismatch($what, &other)),
+            }
+        }
+    )*};
+}
+
 #[derive(Clone)]
 pub struct StoreConn {
     unary: KvClient<Channel>,
@@ -70,32 +83,11 @@ impl StoreConn {
         rx.await.unwrap_or_else(|_| Err(Status::unavailable("batch stream closed before answering")))
     }
 
-    pub async fn get(&mut self, req: kvpb::GetRequest) -> Result<Response<kvpb::GetResponse>, Status> {
-        match self.call(command::Request::Get(req)).await? {
-            command_reply::Response::Get(r) => Ok(Response::new(r)),
-            other => Err(mismatch("get", &other)),
-        }
-    }
-
-    pub async fn put(&mut self, req: kvpb::PutRequest) -> Result<Response<kvpb::PutResponse>, Status> {
-        match self.call(command::Request::Put(req)).await? {
-            command_reply::Response::Put(r) => Ok(Response::new(r)),
-            other => Err(mismatch("put", &other)),
-        }
-    }
-
-    pub async fn delete(&mut self, req: kvpb::DeleteRequest) -> Result<Response<kvpb::DeleteResponse>, Status> {
-        match self.call(command::Request::Delete(req)).await? {
-            command_reply::Response::Delete(r) => Ok(Response::new(r)),
-            other => Err(mismatch("delete", &other)),
-        }
-    }
-
-    pub async fn compare_and_swap(&mut self, req: kvpb::CasRequest) -> Result<Response<kvpb::CasResponse>, Status> {
-        match self.call(command::Request::CompareAndSwap(req)).await? {
-            command_reply::Response::CompareAndSwap(r) => Ok(Response::new(r)),
-            other => Err(mismatch("compare-and-swap", &other)),
-        }
+    point_calls! {
+        get(GetRequest) -> GetResponse = Get, "get";
+        put(PutRequest) -> PutResponse = Put, "put";
+        delete(DeleteRequest) -> DeleteResponse = Delete, "delete";
+        compare_and_swap(CasRequest) -> CasResponse = CompareAndSwap, "compare-and-swap";
     }
 
     pub async fn scan(&mut self, req: kvpb::ScanRequest) -> Result<Response<kvpb::ScanResponse>, Status> {
