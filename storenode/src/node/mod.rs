@@ -307,6 +307,25 @@ impl Node {
         })
     }
 
+    /// Whether a snapshot file covering `file_region`'s range may be
+    /// installed for `peer`: no other region here may own any of its keys,
+    /// for the install clears that range and the log after the snapshot
+    /// replays into it. A file built before a split covers keys the split
+    /// gave away, which this store may hold for the new region; refused,
+    /// the sender builds a fresh snapshot when it tries again.
+    ///
+    /// # Errors
+    ///
+    /// The refusal, recorded like [`Node::admit_data`]'s.
+    pub fn check_snapshot_range(&self, peer: &RegionPeer, file_region: &metapb::Region) -> Result<(), PeerRefused> {
+        let res = self.ranges.lock().unwrap().check(file_region);
+        res.map_err(|e| {
+            let refusal = PeerRefused::from(e);
+            record_refusal(&refusal, "snapshot", peer.shared.peer_id);
+            refusal
+        })
+    }
+
     /// A snapshot was installed: the region's entry moves to the range its
     /// data now covers.
     fn snapshot_installed(&self, region: &metapb::Region) {

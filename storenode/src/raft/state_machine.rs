@@ -560,9 +560,28 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
     /// The newest snapshot file. Should it be gone from disk (deleted by
     /// hand), a fresh one is built: openraft treats a missing snapshot it
     /// knows of as a storage error.
+    ///
+    /// So is one from before the region's last split. Its range is the
+    /// parent's as it was, and the log after it replays writes into keys
+    /// the split gave away: a store that installed it would clear and then
+    /// overwrite, with old values, the keys of the new region's replica it
+    /// may hold. A snapshot sent always carries the region's current range.
     async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
         let current = self.shared.current_snapshot.lock().unwrap().clone();
         let Some((meta, path)) = current else { return Ok(None) };
+        let version = |r: &metapb::Region| r.region_epoch.unwrap_or_default().version;
+        match snapshot::region_of(&path) {
+            Ok(r) if version(&r) < version(&self.shared.region()) => {
+                tracing::info!(
+                    region_id = self.shared.region_id,
+                    snapshot_version = version(&r),
+                    region_version = version(&self.shared.region()),
+                    "snapshot predates a split: building a fresh one"
+                );
+                return Ok(Some(self.build_snapshot().await?));
+            }
+            _ => {}
+        }
         match SnapshotFile::open(path) {
             Ok(file) => Ok(Some(Snapshot { meta, snapshot: file })),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {

@@ -269,6 +269,15 @@ impl RaftTransport for TransportService {
         if let Err(e) = self.node.admit_data(&peer, &region, "snapshot") {
             return Ok(Response::new(refused(e.to_string())));
         }
+        // What the install clears and writes is the file's range, which
+        // may be older than the sender's view (a file built before a split).
+        let file_region = match crate::raft::snapshot::region_of(&snapshot.path) {
+            Ok(r) => r,
+            Err(e) => return Err(Status::internal(format!("reading the snapshot's head: {e}"))),
+        };
+        if let Err(e) = self.node.check_snapshot_range(&peer, &file_region) {
+            return Ok(Response::new(refused(e.to_string())));
+        }
         let (vote, meta): (Vote, SnapshotMeta) =
             decode(&header.meta).map_err(|e| Status::invalid_argument(format!("bad snapshot header: {e}")))?;
         let raft = match self.running(&peer).await {

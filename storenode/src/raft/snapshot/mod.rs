@@ -139,6 +139,17 @@ pub fn latest(dir: &Path, region_id: u64) -> io::Result<Option<(SnapshotMeta, Pa
     }
 }
 
+/// The region meta a snapshot file's head carries: the range and epoch its
+/// pairs cover.
+///
+/// # Errors
+///
+/// Open, read or decode failures.
+pub fn region_of(path: &Path) -> io::Result<proto::metapb::Region> {
+    let (head, _) = format::SnapshotReader::new(io::BufReader::new(File::open(path)?))?;
+    <proto::metapb::Region as prost::Message>::decode(head.region.as_slice()).map_err(io::Error::other)
+}
+
 /// Deletes the region's final snapshot files older than `index`.
 pub fn remove_older(dir: &Path, region_id: u64, index: u64) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
