@@ -73,6 +73,11 @@ pub fn peers_of(membership: &Membership<u64, PeerNode>, current: &[metapb::Peer]
 /// when the peers or roles differ, rewrites them, bumps `conf_ver` and
 /// records the new meta in the region's state row.
 ///
+/// `was_member`: the membership applied before this entry has this peer.
+/// Only then does an entry without it remove it: a new peer catching up
+/// from a snapshot older than its own addition replays entries from
+/// before it was added, none of which name it.
+///
 /// # Errors
 ///
 /// Storage and decode failures.
@@ -81,9 +86,10 @@ pub fn apply(
     region: &mut metapb::Region,
     membership: &Membership<u64, PeerNode>,
     my_peer_id: u64,
+    was_member: bool,
 ) -> io::Result<MembershipApplied> {
     let peers = peers_of(membership, &region.peers);
-    let removed_self = membership.get_node(&my_peer_id).is_none();
+    let removed_self = was_member && membership.get_node(&my_peer_id).is_none();
     if peers == region.peers {
         return Ok(MembershipApplied { changed: false, removed_self });
     }
@@ -164,13 +170,18 @@ mod tests {
         let learner = membership(vec![vec![11, 12, 13]], &[(11, 1), (12, 2), (13, 3), (14, 4)]);
         let gone = membership(vec![vec![12, 13, 14]], &[(12, 2), (13, 3), (14, 4)]);
         let tx = engine.begin_txn().unwrap();
-        let a = apply(&tx, &mut region, &same, 11).unwrap();
+        let a = apply(&tx, &mut region, &same, 11, true).unwrap();
         assert_eq!(a, MembershipApplied { changed: false, removed_self: false });
         assert_eq!(region.region_epoch.unwrap().conf_ver, 1);
-        let a = apply(&tx, &mut region, &learner, 11).unwrap();
+        let a = apply(&tx, &mut region, &learner, 11, true).unwrap();
         assert_eq!(a, MembershipApplied { changed: true, removed_self: false });
         assert_eq!(region.region_epoch.unwrap().conf_ver, 2);
-        let a = apply(&tx, &mut region, &gone, 11).unwrap();
+        // Peer 14 replaying, from an old snapshot, entries from before it
+        // was added is not removed by them.
+        let mut replayed = region.clone();
+        let a = apply(&tx, &mut replayed, &same, 14, false).unwrap();
+        assert_eq!(a, MembershipApplied { changed: true, removed_self: false });
+        let a = apply(&tx, &mut region, &gone, 11, true).unwrap();
         assert_eq!(a, MembershipApplied { changed: true, removed_self: true });
         assert_eq!(region.region_epoch.unwrap().conf_ver, 3);
         tx.commit_now().unwrap();

@@ -457,8 +457,9 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
                             }
                         }
                         EntryPayload::Membership(m) => {
+                            let was_member = state.membership.membership().get_node(&peer_id).is_some();
                             state.membership = StoredMembership::new(Some(*log_id), m.clone());
-                            let applied = membership::apply(tx, &mut region, m, peer_id)?;
+                            let applied = membership::apply(tx, &mut region, m, peer_id, was_member)?;
                             conf.changed |= applied.changed;
                             conf.removed_self = applied.removed_self;
                             KvReply::Nothing
