@@ -307,23 +307,34 @@ impl Node {
         })
     }
 
-    /// Whether a snapshot file covering `file_region`'s range may be
-    /// installed for `peer`: no other region here may own any of its keys,
-    /// for the install clears that range and the log after the snapshot
-    /// replays into it. A file built before a split covers keys the split
-    /// gave away, which this store may hold for the new region; refused,
-    /// the sender builds a fresh snapshot when it tries again.
+    /// Lets `peer` take a snapshot whose header names `header` (the
+    /// sender's view of the region now) and whose file's head names
+    /// `file_region` (the state it was built from). The install clears and
+    /// writes the file's range, so that is the range checked and claimed:
+    /// the file must name the header's range and version (a file built
+    /// before a split covers keys the split gave away, which this store may
+    /// hold for the new region; refused, the sender builds a fresh one when
+    /// it tries again), and then the range is checked and claimed under one
+    /// lock of the index, as [`Node::admit_data`] does, so no other region
+    /// can claim any of it in between.
     ///
     /// # Errors
     ///
-    /// The refusal, recorded like [`Node::admit_data`]'s.
-    pub fn check_snapshot_range(&self, peer: &RegionPeer, file_region: &metapb::Region) -> Result<(), PeerRefused> {
-        let res = self.ranges.lock().unwrap().check(file_region);
-        res.map_err(|e| {
-            let refusal = PeerRefused::from(e);
+    /// `SnapshotMismatch`, or [`Node::admit_data`]'s refusals; recorded
+    /// under `snapshot`.
+    pub fn admit_snapshot(
+        &self,
+        peer: &RegionPeer,
+        header: &metapb::Region,
+        file_region: &metapb::Region,
+    ) -> Result<(), PeerRefused> {
+        if let Err(refusal) = refusal::check_snapshot_file(header, file_region) {
             record_refusal(&refusal, "snapshot", peer.shared.peer_id);
-            refusal
-        })
+            return Err(refusal);
+        }
+        // Same range and version: the header's epoch carries the newer
+        // `conf_ver`, which the index may already hold.
+        self.admit_data(peer, header, "snapshot")
     }
 
     /// A snapshot was installed: the region's entry moves to the range its

@@ -33,6 +33,26 @@ pub enum PeerRefused {
         fmt_epoch(.tombstone_epoch)
     )]
     StaleEpoch { region_id: u64, epoch: metapb::RegionEpoch, tombstone_epoch: metapb::RegionEpoch },
+    /// A snapshot's file covers another range or region version than its
+    /// header names: the file was chosen before a split the header already
+    /// shows (or after one it does not). Installing it would clear and
+    /// write the file's range while the header's was checked and claimed.
+    #[error(
+        "region {region_id}: snapshot file covers [{}, {}) at version {file_version}, its header names [{}, {}) at version {header_version}",
+        keys::display(.file_start),
+        keys::display(.file_end),
+        keys::display(.header_start),
+        keys::display(.header_end)
+    )]
+    SnapshotMismatch {
+        region_id: u64,
+        header_start: Vec<u8>,
+        header_end: Vec<u8>,
+        header_version: u64,
+        file_start: Vec<u8>,
+        file_end: Vec<u8>,
+        file_version: u64,
+    },
     /// The range index refused the range the peer would own.
     #[error(transparent)]
     Range(#[from] RangeConflict),
@@ -45,13 +65,42 @@ impl PeerRefused {
             PeerRefused::Overlaps { .. } => "overlaps",
             PeerRefused::Tombstoned { .. } => "tombstoned",
             PeerRefused::StaleEpoch { .. } => "stale_epoch",
+            PeerRefused::SnapshotMismatch { .. } => "snapshot_mismatch",
             PeerRefused::Range(c) => c.label(),
         }
     }
 
     /// Every value [`PeerRefused::label`] can take, so the metric starts
     /// with all of them at zero.
-    pub const LABELS: [&'static str; 4] = ["overlaps", "tombstoned", "stale_epoch", "invalid_range"];
+    pub const LABELS: [&'static str; 5] = ["overlaps", "tombstoned", "stale_epoch", "snapshot_mismatch", "invalid_range"];
+}
+
+/// Whether a snapshot file whose head names `file` may stand for the
+/// snapshot whose header names `header`: the same region, range and
+/// version. `conf_ver` may differ (a file built before a member was added,
+/// sent once the leader's view includes it).
+///
+/// # Errors
+///
+/// `SnapshotMismatch` naming both.
+pub fn check_snapshot_file(header: &metapb::Region, file: &metapb::Region) -> Result<(), PeerRefused> {
+    let version = |r: &metapb::Region| r.region_epoch.unwrap_or_default().version;
+    let same = header.id == file.id
+        && header.start_key == file.start_key
+        && header.end_key == file.end_key
+        && version(header) == version(file);
+    if same {
+        return Ok(());
+    }
+    Err(PeerRefused::SnapshotMismatch {
+        region_id: header.id,
+        header_start: header.start_key.clone(),
+        header_end: header.end_key.clone(),
+        header_version: version(header),
+        file_start: file.start_key.clone(),
+        file_end: file.end_key.clone(),
+        file_version: version(file),
+    })
 }
 
 /// Why a peer did not start.
@@ -241,6 +290,15 @@ mod tests {
                 .into(),
             RangeConflict::StaleEpoch { region_id: 1, indexed: e, epoch: e }.into(),
             RangeConflict::InvalidRange { region_id: 1, start_key: vec![], end_key: vec![] }.into(),
+            PeerRefused::SnapshotMismatch {
+                region_id: 1,
+                header_start: vec![],
+                header_end: vec![],
+                header_version: 1,
+                file_start: vec![],
+                file_end: vec![],
+                file_version: 1,
+            },
         ];
         for r in all {
             assert!(PeerRefused::LABELS.contains(&r.label()), "{r}");

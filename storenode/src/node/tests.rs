@@ -134,10 +134,11 @@ async fn data_claims_a_range_only_where_no_other_region_owns_keys() {
     assert_eq!(node.peer_for_key(b"m").map(|p| p.region_id()), Some(2), "not moved before install");
 
     // The file itself may cover more than the sender's view: a file built
-    // before a split reaches back into keys region 1 owns, at any epoch.
-    let r = node.check_snapshot_range(&free, &region(2, "a", "", 1, 0, 21));
-    assert!(matches!(r, Err(PeerRefused::Range(RangeConflict::Overlaps { existing_region: 1, .. }))), "{r:?}");
-    node.check_snapshot_range(&free, &region(2, "m", "", 1, 0, 21)).unwrap();
+    // before a split reaches back into keys region 1 owns.
+    let r = node.admit_snapshot(&free, &region(2, "n", "", 1, 2, 21), &region(2, "a", "", 1, 1, 21));
+    assert!(matches!(r, Err(PeerRefused::SnapshotMismatch { region_id: 2, file_version: 1, .. })), "{r:?}");
+    // A file from before a member was added: only `conf_ver` differs.
+    node.admit_snapshot(&free, &region(2, "n", "", 2, 2, 21), &region(2, "n", "", 1, 2, 21)).unwrap();
 
     // Installed: the index follows the installed range.
     node.snapshot_installed(&region(2, "n", "", 1, 2, 21));
@@ -169,4 +170,33 @@ async fn after_a_restart_only_peers_with_raft_data_own_a_range() {
     assert!(second.is_initialized(1));
     assert!(!second.is_initialized(2));
     second.shutdown().await;
+}
+
+/// A snapshot whose file was chosen before a split the header already
+/// shows: the receiver used to check the file's range and claim the
+/// header's under two locks, so the split-off region could claim its keys
+/// in between, and the install of the file's wider range then cleared
+/// them. Now the two must agree, and nothing is claimed when they do not.
+#[tokio::test]
+async fn a_snapshot_whose_file_and_header_disagree_is_refused_and_claims_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node(Engine::open(dir.path()).unwrap());
+    // Region 2 split at m (version 2); the sender's file is from before,
+    // covering everything at version 1.
+    let peer = node.start_peer(region(2, "m", "", 1, 2, 21), 21, PeerOrigin::RaftMessage).await.unwrap();
+    let header = region(2, "m", "", 1, 2, 21);
+    for file in [region(2, "", "", 1, 1, 21), region(2, "", "", 1, 2, 21), region(2, "m", "", 1, 1, 21)] {
+        let r = node.admit_snapshot(&peer, &header, &file);
+        assert!(matches!(r, Err(PeerRefused::SnapshotMismatch { region_id: 2, .. })), "{file:?}: {r:?}");
+        assert!(!node.is_initialized(2), "a refused snapshot claims nothing");
+    }
+    // The split-off region may take its keys here.
+    let split_off = node.start_peer(region(3, "", "m", 1, 2, 31), 31, PeerOrigin::RaftMessage).await.unwrap();
+    node.admit_data(&split_off, &split_off.region(), "raft_message").unwrap();
+    // A fresh file, built after the split and before a member was added,
+    // is admitted and claims exactly the range its install writes.
+    node.admit_snapshot(&peer, &region(2, "m", "", 2, 2, 21), &header).unwrap();
+    assert_eq!(node.peer_for_key(b"m").map(|p| p.region_id()), Some(2));
+    assert_eq!(node.peer_for_key(b"a").map(|p| p.region_id()), Some(3));
+    node.shutdown().await;
 }

@@ -268,15 +268,12 @@ impl RaftTransport for TransportService {
         let region = header.region.filter(|r| r.id == header.region_id).unwrap_or_else(|| peer.region());
         // What the install clears and writes is the file's range, which
         // may be older than the sender's view (a file built before a split):
-        // checked before the sender's view claims anything.
+        // the two must agree, and the range is checked and claimed at once.
         let file_region = match crate::raft::snapshot::region_of(&snapshot.path) {
             Ok(r) => r,
             Err(e) => return Err(Status::internal(format!("reading the snapshot's head: {e}"))),
         };
-        if let Err(e) = self.node.check_snapshot_range(&peer, &file_region) {
-            return Ok(Response::new(refused(e.to_string())));
-        }
-        if let Err(e) = self.node.admit_data(&peer, &region, "snapshot") {
+        if let Err(e) = self.node.admit_snapshot(&peer, &region, &file_region) {
             return Ok(Response::new(refused(e.to_string())));
         }
         let (vote, meta): (Vote, SnapshotMeta) =
