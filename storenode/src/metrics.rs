@@ -196,6 +196,15 @@ pub static PD_STREAM_RECONNECTS: LazyLock<IntCounter> =
 pub static PEERS_DESTROYED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec("store_peers_destroyed_total", "Region peers destroyed on this store after their removal", &["reason"])
 });
+/// Writer jobs of a peer whose destroy had begun, refused on the writer
+/// thread instead of written, by what the job was (`apply`, `install`).
+pub static FENCED_JOBS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "store_fenced_jobs_total",
+        "State-machine writer jobs refused because their peer was being destroyed",
+        &["job"],
+    )
+});
 pub static SPLITS_APPLIED: LazyLock<IntCounter> =
     LazyLock::new(|| counter("store_splits_applied_total", "Split admin entries applied by this store's replicas"));
 /// PD directives this store received, by kind and what became of them
@@ -281,6 +290,9 @@ pub fn init() {
     LazyLock::force(&PEERS_DESTROYED);
     for reason in ["removed", "routes"] {
         PEERS_DESTROYED.with_label_values(&[reason]);
+    }
+    for job in crate::raft::fence::JOB_LABELS {
+        FENCED_JOBS.with_label_values(&[job]);
     }
     LazyLock::force(&DIRECTIVES);
     LazyLock::force(&RAFT_MESSAGES_HELD);

@@ -89,6 +89,8 @@ use std::sync::{Arc, Mutex};
 use redb::Database;
 use tokio::sync::{mpsc, oneshot, watch};
 
+#[cfg(test)]
+pub mod hold;
 mod thread;
 
 use self::thread::{JobRuns, WriterThread};

@@ -6,7 +6,12 @@
 //! its own removal: the leader stops replicating to it as soon as it
 //! appends that entry).
 //!
-//! The peer leaves the range index first, so nothing is served from it
+//! The peer's state machine is fenced first ([`crate::raft::fence`]): its
+//! writer jobs fail from then on, and the destroy waits for the worker's
+//! call in progress, hooks included, so a split that committed before the
+//! fence has indexed its new region, and nothing the worker still has
+//! queued (an apply, a snapshot install) can write after the tombstone.
+//! Then the peer leaves the range index, so nothing is served from it
 //! again; its raft group is shut down; then one durable engine job deletes
 //! its raft log and marks, its apply state and sessions, writes a tombstone
 //! row (the region meta it had, its peer id), and deletes the keys of its
@@ -54,16 +59,34 @@ impl Node {
     /// Storage failures (the peer stays out of the index and stopped; its
     /// state is deleted by a later attempt).
     pub async fn destroy_peer(self: &Arc<Self>, region_id: u64, peer_id: u64, reason: DestroyReason) -> io::Result<()> {
-        let _guard = self.creating.lock().await;
         let Some(peer) = self.peer(region_id).filter(|p| p.shared.peer_id == peer_id) else {
             return Ok(());
         };
+        // Fenced, and its worker's call in progress waited for, before
+        // anything is looked at or deleted. Not under `creating`: that call
+        // may be a split whose hook starts the new region's peer under it.
+        peer.shared.fence.raise().await;
+        let _guard = self.creating.lock().await;
+        if !self.peer(region_id).is_some_and(|p| Arc::ptr_eq(&p, &peer)) {
+            return Ok(());
+        }
         let region = peer.region();
         // Out of the index first: no request reaches the peer from now on.
-        let initialized = self.ranges.lock().unwrap().remove(region_id).is_some();
+        let indexed = self.ranges.lock().unwrap().remove(region_id);
         self.stop_peer(&peer).await;
-        // The keys of its range that no other local region owns.
-        let orphaned = if initialized { self.unowned_parts(&region) } else { Vec::new() };
+        // The keys of its range that no other local region owns: the range
+        // its meta names and the one it held in the index (a peer that
+        // admitted a snapshot it had not installed yet holds the latter).
+        let orphaned = match indexed {
+            Some(entry) => {
+                let mut parts = self.unowned_parts(&region.start_key, &region.end_key);
+                if (&entry.start_key, &entry.end_key) != (&region.start_key, &region.end_key) {
+                    parts.extend(self.unowned_parts(&entry.start_key, &entry.end_key));
+                }
+                parts
+            }
+            None => Vec::new(),
+        };
         let deleted = self.delete_peer_state(&region, peer_id, orphaned).await?;
         crate::raft::snapshot::remove_older(&self.engine.snapshot_dir, region_id, u64::MAX);
         self.peers.write().unwrap().remove(&region_id);
@@ -86,18 +109,16 @@ impl Node {
         });
     }
 
-    /// The pieces of `region`'s range no initialized local region owns (the
+    /// The pieces of `[start, end)` no initialized local region owns (the
     /// whole range, by the range invariant, unless the peer's meta was
     /// stale).
-    fn unowned_parts(&self, region: &metapb::Region) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn unowned_parts(&self, start: &[u8], end: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         let ranges = self.ranges.lock().unwrap();
-        let mut owned: Vec<(Vec<u8>, Vec<u8>)> = ranges
-            .overlapping(&region.start_key, &region.end_key)
-            .map(|r| (r.start_key.clone(), r.end_key.clone()))
-            .collect();
+        let mut owned: Vec<(Vec<u8>, Vec<u8>)> =
+            ranges.overlapping(start, end).map(|r| (r.start_key.clone(), r.end_key.clone())).collect();
         owned.sort();
         let mut parts = Vec::new();
-        let mut from = region.start_key.clone();
+        let mut from = start.to_vec();
         for (start, end) in owned {
             if from < start {
                 parts.push((from.clone(), start.clone()));
@@ -109,8 +130,8 @@ impl Node {
                 from = end;
             }
         }
-        if region.end_key.is_empty() || from < region.end_key {
-            parts.push((from, region.end_key.clone()));
+        if end.is_empty() || from.as_slice() < end {
+            parts.push((from, end.to_vec()));
         }
         parts
     }
@@ -199,3 +220,6 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

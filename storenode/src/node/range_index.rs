@@ -63,6 +63,11 @@ pub enum RangeConflict {
     StaleEpoch { region_id: u64, indexed: metapb::RegionEpoch, epoch: metapb::RegionEpoch },
     #[error("region {region_id}: [{}, {}) is not a key range", keys::display(.start_key), keys::display(.end_key))]
     InvalidRange { region_id: u64, start_key: Vec<u8>, end_key: Vec<u8> },
+    /// A change to a region's entry (a split shrinking it) found no entry:
+    /// the region is not initialized here, or a destroy already took it
+    /// out, and putting it back would claim keys nothing serves.
+    #[error("region {region_id} is not indexed here")]
+    NotIndexed { region_id: u64 },
 }
 
 impl RangeConflict {
@@ -72,6 +77,7 @@ impl RangeConflict {
             RangeConflict::Overlaps { .. } => "overlaps",
             RangeConflict::StaleEpoch { .. } => "stale_epoch",
             RangeConflict::InvalidRange { .. } => "invalid_range",
+            RangeConflict::NotIndexed { .. } => "not_indexed",
         }
     }
 }
@@ -207,10 +213,15 @@ impl RangeIndex {
     ///
     /// # Errors
     ///
-    /// As [`RangeIndex::check_update`] for the parent, and `Overlaps` when
-    /// a region other than the parent owns any of `new`'s keys; the index
+    /// `NotIndexed` when the parent has no entry (a destroy took it out: a
+    /// split applied after it must not bring back a range no peer serves);
+    /// as [`RangeIndex::check_update`] for the parent; and `Overlaps` when
+    /// a region other than the parent owns any of `new`'s keys. The index
     /// is then unchanged.
     pub fn split(&mut self, parent: &metapb::Region, new: Option<&metapb::Region>) -> Result<(), RangeConflict> {
+        if !self.contains_region(parent.id) {
+            return Err(RangeConflict::NotIndexed { region_id: parent.id });
+        }
         self.check_update(parent)?;
         if let Some(new) = new {
             if !keys::is_valid_range(&new.start_key, &new.end_key) {
@@ -560,5 +571,18 @@ mod tests {
         idx.split(&region(2, "g", "h", 2), None).unwrap();
         assert_eq!(idx.lookup(b"f"), None);
         assert_eq!(idx.lookup(b"g"), Some(2));
+    }
+
+    #[test]
+    fn split_refuses_a_parent_it_does_not_hold() {
+        let mut idx = two();
+        // A destroy took region 1 out; its split applies afterwards.
+        idx.remove(1);
+        let before = format!("{idx:?}");
+        let r = idx.split(&region(1, "c", "d", 2), Some(&region(3, "b", "c", 2)));
+        assert_eq!(r, Err(RangeConflict::NotIndexed { region_id: 1 }));
+        assert_eq!(format!("{idx:?}"), before, "no ghost range, no new region");
+        assert_eq!((idx.lookup(b"b"), idx.lookup(b"c")), (None, None));
+        assert_eq!(idx.split(&region(9, "x", "y", 2), None), Err(RangeConflict::NotIndexed { region_id: 9 }));
     }
 }

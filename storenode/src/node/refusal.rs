@@ -72,7 +72,8 @@ impl PeerRefused {
 
     /// Every value [`PeerRefused::label`] can take, so the metric starts
     /// with all of them at zero.
-    pub const LABELS: [&'static str; 5] = ["overlaps", "tombstoned", "stale_epoch", "snapshot_mismatch", "invalid_range"];
+    pub const LABELS: [&'static str; 6] =
+        ["overlaps", "tombstoned", "stale_epoch", "snapshot_mismatch", "invalid_range", "not_indexed"];
 }
 
 /// Whether a snapshot file whose head names `file` may stand for the
@@ -290,6 +291,7 @@ mod tests {
                 .into(),
             RangeConflict::StaleEpoch { region_id: 1, indexed: e, epoch: e }.into(),
             RangeConflict::InvalidRange { region_id: 1, start_key: vec![], end_key: vec![] }.into(),
+            RangeConflict::NotIndexed { region_id: 1 }.into(),
             PeerRefused::SnapshotMismatch {
                 region_id: 1,
                 header_start: vec![],

@@ -30,6 +30,7 @@ pub mod apply_state;
 pub mod bootstrap;
 pub mod command;
 pub mod early_replies;
+pub mod fence;
 pub mod log_cache;
 pub mod log_store;
 pub mod membership;

@@ -36,6 +36,7 @@ use proto::{metapb, raftpb};
 use redb::{ReadableDatabase, ReadableTable, Table};
 
 use super::early_replies::EarlyReplies;
+use super::fence::Fence;
 use super::membership::{self, MembershipApplied};
 use super::session::{BatchSessions, SWEEP_INTERVAL_MS};
 use super::snapshot::{self, SnapshotFile, build, install};
@@ -63,6 +64,10 @@ pub struct RegionShared {
     /// Snapshots of this peer being streamed to other stores now; while
     /// any is, no new snapshot is built ([`crate::node::snapshot_policy`]).
     sending_snapshots: AtomicUsize,
+    /// Raised when this peer's destroy begins: its writer jobs fail from
+    /// then on, and the destroy waits for the call in progress
+    /// ([`super::fence`]).
+    pub fence: Fence,
     /// Per-stage timing of the writes this peer proposes as leader.
     pub stages: Arc<super::stage_clock::StageClock>,
     pub approximate_keys: AtomicU64,
@@ -226,6 +231,7 @@ impl RegionStateMachine {
             applying: AtomicBool::new(false),
             install_lock: tokio::sync::Mutex::new(()),
             sending_snapshots: AtomicUsize::new(0),
+            fence: Fence::default(),
             stages: Arc::default(),
             approximate_keys: AtomicU64::new(n),
             approximate_size: AtomicU64::new(size),
@@ -380,6 +386,9 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
     where
         Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
     {
+        // Held through the hooks too: a destroy waits for all of it.
+        let _worker = self.shared.fence.enter().await;
+        let fence = self.shared.fence.clone();
         let mut payloads = Vec::new();
         let mut responders = Vec::new();
         let mut indexes = Vec::new();
@@ -413,6 +422,9 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
             .engine
             .writer
             .write_lazy(move |tx| {
+                // On the writer thread, so no batch of a region being
+                // destroyed lands after the destroy's own job.
+                fence.check(region_id, "apply")?;
                 // The writer may run this job again (a failed job elsewhere
                 // in its batch): every run starts from the same state.
                 let mut state = applied.clone();
@@ -525,11 +537,12 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotFile) -> io::Result<()> {
         let started = Instant::now();
+        let _worker = self.shared.fence.enter().await;
         let _exclusive = self.shared.install_lock.lock().await;
         self.shared.applying.store(true, Ordering::Release);
+        let s = &self.shared;
         let installed =
-            install::install(&self.engine, self.shared.region_id, self.shared.peer_id, meta, snapshot, install::STEP)
-                .await?;
+            install::install(&self.engine, s.region_id, s.peer_id, meta, snapshot, install::STEP, &s.fence).await?;
         // Left set on failure: the range is half written until a restart
         // resumes the install, and the raft group stops on the error.
         *self.shared.region.write().unwrap() = installed.region.clone();

@@ -37,6 +37,7 @@ use super::format::{Record, SnapshotHead, SnapshotReader};
 use super::{SnapshotFile, file_name, sync_dir, temp_path};
 use crate::engine::{APPLY_STATE, DATA, Engine, REGION_STATE, SESSIONS, data_range, io_err};
 use crate::raft::apply_state::ApplyState;
+use crate::raft::fence::Fence;
 use crate::raft::{SnapshotMeta, encode, session};
 
 /// How much one writer job of an install may do.
@@ -92,12 +93,14 @@ pub struct ResumeFailed {
 
 /// Installs `snapshot` (whose meta openraft says is `meta`) as region
 /// `region_id`'s state; the file becomes the region's current snapshot.
+/// Every writer job checks `fence` first: a peer being destroyed writes
+/// no step after the destroy began, its `NORMAL` mark least of all.
 ///
 /// # Errors
 ///
 /// A file that is damaged, of another region or another log position
-/// (nothing is written then), or storage failures (the region may be left
-/// `APPLYING`; a restart resumes it).
+/// (nothing is written then), a raised fence, or storage failures (the
+/// region may be left `APPLYING`; a restart resumes it).
 pub async fn install(
     engine: &Arc<Engine>,
     region_id: u64,
@@ -105,11 +108,12 @@ pub async fn install(
     meta: &SnapshotMeta,
     snapshot: SnapshotFile,
     limits: StepLimits,
+    fence: &Fence,
 ) -> io::Result<Installed> {
     let started = Instant::now();
-    let (file, path, _) = begin(engine, region_id, peer_id, meta, snapshot).await?;
+    let (file, path, _) = begin(engine, region_id, peer_id, meta, snapshot, fence).await?;
     let begun = started.elapsed();
-    let mut installed = apply_file(engine, region_id, peer_id, file, limits).await?;
+    let mut installed = apply_file(engine, region_id, peer_id, file, limits, fence).await?;
     installed.path = path;
     installed.jobs += 1;
     installed.took.begin = begun;
@@ -128,6 +132,7 @@ pub async fn begin(
     peer_id: u64,
     meta: &SnapshotMeta,
     mut snapshot: SnapshotFile,
+    fence: &Fence,
 ) -> io::Result<(File, PathBuf, SnapshotHead)> {
     let mut file = snapshot.file.try_clone()?;
     let checked = snapshot.is_verified();
@@ -175,7 +180,15 @@ pub async fn begin(
         peer_id,
         applying_snapshot: name,
     };
-    engine.save_region_state(local).await?;
+    let (fence, bytes) = (fence.clone(), local.encode_to_vec());
+    engine
+        .writer
+        .write(move |tx| {
+            fence.check(region_id, "install")?;
+            tx.open_table(REGION_STATE).map_err(io_err)?.insert(region_id, bytes.as_slice()).map_err(io_err)?;
+            Ok(())
+        })
+        .await?;
     Ok((file, path, head))
 }
 
@@ -206,7 +219,8 @@ pub async fn resume(engine: &Arc<Engine>, state: &raftpb::RegionLocalState) -> i
     .await
     .map_err(|e| failed(e.to_string()))?;
     tracing::info!(region_id, file = %path.display(), "resuming an interrupted snapshot install");
-    let mut installed = apply_file(engine, region_id, state.peer_id, file, STEP).await?;
+    // Before the peer's raft starts: nothing can destroy it yet.
+    let mut installed = apply_file(engine, region_id, state.peer_id, file, STEP, &Fence::default()).await?;
     installed.path = path;
     Ok(installed)
 }
@@ -230,6 +244,7 @@ async fn apply_file(
     peer_id: u64,
     file: File,
     limits: StepLimits,
+    fence: &Fence,
 ) -> io::Result<Installed> {
     let (head, reader) = blocking(move || SnapshotReader::new(BufReader::with_capacity(1 << 20, file))).await?;
     let region = metapb::Region::decode(head.region.as_slice()).map_err(io_err)?;
@@ -238,7 +253,7 @@ async fn apply_file(
     }
     let mut took = Phases::default();
     let clearing = Instant::now();
-    let mut jobs = clear_range(engine, &region, limits).await?;
+    let mut jobs = clear_range(engine, &region, limits, fence).await?;
     took.clear = clearing.elapsed();
     let writing = Instant::now();
     // Write the pairs, one bounded job at a time; sessions come last in the
@@ -258,7 +273,7 @@ async fn apply_file(
         keys += pairs.len() as u64;
         size += pairs.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum::<u64>();
         if !pairs.is_empty() {
-            write_pairs(engine, pairs).await?;
+            write_pairs(engine, region_id, pairs, fence).await?;
             jobs += 1;
         }
         if done {
@@ -267,7 +282,7 @@ async fn apply_file(
     }
     took.write = writing.elapsed();
     let committing = Instant::now();
-    let applied = commit(engine, peer_id, &region, &head, sessions).await?;
+    let applied = commit(engine, peer_id, &region, &head, sessions, fence).await?;
     took.commit = committing.elapsed();
     jobs += 1;
     Ok(Installed { region, applied, meta: head.meta, path: PathBuf::new(), keys, size, jobs, took })
@@ -314,13 +329,20 @@ fn read_step<R: Read>(r: &mut SnapshotReader<R>, limits: StepLimits) -> io::Resu
 /// # Errors
 ///
 /// Storage failures.
-async fn clear_range(engine: &Arc<Engine>, region: &metapb::Region, limits: StepLimits) -> io::Result<u64> {
+async fn clear_range(
+    engine: &Arc<Engine>,
+    region: &metapb::Region,
+    limits: StepLimits,
+    fence: &Fence,
+) -> io::Result<u64> {
     let mut jobs = 0u64;
     loop {
         let (start, end) = (region.start_key.clone(), region.end_key.clone());
+        let (fence, region_id) = (fence.clone(), region.id);
         let more = engine
             .writer
             .write_lazy(move |tx| {
+                fence.check(region_id, "install")?;
                 let mut data = tx.open_table(DATA).map_err(io_err)?;
                 let mut doomed = Vec::new();
                 let mut bytes = 0;
@@ -354,10 +376,12 @@ async fn clear_range(engine: &Arc<Engine>, region: &metapb::Region, limits: Step
 /// # Errors
 ///
 /// Storage failures.
-async fn write_pairs(engine: &Engine, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> io::Result<()> {
+async fn write_pairs(engine: &Engine, region_id: u64, pairs: Vec<(Vec<u8>, Vec<u8>)>, fence: &Fence) -> io::Result<()> {
+    let fence = fence.clone();
     engine
         .writer
         .write_lazy(move |tx| {
+            fence.check(region_id, "install")?;
             let mut data = tx.open_table(DATA).map_err(io_err)?;
             for (k, v) in &pairs {
                 data.insert(k.as_slice(), v.as_slice()).map_err(io_err)?;
@@ -381,6 +405,7 @@ async fn commit(
     region: &metapb::Region,
     head: &SnapshotHead,
     sessions: Vec<(u64, Vec<u8>)>,
+    fence: &Fence,
 ) -> io::Result<ApplyState> {
     let region_id = region.id;
     let applied = ApplyState {
@@ -396,9 +421,11 @@ async fn commit(
         peer_id,
         applying_snapshot: String::new(),
     };
+    let fence = fence.clone();
     engine
         .writer
         .write(move |tx| {
+            fence.check(region_id, "install")?;
             session::replace(&mut tx.open_table(SESSIONS).map_err(io_err)?, region_id, &sessions)?;
             tx.open_table(APPLY_STATE).map_err(io_err)?.insert(region_id, apply_bytes.as_slice()).map_err(io_err)?;
             tx.open_table(REGION_STATE)

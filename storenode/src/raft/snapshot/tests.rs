@@ -12,6 +12,7 @@ use redb::ReadableDatabase;
 use super::install::{self, StepLimits};
 use crate::engine::{APPLY_STATE, DATA, Engine, SESSIONS, io_err};
 use crate::raft::apply_state::ApplyState;
+use crate::raft::fence::{self, Fence};
 use crate::raft::state_machine::RegionStateMachine;
 use crate::raft::{Snapshot, TypeConfig, decode, encode, session};
 
@@ -112,7 +113,7 @@ async fn a_snapshot_larger_than_a_step_installs_in_several_jobs() {
     let mut old = pairs(1200, "old");
     old.push((b"c-stale".to_vec(), b"x".to_vec()));
     let dst = engine_with(dst_dir.path(), old, 10).await;
-    let installed = install::install(&dst, 1, 1, &snap.meta, snap.snapshot, SMALL).await.unwrap();
+    let installed = install::install(&dst, 1, 1, &snap.meta, snap.snapshot, SMALL, &Fence::default()).await.unwrap();
     assert!(installed.jobs >= 1000 / SMALL.keys as u64, "took {} jobs", installed.jobs);
     assert_eq!((installed.keys, installed.meta), (1000, snap.meta));
 
@@ -134,7 +135,9 @@ async fn other_writes_complete_while_an_install_runs() {
     let limits = StepLimits { bytes: 1 << 20, keys: 10 };
     let job = {
         let dst = dst.clone();
-        tokio::spawn(async move { install::install(&dst, 1, 1, &snap.meta, snap.snapshot, limits).await })
+        tokio::spawn(
+            async move { install::install(&dst, 1, 1, &snap.meta, snap.snapshot, limits, &Fence::default()).await },
+        )
     };
     while dst.region_state(1).unwrap().unwrap().state != raftpb::PeerState::Applying as i32 {
         assert!(!job.is_finished(), "install ended before it was seen applying");
@@ -162,7 +165,7 @@ async fn an_interrupted_install_resumes_when_the_region_opens() {
     let dst = engine_with(dst_dir.path(), pairs(900, "old"), 10).await;
 
     // Marked applying, then only part written before the "crash".
-    install::begin(&dst, 1, 1, &snap.meta, snap.snapshot).await.unwrap();
+    install::begin(&dst, 1, 1, &snap.meta, snap.snapshot, &Fence::default()).await.unwrap();
     let half: Pairs = expected.0[..350].to_vec();
     dst.writer
         .write(move |tx| {
@@ -193,7 +196,7 @@ async fn an_interrupted_install_without_its_file_refuses_to_open() {
     let src = engine_with(src_dir.path(), pairs(50, "new"), 100).await;
     let snap = build(&src).await;
     let dst = engine_with(dst_dir.path(), pairs(50, "old"), 10).await;
-    let (_, path, _) = install::begin(&dst, 1, 1, &snap.meta, snap.snapshot).await.unwrap();
+    let (_, path, _) = install::begin(&dst, 1, 1, &snap.meta, snap.snapshot, &Fence::default()).await.unwrap();
     std::fs::remove_file(&path).unwrap();
     let dst = reopen(dst, dst_dir.path()).await;
     let err = RegionStateMachine::open(dst.clone(), region(), 1).await.err().expect("must not open");
@@ -210,7 +213,7 @@ async fn a_damaged_file_is_refused_before_anything_is_written() {
     std::fs::OpenOptions::new().write(true).open(&snap.snapshot.path).unwrap().set_len(len - 3).unwrap();
     let dst = engine_with(dst_dir.path(), pairs(50, "old"), 10).await;
     let before = contents(&dst);
-    assert!(install::install(&dst, 1, 1, &snap.meta, snap.snapshot, SMALL).await.is_err());
+    assert!(install::install(&dst, 1, 1, &snap.meta, snap.snapshot, SMALL, &Fence::default()).await.is_err());
     let after = contents(&dst);
     assert_eq!((after.0, after.3.state), (before.0, raftpb::PeerState::Normal as i32));
 }
@@ -220,4 +223,25 @@ fn names_round_trip_and_others_are_ignored() {
     assert_eq!(super::parse_name(&super::file_name(12, 345)), Some((12, 345)));
     assert_eq!(super::parse_name("region-1-build.1.2.tmp"), None);
     assert_eq!(super::parse_name("region-1-2.snap.tmp"), None);
+}
+
+/// A destroy that begins mid-install: the install's next job fails on the
+/// writer thread, and nothing after it is written (the `NORMAL` mark
+/// least of all, which would bring the destroyed peer back at a restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_whose_peer_is_being_destroyed_writes_nothing_more() {
+    let (src_dir, dst_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let src = engine_with(src_dir.path(), pairs(50, "new"), 100).await;
+    let snap = build(&src).await;
+    let dst = engine_with(dst_dir.path(), pairs(50, "old"), 10).await;
+    let before = contents(&dst);
+    let fence = Fence::default();
+    fence.raise().await;
+    let e = install::install(&dst, 1, 1, &snap.meta, snap.snapshot, SMALL, &fence).await.expect_err("fenced");
+    assert!(fence::is_fenced(&e), "{e}");
+    let after = contents(&dst);
+    assert_eq!(after.0, before.0, "no pair written or cleared");
+    assert_eq!(after.1, before.1, "sessions untouched");
+    assert_eq!(after.2.last_applied, before.2.last_applied, "applied state untouched");
+    assert_eq!(after.3.state, raftpb::PeerState::Normal as i32, "not even the APPLYING mark");
 }
