@@ -11,7 +11,8 @@
 //!
 //! `NEMESIS_LOGS=<dir>` keeps every process's log of each run in
 //! `<dir>/seed-<seed>/`. `NEMESIS_FAULTS` (comma separated: kill-store, kill-leader-store,
-//! pause-store, partition-store, kill-pd, kill-pd-leader, split, transfer-leader, move, down-store, dormant) narrows the mixed
+//! pause-store, partition-store, kill-pd, kill-pd-leader, split, transfer-leader, move, down-store, dormant,
+//! split-pause-move) narrows the mixed
 //! schedule.
 
 use std::time::Duration;
@@ -118,6 +119,10 @@ async fn register_is_linearizable_under_faults() {
     if mixed.contains(&FaultKind::Dormant) {
         let dormant = faults().filter(|f| f.kind == FaultKind::Dormant && f.target.contains("peers dormant")).count();
         assert!(dormant >= 1, "the regions never all went dormant during the schedule");
+    }
+    if mixed.contains(&FaultKind::SplitPauseMove) {
+        let raced = faults().filter(|f| f.target.ends_with("moved off the paused store")).count();
+        assert!(raced >= 1, "no paused follower of a fresh split was moved away during the schedule");
     }
     if mixed.contains(&FaultKind::Split) {
         let splits: usize = faults().map(|f| f.target.matches("split into").count()).sum();

@@ -14,10 +14,12 @@
 //! | `split` | split a random region at a random key between the workload's keys (one in four at its middle), through PD's admin API, and wait for the operator |
 //! | `move` | move a random replica of a random region to a store that holds none (the run then has four stores), through PD's admin API, and wait for the operator |
 //! | `down-store` | `kill -9` a store holding replicas and keep it down until PD has declared it Down and its replica repair has re-created every replica elsewhere (four stores, a short `max-store-down-time`), then restart it: its stale peers must be destroyed |
+//! | `split-pause-move` | split a random region, SIGSTOP one of its followers within milliseconds (the split appended there, likely not applied), move that follower's replica of the region off its store to one without the region, then SIGCONT it: the resumed store applies the split while its routes show it removed, so the destroy races the split's apply |
 //! | `dormant` | pause the workload until every region on every store is dormant (its raft groups shut down), then `kill -9` the store leading a random region and resume the workload at once: requests revive the regions while the dead leader's followers revive, elect and serve; restart the store a second or two later |
 //!
 //! A run starts with each operation in its schedule once (a split, a
-//! leader transfer, a move, a store down for good, a dormant cluster). With `split` in the schedule, one in three of the
+//! leader transfer, a move, a store down for good, a dormant cluster, a
+//! split whose paused follower is moved away). With `split` in the schedule, one in three of the
 //! other faults also starts a split while it is held, so splits run into
 //! leader kills, pauses and partitions.
 
@@ -44,14 +46,21 @@ pub enum FaultKind {
     Move,
     DownStore,
     Dormant,
+    SplitPauseMove,
 }
 
 impl FaultKind {
     /// The operations among the kinds: run once each at the start of a run.
-    pub const OPERATIONS: [FaultKind; 5] =
-        [FaultKind::Split, FaultKind::TransferLeader, FaultKind::Move, FaultKind::DownStore, FaultKind::Dormant];
+    pub const OPERATIONS: [FaultKind; 6] = [
+        FaultKind::Split,
+        FaultKind::TransferLeader,
+        FaultKind::Move,
+        FaultKind::DownStore,
+        FaultKind::Dormant,
+        FaultKind::SplitPauseMove,
+    ];
 
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::KillStore,
         FaultKind::KillLeaderStore,
         FaultKind::PauseStore,
@@ -63,12 +72,13 @@ impl FaultKind {
         FaultKind::Move,
         FaultKind::DownStore,
         FaultKind::Dormant,
+        FaultKind::SplitPauseMove,
     ];
 
     /// Whether the run needs a fourth store: a move needs a store without
     /// the region, replica repair a store to re-create replicas on.
     pub fn needs_spare_store(self) -> bool {
-        matches!(self, FaultKind::Move | FaultKind::DownStore)
+        matches!(self, FaultKind::Move | FaultKind::DownStore | FaultKind::SplitPauseMove)
     }
 
     /// How long the fault is held before healing, in ms.
@@ -88,6 +98,8 @@ impl FaultKind {
             FaultKind::DownStore => (30_000, 40_000),
             // How long the killed leader's store stays down.
             FaultKind::Dormant => (1_000, 2_000),
+            // How long to wait for the split, then for the move.
+            FaultKind::SplitPauseMove => (20_000, 30_000),
         }
     }
 }
@@ -106,6 +118,7 @@ impl fmt::Display for FaultKind {
             FaultKind::Move => "move",
             FaultKind::DownStore => "down-store",
             FaultKind::Dormant => "dormant",
+            FaultKind::SplitPauseMove => "split-pause-move",
         })
     }
 }
@@ -190,6 +203,7 @@ impl Nemesis {
             FaultKind::Move => self.move_replica(hold).await,
             FaultKind::DownStore => self.down_store(hold).await,
             FaultKind::Dormant => self.dormant(hold).await,
+            FaultKind::SplitPauseMove => self.split_pause_move(hold).await,
             FaultKind::Split => {
                 // The run's first split comes before the workload has
                 // written much: a region's middle may not exist yet.
@@ -301,6 +315,53 @@ impl Nemesis {
             Err(e) => e.to_string(),
         };
         format!("region {} from store {from} to store {to}: {outcome}", region.id)
+    }
+
+    /// Splits a random region and pauses one of its followers within
+    /// milliseconds, so the split is in that store's log and likely not
+    /// applied; moves the follower's replica of the region to a store
+    /// without it (waiting up to `wait` for each operator), then resumes
+    /// the follower. Its first act is to apply the split while the routes
+    /// it hears show its replica removed: the destroy races the split's
+    /// apply. Says how it went (a refusal is an outcome).
+    async fn split_pause_move(&mut self, wait: Duration) -> String {
+        let Ok(pd) = PdClient::new(&self.cluster.pd_endpoints()) else { return "no PD".into() };
+        let pd = pd.with_deadline(Duration::from_secs(3));
+        let key = self.split_key_between();
+        let Some(route) = pd.get_region(&key).await.ok().and_then(|r| r.route) else { return "no route".into() };
+        let Some(region) = route.region else { return "no route".into() };
+        let leader = route.leader.map(|l| l.store_id);
+        let followers: Vec<u64> = region.peers.iter().map(|p| p.store_id).filter(|s| Some(*s) != leader).collect();
+        let holders: Vec<u64> = region.peers.iter().map(|p| p.store_id).collect();
+        let free: Vec<u64> = self.cluster.stores.iter().map(|s| s.store_id).filter(|s| !holders.contains(s)).collect();
+        if followers.is_empty() || free.is_empty() {
+            return format!("region {}: no follower, or no store to move to", region.id);
+        }
+        let (follower, to) = (*self.rng.pick(&followers), *self.rng.pick(&free));
+        let split = match pd.split_region(region.id, &key, None).await {
+            Ok(op) => op,
+            Err(e) => return format!("region {}: split refused: {e}", region.id),
+        };
+        tokio::time::sleep(millis(&mut self.rng, 1, 20)).await;
+        self.cluster.store(follower).signal("STOP");
+        // Neither operator converges on the paused store: wait for each to
+        // succeed, not for every store to take its routes.
+        let outcome = match operator_succeeded(&pd, split.id, wait).await {
+            Ok(()) => match crate::moves::start_move(&pd, region.id, follower, to).await {
+                Ok(op) => match operator_succeeded(&pd, op.id, wait).await {
+                    Ok(()) => "split, then moved off the paused store".to_string(),
+                    Err(e) => format!("split; move: {e}"),
+                },
+                Err(e) => format!("split; move: {e}"),
+            },
+            Err(e) => format!("split: {e}"),
+        };
+        self.cluster.store(follower).signal("CONT");
+        format!(
+            "region {} at {:?}, follower store {follower} to store {to}: {outcome}",
+            region.id,
+            String::from_utf8_lossy(&key)
+        )
     }
 
     /// Kills a store holding replicas, waits up to `wait` for PD to
@@ -444,6 +505,29 @@ async fn split_at(pd: &[String], key: &[u8], wait: Duration) -> String {
     match crate::split::split_region(&pd, region.id, key, wait).await {
         Ok(op) => format!("region {} split into {}", region.id, op.new_region_id),
         Err(e) => format!("region {}: {e}", region.id),
+    }
+}
+
+/// Waits up to `wait` for operator `id` to succeed, whether or not every
+/// store has taken its routes yet.
+async fn operator_succeeded(pd: &PdClient, id: u64, wait: Duration) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let op = pd
+            .call(|mut c| async move { c.get_operator(proto::pdpb::GetOperatorRequest { operator_id: id }).await })
+            .await
+            .map_err(|e| e.to_string())?
+            .operator
+            .ok_or_else(|| format!("operator {id} unknown"))?;
+        match proto::pdpb::OperatorStatus::try_from(op.status) {
+            Ok(proto::pdpb::OperatorStatus::Succeeded) => return Ok(()),
+            Ok(proto::pdpb::OperatorStatus::Running) => {}
+            status => return Err(format!("operator {id} ended as {status:?}: {:?}", op.error)),
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("operator {id} still at step {:?}", op.step));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
