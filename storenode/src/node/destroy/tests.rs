@@ -169,6 +169,19 @@ async fn a_split_queued_behind_a_destroy_neither_seeds_over_deleted_keys_nor_lea
     assert!(engine.region_state(9).unwrap().is_none(), "region 9 not seeded");
     assert!(!engine.has_raft_data(9).unwrap());
     assert_eq!(engine.get(b"x1").unwrap(), None, "region 7's keys are gone");
+    // An apply the worker still had queued behind the split rewrites
+    // nothing after the tombstone.
+    let put = KvCommand {
+        epoch_version: 4,
+        op: KvOp::Put { key: b"x2".to_vec(), value: b"late".to_vec() },
+        request: None,
+        proposed_at_ms: 2_000,
+    };
+    let mut late = RegionStateMachine::resume(engine.clone(), peer.shared.clone());
+    let e = apply(&mut late, vec![entry(3, EntryPayload::Normal(put))]).await.expect_err("fenced");
+    assert!(fence::is_fenced(&e), "{e}");
+    assert_eq!(parent_rows(&engine), (false, 0), "still no applied state or session of region 7");
+    assert_eq!(engine.get(b"x2").unwrap(), None);
 
     // Region 9's replica here catches up from its leader, by snapshot: a
     // store that applied the split in time builds it.
