@@ -83,12 +83,16 @@ async fn register_is_linearizable_under_faults() {
         // acknowledged) before leader restore was turned off: kept as the
         // regression run.
         configs.push(NemesisConfig::new(LEADER_KILL_SEED, secs, &[FaultKind::KillLeaderStore]));
+        // The regression seeds below replay the mix they were found with:
+        // a kind added since would change their schedules.
+        let found_with: Vec<FaultKind> =
+            FaultKind::ALL.into_iter().filter(|k| *k != FaultKind::SplitPauseMove).collect();
         // The mixed schedule of seed 903 over 40 s left a region a replica
         // short in 2 of 3 runs: a repair's new peer installed a snapshot
         // built before it was added, PD's routes still showed the region
         // from before the add, and the store destroyed the peer as removed
         // and refused its id for good. Kept as the regression run.
-        configs.push(NemesisConfig::new(MOVE_SNAPSHOT_SEED, MOVE_SNAPSHOT_SECS, &FaultKind::ALL));
+        configs.push(NemesisConfig::new(MOVE_SNAPSHOT_SEED, MOVE_SNAPSHOT_SECS, &found_with));
         // Seed 911 over 40 s read values gone for seconds, in 2 runs of 2:
         // a region split, a learner added right after got the region's
         // snapshot from before the split, then led; a peer it added later
@@ -96,7 +100,7 @@ async fn register_is_linearizable_under_faults() {
         // install cleared the old, wider range, and the log after it
         // replayed old writes into the other region's keys. Kept as the
         // regression run.
-        configs.push(NemesisConfig::new(SPLIT_SNAPSHOT_SEED, MOVE_SNAPSHOT_SECS, &FaultKind::ALL));
+        configs.push(NemesisConfig::new(SPLIT_SNAPSHOT_SEED, MOVE_SNAPSHOT_SECS, &found_with));
     }
     let reports = run_all(configs).await;
     let faults = || reports.iter().flat_map(|r| &r.faults);
