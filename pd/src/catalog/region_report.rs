@@ -67,7 +67,7 @@ impl RouteCatalog {
             // the same epoch comes from a leader deposed since.
             if let Some(lead) = lead
                 && new_epoch == old_epoch
-                && lead.term < old.term
+                && superseded(*lead, old)
             {
                 return Err(PdError::StaleEpoch(format!(
                     "region {} reported by its leader of term {}, catalog has term {}",
@@ -186,7 +186,7 @@ impl RouteCatalog {
     fn record_for(&self, r: &metapb::Region, lead: Option<Lead>) -> RegionRecord {
         let old = self.regions.get(&r.id);
         let (leader, term) = match (lead, old) {
-            (Some(lead), Some(old)) if lead.term < old.term => (old.leader, old.term),
+            (Some(lead), Some(old)) if superseded(lead, old) => (old.leader, old.term),
             (Some(lead), _) => (Some(lead.peer), lead.term),
             (None, Some(old)) => (old.leader, old.term),
             (None, None) => (None, 0),
@@ -196,12 +196,25 @@ impl RouteCatalog {
     }
 }
 
+/// Whether the catalog knows a leader of `lead`'s region in a later term
+/// than `lead`'s.
+///
+/// The catalog records a leader together with that leader's own term, and a
+/// peer's term never goes down, so the recorded leader itself reporting a
+/// lower term means the record's term is not its own: a record written when
+/// a split report's term was stamped on every region it named. That record
+/// is healed (the report is taken) rather than left refusing the region's
+/// leaders until its group's term passes another group's.
+pub fn superseded(lead: Lead, old: &RegionRecord) -> bool {
+    lead.term < old.term && old.leader.is_none_or(|l| l.id != lead.peer.id)
+}
+
 /// A region's leader as a report names it, with its term in that region's
 /// group.
 #[derive(Debug, Clone, Copy)]
-struct Lead {
-    peer: metapb::Peer,
-    term: u64,
+pub struct Lead {
+    pub peer: metapb::Peer,
+    pub term: u64,
 }
 
 /// The leader each region of the report names: the reporting peer (`leader`

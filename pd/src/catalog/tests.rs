@@ -307,6 +307,24 @@ fn a_split_born_region_is_led_by_its_own_leader_at_its_own_term() {
 }
 
 #[test]
+fn a_record_holding_another_groups_term_heals_when_its_leader_reports() {
+    let mut c = bootstrapped(&[]);
+    let r = region_at(&c, "a");
+    // As a split report stamped it once: the leader's peer at the term of
+    // the region the split came from.
+    report(&mut c, vec![r.clone()], r.peers[0], 9).unwrap();
+    // That peer itself, at its own group's term 6: the record's term was
+    // never its own (a peer's term never goes down), so the report is taken.
+    report(&mut c, vec![r.clone()], r.peers[0], 6).unwrap();
+    assert_eq!(c.region(r.id).unwrap().term, 6);
+    // Now its successor at term 7 is taken too, and the deposed one is not.
+    report(&mut c, vec![r.clone()], r.peers[1], 7).unwrap();
+    let err = report(&mut c, vec![r.clone()], r.peers[0], 6).unwrap_err();
+    assert!(matches!(err, PdError::StaleEpoch(_)), "{err}");
+    assert_eq!(c.region(r.id).unwrap().leader, Some(r.peers[1]));
+}
+
+#[test]
 fn a_split_report_names_leaders_only_among_each_regions_peers() {
     let mut c = bootstrapped(&[]);
     let parts = split(&mut c, "k");
@@ -774,8 +792,9 @@ fn every_version_records_what_its_command_touched_and_refusals_record_nothing() 
     assert_eq!(changes[3].regions.len(), 3);
     let r = region_at(&c, "e");
     report(&mut c, vec![r.clone()], r.peers[1], 4).unwrap();
-    // A stale report and an unchanged one move no version.
-    assert!(report(&mut c, vec![r.clone()], r.peers[1], 3).is_err());
+    // A stale report (a leader deposed before term 4) and an unchanged one
+    // move no version.
+    assert!(report(&mut c, vec![r.clone()], r.peers[0], 3).is_err());
     report(&mut c, vec![r.clone()], r.peers[1], 4).unwrap();
     let changes = c.take_route_changes();
     assert_eq!(changes, vec![RouteChange { version: 5, regions: vec![r.id], stores: vec![] }]);

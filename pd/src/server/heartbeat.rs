@@ -44,7 +44,8 @@ use super::report_queue::{self, Report};
 use super::store_streams::{Registration, Tx};
 use super::stream_status::BoxStream;
 use super::watch::GaugeGuard;
-use crate::catalog::{CatalogCommand, region_report::epoch_is_stale};
+use crate::catalog::CatalogCommand;
+use crate::catalog::region_report::{Lead, epoch_is_stale, superseded};
 use crate::error::{PdError, Result};
 use crate::metrics;
 use crate::operator::PeerStatus;
@@ -241,7 +242,8 @@ fn region_heartbeat(ctx: &Arc<PdContext>, store_id: u64, hb: pdpb::RegionHeartbe
             let epoch = region.region_epoch.unwrap_or_default();
             // The term is the region's own group's, as is the one recorded.
             let stale_epoch = epoch_is_stale(&epoch, &rec.epoch());
-            if stale_epoch || (epoch == rec.epoch() && hb.term < rec.term) {
+            let lead = hb.leader.map(|peer| Lead { peer, term: hb.term });
+            if stale_epoch || (epoch == rec.epoch() && lead.is_some_and(|l| superseded(l, rec))) {
                 let reason = if stale_epoch { "stale" } else { "stale_term" };
                 metrics::REGION_REPORTS_REFUSED.with_label_values(&[reason]).inc();
                 if rec.leader.is_some_and(|l| l.store_id != store_id) {
@@ -263,7 +265,9 @@ fn region_heartbeat(ctx: &Arc<PdContext>, store_id: u64, hb: pdpb::RegionHeartbe
                 }
                 return Ok(());
             }
-            if rec.region == region && rec.leader == hb.leader {
+            // (A lower term from the recorded leader itself goes on: it
+            // heals a record whose term was not its own.)
+            if rec.region == region && rec.leader == hb.leader && hb.term >= rec.term {
                 return Ok(());
             }
         }
