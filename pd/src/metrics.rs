@@ -75,13 +75,28 @@ pub static HEARTBEAT_STREAM_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
     register(IntCounter::new("pd_heartbeat_stream_errors_total", "Heartbeat streams that ended in error").unwrap())
 });
 
-/// Region reports refused, by reason: stale (older epoch or term),
+/// Region reports refused, by reason: stale (older epoch), stale_term (a
+/// leader of an older term of the same region, at the same epoch),
 /// conflict (would break a catalog invariant) or invalid (malformed).
 pub static REGION_REPORTS_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
             Opts::new("pd_region_reports_refused_total", "Region reports not applied to the catalog"),
             &["reason"],
+        )
+        .unwrap(),
+    )
+});
+
+/// Region heartbeats refused from a store claiming to lead a region whose
+/// leader the catalog places on another store: PD and the stores disagree
+/// on who leads. A deposed leader's last heartbeat counts once; a steady
+/// rise means PD names the wrong leader.
+pub static REGION_LEADER_MISMATCHES: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "pd_region_leader_mismatches_total",
+            "Refused region heartbeats whose sender claims a region the catalog says another store leads",
         )
         .unwrap(),
     )
@@ -308,6 +323,7 @@ pub fn init() {
     LazyLock::force(&HEARTBEAT_STREAMS);
     LazyLock::force(&HEARTBEAT_STREAM_ERRORS);
     LazyLock::force(&REGION_REPORTS_REFUSED);
+    LazyLock::force(&REGION_LEADER_MISMATCHES);
     LazyLock::force(&CATALOG_INVARIANT_REFUSALS);
     LazyLock::force(&RAFT_LAST_LOG_INDEX);
     LazyLock::force(&RAFT_APPLIED_INDEX);
@@ -347,7 +363,7 @@ pub fn init() {
     for ty in DIRECTIVE_ERROR_TYPES {
         DIRECTIVES_FAILED.with_label_values(&[ty]);
     }
-    for reason in ["stale", "conflict", "invalid", "unavailable"] {
+    for reason in ["stale", "stale_term", "conflict", "invalid", "unavailable"] {
         REGION_REPORTS_REFUSED.with_label_values(&[reason]);
     }
     for state in ["up", "offline", "tombstone"] {

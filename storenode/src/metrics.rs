@@ -73,6 +73,16 @@ pub static KV_SECONDS: LazyLock<HistogramVec> =
     LazyLock::new(|| histogram_vec("store_kv_request_seconds", "KV request latency on the receiving store", &["type"]));
 pub static KV_FORWARDED: LazyLock<IntCounter> =
     LazyLock::new(|| counter("store_kv_forwarded_total", "KV requests forwarded to the leader's store"));
+/// Requests forwarded by route whose target answered `NotLeader` naming
+/// another store's peer: PD's routes named a leader that was not one, and
+/// the store keeps that answer as a leader hint. A steady rise means PD's
+/// leaders lag the stores'.
+pub static KV_LEADER_HINTS: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "store_kv_leader_hints_total",
+        "Forwarded KV requests answered NotLeader naming another leader than the route's",
+    )
+});
 /// Messages and commands received on `BatchCommands` streams: their ratio
 /// is how many requests one message carries.
 pub static KV_BATCH_MESSAGES: LazyLock<IntCounter> =
@@ -246,6 +256,7 @@ pub fn init() {
     LazyLock::force(&KV_ERRORS);
     LazyLock::force(&KV_SECONDS);
     LazyLock::force(&KV_FORWARDED);
+    LazyLock::force(&KV_LEADER_HINTS);
     LazyLock::force(&KV_BATCH_MESSAGES);
     LazyLock::force(&KV_BATCH_COMMANDS);
     LazyLock::force(&DUPLICATE_WRITES);

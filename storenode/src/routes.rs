@@ -3,8 +3,15 @@
 //! held is ignored, so a delayed push never moves routes backwards. A delta
 //! applies only on top of the version it starts from
 //! ([`pd::routes::apply_delta`]).
+//!
+//! Like the client's route cache (`crate::client::route_cache`), it also
+//! keeps leader hints: the store a `NotLeader` answer named as a region's
+//! leader, fresher than PD's routes when PD has not heard of the new leader
+//! yet. A hint is used instead of PD's leader until PD's routes for that
+//! region change (PD learned something newer) or the hinted store cannot be
+//! reached.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, RwLock};
 
@@ -24,13 +31,19 @@ struct Indexed {
 
 pub struct RouteTable {
     inner: RwLock<Indexed>,
+    /// region id -> store id a `NotLeader` answer named as its leader.
+    leader_hints: std::sync::Mutex<HashMap<u64, u64>>,
     /// The version held, for tasks that wait for routes to arrive.
     version_tx: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for RouteTable {
     fn default() -> Self {
-        RouteTable { inner: RwLock::default(), version_tx: tokio::sync::watch::channel(0).0 }
+        RouteTable {
+            inner: RwLock::default(),
+            leader_hints: std::sync::Mutex::default(),
+            version_tx: tokio::sync::watch::channel(0).0,
+        }
     }
 }
 
@@ -82,10 +95,49 @@ impl RouteTable {
             .collect();
         let stores = snapshot.stores.iter().map(|s| (s.id, s.clone())).collect();
         metrics::ROUTE_VERSION.set(snapshot.version as i64);
+        self.drop_superseded_hints(&inner.snapshot, &snapshot);
         let version = snapshot.version;
         *inner = Indexed { snapshot: Arc::new(snapshot), by_start, stores };
         drop(inner);
         self.version_tx.send_replace(version);
+    }
+
+    /// Keeps the hints for regions whose route PD left as it was: PD has
+    /// not heard of their new leader yet. (Called under the routes' write
+    /// lock, so no lookup sees the new routes with a superseded hint.)
+    fn drop_superseded_hints(&self, old: &pdpb::RouteSnapshot, new: &pdpb::RouteSnapshot) {
+        let mut hints = self.leader_hints.lock().unwrap();
+        if hints.is_empty() {
+            return;
+        }
+        let id = |r: &pdpb::RegionRoute| r.region.as_ref().map_or(0, |r| r.id);
+        let before: HashMap<u64, &pdpb::RegionRoute> = old.regions.iter().map(|r| (id(r), r)).collect();
+        let unchanged: std::collections::HashSet<u64> =
+            new.regions.iter().filter(|r| before.get(&id(r)) == Some(r)).map(id).collect();
+        hints.retain(|region_id, _| unchanged.contains(region_id));
+    }
+
+    /// The store believed to lead the region of `route`: the hinted one, else
+    /// PD's leader.
+    pub fn leader_store(&self, route: &pdpb::RegionRoute) -> Option<u64> {
+        let region_id = route.region.as_ref().map_or(0, |r| r.id);
+        let hinted = self.leader_hints.lock().unwrap().get(&region_id).copied();
+        hinted.or(route.leader.map(|l| l.store_id))
+    }
+
+    /// Records that a store answered `NotLeader` for `region_id` naming
+    /// the peer on `store_id` as leader.
+    pub fn set_leader_hint(&self, region_id: u64, store_id: u64) {
+        self.leader_hints.lock().unwrap().insert(region_id, store_id);
+    }
+
+    /// Forgets the hint for `region_id` if it names `store_id` (which could
+    /// not be reached): PD's leader is tried again.
+    pub fn forget_leader_hint(&self, region_id: u64, store_id: u64) {
+        let mut hints = self.leader_hints.lock().unwrap();
+        if hints.get(&region_id) == Some(&store_id) {
+            hints.remove(&region_id);
+        }
     }
 
     pub fn store(&self, store_id: u64) -> Option<metapb::Store> {
@@ -135,6 +187,55 @@ mod tests {
         assert!(t.apply_if_newer(snap(6, b"x")));
         assert_eq!(t.region_by_key(b"n").unwrap().region.unwrap().id, 2);
         assert_eq!(t.store(1).unwrap().address, "a:1");
+    }
+
+    fn led(mut s: pdpb::RouteSnapshot, region_id: u64, store_id: u64) -> pdpb::RouteSnapshot {
+        for r in &mut s.regions {
+            if r.region.as_ref().is_some_and(|r| r.id == region_id) {
+                r.leader = Some(metapb::Peer { id: 100 + store_id, store_id, ..Default::default() });
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn a_leader_hint_holds_until_pds_route_for_the_region_changes() {
+        let t = RouteTable::default();
+        assert!(t.apply_if_newer(led(led(snap(5, b"m"), 2, 1), 3, 1)));
+        let route = |key: &[u8]| t.region_by_key(key).unwrap();
+        assert_eq!(t.leader_store(&route(b"a")), Some(1), "PD's leader");
+        t.set_leader_hint(2, 2);
+        t.set_leader_hint(3, 3);
+        assert_eq!(t.leader_store(&route(b"a")), Some(2), "a NotLeader answer's leader beats PD's");
+        assert_eq!(t.leader_store(&route(b"n")), Some(3));
+
+        // PD's next routes leave region 2 as it was: its hint stays. They
+        // name a new leader of region 3: PD knows better now.
+        assert!(t.apply_if_newer(led(led(snap(6, b"m"), 2, 1), 3, 2)));
+        assert_eq!(t.leader_store(&route(b"a")), Some(2));
+        assert_eq!(t.leader_store(&route(b"n")), Some(2), "PD's newer leader");
+        t.set_leader_hint(3, 3);
+
+        // An unreachable hinted store is forgotten; a hint naming another
+        // store is not forgotten for it.
+        t.forget_leader_hint(2, 3);
+        assert_eq!(t.leader_store(&route(b"a")), Some(2));
+        t.forget_leader_hint(2, 2);
+        assert_eq!(t.leader_store(&route(b"a")), Some(1));
+
+        // A delta that moves region 3 drops its hint too.
+        let delta = pdpb::RouteDelta {
+            from_version: 6,
+            to_version: 7,
+            upserted: led(snap(7, b"m"), 3, 1)
+                .regions
+                .into_iter()
+                .filter(|r| r.region.as_ref().unwrap().id == 3)
+                .collect(),
+            ..Default::default()
+        };
+        t.apply_delta(&delta).unwrap();
+        assert_eq!(t.leader_store(&route(b"n")), Some(1));
     }
 
     #[test]

@@ -14,6 +14,8 @@ use crate::wait_for;
 /// Region raft heartbeat in tests: elections after 5-10 heartbeats, so a
 /// killed leader is replaced within about a second.
 pub const TEST_RAFT_HEARTBEAT_MS: &str = "100";
+/// How often a region's leader reports it to PD in tests.
+pub const TEST_REGION_HEARTBEAT_MS: u64 = 1_000;
 /// How long the cluster may take to serve a first write after starting.
 pub const READY_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -63,7 +65,7 @@ impl StoreProcess {
             "--raft-heartbeat-ms".into(),
             TEST_RAFT_HEARTBEAT_MS.into(),
             "--region-heartbeat-ms".into(),
-            "1000".into(),
+            TEST_REGION_HEARTBEAT_MS.to_string(),
             // Tests declare stores Down after a few seconds of silence.
             "--store-heartbeat-ms".into(),
             "500".into(),

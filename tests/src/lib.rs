@@ -9,6 +9,7 @@
 //! executable; `cargo test --workspace` builds them first.
 
 pub mod cluster;
+pub mod leaders;
 pub mod moves;
 pub mod nemesis;
 pub mod pd_cluster;

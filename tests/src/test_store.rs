@@ -143,7 +143,8 @@ impl HeartbeatStream {
         self.send(pdpb::store_heartbeat_request::Payload::RoutesWanted(pdpb::RoutesWanted { have_version })).await;
     }
 
-    /// Reports a split this store's peer carried out as leader at `term`.
+    /// Reports a split this store's peer carried out as leader at `term`,
+    /// naming itself leader of every region at that term.
     pub async fn report_split(
         &self,
         regions: &[metapb::Region],
@@ -152,12 +153,16 @@ impl HeartbeatStream {
         stats: Vec<pdpb::RegionStats>,
     ) {
         let parent = regions.last().expect("a split report names the original region last");
+        // This store leads every region it reports, each at `term`.
+        let leaderships =
+            regions.iter().map(|r| pdpb::RegionLeadership { leader: Some(self.peer_of(r)), term }).collect();
         self.send(pdpb::store_heartbeat_request::Payload::Split(pdpb::SplitReport {
             regions: regions.to_vec(),
             leader: Some(self.peer_of(parent)),
             term,
             directive_id,
             stats,
+            leaderships,
         }))
         .await;
     }

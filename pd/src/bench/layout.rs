@@ -78,13 +78,23 @@ async fn cut(
     Ok(out)
 }
 
+/// A split report from `leader`'s store, which leads every region of it at
+/// term 1 (so each starts with a leader, as the simulated stores report).
 fn split_report(regions: Vec<metapb::Region>, leader: metapb::Peer) -> pdpb::store_heartbeat_request::Payload {
+    let leaderships = regions
+        .iter()
+        .map(|r| pdpb::RegionLeadership {
+            leader: r.peers.iter().find(|p| p.store_id == leader.store_id).copied(),
+            term: 1,
+        })
+        .collect();
     pdpb::store_heartbeat_request::Payload::Split(pdpb::SplitReport {
         regions,
         leader: Some(leader),
         term: 1,
         directive_id: 0,
         stats: Vec::new(),
+        leaderships,
     })
 }
 

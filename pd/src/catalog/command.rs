@@ -1,6 +1,6 @@
 //! Commands that change the catalog: the payload of PD's raft log entries.
 
-use proto::metapb;
+use proto::{metapb, pdpb};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,7 +16,23 @@ pub enum CatalogCommand {
     /// A region leader's report: one region from a heartbeat, or every region
     /// a split produced. Applied atomically, only if no epoch in it is stale
     /// and the regions it replaces cover exactly the same keys.
-    ReportRegions { regions: Vec<metapb::Region>, leader: Option<metapb::Peer>, term: u64 },
+    ///
+    /// `leader` is the reporting peer and `term` its raft term: they name
+    /// the leader of the one region that peer belongs to. Every region is
+    /// its own raft group, so a term says nothing about another region.
+    /// `leaderships`, empty or one per region, names each region's own
+    /// leader and term where the reporting store knows it (a split report
+    /// from a store that leads the new region too); a region with neither
+    /// keeps the leader the catalog has, or starts without one.
+    ReportRegions {
+        regions: Vec<metapb::Region>,
+        leader: Option<metapb::Peer>,
+        term: u64,
+        /// Absent from entries written before it existed: those name only
+        /// the reporting peer's region's leader.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        leaderships: Vec<pdpb::RegionLeadership>,
+    },
     /// Move a store along its life cycle (`store_state.rs`): Up -> Offline
     /// (refused if fewer than `min_up_stores` Up stores would remain),
     /// Offline -> Up, Offline -> Tombstone (only once no region has a peer

@@ -161,8 +161,8 @@ impl RouteCatalog {
             CatalogCommand::AllocIds { count } => self.alloc_ids(*count),
             CatalogCommand::PutStore { store } => self.put_store(store),
             CatalogCommand::Bootstrap { store_ids, split_keys } => self.bootstrap(store_ids, split_keys),
-            CatalogCommand::ReportRegions { regions, leader, term } => {
-                self.report_regions(regions, leader.as_ref(), *term)
+            CatalogCommand::ReportRegions { regions, leader, term, leaderships } => {
+                self.report_regions(regions, leader.as_ref(), *term, leaderships)
             }
             CatalogCommand::SetStoreState { store_id, state, min_up_stores } => {
                 self.set_store_state(*store_id, *state, *min_up_stores)

@@ -1,9 +1,18 @@
 //! Region reports from leaders: heartbeats (one region) and split results
 //! (every region a split produced), applied atomically.
+//!
+//! A report's meta (range, epoch, peers) applies to every region in it; its
+//! leadership only to the region whose peer reported, and to any region it
+//! names a leader for explicitly. Each region is its own raft group with
+//! its own terms (a split-born group starts at its own initial term), so
+//! the catalog compares a report's term only with the term it recorded for
+//! the same region. A region new to the catalog and led by no peer the
+//! report names starts with no leader and term 0: its leader's first
+//! heartbeat names it, whatever term its group is at.
 
 use std::collections::BTreeSet;
 
-use proto::metapb;
+use proto::{metapb, pdpb};
 
 use super::{CommandOutcome, RegionRecord, RouteCatalog, keys};
 use crate::error::{PdError, Result};
@@ -19,6 +28,7 @@ impl RouteCatalog {
         regions: &[metapb::Region],
         leader: Option<&metapb::Peer>,
         term: u64,
+        leaderships: &[pdpb::RegionLeadership],
     ) -> Result<CommandOutcome> {
         if !self.bootstrapped {
             return Err(PdError::NotBootstrapped);
@@ -33,10 +43,10 @@ impl RouteCatalog {
                 return Err(PdError::InvalidArgument(format!("region {} appears twice in one report", r.id)));
             }
         }
-        let leaders = self.leaders_for(regions, leader)?;
+        let leads = leads_for(regions, leader, term, leaderships)?;
 
         // Invariant 2: no epoch goes backwards.
-        for r in regions {
+        for (r, lead) in regions.iter().zip(&leads) {
             let Some(old) = self.regions.get(&r.id) else {
                 continue;
             };
@@ -53,10 +63,15 @@ impl RouteCatalog {
                     r.id, new_epoch
                 )));
             }
-            if new_epoch == old_epoch && term < old.term {
+            // Terms compare within one region's group only: a lower one at
+            // the same epoch comes from a leader deposed since.
+            if let Some(lead) = lead
+                && new_epoch == old_epoch
+                && superseded(*lead, old)
+            {
                 return Err(PdError::StaleEpoch(format!(
-                    "region {} reported by term {term}, catalog has term {}",
-                    r.id, old.term
+                    "region {} reported by its leader of term {}, catalog has term {}",
+                    r.id, lead.term, old.term
                 )));
             }
         }
@@ -96,25 +111,25 @@ impl RouteCatalog {
             )));
         }
 
-        let mut changed = false;
+        let records: Vec<RegionRecord> = regions.iter().zip(leads).map(|(r, lead)| self.record_for(r, lead)).collect();
+        let mut changed = replaced.iter().any(|id| !batch_ids.contains(id));
         let mut term_moved = false;
-        for (r, leader) in regions.iter().zip(&leaders) {
-            match self.regions.get(&r.id) {
-                Some(old) if old.region == *r && old.leader == *leader => {
-                    term_moved |= old.term != term;
+        for rec in &records {
+            match self.regions.get(&rec.region.id) {
+                Some(old) if old.region == rec.region && old.leader == rec.leader => {
+                    term_moved |= old.term != rec.term;
                 }
                 _ => changed = true,
             }
         }
-        changed |= replaced.iter().any(|id| !batch_ids.contains(id));
         if !changed && !term_moved {
             return Ok(CommandOutcome::Regions { changed: false, version: self.version });
         }
         for id in &replaced {
             self.remove_region(*id);
         }
-        for (r, leader) in regions.iter().zip(leaders) {
-            self.insert_region(RegionRecord { region: r.clone(), leader, term });
+        for rec in records {
+            self.insert_region(rec);
         }
         if changed {
             self.bump_version();
@@ -161,34 +176,97 @@ impl RouteCatalog {
         Ok(())
     }
 
-    /// The leader of each region in the report: the peer on the reporting
-    /// leader's store. A split's new regions are led from the same store that
-    /// led the original at first.
-    fn leaders_for(
-        &self,
-        regions: &[metapb::Region],
-        leader: Option<&metapb::Peer>,
-    ) -> Result<Vec<Option<metapb::Peer>>> {
-        let Some(leader) = leader else {
-            return Ok(vec![None; regions.len()]);
+    /// What the catalog records for `r` once the report is in: its own
+    /// leader and term where the report names them, unless the catalog
+    /// knows a leader of a later term (a deposed leader may still report
+    /// a newer epoch it applied: the meta is right, the leadership is not);
+    /// otherwise the leader it had, or none for a region new to it. A
+    /// leader that is no longer a peer of the region is forgotten; its term
+    /// stays, so reports of older terms are still known stale.
+    fn record_for(&self, r: &metapb::Region, lead: Option<Lead>) -> RegionRecord {
+        let old = self.regions.get(&r.id);
+        let (leader, term) = match (lead, old) {
+            (Some(lead), Some(old)) if superseded(lead, old) => (old.leader, old.term),
+            (Some(lead), _) => (Some(lead.peer), lead.term),
+            (None, Some(old)) => (old.leader, old.term),
+            (None, None) => (None, 0),
         };
-        let mut named = false;
-        let mut out = Vec::with_capacity(regions.len());
-        for r in regions {
-            let peer = r.peers.iter().find(|p| p.store_id == leader.store_id).ok_or_else(|| {
-                PdError::InvalidArgument(format!("leader store {} holds no peer of region {}", leader.store_id, r.id))
-            })?;
-            named |= peer.id == leader.id;
-            out.push(Some(*peer));
-        }
-        if !named {
-            return Err(PdError::InvalidArgument(format!(
-                "leader peer {} is not a peer of any reported region",
-                leader.id
-            )));
-        }
-        Ok(out)
+        let leader = leader.and_then(|l| r.peers.iter().find(|p| p.id == l.id).copied());
+        RegionRecord { region: r.clone(), leader, term }
     }
+}
+
+/// Whether the catalog knows a leader of `lead`'s region in a later term
+/// than `lead`'s.
+///
+/// The catalog records a leader together with that leader's own term, and a
+/// peer's term never goes down, so the recorded leader itself reporting a
+/// lower term means the record's term is not its own: a record written when
+/// a split report's term was stamped on every region it named. That record
+/// is healed (the report is taken) rather than left refusing the region's
+/// leaders until its group's term passes another group's.
+pub fn superseded(lead: Lead, old: &RegionRecord) -> bool {
+    lead.term < old.term && old.leader.is_none_or(|l| l.id != lead.peer.id)
+}
+
+/// A region's leader as a report names it, with its term in that region's
+/// group.
+#[derive(Debug, Clone, Copy)]
+pub struct Lead {
+    pub peer: metapb::Peer,
+    pub term: u64,
+}
+
+/// The leader each region of the report names: the reporting peer (`leader`
+/// at `term`) for the region it belongs to, and for the others the entry
+/// `leaderships` has for them, if any. The reporting peer must belong to one
+/// of the regions, and every named leader must be a peer of its region (as
+/// the region lists it, role included).
+fn leads_for(
+    regions: &[metapb::Region],
+    leader: Option<&metapb::Peer>,
+    term: u64,
+    leaderships: &[pdpb::RegionLeadership],
+) -> Result<Vec<Option<Lead>>> {
+    if !leaderships.is_empty() && leaderships.len() != regions.len() {
+        return Err(PdError::InvalidArgument(format!(
+            "report of {} regions names {} leaderships",
+            regions.len(),
+            leaderships.len()
+        )));
+    }
+    let member = |r: &metapb::Region, l: &metapb::Peer| {
+        r.peers.iter().find(|p| p.id == l.id && p.store_id == l.store_id).copied()
+    };
+    let mut named = leader.is_none();
+    let mut out = Vec::with_capacity(regions.len());
+    for (i, r) in regions.iter().enumerate() {
+        if let Some(peer) = leader.and_then(|l| member(r, l)) {
+            named = true;
+            out.push(Some(Lead { peer, term }));
+            continue;
+        }
+        let lead = match leaderships.get(i).and_then(|l| l.leader.map(|p| (p, l.term))) {
+            None => None,
+            Some((l, term)) => {
+                let peer = member(r, &l).ok_or_else(|| {
+                    PdError::InvalidArgument(format!(
+                        "leader peer {} on store {} is not a peer of region {}",
+                        l.id, l.store_id, r.id
+                    ))
+                })?;
+                Some(Lead { peer, term })
+            }
+        };
+        out.push(lead);
+    }
+    if !named {
+        return Err(PdError::InvalidArgument(format!(
+            "leader peer {} is not a peer of any reported region",
+            leader.map_or(0, |l| l.id)
+        )));
+    }
+    Ok(out)
 }
 
 /// Sorts ranges and merges adjacent ones.

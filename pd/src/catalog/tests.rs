@@ -1,5 +1,5 @@
 use prost::Message;
-use proto::{metapb, pdraftpb};
+use proto::{metapb, pdpb, pdraftpb};
 
 use super::bootstrap::even_split_keys;
 use super::*;
@@ -34,7 +34,7 @@ fn report(
     leader: metapb::Peer,
     term: u64,
 ) -> Result<CommandOutcome> {
-    c.apply(&CatalogCommand::ReportRegions { regions, leader: Some(leader), term })
+    c.apply(&CatalogCommand::ReportRegions { regions, leader: Some(leader), term, leaderships: Vec::new() })
 }
 
 fn region_at(c: &RouteCatalog, key: &str) -> metapb::Region {
@@ -236,11 +236,123 @@ fn split_report_swaps_regions_atomically() {
     assert_eq!(c.region_count(), 2);
     assert_eq!(region_at(&c, "a").id, parts[0].id);
     assert_eq!(region_at(&c, "z").id, parts[1].id);
-    // The new region is led from the same store.
-    assert_eq!(c.region(parts[0].id).unwrap().leader.unwrap().store_id, leader.store_id);
+    // The report names no leader of the new region: it has none yet, and
+    // no term (its group's terms are its own).
+    let born = c.region(parts[0].id).unwrap();
+    assert_eq!((born.leader, born.term), (None, 0));
+    assert_eq!(c.region(parts[1].id).unwrap().leader, Some(leader));
     // The pre-split region can no longer come back.
     let err = report(&mut c, vec![before.region_by_key(b"a").unwrap().region.clone()], leader, 2).unwrap_err();
     assert!(matches!(err, PdError::StaleEpoch(_)), "{err}");
+}
+
+/// A split report as a store sends it: the original region's leader at
+/// `term`, and each region's own leadership where that store leads it.
+fn report_split(
+    c: &mut RouteCatalog,
+    parts: &[metapb::Region],
+    leader: metapb::Peer,
+    term: u64,
+    leaderships: Vec<pdpb::RegionLeadership>,
+) -> Result<CommandOutcome> {
+    c.apply(&CatalogCommand::ReportRegions { regions: parts.to_vec(), leader: Some(leader), term, leaderships })
+}
+
+fn leads(peer: metapb::Peer, term: u64) -> pdpb::RegionLeadership {
+    pdpb::RegionLeadership { leader: Some(peer), term }
+}
+
+#[test]
+fn a_split_born_region_is_led_by_its_own_leader_at_its_own_term() {
+    let mut c = bootstrapped(&[]);
+    let parts = split(&mut c, "k");
+    let (child, parent) = (&parts[0], &parts[1]);
+    let parent_leader = parent.peers[0];
+    let before_split = region_at(&c, "z");
+    report(&mut c, vec![before_split], parent_leader, 9).unwrap();
+
+    // The parent's leader at term 9 reports the split, leading the child
+    // too, at the child group's term 6.
+    let none = pdpb::RegionLeadership::default();
+    report_split(&mut c, &parts, parent_leader, 9, vec![leads(child.peers[0], 6), none]).unwrap();
+    let rec = c.region(child.id).unwrap();
+    assert_eq!((rec.leader, rec.term), (Some(child.peers[0]), 6), "the child's own leadership");
+    assert_eq!((c.region(parent.id).unwrap().leader, c.region(parent.id).unwrap().term), (Some(parent_leader), 9));
+
+    // Leadership of the child moves to store 2, at the child's term 7:
+    // accepted although the parent's group is at term 9.
+    let v = c.version();
+    let new_leader = child.peers[1];
+    let out = report(&mut c, vec![child.clone()], new_leader, 7).unwrap();
+    assert_eq!(out, CommandOutcome::Regions { changed: true, version: v + 1 });
+    let rec = c.region(child.id).unwrap();
+    assert_eq!((rec.leader, rec.term), (Some(new_leader), 7));
+
+    // The split report again (re-sent until the store sees it in PD's
+    // routes), from a store that still leads the parent and no longer the
+    // child: the child's leader stays.
+    let before = c.clone();
+    report_split(&mut c, &parts, parent_leader, 9, vec![none, none]).unwrap();
+    assert_eq!(c, before, "a re-sent split report changes nothing");
+    // Nor does an older-style report without leaderships.
+    report(&mut c, parts.clone(), parent_leader, 9).unwrap();
+    assert_eq!(c, before);
+    // The deposed child leader's report of term 6 is stale.
+    let err = report(&mut c, vec![child.clone()], child.peers[0], 6).unwrap_err();
+    assert!(matches!(err, PdError::StaleEpoch(_)), "{err}");
+    // And so is its re-sent split report naming itself at term 6.
+    let err = report_split(&mut c, &parts, parent_leader, 9, vec![leads(child.peers[0], 6), none]).unwrap_err();
+    assert!(matches!(err, PdError::StaleEpoch(_)), "{err}");
+    assert_eq!(c, before);
+}
+
+#[test]
+fn a_record_holding_another_groups_term_heals_when_its_leader_reports() {
+    let mut c = bootstrapped(&[]);
+    let r = region_at(&c, "a");
+    // As a split report stamped it once: the leader's peer at the term of
+    // the region the split came from.
+    report(&mut c, vec![r.clone()], r.peers[0], 9).unwrap();
+    // That peer itself, at its own group's term 6: the record's term was
+    // never its own (a peer's term never goes down), so the report is taken.
+    report(&mut c, vec![r.clone()], r.peers[0], 6).unwrap();
+    assert_eq!(c.region(r.id).unwrap().term, 6);
+    // Now its successor at term 7 is taken too, and the deposed one is not.
+    report(&mut c, vec![r.clone()], r.peers[1], 7).unwrap();
+    let err = report(&mut c, vec![r.clone()], r.peers[0], 6).unwrap_err();
+    assert!(matches!(err, PdError::StaleEpoch(_)), "{err}");
+    assert_eq!(c.region(r.id).unwrap().leader, Some(r.peers[1]));
+}
+
+#[test]
+fn a_split_report_names_leaders_only_among_each_regions_peers() {
+    let mut c = bootstrapped(&[]);
+    let parts = split(&mut c, "k");
+    let parent_leader = parts[1].peers[0];
+    let before = c.clone();
+    // A leader of the child that is not its peer (the parent's peer id).
+    let err = report_split(&mut c, &parts, parent_leader, 1, vec![leads(parent_leader, 5), leads(parent_leader, 1)])
+        .unwrap_err();
+    assert!(matches!(err, PdError::InvalidArgument(_)), "{err}");
+    // One leadership for two regions.
+    let err = report_split(&mut c, &parts, parent_leader, 1, vec![leads(parts[0].peers[0], 5)]).unwrap_err();
+    assert!(matches!(err, PdError::InvalidArgument(_)), "{err}");
+    assert_eq!(c, before);
+}
+
+#[test]
+fn a_newer_epoch_from_a_deposed_leader_keeps_the_later_terms_leader() {
+    let mut c = bootstrapped(&[]);
+    let r = region_at(&c, "a");
+    report(&mut c, vec![r.clone()], r.peers[1], 10).unwrap();
+    // The leader of term 9 applied a membership change before it learned
+    // of term 10: the meta is right, its leadership is not.
+    let mut newer = r.clone();
+    newer.region_epoch.as_mut().unwrap().conf_ver += 1;
+    report(&mut c, vec![newer.clone()], r.peers[0], 9).unwrap();
+    let rec = c.region(r.id).unwrap();
+    assert_eq!(rec.region, newer);
+    assert_eq!((rec.leader, rec.term), (Some(r.peers[1]), 10));
 }
 
 #[test]
@@ -290,7 +402,7 @@ fn reports_before_bootstrap_are_refused() {
         ..Default::default()
     };
     assert!(matches!(
-        c.apply(&CatalogCommand::ReportRegions { regions: vec![r], leader: None, term: 1 }),
+        c.apply(&CatalogCommand::ReportRegions { regions: vec![r], leader: None, term: 1, leaderships: Vec::new() }),
         Err(PdError::NotBootstrapped)
     ));
 }
@@ -680,8 +792,9 @@ fn every_version_records_what_its_command_touched_and_refusals_record_nothing() 
     assert_eq!(changes[3].regions.len(), 3);
     let r = region_at(&c, "e");
     report(&mut c, vec![r.clone()], r.peers[1], 4).unwrap();
-    // A stale report and an unchanged one move no version.
-    assert!(report(&mut c, vec![r.clone()], r.peers[1], 3).is_err());
+    // A stale report (a leader deposed before term 4) and an unchanged one
+    // move no version.
+    assert!(report(&mut c, vec![r.clone()], r.peers[0], 3).is_err());
     report(&mut c, vec![r.clone()], r.peers[1], 4).unwrap();
     let changes = c.take_route_changes();
     assert_eq!(changes, vec![RouteChange { version: 5, regions: vec![r.id], stores: vec![] }]);

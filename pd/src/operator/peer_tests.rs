@@ -87,7 +87,14 @@ impl World {
         let pending = region.peers.iter().filter(|p| pending.contains(&p.id)).copied().collect();
         let status = PeerStatus { epoch: region.region_epoch.unwrap(), pending, down: Vec::new() };
         self.peers.record(region.id, status);
-        self.c.apply(&CatalogCommand::ReportRegions { regions: vec![region], leader: Some(leader), term }).unwrap();
+        self.c
+            .apply(&CatalogCommand::ReportRegions {
+                regions: vec![region],
+                leader: Some(leader),
+                term,
+                leaderships: Vec::new(),
+            })
+            .unwrap();
     }
 
     fn leader_store(&self) -> u64 {

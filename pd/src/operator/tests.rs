@@ -63,7 +63,8 @@ fn region(c: &RouteCatalog) -> metapb::Region {
 fn lead(c: &mut RouteCatalog, store: u64, term: u64) {
     let r = c.regions().next().unwrap().region.clone();
     let leader = *r.peers.iter().find(|p| p.store_id == store).unwrap();
-    c.apply(&CatalogCommand::ReportRegions { regions: vec![r], leader: Some(leader), term }).unwrap();
+    c.apply(&CatalogCommand::ReportRegions { regions: vec![r], leader: Some(leader), term, leaderships: Vec::new() })
+        .unwrap();
 }
 
 /// A split operator on the first region, with ids allocated in `c`.
@@ -95,7 +96,12 @@ fn apply_split(c: &mut RouteCatalog, d: &pdpb::Directive, at: &[u8]) -> u64 {
     }
     let leader = old.leader.unwrap();
     let out = c
-        .apply(&CatalogCommand::ReportRegions { regions: vec![left, right], leader: Some(leader), term: old.term })
+        .apply(&CatalogCommand::ReportRegions {
+            regions: vec![left, right],
+            leader: Some(leader),
+            term: old.term,
+            leaderships: Vec::new(),
+        })
         .unwrap();
     let CommandOutcome::Regions { version, .. } = out else { panic!("{out:?}") };
     version

@@ -42,7 +42,8 @@ fn leader_on(r: &metapb::Region, store_id: u64) -> metapb::Peer {
 /// Reports `r` led from `store_id` at `term`.
 fn lead(c: &mut RouteCatalog, r: &metapb::Region, store_id: u64, term: u64) {
     let leader = Some(leader_on(r, store_id));
-    c.apply(&CatalogCommand::ReportRegions { regions: vec![r.clone()], leader, term }).unwrap();
+    c.apply(&CatalogCommand::ReportRegions { regions: vec![r.clone()], leader, term, leaderships: Vec::new() })
+        .unwrap();
 }
 
 /// Splits the region holding `key` there, the new region taking the left
@@ -64,7 +65,13 @@ fn split(c: &mut RouteCatalog, key: &str) -> (metapb::Region, metapb::Region) {
         p.id = first + 1 + i as u64;
     }
     let leader = Some(leader_on(&right, 1));
-    c.apply(&CatalogCommand::ReportRegions { regions: vec![left.clone(), right.clone()], leader, term: 1 }).unwrap();
+    c.apply(&CatalogCommand::ReportRegions {
+        regions: vec![left.clone(), right.clone()],
+        leader,
+        term: 1,
+        leaderships: Vec::new(),
+    })
+    .unwrap();
     (left, right)
 }
 
@@ -129,7 +136,13 @@ fn a_region_replaced_by_others_is_named_removed() {
         p.id = first + 5 + i as u64;
     }
     let leader = Some(leader_on(&a, 1));
-    c.apply(&CatalogCommand::ReportRegions { regions: vec![a.clone(), z.clone()], leader, term: 1 }).unwrap();
+    c.apply(&CatalogCommand::ReportRegions {
+        regions: vec![a.clone(), z.clone()],
+        leader,
+        term: 1,
+        leaderships: Vec::new(),
+    })
+    .unwrap();
     record(&mut c, &mut h);
 
     let d = delta_since(&c, &h, old.version);

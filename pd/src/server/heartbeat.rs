@@ -18,7 +18,10 @@
 //! The read loop never waits for raft: a report that changes routes goes to
 //! the [`report_queue`](super::report_queue), which proposes it in the
 //! background, one proposal per region at a time; one whose epoch is older
-//! than the catalog's is ignored and counted. Directives reach the stream
+//! than the catalog's, or whose leader's term is older than the one the
+//! catalog has for that region at the same epoch, is ignored, counted and
+//! logged (at most once per [`LOG_EVERY`](super::log_limit::LOG_EVERY)).
+//! Directives reach the stream
 //! through the [`store_streams`](super::store_streams) registry, so sending
 //! one does not depend on any proposal either. When this member stops
 //! leading, the stream ends with a `NOT_LEADER` header naming the new
@@ -36,11 +39,13 @@ use tonic::Streaming;
 use tracing::{debug, info, warn};
 
 use super::context::{PdContext, StoreRuntime, now_ms, until_not_leader};
+use super::log_limit::REFUSALS_LOG;
 use super::report_queue::{self, Report};
 use super::store_streams::{Registration, Tx};
 use super::stream_status::BoxStream;
 use super::watch::GaugeGuard;
-use crate::catalog::{CatalogCommand, region_report::epoch_is_stale};
+use crate::catalog::CatalogCommand;
+use crate::catalog::region_report::{Lead, epoch_is_stale, superseded};
 use crate::error::{PdError, Result};
 use crate::metrics;
 use crate::operator::PeerStatus;
@@ -152,7 +157,7 @@ fn check_store(ctx: &PdContext, store_id: u64) -> Result<()> {
 
 /// What the stream must do after a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Handled {
+pub(super) enum Handled {
     Done,
     /// The store cannot apply the deltas it was sent: send a full snapshot.
     RoutesWanted,
@@ -161,7 +166,7 @@ enum Handled {
 /// Handles one message without waiting on anything. Only errors that must
 /// end the stream are returned; a refused report is counted and the stream
 /// goes on.
-fn handle(ctx: &Arc<PdContext>, store_id: u64, msg: pdpb::StoreHeartbeatRequest) -> Result<Handled> {
+pub(super) fn handle(ctx: &Arc<PdContext>, store_id: u64, msg: pdpb::StoreHeartbeatRequest) -> Result<Handled> {
     if msg.store_id != store_id {
         return Err(PdError::InvalidArgument(format!(
             "stream opened by store {store_id} carried a message from store {}",
@@ -235,24 +240,53 @@ fn region_heartbeat(ctx: &Arc<PdContext>, store_id: u64, hb: pdpb::RegionHeartbe
         let state = ctx.catalog.read();
         if let Some(rec) = state.catalog.region(region.id) {
             let epoch = region.region_epoch.unwrap_or_default();
-            if epoch_is_stale(&epoch, &rec.epoch()) || (epoch == rec.epoch() && hb.term < rec.term) {
-                metrics::REGION_REPORTS_REFUSED.with_label_values(&["stale"]).inc();
-                debug!(region_id = region.id, ?epoch, "stale region report ignored");
+            // The term is the region's own group's, as is the one recorded.
+            let stale_epoch = epoch_is_stale(&epoch, &rec.epoch());
+            let lead = hb.leader.map(|peer| Lead { peer, term: hb.term });
+            if stale_epoch || (epoch == rec.epoch() && lead.is_some_and(|l| superseded(l, rec))) {
+                let reason = if stale_epoch { "stale" } else { "stale_term" };
+                metrics::REGION_REPORTS_REFUSED.with_label_values(&[reason]).inc();
+                if rec.leader.is_some_and(|l| l.store_id != store_id) {
+                    metrics::REGION_LEADER_MISMATCHES.inc();
+                }
+                if let Some(held_back) = REFUSALS_LOG.admit(Instant::now()) {
+                    info!(
+                        store_id,
+                        region_id = region.id,
+                        reason,
+                        ?epoch,
+                        term = hb.term,
+                        catalog_epoch = ?rec.epoch(),
+                        catalog_term = rec.term,
+                        catalog_leader_store = rec.leader.map_or(0, |l| l.store_id),
+                        held_back,
+                        "region heartbeat refused: the catalog has a newer epoch or term"
+                    );
+                }
                 return Ok(());
             }
-            if rec.region == region && rec.leader == hb.leader {
+            // (A lower term from the recorded leader itself goes on: it
+            // heals a record whose term was not its own.)
+            if rec.region == region && rec.leader == hb.leader && hb.term >= rec.term {
                 return Ok(());
             }
         }
     }
     let id = region.id;
-    let cmd = CatalogCommand::ReportRegions { regions: vec![region], leader: hb.leader, term: hb.term };
+    let cmd = CatalogCommand::ReportRegions {
+        regions: vec![region],
+        leader: hb.leader,
+        term: hb.term,
+        leaderships: Vec::new(),
+    };
     report_queue::submit(ctx, id, Report::heartbeat(cmd));
     Ok(())
 }
 
 /// A split's regions go to the catalog as one report, keyed by the region
-/// that was split so it queues behind that region's own reports. Their
+/// that was split so it queues behind that region's own reports. The
+/// report's leader and term are the original region's; each region's own
+/// leader, where the store leads it, comes in `leaderships`. Their
 /// stats are recorded at once: the split checker must see the shrunk
 /// region's new size, not its old one.
 fn split_report(ctx: &Arc<PdContext>, store_id: u64, split: pdpb::SplitReport) -> Result<()> {
@@ -264,6 +298,19 @@ fn split_report(ctx: &Arc<PdContext>, store_id: u64, split: pdpb::SplitReport) -
             regions = split.regions.len(),
             stats = split.stats.len(),
             "split report refused: one stats entry per region expected"
+        );
+        return Ok(());
+    }
+    // A store knows only its own peers' leadership.
+    let foreign = split.leaderships.iter().filter_map(|l| l.leader).find(|l| l.store_id != store_id);
+    if (!split.leaderships.is_empty() && split.leaderships.len() != split.regions.len()) || foreign.is_some() {
+        metrics::REGION_REPORTS_REFUSED.with_label_values(&["invalid"]).inc();
+        warn!(
+            store_id,
+            regions = split.regions.len(),
+            leaderships = split.leaderships.len(),
+            foreign_leader_store = foreign.map_or(0, |l| l.store_id),
+            "split report refused: one leadership per region, of this store's peers, expected"
         );
         return Ok(());
     }
@@ -279,7 +326,12 @@ fn split_report(ctx: &Arc<PdContext>, store_id: u64, split: pdpb::SplitReport) -
         warn!(store_id, "split report refused: it carries no region");
         return Ok(());
     };
-    let cmd = CatalogCommand::ReportRegions { regions: split.regions, leader: split.leader, term: split.term };
+    let cmd = CatalogCommand::ReportRegions {
+        regions: split.regions,
+        leader: split.leader,
+        term: split.term,
+        leaderships: split.leaderships,
+    };
     report_queue::submit(ctx, key, Report::split(cmd, split.directive_id));
     Ok(())
 }

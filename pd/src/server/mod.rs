@@ -24,6 +24,7 @@ pub mod delete_store;
 pub mod grpc;
 pub mod heartbeat;
 pub mod http;
+pub mod log_limit;
 pub mod operators;
 pub mod region_stats;
 pub mod replica_check;
@@ -315,6 +316,8 @@ async fn join(node_id: u64, me: PdMember, seeds: Vec<String>, mut shutdown: toki
     }
 }
 
+#[cfg(test)]
+mod heartbeat_tests;
 #[cfg(test)]
 mod store_delete_tests;
 #[cfg(test)]

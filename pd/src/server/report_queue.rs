@@ -19,7 +19,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::context::PdContext;
 use crate::catalog::{CatalogCommand, CommandOutcome};
@@ -144,7 +144,9 @@ fn settle(ctx: &PdContext, report: &Report, res: Result<CommandOutcome, PdError>
             return;
         }
         Err(PdError::StaleEpoch(m)) => {
-            debug!(reason = %m, "stale region report ignored");
+            if let Some(held_back) = super::log_limit::REFUSALS_LOG.admit(std::time::Instant::now()) {
+                info!(reason = %m, held_back, "stale region report refused by the catalog");
+            }
             "stale"
         }
         // The store reports again on its next tick (a split report until it
@@ -177,7 +179,12 @@ mod tests {
             region_epoch: Some(metapb::RegionEpoch { conf_ver: 1, version }),
             ..Default::default()
         };
-        Report::heartbeat(CatalogCommand::ReportRegions { regions: vec![region], leader: None, term: 1 })
+        Report::heartbeat(CatalogCommand::ReportRegions {
+            regions: vec![region],
+            leader: None,
+            term: 1,
+            leaderships: Vec::new(),
+        })
     }
 
     fn split(version: u64, directive_id: u64) -> Report {

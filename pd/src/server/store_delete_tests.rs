@@ -120,9 +120,14 @@ async fn a_deleted_store_goes_offline_then_tombstone_once_drained() {
     *old = metapb::Peer { id: peer_id, store_id: spare, role: metapb::PeerRole::Voter as i32 };
     region.region_epoch.as_mut().expect("epoch").conf_ver += 1;
     let leader = *region.peers.iter().find(|p| p.store_id == stores[1]).expect("peer on store 2");
-    ctx.propose(CatalogCommand::ReportRegions { regions: vec![region], leader: Some(leader), term: 1 })
-        .await
-        .expect("report applied");
+    ctx.propose(CatalogCommand::ReportRegions {
+        regions: vec![region],
+        leader: Some(leader),
+        term: 1,
+        leaderships: Vec::new(),
+    })
+    .await
+    .expect("report applied");
     let gone = stores[0];
     tokio::time::timeout(
         DEADLINE,

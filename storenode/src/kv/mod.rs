@@ -8,7 +8,11 @@
 //! names the region's leader store and the request is forwarded there. A
 //! local peer that is not the leader forwards to the leader it knows. A
 //! forwarded request (`Context.forwarded`) is never forwarded again: it
-//! answers with a region error instead, so a stale route cannot loop.
+//! answers with a region error instead, so a stale route cannot loop. When
+//! PD's route named the wrong leader, that error is a `NotLeader` naming
+//! the one its store knows, kept as a leader hint in the route table
+//! ([`Node::learn_leader`]): the caller's retry (the HTTP API's own retry
+//! loop too) goes to that store, not to the stale route again.
 //!
 //! - [`read`]: get, scan, batch get (linearizable via lease read, or stale
 //!   on request).
@@ -20,6 +24,9 @@ pub mod batch;
 pub mod read;
 pub mod service;
 pub mod write;
+
+#[cfg(test)]
+mod leader_hint_tests;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -46,12 +53,18 @@ pub const RAFT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where a request runs.
 pub enum Route {
     Local(Arc<RegionPeer>),
-    Remote { address: String },
+    /// Another store, believed to lead `region_id`.
+    Remote {
+        address: String,
+        region_id: u64,
+        store_id: u64,
+    },
 }
 
 /// KV responses: each carries a region error and a plain error slot.
 pub trait KvResponse: Default {
     fn set_errors(&mut self, region_error: Option<kvpb::RegionError>, error: Option<kvpb::Error>);
+    fn region_error(&self) -> Option<&kvpb::RegionError>;
 }
 
 macro_rules! kv_response {
@@ -60,6 +73,10 @@ macro_rules! kv_response {
             fn set_errors(&mut self, re: Option<kvpb::RegionError>, e: Option<kvpb::Error>) {
                 self.region_error = re;
                 self.error = e;
+            }
+
+            fn region_error(&self) -> Option<&kvpb::RegionError> {
+                self.region_error.as_ref()
             }
         }
     )*};
@@ -161,14 +178,38 @@ impl Node {
             .routes
             .region_by_key(key)
             .ok_or_else(|| StoreError::ServerBusy("no route for the key yet (cluster bootstrapping?)".into()))?;
-        let region = route.region.unwrap_or_default();
-        let store_id = route
-            .leader
-            .map(|l| l.store_id)
-            .or_else(|| region.peers.first().map(|p| p.store_id))
-            .ok_or(StoreError::RegionNotFound(region.id))?;
-        let address = self.store_address(store_id).ok_or(StoreError::RegionNotFound(region.id))?;
-        Ok(Route::Remote { address })
+        let store_id = self
+            .routes
+            .leader_store(&route)
+            .or_else(|| route.region.as_ref().and_then(|r| r.peers.first()).map(|p| p.store_id));
+        let region_id = route.region.map_or(0, |r| r.id);
+        let store_id = store_id.ok_or(StoreError::RegionNotFound(region_id))?;
+        let address = self.store_address(store_id).ok_or(StoreError::RegionNotFound(region_id))?;
+        Ok(Route::Remote { address, region_id, store_id })
+    }
+
+    /// Learns from the answer of the store a request was forwarded to by
+    /// route (`tried`, believed to lead `region_id`): a `NotLeader` naming
+    /// another store's peer is a leader hint the next request follows (PD
+    /// may not have heard of that leader yet, and the store answering did
+    /// not forward: a forwarded request never is); a store that could not
+    /// be reached loses its hint.
+    pub(crate) fn learn_leader<R: KvResponse>(&self, region_id: u64, tried: u64, answer: &Result<R>) {
+        use kvpb::region_error::Kind;
+        match answer {
+            Ok(r) => {
+                if let Some(Kind::NotLeader(n)) = r.region_error().and_then(|e| e.kind.as_ref())
+                    && let Some(leader) = n.leader
+                    && leader.store_id != tried
+                    && n.region_id == region_id
+                {
+                    metrics::KV_LEADER_HINTS.inc();
+                    self.routes.set_leader_hint(region_id, leader.store_id);
+                }
+            }
+            Err(StoreError::Unavailable(_)) => self.routes.forget_leader_hint(region_id, tried),
+            Err(_) => {}
+        }
     }
 
     /// Runs a request: locally (`local`) or on another store (`remote`,
@@ -205,7 +246,11 @@ impl Node {
                     other => other,
                 }
             }
-            Ok(Route::Remote { address }) => self.forward(address, ctx, remote).await,
+            Ok(Route::Remote { address, region_id, store_id }) => {
+                let answer = self.forward(address, ctx, remote).await;
+                self.learn_leader(region_id, store_id, &answer);
+                answer
+            }
             Err(e) => Err(e),
         };
         metrics::KV_SECONDS.with_label_values(&[op]).observe(started.elapsed().as_secs_f64());

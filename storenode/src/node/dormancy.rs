@@ -20,7 +20,8 @@
 //!
 //! A leader's group restarts as the leader of the same term, without an
 //! election (openraft's leader restore, which a store restart does not
-//! use: there, the lazily written applied state may lag what the leader
+//! use, nor does a follower's revive, whose vote on disk may still name
+//! itself from before a restart: there, the lazily written applied state may lag what the leader
 //! acknowledged; here the state machine is the one the peer kept in
 //! memory, and every entry was committed and applied before it slept).
 //! Lease safety holds: the restored leader has no lease (no quorum has
@@ -130,7 +131,7 @@ impl Node {
         let _transition = peer.transition.lock().await;
         let Some(view) = peer.dormant_view() else { return Ok(false) };
         let sm = RegionStateMachine::resume(self.engine.clone(), peer.shared.clone());
-        let raft = launch(self.engine.clone(), self.transport.clone(), self.revive_config.clone(), sm).await?;
+        let raft = launch(self.engine.clone(), self.transport.clone(), self.revive_config(&view), sm).await?;
         if view.leading {
             // Restored as leader in its term, once its core has started.
             let deadline = Duration::from_millis(self.config.raft.election_timeout_max_ms);
@@ -144,6 +145,17 @@ impl Node {
         tokio::spawn(watch_leadership(self.me.clone(), peer.clone()));
         debug!(region_id = peer.region_id(), leading = view.leading, "region revived");
         Ok(true)
+    }
+
+    /// The config a dormant peer's group restarts with: timers stopped,
+    /// and leader restore only for a peer that led when it went dormant.
+    /// openraft restores leadership from the vote on disk, which does not
+    /// say whether the group led in this process: a peer that led before a
+    /// restart and went dormant as a follower since (a restart does not
+    /// restore) would come back leading on state that may lag what it
+    /// acknowledged before the restart.
+    pub(super) fn revive_config(&self, view: &DormantView) -> Arc<openraft::Config> {
+        if view.leading { self.revive_config.clone() } else { self.asleep_config.clone() }
     }
 
     /// Wakes `peer` for `cause`, reviving it first if dormant. A leader

@@ -711,4 +711,6 @@ async fn watch_leadership(node: std::sync::Weak<Node>, peer: Arc<RegionPeer>) {
 }
 
 #[cfg(test)]
+mod dormancy_tests;
+#[cfg(test)]
 mod tests;

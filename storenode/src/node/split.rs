@@ -1,7 +1,9 @@
 //! The node's part of a split, once a replica has applied it: index the new
 //! range, start the new region's peer from its seeded state, let it
 //! campaign at once where the parent was led, and report the result to PD
-//! until PD's routes show it.
+//! until PD's routes show it. The report names the original region's leader
+//! and term, and each region's own leader and term only where this store's
+//! peer of it leads: a split-born group has terms of its own.
 
 use std::sync::Arc;
 
@@ -153,17 +155,26 @@ impl Node {
                 ..Default::default()
             })
         };
+        // Each region is its own group: name its leader and term only where
+        // this store's peer of it leads, never the original's for the others.
+        let leadership = |id: u64| {
+            self.peer(id).filter(|peer| peer.is_leader()).map_or_else(pdpb::RegionLeadership::default, |peer| {
+                pdpb::RegionLeadership { leader: Some(self.voter(peer.shared.peer_id)), term: peer.term() }
+            })
+        };
         Some(pdpb::SplitReport {
             stats: regions.iter().map(|r| stats(r.id)).collect(),
+            leaderships: regions.iter().map(|r| leadership(r.id)).collect(),
             regions,
-            leader: Some(metapb::Peer {
-                id: leader.shared.peer_id,
-                store_id: self.store_id,
-                role: metapb::PeerRole::Voter as i32,
-            }),
+            leader: Some(self.voter(leader.shared.peer_id)),
             term: leader.term(),
             directive_id,
         })
+    }
+
+    /// This store's peer `peer_id` as a voter, as leaders are reported.
+    fn voter(&self, peer_id: u64) -> metapb::Peer {
+        metapb::Peer { id: peer_id, store_id: self.store_id, role: metapb::PeerRole::Voter as i32 }
     }
 
     /// Splits PD's routes do not show and no pending entry covers: a region

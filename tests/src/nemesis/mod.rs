@@ -12,6 +12,10 @@
 //!   pauses, and network partitions of one store from the others and PD.
 //! - [`checker`]: per-key linearizability of the history.
 //!
+//! After the run every replica must hold the same values, every store the
+//! peers PD's routes give it, and PD must name the leader the stores have
+//! for every region ([`crate::leaders`]).
+//!
 //! Every choice (which faults, when, on whom, which operations) comes from
 //! one seeded generator ([`Rng`]). A run is a pure function of its seed as far as the harness goes (which
 //! faults, when, on whom, which operations); the cluster's own timing is
@@ -208,6 +212,9 @@ pub async fn run(config: &NemesisConfig) -> Report {
     keep_logs(&nemesis.cluster, config.seed);
     wait_converged(&nemesis.cluster, &keys).await;
     wait_placed(&nemesis.cluster).await;
+    // With every replica in place, PD names each region's leader as the
+    // stores have it within a few region heartbeats, or the run fails.
+    crate::leaders::wait_leaders_agree(&nemesis.cluster, crate::leaders::agree_deadline()).await;
     report
 }
 
