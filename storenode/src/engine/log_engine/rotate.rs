@@ -5,7 +5,7 @@ use std::io;
 use std::sync::Arc;
 
 use super::record::RecordBuf;
-use super::segment::{self, MAGIC};
+use super::segment::{self, HEADER};
 use super::{Active, LogEngine, read_loc};
 use crate::metrics;
 
@@ -28,7 +28,7 @@ impl LogEngine {
             self.sync_active(active)?;
         }
         let seq = active.seq + 1;
-        let file = Arc::new(segment::create(&self.dir, seq, self.segment_bytes)?);
+        let file = Arc::new(segment::create(&self.dir, seq, active.len, self.segment_bytes)?);
         let cutoff = seq.saturating_sub(KEEP);
         let (marks, carried) = {
             let mut state = self.state.lock().unwrap();
@@ -45,7 +45,7 @@ impl LogEngine {
             }
             (marks, carried)
         };
-        *active = Active { seq, file, len: MAGIC.len() as u64, unsynced: false, failed: None };
+        *active = Active::new(seq, file, HEADER as u64);
         let mut rec = RecordBuf::default();
         for (region, kind, v) in &marks {
             rec.meta(*region, *kind, v);
