@@ -163,8 +163,8 @@ pub fn scan(
         if last && !(walked.stop == Stop::Zero && zeros_after) {
             let x = walked.at;
             let what = match walked.stop {
-                Stop::Bad => format!("not a whole record ({} bytes to the end of the file)", buf.len() - x),
-                Stop::Zero => "a zeroed record header with bytes after it".to_string(),
+                Stop::Bad => "not a whole record",
+                Stop::Zero => "a zeroed record header with bytes after it",
             };
             if header.format == Format::V2
                 && let Some((y, w)) = witness(&buf, x)
