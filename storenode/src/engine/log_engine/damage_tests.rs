@@ -7,6 +7,9 @@ use std::path::Path;
 use super::check::{self, RecordLine};
 use super::*;
 
+/// Small segments: a test need not write (and sync) 32 MiB of zeros.
+const SEG: u64 = 64 * 1024;
+
 fn all(log: &LogEngine, region: u64) -> Vec<u64> {
     log.entries(region, 0, u64::MAX).unwrap().into_iter().map(|(i, _)| i).collect()
 }
@@ -63,7 +66,7 @@ fn refused(dir: &Path, segment_bytes: u64, mode: RecoveryMode) -> LogDamage {
 
 /// Ten synced records in the one segment.
 fn ten_synced(dir: &Path) -> Vec<RecordLine> {
-    let log = LogEngine::open(dir).unwrap();
+    let log = LogEngine::open_with(dir, SEG).unwrap();
     for i in 1..=10 {
         append(&log, i, true);
     }
@@ -136,14 +139,14 @@ fn a_byte_flipped_in_the_newest_segment_with_records_behind_refuses_the_open() {
         let recs = ten_synced(dir.path());
         let r = &recs[victim];
         flip(dir.path(), 1, r.at + r.len / 2);
-        let d = refused(dir.path(), SEGMENT_BYTES, RecoveryMode::TolerateTailCorruption);
+        let d = refused(dir.path(), SEG, RecoveryMode::TolerateTailCorruption);
         assert_eq!((d.file.clone(), d.offset, d.refusal), (segment::path(dir.path(), 1), r.at, Refusal::Damage));
         assert!(d.what.contains("not torn by a crash"), "{d}");
         // A zeroed header there is no clean end either.
         let dir = tempfile::tempdir().unwrap();
         let recs = ten_synced(dir.path());
         zero(dir.path(), 1, recs[victim].at, record::HEADER as u64);
-        let d = refused(dir.path(), SEGMENT_BYTES, RecoveryMode::TolerateTailCorruption);
+        let d = refused(dir.path(), SEG, RecoveryMode::TolerateTailCorruption);
         assert_eq!(d.offset, recs[victim].at);
     }
 }
@@ -152,7 +155,7 @@ fn a_byte_flipped_in_the_newest_segment_with_records_behind_refuses_the_open() {
 fn a_tail_cut_mid_record_opens_and_absolute_consistency_refuses_it() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let log = LogEngine::open(dir.path()).unwrap();
+        let log = LogEngine::open_with(dir.path(), SEG).unwrap();
         for i in 1..=5 {
             append(&log, i, true);
         }
@@ -163,7 +166,7 @@ fn a_tail_cut_mid_record_opens_and_absolute_consistency_refuses_it() {
     let cut = last.at + last.len / 2;
     zero(dir.path(), 1, cut, last.at + last.len - cut);
 
-    let d = refused(dir.path(), SEGMENT_BYTES, RecoveryMode::AbsoluteConsistency);
+    let d = refused(dir.path(), SEG, RecoveryMode::AbsoluteConsistency);
     assert_eq!((d.offset, d.refusal), (last.at, Refusal::TornTail));
     let report = check::check(dir.path(), |_| {}).unwrap();
     assert!(report.opens(), "{report}");
@@ -171,13 +174,13 @@ fn a_tail_cut_mid_record_opens_and_absolute_consistency_refuses_it() {
 
     let torn_before = metrics::RAFT_LOG_TORN_TAILS.get();
     {
-        let log = LogEngine::open(dir.path()).unwrap();
+        let log = LogEngine::open_with(dir.path(), SEG).unwrap();
         assert!(metrics::RAFT_LOG_TORN_TAILS.get() > torn_before, "a dropped tail is counted");
         assert_eq!(all(&log, 1), [1, 2, 3, 4, 5]);
         assert_eq!(log.meta(1, 1), Some(5u64.to_le_bytes().to_vec()));
         append(&log, 6, true);
     }
-    let log = LogEngine::open_in(dir.path(), SEGMENT_BYTES, RecoveryMode::AbsoluteConsistency).unwrap();
+    let log = LogEngine::open_in(dir.path(), SEG, RecoveryMode::AbsoluteConsistency).unwrap();
     assert_eq!(all(&log, 1), [1, 2, 3, 4, 5, 6], "the dropped tail was zeroed and writing went on");
 }
 
@@ -188,14 +191,14 @@ fn a_tail_cut_mid_record_opens_and_absolute_consistency_refuses_it() {
 fn lazy_records_behind_a_hole_are_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let log = LogEngine::open(dir.path()).unwrap();
+        let log = LogEngine::open_with(dir.path(), SEG).unwrap();
         append(&log, 1, true);
         append(&log, 2, false);
         append(&log, 3, false);
     }
     let recs = in_segment(dir.path(), 1);
     zero(dir.path(), 1, recs[1].at, recs[1].len);
-    let log = LogEngine::open(dir.path()).unwrap();
+    let log = LogEngine::open_with(dir.path(), SEG).unwrap();
     assert_eq!(all(&log, 1), [1]);
     drop(log);
     assert_eq!(in_segment(dir.path(), 1).len(), 1, "the record behind the hole is zeroed too");
@@ -207,18 +210,18 @@ fn lazy_records_behind_a_hole_are_a_torn_tail() {
 fn records_after_a_reopen_vouch_for_the_ones_before() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let log = LogEngine::open(dir.path()).unwrap();
+        let log = LogEngine::open_with(dir.path(), SEG).unwrap();
         append(&log, 1, false);
         append(&log, 2, false);
     }
     {
-        let log = LogEngine::open(dir.path()).unwrap();
+        let log = LogEngine::open_with(dir.path(), SEG).unwrap();
         append(&log, 3, false);
     }
     let recs = in_segment(dir.path(), 1);
     assert_eq!(recs[2].synced, Some(recs[2].at));
     flip(dir.path(), 1, recs[0].at + 20);
-    let d = refused(dir.path(), SEGMENT_BYTES, RecoveryMode::TolerateTailCorruption);
+    let d = refused(dir.path(), SEG, RecoveryMode::TolerateTailCorruption);
     assert_eq!(d.offset, recs[0].at);
 }
 
@@ -227,7 +230,7 @@ fn a_segment_out_of_place_refuses_the_open() {
     let dir = tempfile::tempdir().unwrap();
     ten_synced(dir.path());
     std::fs::rename(segment::path(dir.path(), 1), segment::path(dir.path(), 2)).unwrap();
-    let d = refused(dir.path(), SEGMENT_BYTES, RecoveryMode::TolerateTailCorruption);
+    let d = refused(dir.path(), SEG, RecoveryMode::TolerateTailCorruption);
     assert_eq!((d.file.clone(), d.offset), (segment::path(dir.path(), 2), 0));
     assert!(d.what.contains("out of place"), "{d}");
 }
@@ -269,12 +272,12 @@ fn a_segment_of_the_old_format_replays_and_is_never_written() {
     seg.resize(4096, 0);
     std::fs::write(segment::path(dir.path(), 1), &seg).unwrap();
     {
-        let log = LogEngine::open(dir.path()).unwrap();
+        let log = LogEngine::open_with(dir.path(), SEG).unwrap();
         assert_eq!(log.segments(), [1, 2]);
         assert_eq!(all(&log, 1), [1, 2]);
         append(&log, 3, true);
     }
-    let log = LogEngine::open(dir.path()).unwrap();
+    let log = LogEngine::open_with(dir.path(), SEG).unwrap();
     assert_eq!(all(&log, 1), [1, 2, 3]);
     assert_eq!(log.entries(1, 2, 3).unwrap(), [(2, b"two".to_vec())]);
 }

@@ -98,7 +98,7 @@ struct Closed {
     walked: Walked,
     /// Whether only zeros follow where its records stop.
     zeros_after: bool,
-    /// The bytes at its stop are not a record: what to call them.
+    /// The file's length.
     len: usize,
 }
 
