@@ -73,6 +73,7 @@ fn a_damaged_log_refuses_the_start_and_the_check_names_it() {
     let (code, _, err) = run(&SERVE, &data);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains(&at), "{err}");
+    assert!(err.contains("storenode check-log --data-dir"), "the way on is named: {err}");
 }
 
 #[test]

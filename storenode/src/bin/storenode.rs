@@ -207,11 +207,23 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
+    let data_dir = config.data_dir.clone();
     let code = runtime.block_on(async move {
         let server = match StoreServer::start(config).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("storenode: {e}");
+                if let Some(d) = log_engine::LogDamage::of(&e) {
+                    let why = match d.refusal {
+                        log_engine::Refusal::Damage => "the raft log is damaged and this store cannot start on it",
+                        log_engine::Refusal::TornTail => "the raft log has a torn tail that recovery-mode refuses",
+                    };
+                    eprintln!(
+                        "storenode: {why}; `storenode check-log --data-dir {}` reports it, and the operations \
+                         guide's \"A damaged raft log\" says how to retire the store",
+                        data_dir.display()
+                    );
+                }
                 return ExitCode::FAILURE;
             }
         };
