@@ -14,12 +14,13 @@
 //! but lazy batches write without a sync, so it can be several records,
 //! with holes before records that survived. Each record carries its
 //! watermark, the offset its segment was synced through when it was
-//! written, and each segment's header where the one before it ends; from
-//! those [`verify`] tells damage from a torn tail: an older segment that
-//! does not run whole to its recorded end, or a bad record in the newest
-//! that a later whole record's watermark shows was durable, is damage and
-//! refuses the open with a [`LogDamage`] naming the file and offset. The
-//! rest, after the last whole record of the newest segment, is a torn tail:
+//! written; each segment's header says where the one before it ends and
+//! which segments the log still needs. From those [`verify`] tells damage
+//! from a torn tail: a needed segment missing, an older segment that does
+//! not run whole to its recorded end, or a bad record in the newest that a
+//! later whole record's watermark shows was durable, is damage and refuses
+//! the open with a [`LogDamage`] naming the file and offset. The rest,
+//! after the last whole record of the newest segment, is a torn tail:
 //! dropped (logged and counted) or, in [`RecoveryMode::AbsoluteConsistency`],
 //! refused. [`check`] runs the same walk offline.
 //!

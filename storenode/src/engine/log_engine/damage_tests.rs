@@ -225,6 +225,32 @@ fn records_after_a_reopen_vouch_for_the_ones_before() {
     assert_eq!(d.offset, recs[0].at);
 }
 
+/// Entries never purged: every rotation keeps the segment before it.
+#[test]
+fn a_missing_segment_the_log_needs_refuses_the_open_and_a_leftover_before_them_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let segs = {
+        let log = LogEngine::open_with(dir.path(), 1024).unwrap();
+        for i in 1..=30u64 {
+            append(&log, i, true);
+        }
+        log.segments()
+    };
+    assert!(segs.len() >= 3, "{segs:?}");
+    // A deletion of old segments cut short leaves one below a gap: it is
+    // not needed, and the log opens.
+    let leftover = segs[0] - 2;
+    drop(segment::create(dir.path(), leftover, 0, leftover, 1024).unwrap());
+    let log = LogEngine::open_with(dir.path(), 1024).unwrap();
+    assert_eq!(all(&log, 1), (1..=30).collect::<Vec<_>>());
+    drop(log);
+    let middle = segs[segs.len() - 2];
+    std::fs::remove_file(segment::path(dir.path(), middle)).unwrap();
+    let d = refused(dir.path(), 1024, RecoveryMode::TolerateTailCorruption);
+    assert_eq!((d.file.clone(), d.offset), (segment::path(dir.path(), middle), 0));
+    assert!(d.what.contains("missing"), "{d}");
+}
+
 #[test]
 fn a_segment_out_of_place_refuses_the_open() {
     let dir = tempfile::tempdir().unwrap();

@@ -40,7 +40,7 @@ pub(super) fn replay(dir: &Path, segment_bytes: u64, mode: RecoveryMode) -> io::
     let mut index = Index::default();
     let mut files = BTreeMap::new();
     let Some(&newest) = seqs.last() else {
-        let file = Arc::new(segment::create(dir, 1, 0, segment_bytes)?);
+        let file = Arc::new(segment::create(dir, 1, 0, 1, segment_bytes)?);
         files.insert(1, file.clone());
         let active = Active::new(1, file, HEADER as u64);
         return Ok(Replayed { index, files, active, old_format: false });
@@ -58,10 +58,10 @@ pub(super) fn replay(dir: &Path, segment_bytes: u64, mode: RecoveryMode) -> io::
     let file = open.remove(&newest).expect("the newest segment was read");
     match newest_scan.fix {
         Fix::None => {}
-        Fix::Header { prev_end } => {
+        Fix::Header { prev_end, oldest } => {
             // Nothing was written into it: its creation was cut short.
             file.set_len(0)?;
-            file.write_all_at(&segment::header(newest, prev_end), 0)?;
+            file.write_all_at(&segment::header(newest, prev_end, oldest), 0)?;
             file.sync_all()?;
         }
         Fix::DropTail { at } => {

@@ -13,6 +13,8 @@
 //!
 //! So:
 //!
+//! - every segment from the oldest one the newest segment's header says
+//!   the log needs must be there;
 //! - an older segment must hold whole records exactly up to the offset the
 //!   next segment's header says it ended at ([`super::segment`]); anything
 //!   else there, a bad record or an early end at a zeroed header, is damage;
@@ -57,9 +59,11 @@ pub struct SegmentScan {
 pub enum Fix {
     None,
     /// Its creation was cut short (no record can have been written into
-    /// it): write its header again, after a segment ending at `prev_end`.
+    /// it): write its header again, after a segment ending at `prev_end`,
+    /// in a log that needs segments from `oldest` on.
     Header {
         prev_end: u64,
+        oldest: u64,
     },
     /// A tail a crash may have torn: zero `[at, bytes)`.
     DropTail {
@@ -124,11 +128,26 @@ pub fn scan(
         what,
         refusal,
     };
+    // The newest header says which segments must be here: read it first.
+    let mut newest_buf = Some(read(newest)?);
+    if let Ok(h) = segment::read_header(newest_buf.as_deref().unwrap_or_default(), newest)
+        && let Some(oldest) = h.oldest
+        && let Some(missing) = (oldest..newest).find(|s| seqs.binary_search(s).is_err())
+    {
+        let what = format!(
+            "missing: segment {newest} says the log needs every segment from {oldest} on (a segment file was \
+             deleted or lost)"
+        );
+        return Err(damage(missing, 0, what, Refusal::Damage).into());
+    }
     let mut out = Vec::new();
     let mut prev: Option<Closed> = None;
     for &seq in seqs {
-        let buf = read(seq)?;
         let last = seq == newest;
+        let buf = match newest_buf.take_if(|_| last) {
+            Some(buf) => buf,
+            None => read(seq)?,
+        };
         let header = match segment::read_header(&buf, seq) {
             Ok(h) => Some(h),
             Err(_) if last && unfinished_creation(&buf) => None,
@@ -141,7 +160,11 @@ pub fn scan(
             // the segment it names is not here.
             let vouched = header.and_then(|h| h.prev_end).filter(|_| p.seq + 1 == seq);
             if p.seq + 1 != seq {
-                tracing::warn!(segment = seq, previous = p.seq, "raft log segments missing between two kept ones");
+                tracing::warn!(
+                    segment = seq,
+                    previous = p.seq,
+                    "raft log segments missing between two kept ones: left by a deletion of old segments cut short"
+                );
             }
             check_closed(&p, vouched).map_err(|(at, what)| damage(p.seq, at, what, Refusal::Damage))?;
         }
@@ -152,7 +175,7 @@ pub fn scan(
                 bytes: buf.len() as u64,
                 records: 0,
                 end: HEADER as u64,
-                fix: Fix::Header { prev_end: prev_stop },
+                fix: Fix::Header { prev_end: prev_stop, oldest: present_run_start(seqs) },
             });
             continue;
         };
@@ -199,6 +222,19 @@ pub fn scan(
         }
     }
     Ok(out)
+}
+
+/// The oldest segment of the run of consecutive ones that ends with the
+/// newest: all the log can claim to need when the newest's header is lost.
+fn present_run_start(seqs: &[u64]) -> u64 {
+    let mut start = *seqs.last().expect("a segment");
+    for &s in seqs.iter().rev().skip(1) {
+        if s + 1 != start {
+            break;
+        }
+        start = s;
+    }
+    start
 }
 
 /// Whether the newest segment's bytes are a creation cut short: no whole
