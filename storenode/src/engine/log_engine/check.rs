@@ -47,8 +47,9 @@ pub struct SegmentReport {
     pub records: u64,
     /// Where its records end.
     pub end: u64,
-    /// A tail a crash may have torn: its offset and length. An open drops
-    /// it, or refuses it in `absolute-consistency`.
+    /// A tail a crash may have torn: its offset and the bytes in it that
+    /// are not the zeros after it. An open drops it, or refuses it in
+    /// `absolute-consistency`.
     pub torn_tail: Option<(u64, u64)>,
     /// Its creation was cut short; an open writes its header again.
     pub unfinished: bool,
@@ -160,7 +161,7 @@ pub fn check(dir: &Path, mut each: impl FnMut(&RecordLine)) -> io::Result<Report
                     records: s.records,
                     end: s.end,
                     torn_tail: match s.fix {
-                        Fix::DropTail { at } => Some((at, s.bytes - at)),
+                        Fix::DropTail { at, written } => Some((at, written)),
                         Fix::None | Fix::Header { .. } => None,
                     },
                     unfinished: matches!(s.fix, Fix::Header { .. }),

@@ -64,12 +64,11 @@ pub(super) fn replay(dir: &Path, segment_bytes: u64, mode: RecoveryMode) -> io::
             file.write_all_at(&segment::header(newest, prev_end, oldest), 0)?;
             file.sync_all()?;
         }
-        Fix::DropTail { at } => {
-            let dropped = newest_scan.bytes - at;
+        Fix::DropTail { at, written } => {
             tracing::warn!(
                 segment = %segment::path(dir, newest).display(),
                 offset = at,
-                dropped_bytes = dropped,
+                dropped_bytes = written,
                 "dropping a raft log tail a crash may have torn: written after the last sync any later record saw"
             );
             metrics::RAFT_LOG_TORN_TAILS.inc();

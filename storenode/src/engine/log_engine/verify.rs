@@ -65,9 +65,11 @@ pub enum Fix {
         prev_end: u64,
         oldest: u64,
     },
-    /// A tail a crash may have torn: zero `[at, bytes)`.
+    /// A tail a crash may have torn: zero `[at, bytes)`; `written` of
+    /// them are not zeros already.
     DropTail {
         at: u64,
+        written: u64,
     },
 }
 
@@ -199,7 +201,10 @@ pub fn scan(
                 return Err(damage(seq, x, what, Refusal::Damage).into());
             }
             match mode {
-                RecoveryMode::TolerateTailCorruption => fix = Fix::DropTail { at: x as u64 },
+                RecoveryMode::TolerateTailCorruption => {
+                    let written = buf[x..].len() - trailing_zeros(&buf[x..]);
+                    fix = Fix::DropTail { at: x as u64, written: written as u64 };
+                }
                 RecoveryMode::AbsoluteConsistency => {
                     let what = format!(
                         "{what}: a tail a crash may have torn (nothing after it says it was synced); \
@@ -244,6 +249,20 @@ fn unfinished_creation(buf: &[u8]) -> bool {
     let magic = &buf[..buf.len().min(MAGIC.len())];
     let written = magic.iter().zip(MAGIC).take_while(|(a, b)| a == b).count();
     magic[written..].iter().all(|&b| b == 0) && buf.get(HEADER..).is_none_or(|rest| first_nonzero(rest).is_none())
+}
+
+/// How many zeros `buf` ends with.
+fn trailing_zeros(buf: &[u8]) -> usize {
+    const BLOCK: usize = 4096;
+    static ZEROS: [u8; BLOCK] = [0; BLOCK];
+    let mut n = 0;
+    for block in buf.rchunks(BLOCK) {
+        if block != &ZEROS[..block.len()] {
+            return n + block.iter().rev().take_while(|&&b| b == 0).count();
+        }
+        n += block.len();
+    }
+    n
 }
 
 /// Where the first byte that is not zero is. A segment is mostly the zeros
