@@ -32,6 +32,12 @@
 //! tail: no later record vouches for it. That is the one case a corrupted
 //! durable record is dropped rather than refused (and then logged and
 //! counted); `absolute-consistency` refuses it too.
+//!
+//! A watermark is only as true as the sync behind it: an open syncs the
+//! newest segment before writing (what the last run left unsynced may be
+//! in the page cache only), and rotation starts a segment durable up to its
+//! header. Segments of [`Format::V1`] carry no watermark: in the newest of
+//! them, anything after the last whole record is a torn tail.
 
 use std::io;
 use std::path::Path;
