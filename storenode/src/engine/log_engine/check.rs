@@ -30,7 +30,7 @@ pub struct RecordLine {
 impl fmt::Display for RecordLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let [append, truncate, purge, clear, mark] = self.ops;
-        write!(f, "  record at byte {}: {} bytes", self.at, self.len)?;
+        write!(f, "{:016x}.raftlog record at byte {}: {} bytes", self.seq, self.at, self.len)?;
         if let Some(w) = self.synced {
             write!(f, ", segment synced through byte {w}")?;
         }
