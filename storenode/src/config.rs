@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use pd::config::{ConfigError, LogConfig, check_log, check_raft_timing, parse_yaml, read_yaml};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::log_engine::RecoveryMode;
+
 /// Largest key accepted: keys live in every index and raft message, keep
 /// them small.
 pub const MAX_KEY_SIZE: usize = 4 * 1024;
@@ -89,6 +91,9 @@ pub struct EngineConfig {
     /// The engine's page cache: most of a store's memory once data is
     /// written or read.
     pub cache_size_mb: u64,
+    /// What opening the raft log does with a tail a crash may have torn:
+    /// drop it (the default) or refuse to start. Damage refuses either way.
+    pub recovery_mode: RecoveryMode,
 }
 
 /// Limits on region snapshots, which move whole regions between stores.
@@ -113,7 +118,10 @@ impl Default for SnapshotConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { cache_size_mb: (crate::engine::DEFAULT_CACHE_BYTES / (1024 * 1024)) as u64 }
+        EngineConfig {
+            cache_size_mb: (crate::engine::DEFAULT_CACHE_BYTES / (1024 * 1024)) as u64,
+            recovery_mode: RecoveryMode::default(),
+        }
     }
 }
 
@@ -218,6 +226,9 @@ impl StoreConfig {
                 .map_err(|e| invalid("STORE_RAFT_HEARTBEAT_MS", format!("{v:?}: {e} (milliseconds)")))?;
             self.raft.set_heartbeat(ms);
         }
+        if let Some(v) = lookup("STORE_ENGINE_RECOVERY_MODE") {
+            self.engine.recovery_mode = v.parse().map_err(|e| invalid("STORE_ENGINE_RECOVERY_MODE", e))?;
+        }
         if let Some(v) = lookup("STORE_RAFT_HIBERNATE_AFTER_MS") {
             self.raft.hibernate_after_ms = v.trim().parse().map_err(|e| {
                 invalid("STORE_RAFT_HIBERNATE_AFTER_MS", format!("{v:?}: {e} (milliseconds, 0 for never)"))
@@ -301,6 +312,19 @@ mod tests {
         assert!(matches!(err, ConfigError::Invalid { field: "pd-endpoints", .. }), "{err}");
         let err = StoreConfig::from_yaml("raft: {heartbeat-interval-ms: 0}\n", "t").unwrap().validate().unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { field: "raft.heartbeat-interval-ms", .. }), "{err}");
+    }
+
+    #[test]
+    fn recovery_mode_is_typed_in_yaml_and_env() {
+        let c = StoreConfig::from_yaml("engine: {recovery-mode: absolute-consistency}\n", "t").unwrap();
+        assert_eq!(c.engine.recovery_mode, RecoveryMode::AbsoluteConsistency);
+        let err = StoreConfig::from_yaml("engine: {recovery-mode: tolerate-any}\n", "t").unwrap_err();
+        assert!(err.to_string().contains("tolerate-any"), "{err}");
+        let mut c = StoreConfig::default();
+        c.apply_env(|k| (k == "STORE_ENGINE_RECOVERY_MODE").then(|| "absolute-consistency".into())).unwrap();
+        assert_eq!(c.engine.recovery_mode, RecoveryMode::AbsoluteConsistency);
+        let err = StoreConfig::default().apply_env(|k| (k == "STORE_ENGINE_RECOVERY_MODE").then(|| "strict".into()));
+        assert!(matches!(err, Err(ConfigError::Invalid { field: "STORE_ENGINE_RECOVERY_MODE", .. })), "{err:?}");
     }
 
     #[test]

@@ -140,6 +140,16 @@ pub static RAFT_LOG_CARRIED_ENTRIES: LazyLock<IntCounter> = LazyLock::new(|| {
         "Live raft entries copied from an old raft log segment into a new one so the old one could be deleted",
     )
 });
+/// Tails of the newest raft log segment dropped at open: bytes after its
+/// last whole record that a crash may have torn (each also logged).
+pub static RAFT_LOG_TORN_TAILS: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter("store_raft_log_torn_tails_total", "Raft log tails a crash may have torn, dropped when the log opened")
+});
+/// Raft log opens refused, by reason: damage (bytes that were durable are
+/// not whole) or torn_tail (refused by recovery-mode absolute-consistency).
+pub static RAFT_LOG_OPEN_REFUSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec("store_raft_log_open_refusals_total", "Raft log opens refused for damage or a torn tail", &["reason"])
+});
 pub static GROUP_COMMIT_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     histogram(
         "store_group_commit_seconds",
@@ -283,6 +293,10 @@ pub fn init() {
     LazyLock::force(&DATA_SYNCS);
     LazyLock::force(&RAFT_LOG_SEGMENTS);
     LazyLock::force(&RAFT_LOG_CARRIED_ENTRIES);
+    LazyLock::force(&RAFT_LOG_TORN_TAILS);
+    for reason in [crate::engine::log_engine::Refusal::Damage, crate::engine::log_engine::Refusal::TornTail] {
+        RAFT_LOG_OPEN_REFUSALS.with_label_values(&[reason.label()]);
+    }
     LazyLock::force(&GROUP_COMMIT_SECONDS);
     LazyLock::force(&GROUP_COMMIT_BATCH_SIZE);
     LazyLock::force(&GROUP_COMMIT_JOB_FAILURES);

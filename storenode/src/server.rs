@@ -60,7 +60,7 @@ impl StoreServer {
             tracing::warn!(?failpoints, "test failpoints armed: this store will fail on purpose");
         }
         let cache = usize::try_from(config.engine.cache_size_mb).unwrap_or(usize::MAX).saturating_mul(1024 * 1024);
-        let engine = Engine::open_with(&config.data_dir, cache, failpoints)?;
+        let engine = Engine::open_with(&config.data_dir, cache, config.engine.recovery_mode, failpoints)?;
         let grpc_listener = TcpListener::bind(&config.grpc_addr).await?;
         let http_listener = TcpListener::bind(&config.http_addr).await?;
         let grpc_addr = grpc_listener.local_addr()?;

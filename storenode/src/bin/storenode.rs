@@ -8,6 +8,11 @@
 //! storenode ready store=4 grpc=127.0.0.1:20160 http=127.0.0.1:20180
 //! ```
 //!
+//! `storenode check-log --data-dir D` checks the raft log of a stopped
+//! store without starting it: it lists each segment (with `--records`,
+//! each record), a tail an open would drop, and the damage that would
+//! refuse the open, and exits 0 when the log opens, 1 when it is damaged.
+//!
 //! Logs go to stderr. SIGINT or SIGTERM stops it gracefully. If the
 //! group-commit writer dies (the database refuses writes, or a write job
 //! panicked), it logs `group-commit writer died: <reason>; exiting` and
@@ -17,14 +22,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use pd::config::LogFormat;
 use storenode::config::StoreConfig;
+use storenode::engine::{LOG_DIR, RecoveryMode, log_engine};
 use storenode::server::StoreServer;
 
 #[derive(Parser, Debug)]
 #[command(name = "storenode", version, about = "Storage node: replicated regions of the key space")]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// YAML config file; see deploy/storenode.yaml.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -69,12 +77,51 @@ struct Args {
     /// The engine's page cache in MiB.
     #[arg(long)]
     engine_cache_mb: Option<u64>,
+    /// What opening the raft log does with a tail a crash may have torn:
+    /// drop it, or refuse to start. Damage refuses either way.
+    #[arg(long, value_parser = RecoveryMode::NAMES)]
+    recovery_mode: Option<String>,
     /// Tests only: serve /debug/partition to simulate network partitions.
     #[arg(long)]
     fault_injection: bool,
     /// Health probe for containers: GET this URL, exit 0 on 200, else 1.
     #[arg(long)]
     probe: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check a stopped store's raft log without starting the store: its
+    /// segments, records, a torn tail an open would drop, and damage.
+    CheckLog {
+        /// The store's data directory (its raft log is under raftlog/).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// List every record.
+        #[arg(long)]
+        records: bool,
+    },
+}
+
+/// Prints the check of the raft log under `data_dir`: exit 0 when it opens,
+/// 1 when it is damaged or cannot be read.
+fn check_log(data_dir: &std::path::Path, records: bool) -> ExitCode {
+    let dir = data_dir.join(LOG_DIR);
+    let report = log_engine::check::check(&dir, |r| {
+        if records {
+            println!("{r}");
+        }
+    });
+    match report {
+        Ok(report) => {
+            print!("{report}");
+            if report.opens() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(e) => {
+            eprintln!("storenode check-log: {}: {e}", dir.display());
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn load(args: &Args) -> Result<StoreConfig, pd::config::ConfigError> {
@@ -122,6 +169,10 @@ fn load(args: &Args) -> Result<StoreConfig, pd::config::ConfigError> {
     if let Some(v) = args.engine_cache_mb {
         c.engine.cache_size_mb = v;
     }
+    if let Some(v) = &args.recovery_mode {
+        c.engine.recovery_mode =
+            v.parse().map_err(|e| pd::config::ConfigError::Invalid { field: "--recovery-mode", reason: e })?;
+    }
     if args.fault_injection {
         c.fault_injection = true;
     }
@@ -141,6 +192,9 @@ fn main() -> ExitCode {
     if let Some(code) = pd::cli::probe_exit(args.probe.as_deref()) {
         return code;
     }
+    if let Some(Command::CheckLog { data_dir, records }) = &args.command {
+        return check_log(data_dir, *records);
+    }
     let config = match load(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -153,11 +207,23 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
+    let data_dir = config.data_dir.clone();
     let code = runtime.block_on(async move {
         let server = match StoreServer::start(config).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("storenode: {e}");
+                if let Some(d) = log_engine::LogDamage::of(&e) {
+                    let why = match d.refusal {
+                        log_engine::Refusal::Damage => "the raft log is damaged and this store cannot start on it",
+                        log_engine::Refusal::TornTail => "the raft log has a torn tail that recovery-mode refuses",
+                    };
+                    eprintln!(
+                        "storenode: {why}; `storenode check-log --data-dir {}` reports it, and the operations \
+                         guide's \"A damaged raft log\" says how to retire the store",
+                        data_dir.display()
+                    );
+                }
                 return ExitCode::FAILURE;
             }
         };

@@ -8,10 +8,21 @@
 //! updated in place; the index ([`index`]) says where each live entry is,
 //! and reads are positioned reads of the segment that holds it.
 //!
-//! Opening replays the segments in order ([`replay`]); a record cut short
-//! by a crash can only be at the end of the newest segment (older segments
-//! are synced before a new one starts), and is dropped there. A damaged
-//! record anywhere else refuses the open.
+//! Opening replays the segments in order ([`replay`]). A crash can only
+//! tear what was written after the last completed sync, and that is always
+//! in the newest segment (older ones are synced before a new one starts),
+//! but lazy batches write without a sync, so it can be several records,
+//! with holes before records that survived. Each record carries its
+//! watermark, the offset its segment was synced through when it was
+//! written; each segment's header says where the one before it ends and
+//! which segments the log still needs. From those [`verify`] tells damage
+//! from a torn tail: a needed segment missing, an older segment that does
+//! not run whole to its recorded end, or a bad record in the newest that a
+//! later whole record's watermark shows was durable, is damage and refuses
+//! the open with a [`LogDamage`] naming the file and offset. The rest,
+//! after the last whole record of the newest segment, is a torn tail:
+//! dropped (logged and counted) or, in [`RecoveryMode::AbsoluteConsistency`],
+//! refused. [`check`] runs the same walk offline.
 //!
 //! When the newest segment is full a new one starts ([`rotate`]), carrying
 //! every region's marks and the live entries of segments two behind, so
@@ -24,11 +35,15 @@
 //! what is whole.
 
 mod batch;
+pub mod check;
+mod damage;
 mod index;
 pub mod record;
+mod recovery;
 mod replay;
 mod rotate;
 mod segment;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -39,8 +54,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use self::batch::LogBatch;
+pub use self::damage::{LogDamage, Refusal};
 use self::index::{Index, Loc};
 use self::record::RecordBuf;
+pub use self::recovery::RecoveryMode;
+use crate::metrics;
 
 /// A segment is created this large (zeroed) and closed once it holds this
 /// much.
@@ -57,10 +75,20 @@ struct Active {
     seq: u64,
     file: Arc<File>,
     len: u64,
+    /// Where the last completed sync left the segment durable up to: every
+    /// record carries it, so a replay can tell what a crash could tear.
+    synced: u64,
     /// Written since the last sync.
     unsynced: bool,
     /// Why writes are refused, once one failed.
     failed: Option<String>,
+}
+
+impl Active {
+    /// Segment `seq`, durable up to `len`, where writing goes on.
+    fn new(seq: u64, file: Arc<File>, len: u64) -> Active {
+        Active { seq, file, len, synced: len, unsynced: false, failed: None }
+    }
 }
 
 pub struct LogEngine {
@@ -79,9 +107,9 @@ impl LogEngine {
     /// # Errors
     ///
     /// I/O failures, `WouldBlock` when another process has the log open,
-    /// and `InvalidData` for a damaged segment.
+    /// and `InvalidData` for a damaged segment (carrying a [`LogDamage`]).
     pub fn open(dir: &Path) -> io::Result<Arc<LogEngine>> {
-        Self::open_with(dir, SEGMENT_BYTES)
+        Self::open_in(dir, SEGMENT_BYTES, RecoveryMode::default())
     }
 
     /// As [`LogEngine::open`], closing segments at `segment_bytes`.
@@ -90,17 +118,43 @@ impl LogEngine {
     ///
     /// As [`LogEngine::open`].
     pub fn open_with(dir: &Path, segment_bytes: u64) -> io::Result<Arc<LogEngine>> {
+        Self::open_in(dir, segment_bytes, RecoveryMode::default())
+    }
+
+    /// As [`LogEngine::open`], treating a torn tail as `mode` says and
+    /// closing segments at `segment_bytes`. A refused open is counted in
+    /// `store_raft_log_open_refusals_total`.
+    ///
+    /// # Errors
+    ///
+    /// As [`LogEngine::open`]; in [`RecoveryMode::AbsoluteConsistency`] a
+    /// torn tail is refused too.
+    pub fn open_in(dir: &Path, segment_bytes: u64, mode: RecoveryMode) -> io::Result<Arc<LogEngine>> {
         std::fs::create_dir_all(dir)?;
         let lock = segment::lock(dir)?;
-        let (index, files, active) = replay::replay(dir, segment_bytes)?;
-        Ok(Arc::new(LogEngine {
+        let replayed = replay::replay(dir, segment_bytes, mode).inspect_err(|e| {
+            if let Some(d) = LogDamage::of(e) {
+                metrics::RAFT_LOG_OPEN_REFUSALS.with_label_values(&[d.refusal.label()]).inc();
+                tracing::error!(mode = %mode, "refusing to open the raft log: {d}");
+            }
+        })?;
+        let replay::Replayed { index, files, active, old_format } = replayed;
+        let log = Arc::new(LogEngine {
             dir: dir.to_path_buf(),
             _lock: lock,
             segment_bytes,
             state: Mutex::new(State { index, files }),
             active: Mutex::new(active),
             syncs: AtomicU64::new(0),
-        }))
+        });
+        if old_format {
+            // Records without a watermark are never written: the next ones
+            // go to a segment of the current format, whose header records
+            // where this one ends.
+            let mut active = log.active.lock().unwrap();
+            log.rotate(&mut active)?;
+        }
+        Ok(log)
     }
 
     /// A region's mark of `kind`.
@@ -181,7 +235,7 @@ impl LogEngine {
     /// where records end.
     fn write_record(&self, active: &mut Active, mut rec: RecordBuf, sync: bool) -> io::Result<()> {
         debug_assert!(!rec.is_empty());
-        rec.seal();
+        rec.seal(active.synced);
         let base = active.len;
         active.file.write_all_at(&rec.bytes, base)?;
         active.len += rec.bytes.len() as u64;
@@ -196,6 +250,7 @@ impl LogEngine {
     fn sync_active(&self, active: &mut Active) -> io::Result<()> {
         active.file.sync_data()?;
         active.unsynced = false;
+        active.synced = active.len;
         self.syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -233,5 +288,7 @@ fn read_loc(f: &File, l: Loc) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+#[cfg(test)]
+mod damage_tests;
 #[cfg(test)]
 mod tests;

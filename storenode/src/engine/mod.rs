@@ -41,7 +41,7 @@ use prost::Message;
 use proto::raftpb;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-pub use log_engine::{LogBatch, LogEngine};
+pub use log_engine::{LogBatch, LogEngine, RecoveryMode};
 pub use txn::Txn;
 pub use writer::{Failpoints, GroupWriter};
 
@@ -105,16 +105,24 @@ impl Engine {
     /// When the file cannot be opened (another process holds it, corrupt)
     /// or the tables cannot be created.
     pub fn open(dir: &Path) -> io::Result<Arc<Engine>> {
-        Self::open_with(dir, DEFAULT_CACHE_BYTES, Failpoints::default())
+        Self::open_with(dir, DEFAULT_CACHE_BYTES, RecoveryMode::default(), Failpoints::default())
     }
 
-    /// As [`Engine::open`], with a page cache of `cache_bytes` and test
-    /// failpoints armed in the writer.
+    /// As [`Engine::open`], with a page cache of `cache_bytes`, the raft
+    /// log opened in `recovery` mode, and test failpoints armed in the
+    /// writer.
     ///
     /// # Errors
     ///
-    /// As [`Engine::open`].
-    pub fn open_with(dir: &Path, cache_bytes: usize, failpoints: Failpoints) -> io::Result<Arc<Engine>> {
+    /// As [`Engine::open`]; a damaged raft log (or, in
+    /// `absolute-consistency`, a torn tail) refuses the open with
+    /// `InvalidData` carrying a [`log_engine::LogDamage`].
+    pub fn open_with(
+        dir: &Path,
+        cache_bytes: usize,
+        recovery: RecoveryMode,
+        failpoints: Failpoints,
+    ) -> io::Result<Arc<Engine>> {
         std::fs::create_dir_all(dir)?;
         let open = |name: &str, cache: usize| {
             let path = dir.join(name);
@@ -124,7 +132,7 @@ impl Engine {
                 .map_err(|e| io_err(format!("{}: {e}", path.display())))
         };
         let db = open(DATA_FILE, cache_bytes)?;
-        let log = LogEngine::open(&dir.join(LOG_DIR))?;
+        let log = LogEngine::open_in(&dir.join(LOG_DIR), log_engine::SEGMENT_BYTES, recovery)?;
         log_move::move_log_tables(&db, &log)?;
         log_move::move_old_log_file(&dir.join(OLD_LOG_FILE), &log)?;
         let tx = db.begin_write().map_err(io_err)?;

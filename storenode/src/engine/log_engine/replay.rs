@@ -1,5 +1,5 @@
 //! Opening the raft log: every segment's records applied in order to a new
-//! index.
+//! index, after [`verify`] has told a torn tail from damage.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -10,77 +10,79 @@ use std::sync::Arc;
 
 use super::Active;
 use super::index::Index;
-use super::record::{self, Read};
-use super::segment::{self, MAGIC};
+use super::recovery::RecoveryMode;
+use super::segment::{self, Format, HEADER};
+use super::verify::{self, Fix};
+use crate::metrics;
 
-/// Replays the segments under `dir` (starting the first if there is none)
-/// and returns the index, the open segments and the one to write next.
+/// What a replay leaves: the index, the open segments, the one to write
+/// next, and whether that one is of the format before ([`Format::V1`]),
+/// which is never written: the open starts a new segment after it.
+pub(super) struct Replayed {
+    pub index: Index,
+    pub files: BTreeMap<u64, Arc<File>>,
+    pub active: Active,
+    pub old_format: bool,
+}
+
+/// Replays the segments under `dir` (starting the first if there is none).
 ///
-/// A record cut short at the end of the newest segment was being written
-/// when the store stopped and was never acknowledged: it is zeroed. A
-/// damaged record anywhere else, or a file that is not a segment, is an
-/// error: entries that were acknowledged would be lost.
+/// A tail of the newest segment that a crash may have torn is zeroed, with
+/// a warning and `store_raft_log_torn_tails_total`, or refuses the open in
+/// [`RecoveryMode::AbsoluteConsistency`]; damage anywhere refuses it.
 ///
 /// # Errors
 ///
-/// I/O failures and `InvalidData` for damage.
-pub(super) fn replay(dir: &Path, segment_bytes: u64) -> io::Result<(Index, BTreeMap<u64, Arc<File>>, Active)> {
+/// I/O failures and `InvalidData` for damage (carrying a
+/// [`super::LogDamage`]).
+pub(super) fn replay(dir: &Path, segment_bytes: u64, mode: RecoveryMode) -> io::Result<Replayed> {
     let seqs = segment::list(dir)?;
     let mut index = Index::default();
     let mut files = BTreeMap::new();
     let Some(&newest) = seqs.last() else {
-        let file = Arc::new(segment::create(dir, 1, segment_bytes)?);
+        let file = Arc::new(segment::create(dir, 1, 0, 1, segment_bytes)?);
         files.insert(1, file.clone());
-        let active = Active { seq: 1, file, len: MAGIC.len() as u64, unsynced: false, failed: None };
-        return Ok((index, files, active));
+        let active = Active::new(1, file, HEADER as u64);
+        return Ok(Replayed { index, files, active, old_format: false });
     };
-    let damaged = |seq: u64, what: String| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("raft log segment {}: {what}", segment::path(dir, seq).display()),
-        )
-    };
-    let mut end = 0;
-    for &seq in &seqs {
-        let last = seq == newest;
+    let mut open = BTreeMap::new();
+    let read = |seq: u64| -> io::Result<Vec<u8>> {
         let mut file = segment::open(dir, seq)?;
         let mut buf = Vec::new();
         file.read_to_end(&mut buf)?;
-        if !buf.starts_with(MAGIC) {
-            // Only the newest can be a creation cut short.
-            if !(last && MAGIC.starts_with(&buf)) {
-                return Err(damaged(seq, "not a raft log segment".into()));
-            }
+        open.insert(seq, file);
+        Ok(buf)
+    };
+    let scans = verify::scan(dir, &seqs, mode, read, |r| index.apply(r.ops, r.bytes, r.seq, r.at))?;
+    let newest_scan = scans.last().expect("a scan per segment");
+    let file = open.remove(&newest).expect("the newest segment was read");
+    match newest_scan.fix {
+        Fix::None => {}
+        Fix::Header { prev_end, oldest } => {
+            // Nothing was written into it: its creation was cut short.
             file.set_len(0)?;
-            file.write_all_at(MAGIC, 0)?;
+            file.write_all_at(&segment::header(newest, prev_end, oldest), 0)?;
             file.sync_all()?;
-            buf = MAGIC.to_vec();
         }
-        let mut at = MAGIC.len();
-        loop {
-            match record::read(&buf[at..]).map_err(|e| damaged(seq, format!("record at byte {at}: {e}")))? {
-                Read::Record { len, ops } => {
-                    index.apply(&ops, &buf[at..at + len], seq, at as u64);
-                    at += len;
-                }
-                Read::End => break,
-                Read::Torn if last => {
-                    tracing::warn!(
-                        segment = seq,
-                        offset = at,
-                        dropped_bytes = buf.len() - at,
-                        "dropping a raft log record cut short by a crash"
-                    );
-                    segment::zero(&file, at as u64, buf.len() as u64)?;
-                    file.sync_all()?;
-                    break;
-                }
-                Read::Torn => return Err(damaged(seq, format!("damaged record at byte {at}"))),
-            }
+        Fix::DropTail { at, written } => {
+            tracing::warn!(
+                segment = %segment::path(dir, newest).display(),
+                offset = at,
+                dropped_bytes = written,
+                "dropping a raft log tail a crash may have torn: written after the last sync any later record saw"
+            );
+            metrics::RAFT_LOG_TORN_TAILS.inc();
+            segment::zero(&file, at, newest_scan.bytes)?;
+            file.sync_all()?;
         }
-        end = at as u64;
-        files.insert(seq, Arc::new(file));
     }
-    let file = files[&newest].clone();
-    Ok((index, files, Active { seq: newest, file, len: end, unsynced: false, failed: None }))
+    // What the last run wrote without syncing may still be only in the page
+    // cache: sync it, so the watermark the next record carries is true.
+    file.sync_data()?;
+    let end = newest_scan.end;
+    let old_format = newest_scan.format == Format::V1;
+    open.insert(newest, file);
+    files.extend(open.into_iter().map(|(seq, f)| (seq, Arc::new(f))));
+    let active = Active::new(newest, files[&newest].clone(), end);
+    Ok(Replayed { index, files, active, old_format })
 }

@@ -5,7 +5,7 @@ use std::io;
 use std::sync::Arc;
 
 use super::record::RecordBuf;
-use super::segment::{self, MAGIC};
+use super::segment::{self, HEADER};
 use super::{Active, LogEngine, read_loc};
 use crate::metrics;
 
@@ -28,8 +28,9 @@ impl LogEngine {
             self.sync_active(active)?;
         }
         let seq = active.seq + 1;
-        let file = Arc::new(segment::create(&self.dir, seq, self.segment_bytes)?);
         let cutoff = seq.saturating_sub(KEEP);
+        let oldest = self.oldest_needed(active.seq, cutoff);
+        let file = Arc::new(segment::create(&self.dir, seq, active.len, oldest, self.segment_bytes)?);
         let (marks, carried) = {
             let mut state = self.state.lock().unwrap();
             state.files.insert(seq, file.clone());
@@ -45,7 +46,7 @@ impl LogEngine {
             }
             (marks, carried)
         };
-        *active = Active { seq, file, len: MAGIC.len() as u64, unsynced: false, failed: None };
+        *active = Active::new(seq, file, HEADER as u64);
         let mut rec = RecordBuf::default();
         for (region, kind, v) in &marks {
             rec.meta(*region, *kind, v);
@@ -77,5 +78,22 @@ impl LogEngine {
         metrics::RAFT_LOG_SEGMENTS.set(self.state.lock().unwrap().files.len() as i64);
         tracing::debug!(segment = seq, carried_marks = marks.len(), dropped = ?dropped, "raft log segment started");
         Ok(())
+    }
+
+    /// The oldest segment the log needs once segment `active + 1` has
+    /// started with its carry (everything live before `cutoff` carried
+    /// into it): the first that keeps live entries, which is where the
+    /// deletion of the dead prefix stops. Never older than the run of
+    /// segments present up to `active`, so a replay that finds one missing
+    /// after it knows the log lost it.
+    fn oldest_needed(&self, active: u64, cutoff: u64) -> u64 {
+        let state = self.state.lock().unwrap();
+        let first_live =
+            state.files.keys().copied().find(|&s| s >= cutoff && state.index.live_in(s) > 0).unwrap_or(active + 1);
+        let mut run_start = active;
+        while run_start > 0 && state.files.contains_key(&(run_start - 1)) {
+            run_start -= 1;
+        }
+        first_live.max(run_start)
     }
 }

@@ -3,7 +3,7 @@ use std::os::unix::fs::FileExt;
 
 use super::*;
 
-const MAGIC_LEN: usize = segment::MAGIC.len();
+const HEADER_LEN: usize = segment::HEADER;
 
 fn all(log: &LogEngine, region: u64) -> Vec<(u64, Vec<u8>)> {
     log.entries(region, 0, u64::MAX).unwrap()
@@ -70,7 +70,7 @@ fn a_record_cut_short_at_the_end_is_dropped_and_writing_goes_on() {
         write(&log, true, |b| b.append(1, 1, b"kept"));
     }
     let seg = segment::path(dir.path(), 1);
-    let end = (MAGIC_LEN + record::HEADER + 1 + 8 + 8 + 4 + 4) as u64;
+    let end = (HEADER_LEN + record::HEADER + 1 + 8 + 8 + 4 + 4) as u64;
     let torn = [64, 0, 0, 0, 1, 2, 3, 4, 5];
     // Half a record where the next would go: a header that promises more
     // than follows.
@@ -110,7 +110,9 @@ fn a_damaged_record_in_an_older_segment_refuses_the_open() {
     std::fs::write(&seg, bytes).unwrap();
     let e = LogEngine::open_with(dir.path(), 64).err().expect("refused");
     assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-    assert!(e.to_string().contains("damaged record"), "{e}");
+    assert!(e.to_string().contains("not a whole record"), "{e}");
+    let d = LogDamage::of(&e).expect("typed");
+    assert_eq!(d.file, seg);
 }
 
 #[test]
