@@ -13,7 +13,7 @@ use proto::raftpb;
 use tokio::sync::watch;
 use tracing::debug;
 
-use super::hibernation::{HibernateRequest, WakeCause, Woken};
+use super::hibernation::{HibernateRequest, HibernationAsk, WakeCause, Woken};
 use super::{Node, RegionPeer};
 use crate::metrics;
 use crate::raft::encode;
@@ -76,7 +76,7 @@ impl Node {
     }
 
     async fn hibernate_idle_regions(&self, idle: Duration) {
-        let ready: Vec<(Arc<RegionPeer>, HibernateRequest)> =
+        let ready: Vec<(Arc<RegionPeer>, HibernationAsk)> =
             self.peers().into_iter().filter_map(|p| p.hibernation_request(idle).map(|r| (p, r))).collect();
         futures::stream::iter(ready)
             .for_each_concurrent(CONCURRENT_HIBERNATIONS, |(peer, req)| self.hibernate_region(peer, req))
@@ -84,10 +84,10 @@ impl Node {
     }
 
     /// Asks every other member of the region to hibernate, then the leader
-    /// itself once all agreed.
-    async fn hibernate_region(&self, peer: Arc<RegionPeer>, req: HibernateRequest) {
-        let asked_at = Instant::now();
-        let Ok(payload) = encode(&req) else { return };
+    /// itself once all agreed and no request arrived since `ask` found the
+    /// region idle.
+    pub(super) async fn hibernate_region(&self, peer: Arc<RegionPeer>, ask: HibernationAsk) {
+        let Ok(payload) = encode(&ask.req) else { return };
         let Some(raft) = peer.raft() else { return };
         let members: Vec<(u64, u64)> = {
             let m = raft.metrics().borrow_watched().clone();
@@ -111,7 +111,7 @@ impl Node {
                 return;
             }
         }
-        peer.hibernate_leader(&req, asked_at);
+        peer.hibernate_leader(&ask);
     }
 
     /// One probe per store that leads regions whose followers here
