@@ -22,7 +22,8 @@
 //!   heartbeat its leader sent just before hibernating would;
 //! - the leader's store answering none of the liveness probes hibernated
 //!   followers send (one per leader store, not per region, every half
-//!   election timeout) for an election timeout: the followers then
+//!   election timeout) for an election timeout, or answering that the
+//!   region's peer there stopped on a fatal error: the followers then
 //!   campaign as after any leader loss.
 //!
 //! Lease safety needs nothing new: a leader's lease runs from the last

@@ -4,12 +4,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pd::client::PdClient;
-use proto::metapb;
+use proto::{kvpb, metapb, raftpb};
 use tokio::sync::mpsc;
 
 use super::{HibernationAsk, WakeCause};
 use crate::config::StoreConfig;
-use crate::engine::Engine;
+use crate::engine::{Engine, SESSIONS, io_err};
 use crate::node::{Node, PeerOrigin, RegionPeer};
 use crate::routes::RouteTable;
 
@@ -70,5 +70,46 @@ async fn a_request_after_the_idleness_check_keeps_the_leader_awake() {
     let ask = ready_to_sleep(&peer).await;
     node.hibernate_region(peer.clone(), ask).await;
     assert!(peer.is_hibernated(), "with no request since the check, the leader sleeps");
+    node.shutdown().await;
+}
+
+/// The probe another store's hibernated followers send this store.
+async fn probe(node: &Node) -> Vec<u64> {
+    let req = raftpb::RaftRequest { kind: raftpb::RaftCallKind::Wake as i32, ..Default::default() };
+    let payload = node.on_hibernation_message(&req).await.expect("the store answers");
+    if payload.is_empty() { Vec::new() } else { crate::raft::decode(&payload).expect("probe answer") }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_answer_names_a_region_whose_peer_stopped_on_a_storage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node(Engine::open(dir.path()).unwrap());
+    let peer = leader_of_one(&node).await;
+    assert!(probe(&node).await.is_empty(), "a healthy store names no region");
+
+    // Client 77's session row is damaged: applying its write fails on
+    // storage, and openraft stops the region's group.
+    node.engine
+        .writer
+        .write(|tx| {
+            tx.open_table(SESSIONS).map_err(io_err)?.insert((1, 77), [0xffu8].as_slice()).map_err(io_err)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let ctx = kvpb::Context {
+        request_id: Some(kvpb::RequestId { client_id: 77, seq: 1, acked_below: 1 }),
+        ..Default::default()
+    };
+    let put = kvpb::PutRequest { context: Some(ctx), key: b"k".to_vec(), value: b"v".to_vec() };
+    let reply = node.put(put).await;
+    assert!(reply.region_error.is_some() || reply.error.is_some(), "the write must not succeed: {reply:?}");
+
+    let deadline = Instant::now() + WAIT;
+    while probe(&node).await != vec![1] {
+        assert!(Instant::now() < deadline, "the store's answer never named region 1");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!peer.is_leader(), "the stopped peer no longer leads");
     node.shutdown().await;
 }
