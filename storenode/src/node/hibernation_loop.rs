@@ -155,7 +155,7 @@ impl Node {
     /// Wakes the followers here sleeping under `store_id` whose region's
     /// peer there stopped for good (`payload`, the probe's answer, names
     /// those regions): the store answers, their leader never will.
-    async fn wake_under_failed_leaders(&self, store_id: u64, payload: &[u8]) {
+    pub(super) async fn wake_under_failed_leaders(&self, store_id: u64, payload: &[u8]) {
         if payload.is_empty() {
             return;
         }

@@ -113,3 +113,27 @@ async fn the_probe_answer_names_a_region_whose_peer_stopped_on_a_storage_error()
     assert!(!peer.is_leader(), "the stopped peer no longer leads");
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_asleep_under_a_store_wake_for_the_regions_its_answer_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node(Engine::open(dir.path()).unwrap());
+    let peer = leader_of_one(&node).await;
+    // Its timers stopped as a follower's whose leader is on store 9 (what
+    // `hibernate_follower` records; this store has no store 9 to ask).
+    {
+        let mut s = peer.hibernation.state.lock().unwrap();
+        s.hibernated = true;
+        s.leader_store = Some(9);
+    }
+    let names = |regions: &[u64]| crate::raft::encode(&regions.to_vec()).unwrap();
+
+    node.wake_under_failed_leaders(9, &[]).await;
+    node.wake_under_failed_leaders(9, &names(&[2])).await;
+    node.wake_under_failed_leaders(8, &names(&[1])).await;
+    assert_eq!(peer.asleep_under(), Some(9), "another region, or another store's answer, wakes nothing");
+
+    node.wake_under_failed_leaders(9, &names(&[2, 1])).await;
+    assert!(!peer.is_hibernated(), "its leader's peer stopped: the follower wakes to campaign");
+    node.shutdown().await;
+}
