@@ -31,8 +31,8 @@ const DEFAULT_STORE_HEARTBEAT_MS: u64 = 10_000;
 pub struct StepReport {
     /// (index, description) of the last step printed.
     last: Option<(usize, String)>,
-    /// The plan size the printed steps were numbered against.
-    plan_len: Option<usize>,
+    /// The plan the printed steps were numbered against.
+    plan: Option<Vec<String>>,
 }
 
 impl StepReport {
@@ -70,26 +70,45 @@ impl StepReport {
     }
 
     /// The line saying the plan grew or shrank since steps were numbered
-    /// against it, naming what it gained.
+    /// against it, naming the steps it gained or lost.
     fn plan_changed(&mut self, op: &pdpb::Operator) -> Vec<String> {
         let n = op.steps.len();
-        let before = self.plan_len.replace(n);
-        match before {
-            Some(b) if b != n => {
-                let added = if n > b {
-                    let at = (op.step_index as usize).min(n - 1);
-                    format!(": step {} is now {}", at + 1, op.steps[at])
-                } else {
-                    String::new()
-                };
-                vec![format!(
-                    "operator {}: the region changed under the operator; its plan has {n} steps instead of {b}{added}",
-                    op.id
-                )]
-            }
-            _ => Vec::new(),
+        let Some(before) = self.plan.replace(op.steps.clone()) else { return Vec::new() };
+        if before.len() == n {
+            return Vec::new();
         }
+        let mut changes = Vec::new();
+        let added = not_in(&op.steps, &before);
+        if !added.is_empty() {
+            changes.push(format!("new: {}", added.join("; ")));
+        }
+        let dropped = not_in(&before, &op.steps);
+        if !dropped.is_empty() {
+            changes.push(format!("dropped: {}", dropped.join("; ")));
+        }
+        vec![format!(
+            "operator {}: the region changed under the operator; the plan now has {n} steps, not {} ({})",
+            op.id,
+            before.len(),
+            changes.join(", ")
+        )]
     }
+}
+
+/// The steps of `plan` that `other` does not hold, each of `other`'s
+/// steps matching one step of `plan` at most.
+fn not_in(plan: &[String], other: &[String]) -> Vec<String> {
+    let mut left: Vec<&String> = other.iter().collect();
+    plan.iter()
+        .filter(|s| match left.iter().position(|o| o == s) {
+            Some(i) => {
+                left.remove(i);
+                false
+            }
+            None => true,
+        })
+        .cloned()
+        .collect()
 }
 
 /// Where the stores stand on a result.

@@ -39,8 +39,8 @@ fn a_plan_that_grows_midway_is_said_before_its_steps_are_numbered_against_it() {
     assert_eq!(
         lines,
         vec![
-            "operator 9: the region changed under the operator; its plan has 6 steps instead of 5: \
-             step 4 is now transfer leader",
+            "operator 9: the region changed under the operator; the plan now has 6 steps, not 5 \
+             (new: transfer leader)",
             "operator 9: step 4/6: transfer leader",
         ]
     );
@@ -95,4 +95,17 @@ fn stores_not_up_are_not_counted() {
     let c = w.observe(&[store(1, 10_000, 7), offline], 7);
     assert!(c.done());
     assert_eq!(c.describe(9, 7), "operator 9: converged on 1/1 stores");
+}
+
+#[test]
+fn a_plan_that_grew_between_two_polls_names_the_step_it_gained() {
+    let mut r = StepReport::default();
+    r.running(&running(&PLAN, 0));
+    let grown = ["add learner", "catch up", "promote and demote", "leave the joint", "leave joint", "remove source"];
+    let lines = r.running(&running(&grown, 5));
+    assert_eq!(
+        lines[0],
+        "operator 9: the region changed under the operator; the plan now has 6 steps, not 5 (new: leave the joint)"
+    );
+    assert_eq!(lines.len(), 6, "the notice, then steps 2 to 6: {lines:?}");
 }
