@@ -189,3 +189,6 @@ fn check_batch_put(pairs: &[kvpb::KvPair]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
