@@ -144,42 +144,49 @@ impl PdError {
         Some(pdpb::ResponseHeader { error: Some(self.to_pb()) })
     }
 
-    /// The client-side view of a wire error.
+    /// The client-side view of a wire error. The wire message is the
+    /// error's whole text, its kind's prefix included; the variant adds
+    /// that prefix again when shown, so it is taken off here (else
+    /// `invalid split key: invalid split key: ...`).
     pub fn from_pb(e: &pdpb::Error) -> PdError {
         use pdpb::ErrorType as T;
-        let msg = e.message.clone();
+        let raw = e.message.as_str();
+        let detail = |make: fn(String) -> PdError| {
+            let prefix = make(String::new()).to_string();
+            make(raw.strip_prefix(prefix.as_str()).unwrap_or(raw).to_string())
+        };
         match T::try_from(e.r#type).unwrap_or(T::Unavailable) {
-            T::Ok => PdError::Fatal(format!("error header with type OK: {msg}")),
+            T::Ok => PdError::Fatal(format!("error header with type OK: {raw}")),
             T::NotLeader => PdError::NotLeader(
                 e.leader
                     .as_ref()
                     .filter(|l| !l.address.is_empty())
                     .map(|l| LeaderHint { id: l.id, address: l.address.clone() }),
             ),
-            T::InvalidArgument => PdError::InvalidArgument(msg),
-            T::StoreNotFound => PdError::StoreNotFound(id_in(&msg)),
-            T::RegionNotFound => PdError::RegionNotFound(id_in(&msg)),
+            T::InvalidArgument => detail(PdError::InvalidArgument),
+            T::StoreNotFound => PdError::StoreNotFound(id_in(raw)),
+            T::RegionNotFound => PdError::RegionNotFound(id_in(raw)),
             T::NotBootstrapped => PdError::NotBootstrapped,
             T::AlreadyBootstrapped => PdError::AlreadyBootstrapped,
-            T::StoreConflict => PdError::StoreConflict(msg),
-            T::StaleEpoch => PdError::StaleEpoch(msg),
-            T::RouteConflict => PdError::RouteConflict(msg),
+            T::StoreConflict => detail(PdError::StoreConflict),
+            T::StaleEpoch => detail(PdError::StaleEpoch),
+            T::RouteConflict => detail(PdError::RouteConflict),
             T::NotEnoughStores => {
-                let n = numbers_in(&msg);
+                let n = numbers_in(raw);
                 PdError::NotEnoughStores {
                     need: n.first().copied().unwrap_or(0) as usize,
                     have: n.get(1).copied().unwrap_or(0) as usize,
                 }
             }
-            T::InvariantViolation => PdError::InvariantViolation(msg),
-            T::InvalidSplitKey => PdError::InvalidSplitKey(msg),
-            T::OperatorExists => PdError::OperatorExists(msg),
-            T::OperatorNotFound => PdError::OperatorNotFound(id_in(&msg)),
-            T::PeerExists => PdError::PeerExists(msg),
-            T::PeerNotFound => PdError::PeerNotFound(msg),
-            T::StoreUnavailable => PdError::StoreUnavailable(msg),
-            T::QuorumAtRisk => PdError::QuorumAtRisk(msg),
-            T::Unavailable => PdError::Unavailable(msg),
+            T::InvariantViolation => detail(PdError::InvariantViolation),
+            T::InvalidSplitKey => detail(PdError::InvalidSplitKey),
+            T::OperatorExists => detail(PdError::OperatorExists),
+            T::OperatorNotFound => PdError::OperatorNotFound(id_in(raw)),
+            T::PeerExists => detail(PdError::PeerExists),
+            T::PeerNotFound => detail(PdError::PeerNotFound),
+            T::StoreUnavailable => detail(PdError::StoreUnavailable),
+            T::QuorumAtRisk => detail(PdError::QuorumAtRisk),
+            T::Unavailable => detail(PdError::Unavailable),
         }
     }
 
@@ -238,23 +245,27 @@ mod tests {
         ];
         for e in cases {
             let back = PdError::from_pb(&e.to_pb());
-            match (&e, &back) {
-                // Messages carry the prefix on the way back; the kind and ids must survive.
-                (PdError::InvalidArgument(_), PdError::InvalidArgument(_))
-                | (PdError::StoreConflict(_), PdError::StoreConflict(_))
-                | (PdError::StaleEpoch(_), PdError::StaleEpoch(_))
-                | (PdError::RouteConflict(_), PdError::RouteConflict(_))
-                | (PdError::InvariantViolation(_), PdError::InvariantViolation(_))
-                | (PdError::InvalidSplitKey(_), PdError::InvalidSplitKey(_))
-                | (PdError::OperatorExists(_), PdError::OperatorExists(_))
-                | (PdError::PeerExists(_), PdError::PeerExists(_))
-                | (PdError::PeerNotFound(_), PdError::PeerNotFound(_))
-                | (PdError::StoreUnavailable(_), PdError::StoreUnavailable(_))
-                | (PdError::QuorumAtRisk(_), PdError::QuorumAtRisk(_))
-                | (PdError::Unavailable(_), PdError::Unavailable(_)) => {}
-                _ => assert_eq!(back, e),
-            }
+            assert_eq!(back, e);
+            assert_eq!(back.to_string(), e.to_string(), "shown once, prefix and all");
         }
         assert!(check_header(&None).is_ok());
+    }
+
+    #[test]
+    fn a_message_without_its_prefix_is_kept_whole() {
+        let e = pdpb::Error {
+            r#type: pdpb::ErrorType::InvalidSplitKey as i32,
+            message: "key \"m\" is the region's start".into(),
+            leader: None,
+        };
+        assert_eq!(PdError::from_pb(&e).to_string(), "invalid split key: key \"m\" is the region's start");
+    }
+
+    #[test]
+    fn storage_and_fatal_errors_reach_clients_as_unavailable_with_their_kind() {
+        for e in [PdError::Storage("disk full".into()), PdError::Fatal("log damaged".into())] {
+            let back = PdError::from_pb(&e.to_pb());
+            assert_eq!(back, PdError::Unavailable(e.to_string()));
+        }
     }
 }

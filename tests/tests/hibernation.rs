@@ -161,6 +161,15 @@ async fn a_hibernated_leader_cut_off_never_reads_from_its_old_lease() {
     .await;
 
     phase("the old leader, still believing it leads, must not answer from its lease");
+    // Only a store that still believes it leads reaches its lease: one
+    // that stepped down refuses with NotLeader whatever its lease, and the
+    // read would fail for another reason than the lease check.
+    let before = first_region(&old.http()).await.expect("old leader's status");
+    assert_eq!(
+        (before["role"].as_str(), before["term"].as_u64()),
+        (Some("leader"), Some(term)),
+        "the cut-off store must still believe it leads: {before}"
+    );
     let mut kv = KvClient::new(pd::client::channel(&old.grpc()).expect("channel"));
     let r = kv.get(kvpb::GetRequest { context: None, key: b"k".to_vec() }).await.expect("rpc").into_inner();
     assert!(
@@ -168,6 +177,9 @@ async fn a_hibernated_leader_cut_off_never_reads_from_its_old_lease() {
         "a read at the cut-off old leader must fail, not return {:?}",
         String::from_utf8_lossy(&r.value)
     );
+    let refused_as_leader =
+        !matches!(r.region_error.as_ref().and_then(|e| e.kind.as_ref()), Some(kvpb::region_error::Kind::NotLeader(_)));
+    assert!(refused_as_leader, "refused as a leader whose lease ran out, not as a follower: {r:?}");
 
     phase("healed, the old leader's store serves the new value");
     for s in &cluster.stores {

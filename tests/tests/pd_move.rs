@@ -203,8 +203,11 @@ async fn a_move_goes_step_by_step_as_the_leader_reports_each_result() {
     }
     let (code, out, err) = pdctl_wait(child, WAIT).await;
     assert_eq!(code, 0, "{out}\n{err}");
-    // In order, each once; the total may grow (the leave-joint step joined
-    // the plan when the region was reported joint).
+    // In order, each once; the total grows (the leave-joint step joined
+    // the plan when the region was reported joint), said once before any
+    // step is numbered against the new total.
+    let (before, after) = out.split_once("the plan now has 6 steps, not 5 (new: leave the joint").expect(&out);
+    assert!(!before.contains("/6:") && !after.contains("/5:"), "numbered against the wrong plan: {out}");
     let printed: Vec<&str> = out.lines().filter_map(|l| l.split_once(": step ").map(|(_, s)| s)).collect();
     let want = ["transfer leadership", "add learner", "wait for learner", "promote", "leave the joint", "remove peer"];
     assert_eq!(printed.len(), want.len(), "{out}");

@@ -11,6 +11,7 @@
 
 use std::time::Instant;
 
+use openraft::async_runtime::WatchReceiver;
 use proto::kvpb;
 
 use super::read::error_response;
@@ -20,11 +21,6 @@ use crate::error::{Result, StoreError};
 use crate::metrics;
 use crate::node::{Node, RegionPeer};
 use crate::raft::{KvCommand, KvOp, KvReply, RequestId};
-
-/// The leader's wall clock for the log: sessions expire by it.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
 
 fn request_id(ctx: Option<&kvpb::Context>) -> Option<RequestId> {
     RequestId::from_pb(ctx.and_then(|c| c.request_id.as_ref()))
@@ -39,14 +35,18 @@ impl Node {
             return Err(super::key_not_in_region(k, &region));
         }
         let cmd_key = op.keys().first().map(|k| k.to_vec());
+        let raft = super::running(peer)?;
+        // Read before the stamp: its anchor must not be later than the
+        // leader's clock reading (see `raft::log_clock`).
+        let applied_log_ms = peer.shared.log_time_ms();
+        let term = raft.metrics().borrow_watched().current_term;
         let cmd = KvCommand {
             epoch_version: region.region_epoch.unwrap_or_default().version,
             op,
             request,
-            proposed_at_ms: now_ms(),
+            clock: peer.shared.log_clock.stamp(term, peer.shared.peer_id, applied_log_ms),
         };
         let started = Instant::now();
-        let raft = super::running(peer)?;
         let res = tokio::time::timeout(RAFT_TIMEOUT, raft.client_write(cmd)).await;
         let elapsed = started.elapsed().as_secs_f64();
         metrics::RAFT_PROPOSE_SECONDS.observe(elapsed);
@@ -189,3 +189,6 @@ fn check_batch_put(pairs: &[kvpb::KvPair]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -22,7 +22,8 @@
 //!   heartbeat its leader sent just before hibernating would;
 //! - the leader's store answering none of the liveness probes hibernated
 //!   followers send (one per leader store, not per region, every half
-//!   election timeout) for an election timeout: the followers then
+//!   election timeout) for an election timeout, or answering that the
+//!   region's peer there stopped on a fatal error: the followers then
 //!   campaign as after any leader loss.
 //!
 //! Lease safety needs nothing new: a leader's lease runs from the last
@@ -49,6 +50,15 @@ pub struct HibernateRequest {
     pub term: u64,
     pub leader: u64,
     pub last_log_index: u64,
+}
+
+/// A leader's ask to hibernate, with what it saw when it checked the
+/// region idle: it sleeps only if no request arrived since that check.
+#[derive(Debug, Clone)]
+pub struct HibernationAsk {
+    pub req: HibernateRequest,
+    /// The peer's request count at the idleness check.
+    requests_seen: u64,
 }
 
 /// Why a peer wakes.
@@ -95,6 +105,10 @@ pub struct Hibernation {
 struct State {
     /// The last request or directive for the region on this store.
     last_request: Instant,
+    /// Requests and directives noted so far: a leader's ask to hibernate
+    /// holds only while this has not moved since its idleness check
+    /// (an instant taken after the check could miss one in between).
+    requests: u64,
     hibernated: bool,
     /// The store of the leader a hibernated follower agreed to sleep
     /// under: fixed while it sleeps, since anything that could change it
@@ -117,6 +131,7 @@ impl Default for Hibernation {
         Hibernation {
             state: Mutex::new(State {
                 last_request: now,
+                requests: 0,
                 hibernated: false,
                 leader_store: None,
                 woke_at: now,
@@ -126,6 +141,13 @@ impl Default for Hibernation {
             }),
             sleepers: OnceLock::new(),
         }
+    }
+}
+
+impl State {
+    fn note_request(&mut self) {
+        self.last_request = Instant::now();
+        self.requests += 1;
     }
 }
 
@@ -241,13 +263,13 @@ impl RegionPeer {
         let hold_elections = cause == WakeCause::Request && !self.is_leader();
         let Some(raft) = self.raft() else {
             if cause == WakeCause::Request {
-                self.hibernation.state.lock().unwrap().last_request = Instant::now();
+                self.hibernation.state.lock().unwrap().note_request();
             }
             return Woken::Awake;
         };
         let mut s = self.hibernation.state.lock().unwrap();
         if cause == WakeCause::Request {
-            s.last_request = Instant::now();
+            s.note_request();
         }
         if !s.hibernated {
             return Woken::Awake;
@@ -287,13 +309,14 @@ impl RegionPeer {
     /// region is ready: no request for `idle`, every member matched the
     /// whole log, which is committed and applied, one membership config in
     /// force, and no snapshot being sent.
-    pub fn hibernation_request(&self, idle: Duration) -> Option<HibernateRequest> {
-        {
+    pub fn hibernation_request(&self, idle: Duration) -> Option<HibernationAsk> {
+        let requests_seen = {
             let s = self.hibernation.state.lock().unwrap();
             if s.hibernated || s.last_request.elapsed() < idle {
                 return None;
             }
-        }
+            s.requests
+        };
         if self.shared.sending_snapshots() > 0 {
             return None;
         }
@@ -316,7 +339,8 @@ impl RegionPeer {
                 return None;
             }
         }
-        Some(HibernateRequest { term: m.current_term, leader: self.shared.peer_id, last_log_index: last })
+        let req = HibernateRequest { term: m.current_term, leader: self.shared.peer_id, last_log_index: last };
+        Some(HibernationAsk { req, requests_seen })
     }
 
     /// Stops a follower's timers at its leader's request.
@@ -357,10 +381,12 @@ impl RegionPeer {
         Ok(())
     }
 
-    /// Stops the leader's timers once every member agreed to `req`, unless
-    /// a request arrived since `asked_at` or the log moved on: then the
-    /// region stays awake, and the leader's heartbeats wake the members.
-    pub fn hibernate_leader(&self, req: &HibernateRequest, asked_at: Instant) -> bool {
+    /// Stops the leader's timers once every member agreed to `ask`, unless
+    /// a request arrived since its idleness check or the log moved on:
+    /// then the region stays awake, and the leader's heartbeats wake the
+    /// members.
+    pub fn hibernate_leader(&self, ask: &HibernationAsk) -> bool {
+        let req = &ask.req;
         let Some(raft) = self.raft() else { return false };
         let m = raft.metrics().borrow_watched().clone();
         if m.state != ServerState::Leader || m.current_term != req.term || m.last_log_index != Some(req.last_log_index)
@@ -368,7 +394,7 @@ impl RegionPeer {
             return false;
         }
         let mut s = self.hibernation.state.lock().unwrap();
-        if s.hibernated || s.last_request > asked_at {
+        if s.hibernated || s.requests != ask.requests_seen {
             return false;
         }
         s.hibernated = true;
@@ -378,3 +404,6 @@ impl RegionPeer {
         true
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,7 +13,7 @@ use proto::raftpb;
 use tokio::sync::watch;
 use tracing::debug;
 
-use super::hibernation::{HibernateRequest, WakeCause, Woken};
+use super::hibernation::{HibernateRequest, HibernationAsk, WakeCause, Woken};
 use super::{Node, RegionPeer};
 use crate::metrics;
 use crate::raft::encode;
@@ -76,7 +76,7 @@ impl Node {
     }
 
     async fn hibernate_idle_regions(&self, idle: Duration) {
-        let ready: Vec<(Arc<RegionPeer>, HibernateRequest)> =
+        let ready: Vec<(Arc<RegionPeer>, HibernationAsk)> =
             self.peers().into_iter().filter_map(|p| p.hibernation_request(idle).map(|r| (p, r))).collect();
         futures::stream::iter(ready)
             .for_each_concurrent(CONCURRENT_HIBERNATIONS, |(peer, req)| self.hibernate_region(peer, req))
@@ -84,10 +84,10 @@ impl Node {
     }
 
     /// Asks every other member of the region to hibernate, then the leader
-    /// itself once all agreed.
-    async fn hibernate_region(&self, peer: Arc<RegionPeer>, req: HibernateRequest) {
-        let asked_at = Instant::now();
-        let Ok(payload) = encode(&req) else { return };
+    /// itself once all agreed and no request arrived since `ask` found the
+    /// region idle.
+    pub(super) async fn hibernate_region(&self, peer: Arc<RegionPeer>, ask: HibernationAsk) {
+        let Ok(payload) = encode(&ask.req) else { return };
         let Some(raft) = peer.raft() else { return };
         let members: Vec<(u64, u64)> = {
             let m = raft.metrics().borrow_watched().clone();
@@ -111,7 +111,7 @@ impl Node {
                 return;
             }
         }
-        peer.hibernate_leader(&req, asked_at);
+        peer.hibernate_leader(&ask);
     }
 
     /// One probe per store that leads regions whose followers here
@@ -134,7 +134,10 @@ impl Node {
         });
         for (store_id, answer) in futures::future::join_all(calls).await {
             match answer {
-                Ok(_) => probes.answered(store_id),
+                Ok(payload) => {
+                    probes.answered(store_id);
+                    self.wake_under_failed_leaders(store_id, &payload).await;
+                }
                 Err(e) if probes.failed(store_id) => {
                     let followers: Vec<Arc<RegionPeer>> =
                         self.peers().into_iter().filter(|p| p.asleep_under() == Some(store_id)).collect();
@@ -147,6 +150,27 @@ impl Node {
             }
         }
         probes.forget_others();
+    }
+
+    /// Wakes the followers here sleeping under `store_id` whose region's
+    /// peer there stopped for good (`payload`, the probe's answer, names
+    /// those regions): the store answers, their leader never will.
+    pub(super) async fn wake_under_failed_leaders(&self, store_id: u64, payload: &[u8]) {
+        if payload.is_empty() {
+            return;
+        }
+        let failed: Vec<u64> = match crate::raft::decode(payload) {
+            Ok(f) => f,
+            Err(e) => {
+                debug!(store_id, error = %e, "bad probe answer");
+                return;
+            }
+        };
+        for region_id in failed {
+            let Some(peer) = self.peer(region_id).filter(|p| p.asleep_under() == Some(store_id)) else { continue };
+            debug!(store_id, region_id, "leader's peer stopped on its store: waking to campaign");
+            self.wake(&peer, WakeCause::LeaderLost).await;
+        }
     }
 
     /// Notes a request for `peer`'s region. A follower woken by it asks its
@@ -185,16 +209,22 @@ impl Node {
         });
     }
 
-    /// A `HIBERNATE` or `WAKE` message from another store.
+    /// A `HIBERNATE` or `WAKE` message from another store; the answer's
+    /// payload, for a liveness probe (a `WAKE` for no region), names the
+    /// regions whose peer here stopped for good.
     ///
     /// # Errors
     ///
     /// Why the message was not acted on: no such peer, a bad payload, or
     /// the follower stays awake.
-    pub async fn on_hibernation_message(&self, req: &raftpb::RaftRequest) -> Result<(), String> {
+    pub async fn on_hibernation_message(&self, req: &raftpb::RaftRequest) -> Result<Vec<u8>, String> {
         let is_wake = req.kind == raftpb::RaftCallKind::Wake as i32;
         if is_wake && req.region_id == 0 {
-            return Ok(());
+            let failed = self.failed_peers.regions();
+            if failed.is_empty() {
+                return Ok(Vec::new());
+            }
+            return encode(&failed).map_err(|e| format!("cannot encode the probe's answer: {e}"));
         }
         let peer = self
             .peer(req.region_id)
@@ -203,7 +233,7 @@ impl Node {
         peer.heard();
         if is_wake {
             self.wake(&peer, WakeCause::RaftMessage).await;
-            return Ok(());
+            return Ok(Vec::new());
         }
         let Some(idle) = self.hibernate_after() else {
             return Err("hibernation is off on this store".into());
@@ -211,7 +241,7 @@ impl Node {
         let hib: HibernateRequest =
             crate::raft::decode(&req.payload).map_err(|e| format!("bad hibernate payload: {e}"))?;
         self.revive(&peer).await.map_err(|e| format!("region {} failed to revive: {e}", req.region_id))?;
-        peer.hibernate_follower(&hib, idle)
+        peer.hibernate_follower(&hib, idle).map(|()| Vec::new())
     }
 }
 

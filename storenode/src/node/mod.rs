@@ -50,6 +50,7 @@ pub mod change_peers_directive;
 pub mod destroy;
 pub mod directive;
 pub mod dormancy;
+pub mod failed_peers;
 pub mod hibernation;
 pub mod hibernation_loop;
 pub mod peer;
@@ -164,6 +165,9 @@ pub struct Node {
     /// The peers here whose raft timers are stopped, counted by the store
     /// their leader is on.
     pub sleepers: Arc<sleepers::Sleepers>,
+    /// Regions whose peer here stopped on a fatal error: named in the
+    /// answer to hibernated followers' liveness probes.
+    pub failed_peers: failed_peers::FailedPeers,
 }
 
 impl Node {
@@ -241,6 +245,7 @@ impl Node {
             regions_changed: tokio::sync::Notify::new(),
             snapshot_candidates: Mutex::new(std::collections::HashSet::new()),
             sleepers: Arc::default(),
+            failed_peers: Default::default(),
         }))
     }
 
@@ -557,6 +562,7 @@ impl Node {
             peer.sleep_after_restart();
         }
         self.peers.write().unwrap().insert(region_id, peer.clone());
+        self.failed_peers.started(region_id);
         self.regions_changed.notify_waiters();
         metrics::REGIONS.set(self.peers.read().unwrap().len() as i64);
         info!(region_id, peer_id, initialize, initialized, origin = origin.label(), "region peer started");
@@ -689,6 +695,15 @@ async fn watch_leadership(node: std::sync::Weak<Node>, peer: Arc<RegionPeer>) {
             } else {
                 Vec::new()
             };
+            if let Err(e) = &m.running_state
+                && !matches!(e, openraft::errors::Fatal::Stopped)
+            {
+                warn!(region_id = peer.region_id(), error = %e, "region raft stopped on a fatal error");
+                if let Some(node) = node.upgrade() {
+                    node.failed_peers.failed(peer.region_id());
+                }
+                return;
+            }
             (leading, *m.membership_config.log_id(), pending)
         };
         if now != last {

@@ -17,10 +17,10 @@ pub struct KvCommand {
     /// The client's id for this logical write: a repeat is answered from
     /// the session table instead of applied again.
     pub request: Option<RequestId>,
-    /// The leader's wall clock when it proposed, in ms since the epoch.
-    /// Sessions expire by this clock, carried in the log, so every replica
-    /// expires the same sessions at the same log position.
-    pub proposed_at_ms: u64,
+    /// The leader's reading of log time when it proposed: sessions expire
+    /// by log time, carried in the log, so every replica expires the same
+    /// sessions at the same log position (see [`super::log_clock`]).
+    pub clock: super::log_clock::ClockStamp,
 }
 
 /// `kvpb.RequestId` in the log.

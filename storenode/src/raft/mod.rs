@@ -15,6 +15,8 @@
 //!   the bounded, crash-safe installer.
 //! - [`session`]: the per-region session table that makes writes
 //!   exactly-once.
+//! - [`log_clock`]: log time, which sessions expire by, driven by each
+//!   leader's monotonic clock and anchored on the log.
 //! - [`split`]: the split admin command and how every replica applies it,
 //!   seeding the new region's raft state.
 //! - [`split_point`]: where a region splits (its middle by size) and how
@@ -32,6 +34,7 @@ pub mod command;
 pub mod early_replies;
 pub mod fence;
 pub mod log_cache;
+pub mod log_clock;
 pub mod log_store;
 pub mod membership;
 pub mod network;

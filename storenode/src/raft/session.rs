@@ -17,10 +17,12 @@
 //!   write that still arrives is answered [`KvReply::Forgotten`] and not
 //!   applied (nobody waits for it).
 //! - a session with no write for [`SESSION_TTL_MS`] of log time expires. Log
-//!   time is the largest leader timestamp applied so far
-//!   ([`KvCommand::proposed_at_ms`]), never a replica's own clock. A write
-//!   repeated after its session expired would apply again; the TTL is many
-//!   times the client's retry deadline, so no live client retries that late.
+//!   time is carried in the log ([`KvCommand::clock`]), never a replica's
+//!   own clock, and moves with each leader's monotonic clock from the log
+//!   time it applied ([`super::log_clock`]): no wall clock, stepped or
+//!   wrong, can expire sessions early. A write repeated after its session
+//!   expired would apply again; the TTL is many times the client's retry
+//!   deadline, so no live client retries that late.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -238,12 +240,14 @@ mod tests {
     use crate::engine::{Engine, SESSIONS};
     use crate::raft::{KvOp, RequestId};
 
-    fn put(seq: u64, acked_below: u64, at: u64) -> KvCommand {
+    /// Log time is passed to `apply_once` by the caller, as the state
+    /// machine does; the command's own stamp is not read here.
+    fn put(seq: u64, acked_below: u64) -> KvCommand {
         KvCommand {
             epoch_version: 1,
             op: KvOp::Put { key: b"k".to_vec(), value: b"v".to_vec() },
             request: Some(RequestId { client_id: 9, seq, acked_below }),
-            proposed_at_ms: at,
+            clock: Default::default(),
         }
     }
 
@@ -286,7 +290,7 @@ mod tests {
     fn batching_does_not_change_outcomes_or_the_table() {
         let cmds: Vec<(KvCommand, u64)> = [(1, 1), (2, 1), (1, 1), (3, 2), (2, 2), (4, 4), (1, 4)]
             .iter()
-            .map(|&(s, a)| (put(s, a, s * 10), s * 10))
+            .map(|&(s, a)| (put(s, a), s * 10))
             .collect();
         let results: Vec<_> = [1, 3, 7]
             .iter()
@@ -305,7 +309,7 @@ mod tests {
     fn a_repeat_gets_the_first_outcome_and_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(dir.path()).unwrap();
-        let (replies, applied) = run(&engine, &[(put(1, 1, 10), 10), (put(1, 1, 20), 20), (put(2, 1, 30), 30)]);
+        let (replies, applied) = run(&engine, &[(put(1, 1), 10), (put(1, 1), 20), (put(2, 1), 30)]);
         let written = KvReply::Written;
         assert_eq!(replies, vec![(written.clone(), false), (written.clone(), true), (written, false)]);
         assert_eq!(applied, 2, "seq 1 applied once, seq 2 once");
@@ -315,7 +319,7 @@ mod tests {
     fn acknowledged_outcomes_are_forgotten_and_never_reapplied() {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(dir.path()).unwrap();
-        let (replies, applied) = run(&engine, &[(put(1, 1, 10), 10), (put(2, 2, 20), 20), (put(1, 1, 30), 30)]);
+        let (replies, applied) = run(&engine, &[(put(1, 1), 10), (put(2, 2), 20), (put(1, 1), 30)]);
         assert_eq!(replies[2], (KvReply::Forgotten, false));
         assert_eq!(applied, 2);
     }
@@ -328,9 +332,9 @@ mod tests {
         {
             let mut t = tx.open_table(SESSIONS).unwrap();
             let mut sessions = BatchSessions::new(&mut t, 1);
-            let refused = sessions.apply_once(&put(1, 1, 10), 10, |_| Ok(KvReply::Forgotten)).unwrap();
+            let refused = sessions.apply_once(&put(1, 1), 10, |_| Ok(KvReply::Forgotten)).unwrap();
             assert_eq!(refused, (KvReply::Forgotten, false));
-            let retried = sessions.apply_once(&put(1, 1, 20), 20, |_| Ok(KvReply::Written)).unwrap();
+            let retried = sessions.apply_once(&put(1, 1), 20, |_| Ok(KvReply::Written)).unwrap();
             assert_eq!(retried, (KvReply::Written, false), "a refused write may apply when retried");
         }
         tx.commit().unwrap();
@@ -340,7 +344,7 @@ mod tests {
     fn idle_sessions_expire_by_log_time() {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(dir.path()).unwrap();
-        run(&engine, &[(put(1, 1, 1_000), 1_000)]);
+        run(&engine, &[(put(1, 1), 1_000)]);
         let tx = engine.db.begin_write().unwrap();
         {
             let mut t = tx.open_table(SESSIONS).unwrap();

@@ -70,6 +70,8 @@ pub struct RegionShared {
     pub fence: Fence,
     /// Per-stage timing of the writes this peer proposes as leader.
     pub stages: Arc<super::stage_clock::StageClock>,
+    /// Log time as this peer proposes it when it leads.
+    pub log_clock: super::log_clock::LeaderClock,
     pub approximate_keys: AtomicU64,
     pub approximate_size: AtomicU64,
     /// Since the last region heartbeat; swapped to zero when reported.
@@ -154,6 +156,11 @@ impl RegionShared {
         let _ = self.applied_hook.set(Box::new(hook));
     }
 
+    /// The log time this replica has applied ([`super::log_clock`]).
+    pub fn log_time_ms(&self) -> u64 {
+        self.applied.lock().unwrap().clock_ms
+    }
+
     /// The last log index the current snapshot (built or installed) covers.
     pub fn snapshot_index(&self) -> u64 {
         let current = self.current_snapshot.lock().unwrap();
@@ -233,6 +240,7 @@ impl RegionStateMachine {
             sending_snapshots: AtomicUsize::new(0),
             fence: Fence::default(),
             stages: Arc::default(),
+            log_clock: super::log_clock::LeaderClock::default(),
             approximate_keys: AtomicU64::new(n),
             approximate_size: AtomicU64::new(size),
             written_bytes: AtomicU64::new(0),
@@ -442,7 +450,7 @@ impl RaftStateMachine<TypeConfig> for RegionStateMachine {
                     replies.push(match payload {
                         EntryPayload::Blank => KvReply::Nothing,
                         EntryPayload::Normal(cmd) => {
-                            state.clock_ms = state.clock_ms.max(cmd.proposed_at_ms);
+                            state.clock_ms = cmd.clock.advance(state.clock_ms, log_id);
                             // Per entry, not per batch: batches differ
                             // between replicas, log positions do not.
                             if state.clock_ms >= state.last_sweep_ms + SWEEP_INTERVAL_MS {

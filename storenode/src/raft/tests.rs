@@ -46,7 +46,8 @@ async fn seed_a_split(engine: &std::sync::Arc<Engine>) {
         left_size: 0,
         directive_id: 0,
     };
-    let cmd = super::KvCommand { epoch_version: 1, op: super::KvOp::Split(split), request: None, proposed_at_ms: 1 };
+    let cmd =
+        super::KvCommand { epoch_version: 1, op: super::KvOp::Split(split), request: None, clock: Default::default() };
     let entries = vec![
         super::Entry { log_id: log_id(1), payload: openraft::EntryPayload::Membership(membership) },
         super::Entry { log_id: log_id(2), payload: openraft::EntryPayload::Normal(cmd) },

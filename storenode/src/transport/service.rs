@@ -116,8 +116,10 @@ impl TransportService {
         metrics::RAFT_MESSAGES_RECEIVED.with_label_values(&[kind_name(req.kind)]).inc();
         if req.kind == raftpb::RaftCallKind::Hibernate as i32 || req.kind == raftpb::RaftCallKind::Wake as i32 {
             // Never creates a peer: these are for members that exist.
-            let error = self.node.on_hibernation_message(&req).await.err().unwrap_or_default();
-            return raftpb::RaftResponse { payload: Vec::new(), error };
+            return match self.node.on_hibernation_message(&req).await {
+                Ok(payload) => raftpb::RaftResponse { payload, error: String::new() },
+                Err(error) => raftpb::RaftResponse { payload: Vec::new(), error },
+            };
         }
         let peer = match self.peer_for(req.region_id, req.to_peer, req.to_store, req.region.as_ref(), hold).await {
             Ok(p) => p,

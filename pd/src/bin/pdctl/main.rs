@@ -33,6 +33,7 @@ mod age;
 mod delete_store;
 mod move_region;
 mod operator;
+mod progress;
 mod remove_peer;
 mod split;
 mod transfer_leader;
@@ -128,7 +129,7 @@ enum RegionCmd {
         key: String,
     },
     /// Split a region at a key, or at its middle by size (no --key): waits
-    /// until every Up store has the new routes, then prints the regions.
+    /// until every Up store that heartbeats has the new routes, then prints the regions.
     Split {
         id: u64,
         /// The split key: the new region takes [start, key). UTF-8 unless
@@ -159,7 +160,7 @@ enum RegionCmd {
         timeout: u64,
     },
     /// Move a region's replica from one store to another: waits, printing
-    /// each step as it starts, until every Up store has the new routes.
+    /// each step as it starts, until every Up store that heartbeats has the new routes.
     Move {
         id: u64,
         /// The store that loses its peer.

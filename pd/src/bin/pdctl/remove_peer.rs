@@ -1,7 +1,7 @@
 //! `pdctl region remove-peer`: asks the PD leader to remove a region's peer
 //! from a store and, unless `--no-wait`, follows the operator step by step
 //! (leadership moved off the store, the voter demoted, the peer removed)
-//! until every Up store has the new routes, then prints the region. Any end
+//! until every Up store that heartbeats has the new routes, then prints the region. Any end
 //! other than SUCCEEDED, and giving up after `--timeout`, is a failure
 //! (exit status 1) with the reason.
 

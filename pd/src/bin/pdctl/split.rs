@@ -1,7 +1,8 @@
 //! `pdctl region split`: asks the PD leader for a split operator and, unless
 //! `--no-wait`, follows it: each step as it changes, then "converged on
-//! N/M stores" until every Up store's route version covers the split, then
-//! the resulting regions. Any end other than SUCCEEDED, and giving up after
+//! N/M stores" until every Up store that heartbeats has routes covering the
+//! split (silent ones are named, not waited for), then the resulting
+//! regions. Any end other than SUCCEEDED, and giving up after
 //! `--timeout`, is a failure (exit status 1) with the reason.
 //!
 //! Progress goes to stdout in table mode and to stderr with `-o json`, so
@@ -17,6 +18,7 @@ use proto::pdpb;
 use serde_json::json;
 
 use crate::operator::{details, ending, split_key};
+use crate::progress::{StepReport, StoreWatch};
 use crate::{Failure, Output, print, region_table};
 
 /// Long enough for PD's split timeout (60 s by default) and convergence
@@ -68,8 +70,10 @@ pub async fn run(client: &PdClient, out: Output, args: SplitArgs) -> Result<(), 
     Ok(())
 }
 
-/// Polls the operator until it succeeded and every Up store has its
-/// routes; reports each new step and convergence count through `say`.
+/// Polls the operator until it succeeded and every Up store that
+/// heartbeats has its routes (see [`crate::progress`]); reports each new
+/// step and convergence count through `say`, and names the silent stores
+/// it did not wait for.
 pub async fn follow(
     client: &PdClient,
     mut op: pdpb::Operator,
@@ -78,27 +82,15 @@ pub async fn follow(
 ) -> Result<pdpb::Operator, Failure> {
     let id = op.id;
     let mut last_step = String::new();
-    let mut last_index = None;
+    let mut steps = StepReport::default();
+    let mut stores = StoreWatch::default();
+    let mut applied = false;
     let mut last_converged = None;
     loop {
         let status = pdpb::OperatorStatus::try_from(op.status).unwrap_or(pdpb::OperatorStatus::Failed);
         match status {
             // Membership operators: each planned step once, as it starts.
-            // Steps passed between two polls are printed too, in order.
-            pdpb::OperatorStatus::Running if !op.steps.is_empty() => {
-                let i = op.step_index as usize;
-                let now = (i, op.steps.get(i).cloned().unwrap_or_default());
-                if last_index.as_ref() != Some(&now) {
-                    let from = match &last_index {
-                        Some((last, _)) if *last < i => last + 1,
-                        _ => i,
-                    };
-                    for (j, step) in op.steps.iter().enumerate().take(i + 1).skip(from) {
-                        say(format!("operator {id}: step {}/{}: {step}", j + 1, op.steps.len()));
-                    }
-                    last_index = Some(now);
-                }
-            }
+            pdpb::OperatorStatus::Running if !op.steps.is_empty() => steps.running(&op).into_iter().for_each(say),
             pdpb::OperatorStatus::Running => {
                 if op.step != last_step {
                     say(format!("operator {id}: {}", op.step));
@@ -108,12 +100,9 @@ pub async fn follow(
             pdpb::OperatorStatus::Succeeded => {
                 // Said here rather than from the step, which may already
                 // read "converged" when pdctl first sees the success.
-                if last_converged.is_none() {
-                    // Steps done since the last poll, in order.
-                    let from = last_index.as_ref().map_or(0, |(last, _)| last + 1);
-                    for (j, step) in op.steps.iter().enumerate().skip(from) {
-                        say(format!("operator {id}: step {}/{}: {step}", j + 1, op.steps.len()));
-                    }
+                if !applied {
+                    applied = true;
+                    steps.finished(&op).into_iter().for_each(say);
                     let what = match pdpb::OperatorKind::try_from(op.kind) {
                         Ok(pdpb::OperatorKind::TransferLeader) => "leader transfer",
                         Ok(pdpb::OperatorKind::Move) => "move",
@@ -124,12 +113,14 @@ pub async fn follow(
                     };
                     say(format!("operator {id}: {what} applied at catalog version {}", op.result_version));
                 }
-                let now = (op.converged_stores, op.total_stores);
-                if last_converged != Some(now) {
-                    say(format!("operator {id}: converged on {}/{} stores", now.0, now.1));
-                    last_converged = Some(now);
+                let c = stores.observe(&client.list_stores().await?, op.result_version);
+                let now = (c.converged.clone(), c.done());
+                if last_converged.as_ref().map(|(n, _)| n) != Some(&now) {
+                    let line = c.describe(id, op.result_version);
+                    say(line.clone());
+                    last_converged = Some((now, line));
                 }
-                if now.1 > 0 && now.0 == now.1 {
+                if c.done() {
                     return Ok(op);
                 }
             }
@@ -138,7 +129,11 @@ pub async fn follow(
             }
         }
         if Instant::now() >= deadline {
-            return Err(Failure::Operator(format!("gave up waiting; {} (it goes on without pdctl)", ending(&op))));
+            let stores = last_converged.map(|(_, line)| format!("; {line}")).unwrap_or_default();
+            return Err(Failure::Operator(format!(
+                "gave up waiting; {}{stores} (it goes on without pdctl)",
+                ending(&op)
+            )));
         }
         tokio::time::sleep(POLL).await;
         op = client.get_operator(id).await.map_err(|e| match e {

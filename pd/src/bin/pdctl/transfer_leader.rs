@@ -1,6 +1,6 @@
 //! `pdctl region transfer-leader`: asks the PD leader to move a region's
 //! leadership to its voter on a store and, unless `--no-wait`, follows the
-//! operator until every Up store's routes name the new leader, then prints
+//! operator until every Up store that heartbeats has routes naming the new leader, then prints
 //! the region. Any end other than SUCCEEDED, and giving up after
 //! `--timeout`, is a failure (exit status 1) with the reason.
 

@@ -47,7 +47,7 @@ fn entry(index: u64, payload: Payload) -> Entry {
 }
 
 fn cmd(op: KvOp) -> KvCommand {
-    KvCommand { epoch_version: 4, op, request: None, proposed_at_ms: 1_000 }
+    KvCommand { epoch_version: 4, op, request: None, clock: Default::default() }
 }
 
 /// Region 7 on store 100 (peer 1), with voters 1, 2, 3 applied at index 1,
