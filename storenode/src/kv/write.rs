@@ -20,6 +20,7 @@ use crate::config::{MAX_BATCH_BYTES, MAX_BATCH_KEYS};
 use crate::error::{Result, StoreError};
 use crate::metrics;
 use crate::node::{Node, RegionPeer};
+use crate::raft::command_clock::CommandClock;
 use crate::raft::{KvCommand, KvOp, KvReply, RequestId};
 
 fn request_id(ctx: Option<&kvpb::Context>) -> Option<RequestId> {
@@ -44,7 +45,7 @@ impl Node {
             epoch_version: region.region_epoch.unwrap_or_default().version,
             op,
             request,
-            clock: peer.shared.log_clock.stamp(term, peer.shared.peer_id, applied_log_ms),
+            clock: CommandClock::Stamp(peer.shared.log_clock.stamp(term, peer.shared.peer_id, applied_log_ms)),
         };
         let started = Instant::now();
         let res = tokio::time::timeout(RAFT_TIMEOUT, raft.client_write(cmd)).await;

@@ -20,7 +20,7 @@ pub struct KvCommand {
     /// The leader's reading of log time when it proposed: sessions expire
     /// by log time, carried in the log, so every replica expires the same
     /// sessions at the same log position (see [`super::log_clock`]).
-    pub clock: super::log_clock::ClockStamp,
+    pub clock: super::command_clock::CommandClock,
 }
 
 /// `kvpb.RequestId` in the log.

@@ -31,6 +31,7 @@
 pub mod apply_state;
 pub mod bootstrap;
 pub mod command;
+pub mod command_clock;
 pub mod early_replies;
 pub mod fence;
 pub mod log_cache;

@@ -58,7 +58,7 @@ fn entry(index: u64, payload: Payload) -> Entry {
 }
 
 fn split_entry() -> Entry {
-    let cmd = KvCommand { epoch_version: 4, op: KvOp::Split(split()), request: None, proposed_at_ms: 1_000 };
+    let cmd = KvCommand { epoch_version: 4, op: KvOp::Split(split()), request: None, clock: Default::default() };
     entry(2, EntryPayload::Normal(cmd))
 }
 
@@ -175,7 +175,7 @@ async fn a_split_queued_behind_a_destroy_neither_seeds_over_deleted_keys_nor_lea
         epoch_version: 4,
         op: KvOp::Put { key: b"x2".to_vec(), value: b"late".to_vec() },
         request: None,
-        proposed_at_ms: 2_000,
+        clock: Default::default(),
     };
     let mut late = RegionStateMachine::resume(engine.clone(), peer.shared.clone());
     let e = apply(&mut late, vec![entry(3, EntryPayload::Normal(put))]).await.expect_err("fenced");

@@ -104,7 +104,11 @@ impl Replica {
             epoch_version: 1,
             op: KvOp::Put { key: key.as_bytes().to_vec(), value: value.as_bytes().to_vec() },
             request: Some(RequestId { client_id: client, seq, acked_below: seq }),
-            clock: leader.clock.stamp(leader.term, leader.peer, self.log_time()),
+            clock: crate::raft::command_clock::CommandClock::Stamp(leader.clock.stamp(
+                leader.term,
+                leader.peer,
+                self.log_time(),
+            )),
         };
         let log_id = openraft::testing::log_id::<TypeConfig>(appended_in.term, appended_in.peer, self.next_index);
         self.next_index += 1;
