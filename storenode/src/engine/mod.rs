@@ -116,14 +116,7 @@ impl Engine {
     /// As [`Engine::open`].
     pub fn open_with(dir: &Path, cache_bytes: usize, failpoints: Failpoints) -> io::Result<Arc<Engine>> {
         std::fs::create_dir_all(dir)?;
-        let open = |name: &str, cache: usize| {
-            let path = dir.join(name);
-            redb::Builder::new()
-                .set_cache_size(cache)
-                .create(&path)
-                .map_err(|e| io_err(format!("{}: {e}", path.display())))
-        };
-        let db = open(DATA_FILE, cache_bytes)?;
+        let db = crate::disk::current().open_redb(&dir.join(DATA_FILE), cache_bytes)?;
         let log = LogEngine::open(&dir.join(LOG_DIR))?;
         log_move::move_log_tables(&db, &log)?;
         log_move::move_old_log_file(&dir.join(OLD_LOG_FILE), &log)?;

@@ -2,7 +2,6 @@
 //! index.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read as _};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -12,6 +11,7 @@ use super::Active;
 use super::index::Index;
 use super::record::{self, Read};
 use super::segment::{self, MAGIC};
+use crate::disk::File;
 
 /// Replays the segments under `dir` (starting the first if there is none)
 /// and returns the index, the open segments and the one to write next.
