@@ -167,7 +167,7 @@ impl File {
     /// # Errors
     ///
     /// I/O failures.
-    pub fn len(&self) -> io::Result<u64> {
+    pub fn size(&self) -> io::Result<u64> {
         match self {
             File::Std(f) => Ok(f.metadata()?.len()),
             File::Cached(c) => Ok(c.file.len()),

@@ -21,7 +21,7 @@ impl RedbFile {
 
 impl redb::StorageBackend for RedbFile {
     fn len(&self) -> io::Result<u64> {
-        self.0.len()
+        self.0.size()
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {

@@ -26,7 +26,7 @@ fn a_cut_keeps_what_was_synced_and_loses_the_rest() {
     let mut seen = vec![0; 15];
     f.read_exact_at(&mut seen, 0).unwrap();
     assert_eq!(seen, b"SYNCED and more", "the process reads its own writes");
-    assert_eq!(f.len().unwrap(), 15);
+    assert_eq!(f.size().unwrap(), 15);
     let again = disk.open(&path, Open::Existing).unwrap();
     let mut other = vec![0; 15];
     again.read_exact_at(&mut other, 0).unwrap();
@@ -69,7 +69,7 @@ fn lengths_change_on_disk_only_when_synced() {
     assert_eq!(on_disk(&path), seen);
     // Truncating on open is a length change like any other.
     let t = disk.open(&path, Open::Truncate).unwrap();
-    assert_eq!(t.len().unwrap(), 0);
+    assert_eq!(t.size().unwrap(), 0);
     drop((f, t, disk));
     assert_eq!(on_disk(&path), seen, "the unsynced truncation was lost");
 }
@@ -150,9 +150,8 @@ fn a_removed_or_replaced_file_is_forgotten() {
     drop(fb);
     disk.rename(&a, &b).unwrap();
     disk.sync_dir(dir.path()).unwrap();
-    let f = disk.open(&b, Open::Existing).unwrap();
+    let mut f = disk.open(&b, Open::Existing).unwrap();
     let mut seen = Vec::new();
-    let mut f = f;
     f.read_to_end(&mut seen).unwrap();
     assert_eq!(seen, b"new");
     disk.remove_file(&b).unwrap();
