@@ -143,6 +143,23 @@ impl WriteBack {
         self.config.skip_log_sync
     }
 
+    /// A power cut without ending the process: every unsynced write is
+    /// dropped and the real files are what is left, as after a restart.
+    /// For tests of one component in one process; a store is cut by
+    /// killing it. Handles still open read the real files from here on.
+    ///
+    /// # Errors
+    ///
+    /// When a real file's length cannot be read.
+    pub fn cut(&self) -> io::Result<()> {
+        let mut files = self.files.lock().unwrap();
+        for f in files.values() {
+            f.drop_unsynced()?;
+        }
+        files.clear();
+        Ok(())
+    }
+
     pub(super) fn open(&self, path: &Path, how: Open) -> io::Result<Arc<CachedFile>> {
         // Truncation is a length change like any other: unsynced until the
         // file is synced, so the real file is opened as it is.
@@ -217,6 +234,14 @@ struct Pages {
 impl CachedFile {
     fn new(real: std::fs::File, len: u64, model: PowerCut, early: Arc<Mutex<Rng>>) -> CachedFile {
         CachedFile { real, model, early, pages: Mutex::new(Pages { dirty: BTreeMap::new(), len, valid: len }) }
+    }
+
+    fn drop_unsynced(&self) -> io::Result<()> {
+        let mut p = self.pages.lock().unwrap();
+        p.dirty.clear();
+        p.len = self.real.metadata()?.len();
+        p.valid = p.len;
+        Ok(())
     }
 
     fn is_dirty(&self) -> bool {
