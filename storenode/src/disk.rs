@@ -11,6 +11,7 @@
 //!   `kill -9` of the store is a power cut that loses everything never
 //!   synced, while synced bytes survive the restart.
 
+mod names;
 pub mod power_cut;
 mod redb_backend;
 
@@ -19,6 +20,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+pub use names::undo_unsynced;
 pub use power_cut::{PowerCut, PowerCutConfig, WriteBack};
 pub use redb_backend::RedbFile;
 
@@ -115,7 +117,11 @@ impl Disk {
     ///
     /// I/O failures.
     pub fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        std::fs::File::open(dir)?.sync_all()
+        std::fs::File::open(dir)?.sync_all()?;
+        match self {
+            Disk::Std => Ok(()),
+            Disk::WriteBack(wb) => wb.dir_synced(dir),
+        }
     }
 
     /// Whether the log's append sync is skipped on purpose

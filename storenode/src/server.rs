@@ -59,7 +59,12 @@ fn install_power_cut_disk(config: &StoreConfig) -> std::io::Result<()> {
         ));
     }
     tracing::warn!(?power_cut, "running on the write-back disk: a kill loses every unsynced write");
-    disk::install(Disk::WriteBack(Arc::new(WriteBack::new(power_cut))))
+    disk::install(Disk::WriteBack(Arc::new(WriteBack::new(power_cut))))?;
+    // The last run's names whose directories it never synced: a power cut
+    // would have lost them.
+    let undone = disk::undo_unsynced(&config.data_dir)?;
+    tracing::info!(undone, "undid the name changes a power cut loses");
+    Ok(())
 }
 
 impl StoreServer {

@@ -5,10 +5,21 @@
 //!
 //! Its own test binary: the write-back disk is the whole process's.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use storenode::disk::{self, Disk, PowerCut, PowerCutConfig, WriteBack};
-use storenode::engine::LogEngine;
+use storenode::engine::{DATA_FILE, Engine, LogEngine};
+
+/// The process's write-back disk, installed by the first test to ask.
+fn write_back() -> Arc<WriteBack> {
+    static WB: OnceLock<Arc<WriteBack>> = OnceLock::new();
+    WB.get_or_init(|| {
+        let wb = Arc::new(WriteBack::new(PowerCutConfig { model: PowerCut::Pages, seed: 11, skip_log_sync: false }));
+        disk::install(Disk::WriteBack(wb.clone())).unwrap();
+        wb
+    })
+    .clone()
+}
 
 /// Small segments, so the cuts also meet rotations.
 const SEGMENT_BYTES: u64 = 64 * 1024;
@@ -20,8 +31,7 @@ fn entry(round: u64, index: u64) -> Vec<u8> {
 
 #[test]
 fn every_synced_record_survives_power_cuts() {
-    let wb = Arc::new(WriteBack::new(PowerCutConfig { model: PowerCut::Pages, seed: 11, skip_log_sync: false }));
-    disk::install(Disk::WriteBack(wb.clone())).unwrap();
+    let wb = write_back();
     let dir = tempfile::tempdir().unwrap();
     // What the log acknowledged as synced: (index, entry).
     let mut synced: Vec<(u64, Vec<u8>)> = Vec::new();
@@ -53,7 +63,20 @@ fn every_synced_record_survives_power_cuts() {
             b.commit(false).unwrap();
         }
         drop(log);
-        wb.cut().unwrap();
+        wb.cut(dir.path()).unwrap();
     }
     assert!(synced.len() > 100, "the rounds wrote {} entries", synced.len());
+}
+
+#[test]
+fn the_data_file_outlives_a_cut_right_after_the_first_open() {
+    let wb = write_back();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path()).unwrap();
+    assert!(engine.store_id().unwrap().is_none());
+    // The raft log's first segment is durable under its synced directory;
+    // the data file must be too, or a store would restart with a log and
+    // no data.
+    wb.cut(dir.path()).unwrap();
+    assert!(dir.path().join(DATA_FILE).exists(), "the data file's name was lost to the cut");
 }

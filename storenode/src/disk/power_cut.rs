@@ -20,10 +20,8 @@
 //!   written back cut short after a random number of 512-byte sectors.
 //!
 //! A shrinking `set_len` is unsynced too: until the sync, the real file
-//! keeps its old length and bytes. Names (creations, removals, renames)
-//! go to the real directory at once, as they would reach a journaling file
-//! system's journal: a cut never loses a name whose directory was not
-//! synced, which this model does not test.
+//! keeps its old length and bytes. A creation, removal or rename is
+//! durable only once its directory is synced ([`super::names`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -33,6 +31,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::Open;
+use super::names::{self, Names};
 use crate::bench::rng::Rng;
 
 /// The page the cache keeps, written back whole or not at all (but for a
@@ -125,6 +124,7 @@ pub struct WriteBack {
     config: PowerCutConfig,
     early: Arc<Mutex<Rng>>,
     files: Mutex<HashMap<(u64, u64), Arc<CachedFile>>>,
+    names: Names,
 }
 
 impl fmt::Debug for WriteBack {
@@ -136,7 +136,7 @@ impl fmt::Debug for WriteBack {
 impl WriteBack {
     pub fn new(config: PowerCutConfig) -> WriteBack {
         let early = Arc::new(Mutex::new(Rng::new(config.seed)));
-        WriteBack { config, early, files: Mutex::new(HashMap::new()) }
+        WriteBack { config, early, files: Mutex::new(HashMap::new()), names: Names::default() }
     }
 
     pub fn skips_log_sync(&self) -> bool {
@@ -144,26 +144,36 @@ impl WriteBack {
     }
 
     /// A power cut without ending the process: every unsynced write is
-    /// dropped and the real files are what is left, as after a restart.
-    /// For tests of one component in one process; a store is cut by
-    /// killing it. Handles still open read the real files from here on.
+    /// dropped, every unsynced name change under `root` undone, and the
+    /// real files are what is left, as after a restart. For tests of one
+    /// component in one process; a store is cut by killing it (and undoes
+    /// its names when it starts). Handles still open read the real files
+    /// from here on.
     ///
     /// # Errors
     ///
-    /// When a real file's length cannot be read.
-    pub fn cut(&self) -> io::Result<()> {
+    /// I/O failures.
+    pub fn cut(&self, root: &Path) -> io::Result<usize> {
         let mut files = self.files.lock().unwrap();
         for f in files.values() {
             f.drop_unsynced()?;
         }
         files.clear();
-        Ok(())
+        names::undo_unsynced(root)
+    }
+
+    pub(super) fn dir_synced(&self, dir: &Path) -> io::Result<()> {
+        self.names.synced(dir)
     }
 
     pub(super) fn open(&self, path: &Path, how: Open) -> io::Result<Arc<CachedFile>> {
         // Truncation is a length change like any other: unsynced until the
         // file is synced, so the real file is opened as it is.
+        let creates = how != Open::Existing && !path.exists();
         let real = std::fs::OpenOptions::new().read(true).write(true).create(how != Open::Existing).open(path)?;
+        if creates {
+            self.names.created(path)?;
+        }
         let meta = real.metadata()?;
         let file = {
             let mut files = self.files.lock().unwrap();
@@ -184,7 +194,7 @@ impl WriteBack {
 
     pub(super) fn remove_file(&self, path: &Path) -> io::Result<()> {
         let key = inode(path)?;
-        std::fs::remove_file(path)?;
+        self.names.remove(path)?;
         // Its inode number may be reused by a later file.
         self.files.lock().unwrap().remove(&key);
         Ok(())
@@ -192,7 +202,7 @@ impl WriteBack {
 
     pub(super) fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let replaced = inode(to).ok().filter(|k| inode(from).ok().as_ref() != Some(k));
-        std::fs::rename(from, to)?;
+        self.names.rename(from, to)?;
         if let Some(k) = replaced {
             self.files.lock().unwrap().remove(&k);
         }

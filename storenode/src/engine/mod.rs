@@ -116,7 +116,11 @@ impl Engine {
     /// As [`Engine::open`].
     pub fn open_with(dir: &Path, cache_bytes: usize, failpoints: Failpoints) -> io::Result<Arc<Engine>> {
         std::fs::create_dir_all(dir)?;
-        let db = crate::disk::current().open_redb(&dir.join(DATA_FILE), cache_bytes)?;
+        let disk = crate::disk::current();
+        let db = disk.open_redb(&dir.join(DATA_FILE), cache_bytes)?;
+        // A data file just created is not there after a power cut until its
+        // directory is synced; the log would outlive it.
+        disk.sync_dir(dir)?;
         let log = LogEngine::open(&dir.join(LOG_DIR))?;
         log_move::move_log_tables(&db, &log)?;
         log_move::move_old_log_file(&dir.join(OLD_LOG_FILE), &log)?;
