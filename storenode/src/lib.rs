@@ -40,6 +40,7 @@
 pub mod bench;
 pub mod client;
 pub mod config;
+pub mod disk;
 pub mod engine;
 pub mod error;
 pub mod fault;

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 use crate::config::StoreConfig;
+use crate::disk::{self, Disk, PowerCutConfig, WriteBack};
 use crate::engine::{Engine, Failpoints};
 use crate::kv::service::KvService;
 use crate::node::Node;
@@ -46,6 +47,26 @@ fn advertise(configured: &str, bound: SocketAddr, field: &str) -> std::io::Resul
     Ok(bound.to_string())
 }
 
+/// Runs the store on the write-back disk when the environment asks for it
+/// ([`crate::disk::power_cut`]); only with fault injection on, as its
+/// point is to lose data.
+fn install_power_cut_disk(config: &StoreConfig) -> std::io::Result<()> {
+    let Some(power_cut) = PowerCutConfig::from_env(|k| std::env::var(k).ok())? else { return Ok(()) };
+    if !config.fault_injection {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} is a test-only setting: it needs fault-injection", PowerCutConfig::DISK),
+        ));
+    }
+    tracing::warn!(?power_cut, "running on the write-back disk: a kill loses every unsynced write");
+    disk::install(Disk::WriteBack(Arc::new(WriteBack::new(power_cut))))?;
+    // The last run's names whose directories it never synced: a power cut
+    // would have lost them.
+    let undone = disk::undo_unsynced(&config.data_dir)?;
+    tracing::info!(undone, "undid the name changes a power cut loses");
+    Ok(())
+}
+
 impl StoreServer {
     /// Opens the engine, binds the listeners, registers with PD (waiting for
     /// it), restarts recorded peers and starts serving.
@@ -59,6 +80,7 @@ impl StoreServer {
         if failpoints != Failpoints::default() {
             tracing::warn!(?failpoints, "test failpoints armed: this store will fail on purpose");
         }
+        install_power_cut_disk(&config)?;
         let cache = usize::try_from(config.engine.cache_size_mb).unwrap_or(usize::MAX).saturating_mul(1024 * 1024);
         let engine = Engine::open_with(&config.data_dir, cache, config.engine.recovery_mode, failpoints)?;
         let grpc_listener = TcpListener::bind(&config.grpc_addr).await?;

@@ -122,12 +122,28 @@ impl Cluster {
 
     /// As [`Cluster::start`], with extra flags for every store.
     pub async fn start_with(pd_members: u64, stores: usize, pd_args: &[&str], store_args: &[&str]) -> Cluster {
+        Self::start_with_env(pd_members, stores, pd_args, store_args, |_| Vec::new()).await
+    }
+
+    /// As [`Cluster::start_with`], with extra environment variables for
+    /// store `i` (from 1) from `store_env(i)`.
+    pub async fn start_with_env(
+        pd_members: u64,
+        stores: usize,
+        pd_args: &[&str],
+        store_args: &[&str],
+        store_env: impl Fn(usize) -> Vec<(String, String)>,
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let pd = start_members(dir.path(), pd_members, pd_args);
         let endpoints: Vec<String> = pd.iter().map(|m| m.grpc()).collect();
         wait_leader(&endpoints, pd_members as usize).await;
         let stores = (1..=stores)
-            .map(|i| StoreProcess::spawn(&format!("store{i}"), store_dir(dir.path(), i), &endpoints, store_args))
+            .map(|i| {
+                let env = store_env(i);
+                let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                StoreProcess::spawn_env(&format!("store{i}"), store_dir(dir.path(), i), &endpoints, store_args, &env)
+            })
             .collect();
         let cluster = Cluster { pd, stores, dir };
         cluster.wait_serving().await;

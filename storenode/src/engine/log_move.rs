@@ -36,9 +36,10 @@ pub(super) fn move_old_log_file(path: &Path, log: &Arc<LogEngine>) -> io::Result
         let old = Database::open(path).map_err(|e| io_err(format!("{}: {e}", path.display())))?;
         copy_raft_tables(&old, log)?;
     }
-    std::fs::remove_file(path)?;
+    let disk = crate::disk::current();
+    disk.remove_file(path)?;
     if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
+        disk.sync_dir(dir)?;
     }
     tracing::info!("moved the raft log from {} to {LOG_DIR}/", path.display());
     Ok(())

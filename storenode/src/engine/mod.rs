@@ -124,14 +124,11 @@ impl Engine {
         failpoints: Failpoints,
     ) -> io::Result<Arc<Engine>> {
         std::fs::create_dir_all(dir)?;
-        let open = |name: &str, cache: usize| {
-            let path = dir.join(name);
-            redb::Builder::new()
-                .set_cache_size(cache)
-                .create(&path)
-                .map_err(|e| io_err(format!("{}: {e}", path.display())))
-        };
-        let db = open(DATA_FILE, cache_bytes)?;
+        let disk = crate::disk::current();
+        let db = disk.open_redb(&dir.join(DATA_FILE), cache_bytes)?;
+        // A data file just created is not there after a power cut until its
+        // directory is synced; the log would outlive it.
+        disk.sync_dir(dir)?;
         let log = LogEngine::open_in(&dir.join(LOG_DIR), log_engine::SEGMENT_BYTES, recovery)?;
         log_move::move_log_tables(&db, &log)?;
         log_move::move_old_log_file(&dir.join(OLD_LOG_FILE), &log)?;

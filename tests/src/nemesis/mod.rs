@@ -24,6 +24,8 @@
 pub mod checker;
 pub mod faults;
 pub mod history;
+pub mod lost_writes;
+pub mod power_cut;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -220,7 +222,7 @@ pub async fn run(config: &NemesisConfig) -> Report {
 
 /// With `NEMESIS_LOGS=<dir>`, copies every process's log to
 /// `<dir>/seed-<seed>/`, to read after the run.
-fn keep_logs(cluster: &Cluster, seed: u64) {
+pub(crate) fn keep_logs(cluster: &Cluster, seed: u64) {
     let Ok(root) = std::env::var("NEMESIS_LOGS") else { return };
     let to = std::path::Path::new(&root).join(format!("seed-{seed}"));
     let Ok(entries) = std::fs::create_dir_all(&to).and_then(|()| std::fs::read_dir(cluster.dir.path())) else {
@@ -264,7 +266,7 @@ fn unavailability(events: &[checker::Event], faults: &[FaultRecord]) -> BTreeMap
 
 /// Waits until every replica of every key's region holds the same value for
 /// it (read locally on each store holding one, without a leader round).
-async fn wait_converged(cluster: &Cluster, keys: &[String]) {
+pub async fn wait_converged(cluster: &Cluster, keys: &[String]) {
     let pd = pd::client::PdClient::new(&cluster.pd_endpoints()).expect("pd client");
     let stores: BTreeMap<u64, String> = cluster.stores.iter().map(|s| (s.store_id, s.grpc())).collect();
     crate::wait_for("every replica to agree on every key", CONVERGE_DEADLINE, || async {

@@ -2,7 +2,6 @@
 //! index, after [`verify`] has told a torn tail from damage.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read as _};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -13,6 +12,7 @@ use super::index::Index;
 use super::recovery::RecoveryMode;
 use super::segment::{self, Format, HEADER};
 use super::verify::{self, Fix};
+use crate::disk::File;
 use crate::metrics;
 
 /// What a replay leaves: the index, the open segments, the one to write

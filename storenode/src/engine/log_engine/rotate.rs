@@ -70,7 +70,7 @@ impl LogEngine {
             dead
         };
         for &s in &dropped {
-            std::fs::remove_file(segment::path(&self.dir, s))?;
+            crate::disk::current().remove_file(&segment::path(&self.dir, s))?;
         }
         if !dropped.is_empty() {
             segment::sync_dir(&self.dir)?;

@@ -28,9 +28,12 @@
 //! into `fallocate`d space, 0.17 ms appending. A zero record header with
 //! only zeros after it is where the newest segment's records end.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::OpenOptions;
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+
+use crate::disk::{self, File, Open};
 
 /// The first bytes of every segment written now: the format and its
 /// version.
@@ -148,8 +151,8 @@ pub fn list(dir: &Path) -> io::Result<Vec<u64>> {
 /// I/O failures.
 pub fn create(dir: &Path, seq: u64, prev_end: u64, oldest: u64, size: u64) -> io::Result<File> {
     let p = path(dir, seq);
-    let mut f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p)?;
-    f.write_all(&header(seq, prev_end, oldest))?;
+    let f = disk::current().open(&p, Open::Truncate)?;
+    f.write_all_at(&header(seq, prev_end, oldest), 0)?;
     zero(&f, HEADER as u64, size)?;
     f.sync_all()?;
     sync_dir(dir)?;
@@ -162,7 +165,7 @@ pub fn create(dir: &Path, seq: u64, prev_end: u64, oldest: u64, size: u64) -> io
 ///
 /// I/O failures.
 pub fn open(dir: &Path, seq: u64) -> io::Result<File> {
-    OpenOptions::new().read(true).write(true).open(path(dir, seq))
+    disk::current().open(&path(dir, seq), Open::Existing)
 }
 
 /// Writes zeros over `[from, to)` of `f`.
@@ -171,7 +174,6 @@ pub fn open(dir: &Path, seq: u64) -> io::Result<File> {
 ///
 /// I/O failures.
 pub fn zero(f: &File, from: u64, to: u64) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
     const CHUNK: u64 = 1024 * 1024;
     let zeros = vec![0u8; CHUNK.min(to.saturating_sub(from)) as usize];
     let mut at = from;
@@ -189,7 +191,7 @@ pub fn zero(f: &File, from: u64, to: u64) -> io::Result<()> {
 /// # Errors
 ///
 /// `WouldBlock` when another process holds it; I/O failures.
-pub fn lock(dir: &Path) -> io::Result<File> {
+pub fn lock(dir: &Path) -> io::Result<std::fs::File> {
     use std::os::fd::AsRawFd;
     let p = dir.join("LOCK");
     let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&p)?;
@@ -207,5 +209,5 @@ pub fn lock(dir: &Path) -> io::Result<File> {
 ///
 /// I/O failures.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    disk::current().sync_dir(dir)
 }

@@ -5,8 +5,8 @@
 //! log id, while applies go on. Rows stream into the file through the
 //! writer's bounded buffer: memory does not grow with the region.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Seek};
+use std::fs::File;
+use std::io;
 use std::path::PathBuf;
 
 use prost::Message;
@@ -15,6 +15,7 @@ use redb::ReadTransaction;
 
 use super::format::{SnapshotHead, SnapshotWriter, WRITE_BUFFER};
 use super::{file_name, sync_dir, temp_path};
+use crate::disk::{self, Open};
 use crate::engine::{APPLY_STATE, DATA, Engine, REGION_STATE, SESSIONS, data_range, io_err};
 use crate::raft::apply_state::ApplyState;
 use crate::raft::{SnapshotMeta, decode};
@@ -58,10 +59,11 @@ pub fn build(engine: &Engine, region_id: u64, tx: &ReadTransaction) -> io::Resul
         last_sweep_ms: applied.last_sweep_ms,
     };
     let tmp = temp_path(&engine.snapshot_dir, &format!("region-{region_id}-build"));
+    let disk = disk::current();
     let res = (|| {
-        // Read and write: the handle is what callers read the snapshot
-        // through, whatever happens to its name later.
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&tmp)?;
+        // Written through the store's disk: on the write-back disk a power
+        // cut loses whatever the sync below has not covered.
+        let file = disk.open(&tmp, Open::Create)?;
         let mut w = SnapshotWriter::new(file, &head, WRITE_BUFFER)?;
         let data = tx.open_table(DATA).map_err(io_err)?;
         let range = data_range(&data, &region.start_key, &region.end_key)?;
@@ -74,23 +76,25 @@ pub fn build(engine: &Engine, region_id: u64, tx: &ReadTransaction) -> io::Resul
             let (k, v) = row.map_err(io_err)?;
             w.session(k.value().1, v.value())?;
         }
-        let (mut file, bytes) = w.finish()?;
+        let (file, bytes) = w.finish()?;
         // Durable before it has its final name: a name always means a whole
         // file.
         file.sync_all()?;
-        file.rewind()?;
+        // The handle callers read the snapshot through, whatever happens
+        // to its name later; every byte is on disk by now.
+        let file = File::open(&tmp)?;
         Ok((file, bytes))
     })();
     let (file, bytes) = match res {
         Ok(v) => v,
         Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = disk.remove_file(&tmp);
             return Err(e);
         }
     };
     let index = meta.last_log_id.map_or(0, |l| l.index());
     let path = engine.snapshot_dir.join(file_name(region_id, index));
-    std::fs::rename(&tmp, &path)?;
+    disk.rename(&tmp, &path)?;
     sync_dir(&engine.snapshot_dir)?;
     Ok(Built { meta, path, file, bytes })
 }

@@ -210,5 +210,5 @@ pub fn clean_dir(dir: &Path, states: &[raftpb::RegionLocalState]) -> io::Result<
 ///
 /// Open or fsync failures.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    crate::disk::current().sync_dir(dir)
 }
