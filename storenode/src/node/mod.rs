@@ -293,8 +293,9 @@ impl Node {
     /// # Errors
     ///
     /// `Range` when another initialized region owns any of the keys, the
-    /// range is invalid, or the epoch is older than the indexed one.
-    /// Counted under `source`.
+    /// range is invalid, or the epoch is older than the indexed one;
+    /// `Destroyed` once the peer's destroy has begun. Counted under
+    /// `source`.
     pub fn admit_data(
         &self,
         peer: &RegionPeer,
@@ -303,13 +304,20 @@ impl Node {
     ) -> Result<(), PeerRefused> {
         let res = {
             let mut ranges = self.ranges.lock().unwrap();
-            if ranges.contains_region(peer.region_id()) { ranges.check_update(region) } else { ranges.insert(region) }
+            // Under the index lock: a destroy raises the fence before it
+            // takes the peer out of the index, so either this sees it
+            // raised, or the destroy's removal comes after this claim.
+            // Traffic that found the peer before its destroy began would
+            // otherwise put back a range no peer serves.
+            if peer.shared.fence.is_raised() {
+                Err(PeerRefused::Destroyed { region_id: peer.region_id(), peer_id: peer.shared.peer_id })
+            } else if ranges.contains_region(peer.region_id()) {
+                ranges.check_update(region).map_err(PeerRefused::from)
+            } else {
+                ranges.insert(region).map_err(PeerRefused::from)
+            }
         };
-        res.map_err(|e| {
-            let refusal = PeerRefused::from(e);
-            record_refusal(&refusal, source, peer.shared.peer_id);
-            refusal
-        })
+        res.inspect_err(|refusal| record_refusal(refusal, source, peer.shared.peer_id))
     }
 
     /// Lets `peer` take a snapshot whose header names `header` (the
