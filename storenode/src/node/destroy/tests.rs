@@ -242,3 +242,46 @@ async fn a_claim_for_a_peer_being_destroyed_leaves_no_ghost_range() {
     node.admit_data(&x_peer, &x, "raft_message").expect("region 9's keys are free here");
     node.shutdown().await;
 }
+
+/// A raft core that outlives the destroy's wait for it to stop (a stalled
+/// disk) writes a vote and entries after the destroy cleared region 7's
+/// raft state. They used to land: a later peer of region 7 on this store
+/// would have found raft data it never wrote, started initialized on it,
+/// and (its row `Normal` again) kept it across restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_log_writes_after_the_destroy_leave_no_raft_state() {
+    use openraft::AsyncRuntime;
+    use openraft::async_runtime::Oneshot;
+    use openraft::storage::{IOFlushed, RaftLogStorage};
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with_parent(dir.path()).await;
+    let node = node(engine.clone());
+    node.start_existing_peers().await.unwrap();
+    let peer = node.peer(7).expect("region 7 started");
+    // The log store the peer's raft core writes through.
+    let mut log = log_store::RegionLogStore::for_peer(engine.clone(), &peer.shared);
+    tokio::time::timeout(WAIT, node.destroy_peer(7, 1, DestroyReason::Routes))
+        .await
+        .expect("destroyed in time")
+        .expect("destroyed");
+    assert!(!engine.log.has_state(7) && !engine.has_raft_data(7).unwrap(), "the destroy cleared 7's raft state");
+
+    let before = metrics::FENCED_JOBS.with_label_values(&["log"]).get();
+    let e = log.save_vote(&Vote::new(4, 1)).await.expect_err("a vote after the destroy is fenced");
+    assert!(fence::is_fenced(&e), "{e}");
+    let (tx, flushed) = <<openraft::impls::TokioRuntime as AsyncRuntime>::Oneshot as Oneshot>::channel();
+    let put = KvCommand {
+        epoch_version: 4,
+        op: KvOp::Put { key: b"x3".to_vec(), value: b"late".to_vec() },
+        request: None,
+        clock: Default::default(),
+    };
+    log.append(vec![entry(2, EntryPayload::Normal(put))], IOFlushed::signal(tx)).await.expect("queued");
+    let e = tokio::time::timeout(WAIT, flushed).await.unwrap().unwrap().expect_err("an append after the destroy");
+    assert!(fence::is_fenced(&e), "{e}");
+    assert_eq!(metrics::FENCED_JOBS.with_label_values(&["log"]).get(), before + 2);
+    assert!(!engine.log.has_state(7), "no vote or entry of region 7 written");
+    assert!(!engine.has_raft_data(7).unwrap(), "a later peer of region 7 would start uninitialized");
+    node.shutdown().await;
+}
