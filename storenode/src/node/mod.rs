@@ -84,7 +84,7 @@ use crate::metrics;
 use crate::routes::RouteTable;
 use crate::transport::client::Transport;
 pub use peer::RegionPeer;
-pub use range_index::RangeIndex;
+pub use range_index::{RangeConflict, RangeIndex};
 pub use refusal::{PeerRefused, StartPeerError};
 
 /// What starts a peer: decides whether raft is initialized with the
@@ -351,17 +351,31 @@ impl Node {
     }
 
     /// A snapshot was installed: the region's entry moves to the range its
-    /// data now covers.
-    fn snapshot_installed(&self, region: &metapb::Region) {
-        let res = self.ranges.lock().unwrap().update(region);
+    /// data now covers. Returns the conflict, if any (logged and counted).
+    ///
+    /// The entry keeps the newer of its `conf_ver` and the file's: the
+    /// transport admitted the sender's view, which may list a replica
+    /// added after the file was built (a new replica's first snapshot,
+    /// on every move), and a membership change moves no keys.
+    fn snapshot_installed(&self, region: &metapb::Region) -> Result<(), RangeConflict> {
+        let res = {
+            let mut ranges = self.ranges.lock().unwrap();
+            let mut region = region.clone();
+            if let Some(indexed) = ranges.get(region.id) {
+                let epoch = region.region_epoch.get_or_insert_default();
+                epoch.conf_ver = epoch.conf_ver.max(indexed.epoch.conf_ver);
+            }
+            ranges.update(&region)
+        };
         self.regions_changed.notify_waiters();
-        if let Err(e) = res {
+        if let Err(e) = &res {
             // The transport admitted the range the sender named; the
             // installed meta differs from it, and the data is already in.
             // Keep the index as it was and say so loudly.
             metrics::PEER_REFUSALS.with_label_values(&["snapshot", e.label()]).inc();
             error!(region_id = region.id, error = %e, "installed snapshot conflicts with the range index");
         }
+        res
     }
 
     /// Starts the peers recorded in the engine.
@@ -537,7 +551,7 @@ impl Node {
         let node = Arc::downgrade(self);
         peer.shared.on_snapshot_installed(move |r| {
             if let Some(node) = node.upgrade() {
-                node.snapshot_installed(r);
+                let _ = node.snapshot_installed(r);
             }
         });
         let node = Arc::downgrade(self);
