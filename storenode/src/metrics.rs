@@ -217,7 +217,8 @@ pub static PEERS_DESTROYED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec("store_peers_destroyed_total", "Region peers destroyed on this store after their removal", &["reason"])
 });
 /// Writer jobs of a peer whose destroy had begun, refused on the writer
-/// thread instead of written, by what the job was (`apply`, `install`).
+/// thread instead of written, by what the job was (`apply`, `install`,
+/// `log`).
 pub static FENCED_JOBS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(
         "store_fenced_jobs_total",

@@ -84,7 +84,7 @@ use crate::metrics;
 use crate::routes::RouteTable;
 use crate::transport::client::Transport;
 pub use peer::RegionPeer;
-pub use range_index::RangeIndex;
+pub use range_index::{RangeConflict, RangeIndex};
 pub use refusal::{PeerRefused, StartPeerError};
 
 /// What starts a peer: decides whether raft is initialized with the
@@ -293,8 +293,9 @@ impl Node {
     /// # Errors
     ///
     /// `Range` when another initialized region owns any of the keys, the
-    /// range is invalid, or the epoch is older than the indexed one.
-    /// Counted under `source`.
+    /// range is invalid, or the epoch is older than the indexed one;
+    /// `Destroyed` once the peer's destroy has begun. Counted under
+    /// `source`.
     pub fn admit_data(
         &self,
         peer: &RegionPeer,
@@ -303,13 +304,20 @@ impl Node {
     ) -> Result<(), PeerRefused> {
         let res = {
             let mut ranges = self.ranges.lock().unwrap();
-            if ranges.contains_region(peer.region_id()) { ranges.check_update(region) } else { ranges.insert(region) }
+            // Under the index lock: a destroy raises the fence before it
+            // takes the peer out of the index, so either this sees it
+            // raised, or the destroy's removal comes after this claim.
+            // Traffic that found the peer before its destroy began would
+            // otherwise put back a range no peer serves.
+            if peer.shared.fence.is_raised() {
+                Err(PeerRefused::Destroyed { region_id: peer.region_id(), peer_id: peer.shared.peer_id })
+            } else if ranges.contains_region(peer.region_id()) {
+                ranges.check_update(region).map_err(PeerRefused::from)
+            } else {
+                ranges.insert(region).map_err(PeerRefused::from)
+            }
         };
-        res.map_err(|e| {
-            let refusal = PeerRefused::from(e);
-            record_refusal(&refusal, source, peer.shared.peer_id);
-            refusal
-        })
+        res.inspect_err(|refusal| record_refusal(refusal, source, peer.shared.peer_id))
     }
 
     /// Lets `peer` take a snapshot whose header names `header` (the
@@ -343,17 +351,31 @@ impl Node {
     }
 
     /// A snapshot was installed: the region's entry moves to the range its
-    /// data now covers.
-    fn snapshot_installed(&self, region: &metapb::Region) {
-        let res = self.ranges.lock().unwrap().update(region);
+    /// data now covers. Returns the conflict, if any (logged and counted).
+    ///
+    /// The entry keeps the newer of its `conf_ver` and the file's: the
+    /// transport admitted the sender's view, which may list a replica
+    /// added after the file was built (a new replica's first snapshot,
+    /// on every move), and a membership change moves no keys.
+    fn snapshot_installed(&self, region: &metapb::Region) -> Result<(), RangeConflict> {
+        let res = {
+            let mut ranges = self.ranges.lock().unwrap();
+            let mut region = region.clone();
+            if let Some(indexed) = ranges.get(region.id) {
+                let epoch = region.region_epoch.get_or_insert_default();
+                epoch.conf_ver = epoch.conf_ver.max(indexed.epoch.conf_ver);
+            }
+            ranges.update(&region)
+        };
         self.regions_changed.notify_waiters();
-        if let Err(e) = res {
+        if let Err(e) = &res {
             // The transport admitted the range the sender named; the
             // installed meta differs from it, and the data is already in.
             // Keep the index as it was and say so loudly.
             metrics::PEER_REFUSALS.with_label_values(&["snapshot", e.label()]).inc();
             error!(region_id = region.id, error = %e, "installed snapshot conflicts with the range index");
         }
+        res
     }
 
     /// Starts the peers recorded in the engine.
@@ -529,7 +551,7 @@ impl Node {
         let node = Arc::downgrade(self);
         peer.shared.on_snapshot_installed(move |r| {
             if let Some(node) = node.upgrade() {
-                node.snapshot_installed(r);
+                let _ = node.snapshot_installed(r);
             }
         });
         let node = Arc::downgrade(self);

@@ -53,6 +53,10 @@ pub enum PeerRefused {
         file_end: Vec<u8>,
         file_version: u64,
     },
+    /// The peer's destroy has begun (its fence is raised): it may claim no
+    /// range, or the claim would outlive it as a range no peer serves.
+    #[error("region {region_id}: peer {peer_id} is being destroyed here")]
+    Destroyed { region_id: u64, peer_id: u64 },
     /// The range index refused the range the peer would own.
     #[error(transparent)]
     Range(#[from] RangeConflict),
@@ -66,14 +70,15 @@ impl PeerRefused {
             PeerRefused::Tombstoned { .. } => "tombstoned",
             PeerRefused::StaleEpoch { .. } => "stale_epoch",
             PeerRefused::SnapshotMismatch { .. } => "snapshot_mismatch",
+            PeerRefused::Destroyed { .. } => "destroyed",
             PeerRefused::Range(c) => c.label(),
         }
     }
 
     /// Every value [`PeerRefused::label`] can take, so the metric starts
     /// with all of them at zero.
-    pub const LABELS: [&'static str; 6] =
-        ["overlaps", "tombstoned", "stale_epoch", "snapshot_mismatch", "invalid_range", "not_indexed"];
+    pub const LABELS: [&'static str; 7] =
+        ["overlaps", "tombstoned", "stale_epoch", "snapshot_mismatch", "destroyed", "invalid_range", "not_indexed"];
 }
 
 /// Whether a snapshot file whose head names `file` may stand for the
@@ -292,6 +297,7 @@ mod tests {
             RangeConflict::StaleEpoch { region_id: 1, indexed: e, epoch: e }.into(),
             RangeConflict::InvalidRange { region_id: 1, start_key: vec![], end_key: vec![] }.into(),
             RangeConflict::NotIndexed { region_id: 1 }.into(),
+            PeerRefused::Destroyed { region_id: 1, peer_id: 1 },
             PeerRefused::SnapshotMismatch {
                 region_id: 1,
                 header_start: vec![],

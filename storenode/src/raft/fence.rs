@@ -17,6 +17,11 @@
 //!   on the writer thread, and fails if it is raised: the job writes
 //!   nothing and is never reported done, so no reply acknowledges what
 //!   was not written;
+//! - the peer's raft log store checks it in every write job too (votes,
+//!   appends, marks): a destroy waits for the raft core to stop only so
+//!   long, and a core that outlives the wait must not write raft state
+//!   after the destroy cleared it, where a later peer of the region here
+//!   would find it;
 //! - a destroy [`Fence::raise`]s it and waits for the worker's call in
 //!   progress to end before it looks at the index or deletes anything.
 //!   From then on no job of the region commits, and the call that was in
@@ -54,7 +59,7 @@ pub struct Fenced {
 }
 
 /// The `job` label values of `store_fenced_jobs_total`.
-pub const JOB_LABELS: [&str; 2] = ["apply", "install"];
+pub const JOB_LABELS: [&str; 3] = ["apply", "install", "log"];
 
 impl Fence {
     /// Whether a destroy has begun.

@@ -6,6 +6,13 @@
 //! [`LogCache`], and tells openraft from the writer thread when they are on
 //! disk: the leader replicates while its own log write runs. Votes,
 //! truncations and purges return once durable.
+//!
+//! Every write job checks the peer's fence ([`super::fence`]) on the writer
+//! thread, as the state machine's do. A destroy waits for the raft core to
+//! stop only so long ([`crate::node`]'s `stop_peer`); a core that outlives
+//! that wait must not write a vote or entries after the destroy cleared the
+//! region's raft state, where a later peer of the region on this store
+//! would take them for its own log.
 
 use std::fmt::Debug;
 use std::io;
@@ -19,8 +26,10 @@ use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::fence::Fence;
 use super::log_cache::LogCache;
 use super::stage_clock::StageClock;
+use super::state_machine::RegionShared;
 use super::{Entry, LogId, TypeConfig, Vote, decode, encode};
 use crate::engine::{Engine, Txn};
 use crate::metrics;
@@ -39,6 +48,8 @@ pub struct RegionLogStore {
     stages: Option<(u64, Arc<StageClock>)>,
     /// The committed mark last written, and when.
     committed_saved: Option<(u64, Instant)>,
+    /// The peer's fence: raised, it refuses every write.
+    fence: Fence,
 }
 
 /// The committed mark is written once it has moved this many entries, or
@@ -49,7 +60,23 @@ const COMMITTED_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_s
 
 impl RegionLogStore {
     pub fn new(region_id: u64, engine: Arc<Engine>) -> Self {
-        RegionLogStore { region_id, engine, cache: Arc::default(), stages: None, committed_saved: None }
+        RegionLogStore {
+            region_id,
+            engine,
+            cache: Arc::default(),
+            stages: None,
+            committed_saved: None,
+            fence: Fence::default(),
+        }
+    }
+
+    /// The log of the peer `shared` describes: its appends timed by its
+    /// stage clock, its writes behind its fence.
+    pub fn for_peer(engine: Arc<Engine>, shared: &RegionShared) -> Self {
+        let mut log =
+            RegionLogStore::new(shared.region_id, engine).with_stage_clock(shared.peer_id, shared.stages.clone());
+        log.fence = shared.fence.clone();
+        log
     }
 
     /// Times the appends of entries that peer `peer_id` proposed as leader.
@@ -66,9 +93,11 @@ impl RegionLogStore {
     async fn write_meta<T: Serialize>(&self, kind: u8, v: &T) -> io::Result<()> {
         let bytes = encode(v)?;
         let region = self.region_id;
+        let fence = self.fence.clone();
         self.engine
             .writer
             .write(move |tx| {
+                fence.check(region, "log")?;
                 tx.log().put_meta(region, kind, &bytes);
                 Ok(())
             })
@@ -187,7 +216,9 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
         self.committed_saved = Some((index, now));
         let bytes = encode(&committed)?;
         let region = self.region_id;
+        let fence = self.fence.clone();
         let job = move |tx: &Txn| {
+            fence.check(region, "log")?;
             tx.log().put_meta(region, COMMITTED, &bytes);
             Ok(())
         };
@@ -232,7 +263,9 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
         let sizes: Vec<usize> = rows.iter().map(|(_, b)| b.len()).collect();
         self.cache.lock().unwrap().append(cached.into_iter().zip(sizes));
         let region = self.region_id;
+        let fence = self.fence.clone();
         let job = move |tx: &Txn| {
+            fence.check(region, "log")?;
             let log = tx.log();
             for (index, bytes) in &rows {
                 log.append(region, *index, bytes);
@@ -258,9 +291,11 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
         self.cache.lock().unwrap().truncate_after(last_log_id.as_ref().map(|l| l.index()));
         let r = self.region_id;
         let from = last_log_id.map_or(0, |l| l.index() + 1);
+        let fence = self.fence.clone();
         self.engine
             .writer
             .write(move |tx| {
+                fence.check(r, "log")?;
                 tx.log().truncate(r, from);
                 Ok(())
             })
@@ -274,9 +309,11 @@ impl RaftLogStorage<TypeConfig> for RegionLogStore {
         let r = self.region_id;
         let bytes = encode(&Some(log_id))?;
         let upto = log_id.index();
+        let fence = self.fence.clone();
         self.engine
             .writer
             .write_after_sync(move |tx| {
+                fence.check(r, "log")?;
                 let log = tx.log();
                 log.put_meta(r, PURGED, &bytes);
                 log.purge(r, upto);

@@ -17,7 +17,7 @@ use super::DestroyReason;
 use crate::config::StoreConfig;
 use crate::engine::{APPLY_STATE, DATA, Engine, SESSIONS, io_err};
 use crate::metrics;
-use crate::node::{Node, PeerOrigin};
+use crate::node::{Node, PeerOrigin, PeerRefused};
 use crate::raft::fence;
 use crate::raft::split::{SplitCommand, split_regions};
 use crate::raft::state_machine::RegionStateMachine;
@@ -206,5 +206,82 @@ async fn a_split_queued_behind_a_destroy_neither_seeds_over_deleted_keys_nor_lea
         assert_eq!(engine.get(k.as_bytes()).unwrap().as_deref(), Some(format!("v-{k}").as_bytes()), "{k}");
     }
     assert_eq!(node.ranges.lock().unwrap().len(), 1, "only region 9 is indexed");
+    node.shutdown().await;
+}
+
+/// Raft traffic for region 7 that found its peer before the destroy (a
+/// snapshot still streaming in, an append in flight) claims data for it
+/// only after the destroy took 7 out of the index. The claim used to
+/// insert 7's range again: a ghost range no peer serves, refusing the
+/// regions that own those keys until a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_for_a_peer_being_destroyed_leaves_no_ghost_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with_parent(dir.path()).await;
+    let node = node(engine.clone());
+    node.start_existing_peers().await.unwrap();
+    // What the transport holds once it found the peer.
+    let peer = node.peer(7).expect("region 7 started");
+    tokio::time::timeout(WAIT, node.destroy_peer(7, 1, DestroyReason::Routes))
+        .await
+        .expect("destroyed in time")
+        .expect("destroyed");
+    assert_eq!(node.ranges.lock().unwrap().len(), 0);
+
+    let before = metrics::PEER_REFUSALS.with_label_values(&["snapshot", "destroyed"]).get();
+    let r = node.admit_snapshot(&peer, &parent(), &parent());
+    assert!(matches!(r, Err(PeerRefused::Destroyed { region_id: 7, peer_id: 1 })), "{r:?}");
+    assert_eq!(metrics::PEER_REFUSALS.with_label_values(&["snapshot", "destroyed"]).get(), before + 1);
+    let r = node.admit_data(&peer, &parent(), "raft_message");
+    assert!(matches!(r, Err(PeerRefused::Destroyed { region_id: 7, peer_id: 1 })), "{r:?}");
+    assert_eq!(node.ranges.lock().unwrap().len(), 0, "no ghost range of region 7");
+
+    // The keys are free for the region that owns them now.
+    let (x, _) = split_regions(&parent(), &split());
+    let x_peer = node.start_peer(x.clone(), 11, PeerOrigin::RaftMessage).await.expect("a peer of region 9");
+    node.admit_data(&x_peer, &x, "raft_message").expect("region 9's keys are free here");
+    node.shutdown().await;
+}
+
+/// A raft core that outlives the destroy's wait for it to stop (a stalled
+/// disk) writes a vote and entries after the destroy cleared region 7's
+/// raft state. They used to land: a later peer of region 7 on this store
+/// would have found raft data it never wrote, started initialized on it,
+/// and (its row `Normal` again) kept it across restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_log_writes_after_the_destroy_leave_no_raft_state() {
+    use openraft::AsyncRuntime;
+    use openraft::async_runtime::Oneshot;
+    use openraft::storage::{IOFlushed, RaftLogStorage};
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with_parent(dir.path()).await;
+    let node = node(engine.clone());
+    node.start_existing_peers().await.unwrap();
+    let peer = node.peer(7).expect("region 7 started");
+    // The log store the peer's raft core writes through.
+    let mut log = log_store::RegionLogStore::for_peer(engine.clone(), &peer.shared);
+    tokio::time::timeout(WAIT, node.destroy_peer(7, 1, DestroyReason::Routes))
+        .await
+        .expect("destroyed in time")
+        .expect("destroyed");
+    assert!(!engine.log.has_state(7) && !engine.has_raft_data(7).unwrap(), "the destroy cleared 7's raft state");
+
+    let before = metrics::FENCED_JOBS.with_label_values(&["log"]).get();
+    let e = log.save_vote(&Vote::new(4, 1)).await.expect_err("a vote after the destroy is fenced");
+    assert!(fence::is_fenced(&e), "{e}");
+    let (tx, flushed) = <<openraft::impls::TokioRuntime as AsyncRuntime>::Oneshot as Oneshot>::channel();
+    let put = KvCommand {
+        epoch_version: 4,
+        op: KvOp::Put { key: b"x3".to_vec(), value: b"late".to_vec() },
+        request: None,
+        clock: Default::default(),
+    };
+    log.append(vec![entry(2, EntryPayload::Normal(put))], IOFlushed::signal(tx)).await.expect("queued");
+    let e = tokio::time::timeout(WAIT, flushed).await.unwrap().unwrap().expect_err("an append after the destroy");
+    assert!(fence::is_fenced(&e), "{e}");
+    assert_eq!(metrics::FENCED_JOBS.with_label_values(&["log"]).get(), before + 2);
+    assert!(!engine.log.has_state(7), "no vote or entry of region 7 written");
+    assert!(!engine.has_raft_data(7).unwrap(), "a later peer of region 7 would start uninitialized");
     node.shutdown().await;
 }
