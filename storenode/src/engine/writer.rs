@@ -404,37 +404,6 @@ mod tests {
         }
     }
 
-    /// Holds the writer inside a job until released, so whatever is queued
-    /// meanwhile is taken as one batch.
-    struct Gate {
-        release: std::sync::mpsc::Sender<()>,
-        job: JoinHandle<io::Result<()>>,
-    }
-
-    impl Gate {
-        async fn hold(writer: &GroupWriter) -> Gate {
-            let (started_tx, mut started) = mpsc::unbounded_channel();
-            let (release, held) = std::sync::mpsc::channel::<()>();
-            let w = writer.clone();
-            let job = tokio::spawn(async move {
-                w.write(move |_| {
-                    let _ = started_tx.send(());
-                    let _ = held.recv();
-                    Ok(())
-                })
-                .await
-            });
-            tokio::time::timeout(WAIT, started.recv()).await.expect("writer took the gate job");
-            Gate { release, job }
-        }
-
-        /// Lets the writer go on, to take everything queued as one batch.
-        async fn release(self) {
-            self.release.send(()).expect("gate job waiting");
-            self.job.await.expect("gate task").expect("gate job");
-        }
-    }
-
     /// Submits `f` and waits until it is queued, so jobs queue in the order
     /// they are submitted.
     async fn queue<T, F>(writer: &GroupWriter, f: F) -> JoinHandle<io::Result<T>>
@@ -464,7 +433,7 @@ mod tests {
         let writer = GroupWriter::start(log, db.clone());
         let failures = metrics::GROUP_COMMIT_JOB_FAILURES.get();
         let runs: Arc<[AtomicUsize; 3]> = Arc::new(Default::default());
-        let gate = Gate::hold(&writer).await;
+        let gate = writer.hold().await;
 
         let r = runs.clone();
         let before = queue(&writer, move |tx| {
@@ -507,7 +476,7 @@ mod tests {
         let db = memory_db();
         let (_dir, log) = test_log();
         let writer = GroupWriter::start(log, db.clone());
-        let gate = Gate::hold(&writer).await;
+        let gate = writer.hold().await;
         let mut jobs = Vec::new();
         for i in 0..3u64 {
             jobs.push(
@@ -532,7 +501,7 @@ mod tests {
         let (_dir, log) = test_log();
         let writer = GroupWriter::start(log, db.clone());
         writer.write(|tx| put(tx, "committed", 1)).await.expect("a first write");
-        let gate = Gate::hold(&writer).await;
+        let gate = writer.hold().await;
         let good = queue(&writer, |tx| put(tx, "good", 2)).await;
         let panicking = queue(&writer, |_| -> io::Result<()> { panic!("boom") }).await;
         let queued_behind = queue(&writer, |tx| put(tx, "behind", 3)).await;
@@ -647,7 +616,7 @@ mod tests {
     async fn a_purge_runs_only_after_the_data_written_before_it_is_durable() {
         let (_dir, log, data, data_syncs) = counted_files();
         let writer = GroupWriter::start(log.clone(), data.clone());
-        let gate = Gate::hold(&writer).await;
+        let gate = writer.hold().await;
         let before = data_syncs.load(Ordering::SeqCst);
         // Lazy, like an apply.
         let lazy = {

@@ -40,7 +40,7 @@ use checker::{Outcome, Verdict};
 use faults::{FaultKind, FaultRecord, Nemesis};
 use history::Recorder;
 use storenode::bench::rng::Rng;
-use workload::{CLIENT_DEADLINE, Via, Worker};
+use workload::Worker;
 
 /// Applied entries between region snapshots in nemesis runs.
 const SNAPSHOT_LOGS: &str = "200";
@@ -156,18 +156,9 @@ pub async fn run(config: &NemesisConfig) -> Report {
     let mut rng = Rng::new(config.seed);
     let keys: Vec<String> = (0..config.keys).map(|i| format!("k{i}")).collect();
     let recorder = Arc::new(Recorder::new(Instant::now()));
-    let http: Vec<String> = cluster.stores.iter().map(|s| s.http()).collect();
     let (pause_tx, pause_rx) = watch::channel(false);
-    let mut workers = Vec::new();
-    for id in 0..config.client_workers + config.http_workers {
-        let via = if id < config.client_workers {
-            Via::Client(Arc::new(cluster.client().await.with_deadline(CLIENT_DEADLINE)))
-        } else {
-            Via::Http(http.clone())
-        };
-        let pause = pause_rx.clone();
-        workers.push(Worker { id, via, keys: keys.clone(), rng: rng.fork(), recorder: recorder.clone(), pause });
-    }
+    let split = (config.client_workers, config.http_workers);
+    let workers = Worker::start_all(&cluster, &mut rng, &keys, split, &recorder, &pause_rx).await;
     let (stop_tx, stop_rx) = watch::channel(false);
     let running: Vec<_> = workers.into_iter().map(|w| tokio::spawn(w.run(stop_rx.clone()))).collect();
 

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use super::checker::{self, Outcome, Verdict};
 use super::history::Recorder;
 use super::lost_writes;
-use super::workload::{CLIENT_DEADLINE, Via, Worker};
+use super::workload::Worker;
 use crate::cluster::Cluster;
 use storenode::bench::rng::Rng;
 use storenode::disk::{PowerCut, PowerCutConfig};
@@ -133,18 +133,8 @@ pub async fn run(config: &CrashConfig, converge: bool) -> CrashReport {
     let mut rng = Rng::new(config.seed);
     let keys: Vec<String> = (0..4).map(|i| format!("k{i}")).collect();
     let recorder = Arc::new(Recorder::new(Instant::now()));
-    let http: Vec<String> = cluster.stores.iter().map(|s| s.http()).collect();
     let (_pause_tx, pause_rx) = watch::channel(false);
-    let mut workers = Vec::new();
-    for id in 0..4 {
-        let via = if id < 3 {
-            Via::Client(Arc::new(cluster.client().await.with_deadline(CLIENT_DEADLINE)))
-        } else {
-            Via::Http(http.clone())
-        };
-        let pause = pause_rx.clone();
-        workers.push(Worker { id, via, keys: keys.clone(), rng: rng.fork(), recorder: recorder.clone(), pause });
-    }
+    let workers = Worker::start_all(&cluster, &mut rng, &keys, (3, 1), &recorder, &pause_rx).await;
     let (stop_tx, stop_rx) = watch::channel(false);
     let running: Vec<_> = workers.into_iter().map(|w| tokio::spawn(w.run(stop_rx.clone()))).collect();
 

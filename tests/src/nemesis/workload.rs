@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use super::checker::{Op, Outcome};
 use super::history::Recorder;
+use crate::cluster::Cluster;
 use crate::http_request;
 use storenode::bench::rng::Rng;
 
@@ -42,6 +43,30 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// `clients` workers through the client library, then `http` through
+    /// the stores' HTTP API, each with a generator forked from `rng`.
+    pub async fn start_all(
+        cluster: &Cluster,
+        rng: &mut Rng,
+        keys: &[String],
+        (clients, http): (usize, usize),
+        recorder: &Arc<Recorder>,
+        pause: &watch::Receiver<bool>,
+    ) -> Vec<Worker> {
+        let urls: Vec<String> = cluster.stores.iter().map(|s| s.http()).collect();
+        let mut workers = Vec::new();
+        for id in 0..clients + http {
+            let via = if id < clients {
+                Via::Client(Arc::new(cluster.client().await.with_deadline(CLIENT_DEADLINE)))
+            } else {
+                Via::Http(urls.clone())
+            };
+            let (keys, rng, recorder, pause) = (keys.to_vec(), rng.fork(), recorder.clone(), pause.clone());
+            workers.push(Worker { id, via, keys, rng, recorder, pause });
+        }
+        workers
+    }
+
     /// Runs operations until `stop` turns true.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Self {
         let mut n = 0u64;
