@@ -275,6 +275,9 @@ fn a_newest_segment_whose_creation_was_cut_short_gets_its_header_again() {
     }
     let log = LogEngine::open_with(dir.path(), 1024).unwrap();
     assert_eq!(all(&log, 1), [38, 39, 40, 41]);
+    // Written again as a rotation creates a segment: at its full size, so
+    // its syncs write into blocks already allocated.
+    assert_eq!(std::fs::metadata(&next).unwrap().len(), 1024);
 }
 
 /// A segment of the format before (`RAFTLOG1`, records with no

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read as _};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -55,14 +54,16 @@ pub(super) fn replay(dir: &Path, segment_bytes: u64, mode: RecoveryMode) -> io::
     };
     let scans = verify::scan(dir, &seqs, mode, read, |r| index.apply(r.ops, r.bytes, r.seq, r.at))?;
     let newest_scan = scans.last().expect("a scan per segment");
-    let file = open.remove(&newest).expect("the newest segment was read");
+    let mut file = open.remove(&newest).expect("the newest segment was read");
     match newest_scan.fix {
         Fix::None => {}
         Fix::Header { prev_end, oldest } => {
-            // Nothing was written into it: its creation was cut short.
-            file.set_len(0)?;
-            file.write_all_at(&segment::header(newest, prev_end, oldest), 0)?;
-            file.sync_all()?;
+            // Nothing was written into it: its creation was cut short, so
+            // it is created again as a rotation does. That makes its name
+            // durable too (the cut-short creation never synced the
+            // directory, and acknowledged records will go into this file)
+            // and gives it its full size in zeros.
+            file = segment::create(dir, newest, prev_end, oldest, segment_bytes)?;
         }
         Fix::DropTail { at, written } => {
             tracing::warn!(
