@@ -251,6 +251,30 @@ fn a_missing_segment_the_log_needs_refuses_the_open_and_a_leftover_before_them_d
     assert!(d.what.contains("missing"), "{d}");
 }
 
+/// A segment below a gap was in the dead prefix a rotation deleted (a
+/// prefix goes oldest first, but its unlinks may reach the disk in any
+/// order): the truncations, purges and clears its entries needed may have
+/// been in the segments deleted, so replaying it brings back what the log
+/// dropped, here a destroyed region's entries.
+#[test]
+fn a_leftover_below_a_gap_is_not_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let segs = rotating(dir.path());
+    let leftover = segs[0] - 2;
+    {
+        let f = segment::create(dir.path(), leftover, 0, leftover, 1024).unwrap();
+        let mut rec = record::RecordBuf::default();
+        rec.append(9, 1, b"a destroyed region's entry");
+        rec.seal(segment::HEADER as u64);
+        f.write_all_at(&rec.bytes, segment::HEADER as u64).unwrap();
+        f.sync_all().unwrap();
+    }
+    let log = LogEngine::open_with(dir.path(), 1024).unwrap();
+    assert!(!log.has_state(9), "the leftover's entries stay dropped");
+    assert_eq!(all(&log, 1), [38, 39, 40]);
+    assert!(!log.segments().contains(&leftover), "{:?}", log.segments());
+}
+
 #[test]
 fn a_segment_out_of_place_refuses_the_open() {
     let dir = tempfile::tempdir().unwrap();

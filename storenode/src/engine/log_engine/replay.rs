@@ -53,6 +53,15 @@ pub(super) fn replay(dir: &Path, segment_bytes: u64, mode: RecoveryMode) -> io::
         Ok(buf)
     };
     let scans = verify::scan(dir, &seqs, mode, read, |r| index.apply(r.ops, r.bytes, r.seq, r.at))?;
+    // Segments the walk left out are dead (below a gap a cut-short
+    // deletion left): finish that deletion.
+    let left_out: Vec<u64> = seqs.iter().copied().filter(|&s| s < scans[0].seq).collect();
+    for &s in &left_out {
+        std::fs::remove_file(segment::path(dir, s))?;
+    }
+    if !left_out.is_empty() {
+        segment::sync_dir(dir)?;
+    }
     let newest_scan = scans.last().expect("a scan per segment");
     let mut file = open.remove(&newest).expect("the newest segment was read");
     match newest_scan.fix {
