@@ -304,6 +304,25 @@ fn a_newest_segment_whose_creation_was_cut_short_gets_its_header_again() {
     assert_eq!(std::fs::metadata(&next).unwrap().len(), 1024);
 }
 
+/// A store killed while a rotation zeroed or synced the new segment, or
+/// before it synced the directory, leaves it whole in the page cache: the
+/// next run sees a valid header and writes acknowledged records into it,
+/// so its open must make the segment's name durable, or a power cut later
+/// loses the file and every record in it without a trace.
+#[test]
+fn an_open_makes_the_newest_segments_name_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let segs = rotating(dir.path());
+    let newest = *segs.last().unwrap();
+    let prev_end = in_segment(dir.path(), newest).last().map(|r| r.at + r.len).unwrap();
+    let next = segment::path(dir.path(), newest + 1);
+    std::fs::write(&next, segment::header(newest + 1, prev_end, newest)).unwrap();
+    let before = segment::DIR_SYNCS.with(std::cell::Cell::get);
+    let log = LogEngine::open_with(dir.path(), 1024).unwrap();
+    assert_eq!(log.segments().last(), Some(&(newest + 1)));
+    assert!(segment::DIR_SYNCS.with(std::cell::Cell::get) > before, "the open synced the log's directory");
+}
+
 /// A segment of the format before (`RAFTLOG1`, records with no
 /// watermark) replays, and the next write goes to a new segment.
 #[test]

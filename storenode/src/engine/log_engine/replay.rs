@@ -87,8 +87,12 @@ pub(super) fn replay(dir: &Path, segment_bytes: u64, mode: RecoveryMode) -> io::
         }
     }
     // What the last run wrote without syncing may still be only in the page
-    // cache: sync it, so the watermark the next record carries is true.
+    // cache: sync it, so the watermark the next record carries is true. Its
+    // name too: a run killed before a rotation's directory sync left a
+    // segment whose header and zeros read whole, and records acknowledged
+    // in it are lost with its name if the directory never was synced.
     file.sync_data()?;
+    segment::sync_dir(dir)?;
     let end = newest_scan.end;
     let old_format = newest_scan.format == Format::V1;
     open.insert(newest, file);

@@ -207,5 +207,15 @@ pub fn lock(dir: &Path) -> io::Result<File> {
 ///
 /// I/O failures.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    File::open(dir)?.sync_all()?;
+    #[cfg(test)]
+    DIR_SYNCS.with(|n| n.set(n.get() + 1));
+    Ok(())
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Directory syncs this thread made: a test's view of which names an
+    /// open made durable (the log opens on the caller's thread).
+    pub static DIR_SYNCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
