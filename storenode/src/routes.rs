@@ -118,11 +118,16 @@ impl RouteTable {
     }
 
     /// The store believed to lead the region of `route`: the hinted one, else
-    /// PD's leader.
+    /// PD's leader. A hint naming a store PD's route lists no peer on is
+    /// not followed: it came from a follower that had not yet applied that
+    /// peer's removal, and nothing else would clear it while PD's route for
+    /// the region stays as it is.
     pub fn leader_store(&self, route: &pdpb::RegionRoute) -> Option<u64> {
-        let region_id = route.region.as_ref().map_or(0, |r| r.id);
+        let region = route.region.as_ref();
+        let region_id = region.map_or(0, |r| r.id);
         let hinted = self.leader_hints.lock().unwrap().get(&region_id).copied();
-        hinted.or(route.leader.map(|l| l.store_id))
+        let holds = |store: &u64| region.is_some_and(|r| r.peers.iter().any(|p| p.store_id == *store));
+        hinted.filter(holds).or(route.leader.map(|l| l.store_id))
     }
 
     /// Records that a store answered `NotLeader` for `region_id` naming
@@ -164,8 +169,16 @@ mod tests {
     use super::*;
 
     fn snap(version: u64, split: &[u8]) -> pdpb::RouteSnapshot {
+        let peers =
+            |id: u64| (1..=3).map(move |s| metapb::Peer { id: 100 * id + s, store_id: s, ..Default::default() });
         let region = |id, start: &[u8], end: &[u8]| pdpb::RegionRoute {
-            region: Some(metapb::Region { id, start_key: start.to_vec(), end_key: end.to_vec(), ..Default::default() }),
+            region: Some(metapb::Region {
+                id,
+                start_key: start.to_vec(),
+                end_key: end.to_vec(),
+                peers: peers(id).collect(),
+                ..Default::default()
+            }),
             leader: None,
         };
         pdpb::RouteSnapshot {
@@ -236,6 +249,22 @@ mod tests {
         };
         t.apply_delta(&delta).unwrap();
         assert_eq!(t.leader_store(&route(b"n")), Some(1));
+    }
+
+    /// A `NotLeader` from a lagging follower can name a leader whose peer
+    /// PD has already removed, and arrive after the routes that removed
+    /// it: followed, that hint would send every request for the region to
+    /// a store that answers `RegionNotFound`, until PD's route for the
+    /// region changes again, which a stable region may never do.
+    #[test]
+    fn a_leader_hint_naming_a_store_without_a_peer_of_the_region_is_not_followed() {
+        let t = RouteTable::default();
+        assert!(t.apply_if_newer(led(snap(5, b"m"), 2, 1)));
+        let route = |key: &[u8]| t.region_by_key(key).unwrap();
+        t.set_leader_hint(2, 9);
+        assert_eq!(t.leader_store(&route(b"a")), Some(1), "PD's leader, not a store outside the region");
+        t.set_leader_hint(2, 3);
+        assert_eq!(t.leader_store(&route(b"a")), Some(3));
     }
 
     #[test]

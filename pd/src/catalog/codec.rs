@@ -13,7 +13,12 @@ use crate::error::{PdError, Result};
 
 impl RegionRecord {
     pub fn to_pb(&self) -> pdraftpb::RegionRecord {
-        pdraftpb::RegionRecord { region: Some(self.region.clone()), leader: self.leader, term: self.term }
+        pdraftpb::RegionRecord {
+            region: Some(self.region.clone()),
+            leader: self.leader,
+            term: self.term,
+            term_is_own: true,
+        }
     }
 
     /// # Errors
@@ -21,7 +26,12 @@ impl RegionRecord {
     /// `Storage` when the row has no region.
     pub fn from_pb(pb: pdraftpb::RegionRecord) -> Result<Self> {
         let region = pb.region.ok_or_else(|| PdError::Storage("region row without a region".into()))?;
-        Ok(RegionRecord { region, leader: pb.leader, term: pb.term })
+        // A term from a row written before terms were kept per region may
+        // be another group's (a split stamped its parent's on every region
+        // it produced): unknown, so the region's leader is taken at the
+        // term it reports, rather than refused until its group passes it.
+        let term = if pb.term_is_own { pb.term } else { 0 };
+        Ok(RegionRecord { region, leader: pb.leader, term })
     }
 }
 

@@ -324,6 +324,32 @@ fn a_record_holding_another_groups_term_heals_when_its_leader_reports() {
     assert_eq!(c.region(r.id).unwrap().leader, Some(r.peers[1]));
 }
 
+/// A catalog persisted before terms were kept per region holds split-born
+/// regions stamped with the term of the region they split from, led (by
+/// its record) from a store that may no longer lead them. Healing by the
+/// recorded leader's own report never comes when that store stopped
+/// leading: loaded from those rows, the term is unknown, and the real
+/// leader's next heartbeat is taken at whatever term its group is at.
+#[test]
+fn a_term_persisted_before_terms_were_per_region_is_unknown_once_loaded() {
+    let mut c = bootstrapped(&[]);
+    let r = region_at(&c, "a");
+    report(&mut c, vec![r.clone()], r.peers[0], 9).unwrap();
+    let mut rows = c.to_snapshot();
+    for row in &mut rows.regions {
+        row.term_is_own = false;
+    }
+    let old = RouteCatalog::from_snapshot(pdraftpb::CatalogSnapshot::decode(rows.encode_to_vec().as_slice()).unwrap())
+        .unwrap();
+    assert_eq!(old.region(r.id).unwrap().term, 0, "a stamped term is not trusted");
+    let mut c = old;
+    report(&mut c, vec![r.clone()], r.peers[1], 6).unwrap();
+    assert_eq!(c.region(r.id).unwrap().leader, Some(r.peers[1]));
+    // Rows written now keep their term across a reload.
+    let again = RouteCatalog::from_snapshot(c.to_snapshot()).unwrap();
+    assert_eq!(again.region(r.id).unwrap().term, 6);
+}
+
 #[test]
 fn a_split_report_names_leaders_only_among_each_regions_peers() {
     let mut c = bootstrapped(&[]);

@@ -87,3 +87,47 @@ async fn a_not_leader_answer_redirects_the_next_request_until_its_store_is_unrea
     node.learn_leader::<kvpb::GetResponse>(REGION, 3, &Err(StoreError::Unavailable("down".into())));
     assert_eq!(target(&node).1, 2, "back to PD's leader");
 }
+
+/// A hinted store whose peer no longer knows a leader (cut off from the
+/// rest of its region, or its peer gone) must not keep every request:
+/// PD's route stays as it is while the region is led fine elsewhere, so
+/// only the answer can clear the hint.
+#[tokio::test]
+async fn a_hinted_store_that_knows_no_leader_loses_its_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let pd = Arc::new(PdClient::new(&["127.0.0.1:1".to_string()]).expect("pd client"));
+    let (events, _) = mpsc::unbounded_channel();
+    let table = Arc::new(RouteTable::default());
+    assert!(table.apply_if_newer(routes()));
+    let node = Node::new(
+        1,
+        StoreConfig::default(),
+        "127.0.0.1:0".into(),
+        Engine::open(dir.path()).unwrap(),
+        table,
+        pd,
+        events,
+    )
+    .expect("node");
+    let answer = |e: StoreError| {
+        let (region_error, error) = e.to_pb();
+        Ok(kvpb::GetResponse { region_error, error, ..Default::default() })
+    };
+
+    node.learn_leader(REGION, 2, &Ok(not_leader(3)));
+    assert_eq!(target(&node).1, 3);
+    node.learn_leader(
+        REGION,
+        3,
+        &answer(StoreError::NotLeader { region_id: REGION, leader: None, address: String::new() }),
+    );
+    assert_eq!(target(&node).1, 2, "a hinted store that knows no leader: back to PD's leader");
+
+    node.learn_leader(REGION, 2, &Ok(not_leader(4)));
+    assert_eq!(target(&node).1, 4);
+    node.learn_leader(REGION, 4, &answer(StoreError::RegionNotFound(REGION)));
+    assert_eq!(target(&node).1, 2, "a hinted store without the region: back to PD's leader");
+    // PD's leader answering so leaves no hint to forget, and sets none.
+    node.learn_leader(REGION, 2, &answer(StoreError::RegionNotFound(REGION)));
+    assert_eq!(target(&node).1, 2);
+}

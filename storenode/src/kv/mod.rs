@@ -193,20 +193,28 @@ impl Node {
     /// another store's peer is a leader hint the next request follows (PD
     /// may not have heard of that leader yet, and the store answering did
     /// not forward: a forwarded request never is); a store that could not
-    /// be reached loses its hint.
+    /// be reached, knows no leader or holds no peer of the region loses
+    /// its hint.
     pub(crate) fn learn_leader<R: KvResponse>(&self, region_id: u64, tried: u64, answer: &Result<R>) {
         use kvpb::region_error::Kind;
         match answer {
-            Ok(r) => {
-                if let Some(Kind::NotLeader(n)) = r.region_error().and_then(|e| e.kind.as_ref())
-                    && let Some(leader) = n.leader
-                    && leader.store_id != tried
-                    && n.region_id == region_id
+            Ok(r) => match r.region_error().and_then(|e| e.kind.as_ref()) {
+                Some(Kind::NotLeader(kvpb::NotLeader { region_id: named, leader: Some(leader), .. }))
+                    if *named == region_id && leader.store_id != tried =>
                 {
                     metrics::KV_LEADER_HINTS.inc();
                     self.routes.set_leader_hint(region_id, leader.store_id);
                 }
-            }
+                // Naming itself (a leader stepping up): nothing new.
+                Some(Kind::NotLeader(kvpb::NotLeader { leader: Some(leader), .. })) if leader.store_id == tried => {}
+                // A hinted store that knows no leader, or holds no peer of
+                // the region, would keep every request while PD's route
+                // stays as it is: back to PD's leader.
+                Some(Kind::NotLeader(_) | Kind::RegionNotFound(_)) => {
+                    self.routes.forget_leader_hint(region_id, tried);
+                }
+                _ => {}
+            },
             Err(StoreError::Unavailable(_)) => self.routes.forget_leader_hint(region_id, tried),
             Err(_) => {}
         }

@@ -117,12 +117,14 @@ impl fmt::Display for Report {
 /// `NotFound` when `dir` holds no raft log, `WouldBlock` while a store has
 /// it open, and read failures. Damage is reported, not an error.
 pub fn check(dir: &Path, mut each: impl FnMut(&RecordLine)) -> io::Result<Report> {
-    let seqs = segment::list(dir)?;
-    if seqs.is_empty() {
+    if segment::list(dir)?.is_empty() {
         return Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: no raft log segments", dir.display())));
     }
     // A running store's tail moves under the walk: check a stopped one.
+    // The segments are listed under the lock: a store stopping just before
+    // it was taken may have rotated, or deleted a segment listed earlier.
     let _lock = segment::lock(dir)?;
+    let seqs = segment::list(dir)?;
     let mut index = Index::default();
     let mut records: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     let mut read_ones: BTreeMap<u64, (u64, Format)> = BTreeMap::new();

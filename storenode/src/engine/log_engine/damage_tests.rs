@@ -251,6 +251,30 @@ fn a_missing_segment_the_log_needs_refuses_the_open_and_a_leftover_before_them_d
     assert!(d.what.contains("missing"), "{d}");
 }
 
+/// A segment below a gap was in the dead prefix a rotation deleted (a
+/// prefix goes oldest first, but its unlinks may reach the disk in any
+/// order): the truncations, purges and clears its entries needed may have
+/// been in the segments deleted, so replaying it brings back what the log
+/// dropped, here a destroyed region's entries.
+#[test]
+fn a_leftover_below_a_gap_is_not_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let segs = rotating(dir.path());
+    let leftover = segs[0] - 2;
+    {
+        let f = segment::create(dir.path(), leftover, 0, leftover, 1024).unwrap();
+        let mut rec = record::RecordBuf::default();
+        rec.append(9, 1, b"a destroyed region's entry");
+        rec.seal(segment::HEADER as u64);
+        f.write_all_at(&rec.bytes, segment::HEADER as u64).unwrap();
+        f.sync_all().unwrap();
+    }
+    let log = LogEngine::open_with(dir.path(), 1024).unwrap();
+    assert!(!log.has_state(9), "the leftover's entries stay dropped");
+    assert_eq!(all(&log, 1), [38, 39, 40]);
+    assert!(!log.segments().contains(&leftover), "{:?}", log.segments());
+}
+
 #[test]
 fn a_segment_out_of_place_refuses_the_open() {
     let dir = tempfile::tempdir().unwrap();
@@ -275,6 +299,28 @@ fn a_newest_segment_whose_creation_was_cut_short_gets_its_header_again() {
     }
     let log = LogEngine::open_with(dir.path(), 1024).unwrap();
     assert_eq!(all(&log, 1), [38, 39, 40, 41]);
+    // Written again as a rotation creates a segment: at its full size, so
+    // its syncs write into blocks already allocated.
+    assert_eq!(std::fs::metadata(&next).unwrap().len(), 1024);
+}
+
+/// A store killed while a rotation zeroed or synced the new segment, or
+/// before it synced the directory, leaves it whole in the page cache: the
+/// next run sees a valid header and writes acknowledged records into it,
+/// so its open must make the segment's name durable, or a power cut later
+/// loses the file and every record in it without a trace.
+#[test]
+fn an_open_makes_the_newest_segments_name_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let segs = rotating(dir.path());
+    let newest = *segs.last().unwrap();
+    let prev_end = in_segment(dir.path(), newest).last().map(|r| r.at + r.len).unwrap();
+    let next = segment::path(dir.path(), newest + 1);
+    std::fs::write(&next, segment::header(newest + 1, prev_end, newest)).unwrap();
+    let before = segment::DIR_SYNCS.with(std::cell::Cell::get);
+    let log = LogEngine::open_with(dir.path(), 1024).unwrap();
+    assert_eq!(log.segments().last(), Some(&(newest + 1)));
+    assert!(segment::DIR_SYNCS.with(std::cell::Cell::get) > before, "the open synced the log's directory");
 }
 
 /// A segment of the format before (`RAFTLOG1`, records with no

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Read as _};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -54,15 +53,26 @@ pub(super) fn replay(dir: &Path, segment_bytes: u64, mode: RecoveryMode) -> io::
         Ok(buf)
     };
     let scans = verify::scan(dir, &seqs, mode, read, |r| index.apply(r.ops, r.bytes, r.seq, r.at))?;
+    // Segments the walk left out are dead (below a gap a cut-short
+    // deletion left): finish that deletion.
+    let left_out: Vec<u64> = seqs.iter().copied().filter(|&s| s < scans[0].seq).collect();
+    for &s in &left_out {
+        crate::disk::current().remove_file(&segment::path(dir, s))?;
+    }
+    if !left_out.is_empty() {
+        segment::sync_dir(dir)?;
+    }
     let newest_scan = scans.last().expect("a scan per segment");
-    let file = open.remove(&newest).expect("the newest segment was read");
+    let mut file = open.remove(&newest).expect("the newest segment was read");
     match newest_scan.fix {
         Fix::None => {}
         Fix::Header { prev_end, oldest } => {
-            // Nothing was written into it: its creation was cut short.
-            file.set_len(0)?;
-            file.write_all_at(&segment::header(newest, prev_end, oldest), 0)?;
-            file.sync_all()?;
+            // Nothing was written into it: its creation was cut short, so
+            // it is created again as a rotation does. That makes its name
+            // durable too (the cut-short creation never synced the
+            // directory, and acknowledged records will go into this file)
+            // and gives it its full size in zeros.
+            file = segment::create(dir, newest, prev_end, oldest, segment_bytes)?;
         }
         Fix::DropTail { at, written } => {
             tracing::warn!(
@@ -77,8 +87,12 @@ pub(super) fn replay(dir: &Path, segment_bytes: u64, mode: RecoveryMode) -> io::
         }
     }
     // What the last run wrote without syncing may still be only in the page
-    // cache: sync it, so the watermark the next record carries is true.
+    // cache: sync it, so the watermark the next record carries is true. Its
+    // name too: a run killed before a rotation's directory sync left a
+    // segment whose header and zeros read whole, and records acknowledged
+    // in it are lost with its name if the directory never was synced.
     file.sync_data()?;
+    segment::sync_dir(dir)?;
     let end = newest_scan.end;
     let old_format = newest_scan.format == Format::V1;
     open.insert(newest, file);

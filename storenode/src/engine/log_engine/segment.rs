@@ -209,5 +209,15 @@ pub fn lock(dir: &Path) -> io::Result<std::fs::File> {
 ///
 /// I/O failures.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    disk::current().sync_dir(dir)
+    disk::current().sync_dir(dir)?;
+    #[cfg(test)]
+    DIR_SYNCS.with(|n| n.set(n.get() + 1));
+    Ok(())
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Directory syncs this thread made: a test's view of which names an
+    /// open made durable (the log opens on the caller's thread).
+    pub static DIR_SYNCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }

@@ -14,7 +14,8 @@
 //! So:
 //!
 //! - every segment from the oldest one the newest segment's header says
-//!   the log needs must be there;
+//!   the log needs must be there; segments below a gap are the dead prefix
+//!   a deletion cut short left, and are not walked;
 //! - an older segment must hold whole records exactly up to the offset the
 //!   next segment's header says it ended at ([`super::segment`]); anything
 //!   else there, a bad record or an early end at a zeroed header, is damage;
@@ -138,8 +139,9 @@ pub fn scan(
     };
     // The newest header says which segments must be here: read it first.
     let mut newest_buf = Some(read(newest)?);
-    if let Ok(h) = segment::read_header(newest_buf.as_deref().unwrap_or_default(), newest)
-        && let Some(oldest) = h.oldest
+    let needs_from =
+        segment::read_header(newest_buf.as_deref().unwrap_or_default(), newest).ok().and_then(|h| h.oldest);
+    if let Some(oldest) = needs_from
         && let Some(missing) = (oldest..newest).find(|s| seqs.binary_search(s).is_err())
     {
         let what = format!(
@@ -147,6 +149,22 @@ pub fn scan(
              deleted or lost)"
         );
         return Err(damage(missing, 0, what, Refusal::Damage).into());
+    }
+    // Segments below a gap (below `oldest` then, or the check above
+    // refused) are what a deletion of the dead prefix left: it deletes
+    // them oldest first, but its unlinks may reach the disk in any order,
+    // and the ops their entries need (truncations, purges, clears) may have
+    // been in the segments it did delete. Replaying them would bring back
+    // what the log dropped. Only a newest header that names `oldest` says
+    // a gap is such a deletion and not a loss.
+    let start = if needs_from.is_some() { present_run_start(seqs) } else { seqs[0] };
+    let (leftover, seqs) = seqs.split_at(seqs.partition_point(|&s| s < start));
+    if !leftover.is_empty() {
+        tracing::warn!(
+            segments = ?leftover,
+            needed_from = start,
+            "raft log segments below a gap are left by a deletion of old segments cut short: not replayed"
+        );
     }
     let mut out = Vec::new();
     let mut prev: Option<Closed> = None;
