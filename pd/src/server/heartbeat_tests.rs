@@ -8,44 +8,14 @@ use std::time::Duration;
 use proto::{metapb, pdpb};
 use tokio::time::Instant;
 
-use super::PdServer;
 use super::context::PdContext;
 use super::heartbeat::handle;
+use super::test_member::{self, DEADLINE, add_store};
 use crate::catalog::RegionRecord;
-use crate::client::PdClient;
-use crate::config::PdConfig;
 use crate::metrics;
 
-const DEADLINE: Duration = Duration::from_secs(20);
 /// How often a condition is looked at while waiting for it.
 const POLL: Duration = Duration::from_millis(20);
-
-async fn start(dir: &tempfile::TempDir) -> (PdServer, PdClient) {
-    let config = PdConfig {
-        data_dir: dir.path().join("pd"),
-        grpc_addr: "127.0.0.1:0".into(),
-        http_addr: "127.0.0.1:0".into(),
-        ..PdConfig::default()
-    };
-    config.validate().expect("valid config");
-    let server = PdServer::start(config).await.expect("member starts");
-    server
-        .ctx
-        .raft
-        .wait(Some(DEADLINE))
-        .metrics(|m| m.current_leader == Some(1), "the only member leads")
-        .await
-        .expect("leader");
-    let pd = PdClient::new(std::slice::from_ref(&server.advertise_grpc_addr)).expect("client").with_deadline(DEADLINE);
-    (server, pd)
-}
-
-async fn add_store(pd: &PdClient) -> u64 {
-    let id = pd.alloc_id().await.expect("alloc id");
-    let store = metapb::Store { id, address: format!("127.0.0.1:{}", 21000 + id), ..Default::default() };
-    pd.put_store(store).await.expect("put store");
-    id
-}
 
 /// Polls the catalog's record of `region_id` until `cond` holds for it.
 async fn wait_record(ctx: &PdContext, region_id: u64, what: &str, cond: impl Fn(&RegionRecord) -> bool) {
@@ -77,7 +47,7 @@ fn heartbeat(region: &metapb::Region, store_id: u64, term: u64) -> pdpb::store_h
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_born_regions_leader_at_a_lower_term_than_its_parents_is_taken() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (server, pd) = start(&dir).await;
+    let (server, pd) = test_member::start(test_member::config(&dir)).await;
     let ctx = server.context().clone();
     let stores = [add_store(&pd).await, add_store(&pd).await, add_store(&pd).await];
     let mut routes = ctx.catalog.subscribe();

@@ -321,4 +321,6 @@ mod heartbeat_tests;
 #[cfg(test)]
 mod store_delete_tests;
 #[cfg(test)]
+mod test_member;
+#[cfg(test)]
 mod tests;

@@ -10,43 +10,21 @@ use tokio::time::Instant;
 
 use super::PdServer;
 use super::context::{StoreRuntime, now_ms};
+use super::test_member::{self, DEADLINE, add_store};
 use crate::catalog::CatalogCommand;
 use crate::client::PdClient;
 use crate::config::PdConfig;
 use crate::duration_text::DurationText;
 use crate::error::PdError;
 
-const DEADLINE: Duration = Duration::from_secs(20);
 /// How often a condition is looked at while waiting for it.
 const POLL: Duration = Duration::from_millis(20);
 
 async fn start(dir: &tempfile::TempDir, max_store_down_time: DurationText) -> (PdServer, PdClient) {
-    let mut config = PdConfig {
-        data_dir: dir.path().join("pd"),
-        grpc_addr: "127.0.0.1:0".into(),
-        http_addr: "127.0.0.1:0".into(),
-        ..PdConfig::default()
-    };
+    let mut config = test_member::config(dir);
     config.schedule.replica_check_interval_ms = 50;
     config.schedule.max_store_down_time = max_store_down_time;
-    config.validate().expect("valid config");
-    let server = PdServer::start(config).await.expect("member starts");
-    server
-        .ctx
-        .raft
-        .wait(Some(DEADLINE))
-        .metrics(|m| m.current_leader == Some(1), "the only member leads")
-        .await
-        .expect("leader");
-    let pd = PdClient::new(std::slice::from_ref(&server.advertise_grpc_addr)).expect("client").with_deadline(DEADLINE);
-    (server, pd)
-}
-
-async fn add_store(pd: &PdClient) -> u64 {
-    let id = pd.alloc_id().await.expect("alloc id");
-    let store = metapb::Store { id, address: format!("127.0.0.1:{}", 20000 + id), ..Default::default() };
-    pd.put_store(store).await.expect("put store");
-    id
+    test_member::start(config).await
 }
 
 /// Polls `cond` until it holds or the deadline passes.
