@@ -111,6 +111,24 @@ impl Disk {
         }
     }
 
+    /// The entries of `dir` as this process sees them (the write-back disk
+    /// makes a name change in the real directory at once), without the
+    /// write-back disk's own journal of unsynced names.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures.
+    pub fn read_dir(&self, dir: &Path) -> io::Result<Vec<std::fs::DirEntry>> {
+        let mut entries = Vec::new();
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            if e.file_name() != names::UNDO_DIR {
+                entries.push(e);
+            }
+        }
+        Ok(entries)
+    }
+
     /// Makes the creations, removals and renames under `dir` durable.
     ///
     /// # Errors

@@ -126,6 +126,11 @@ impl Engine {
         std::fs::create_dir_all(dir)?;
         let disk = crate::disk::current();
         let db = disk.open_redb(&dir.join(DATA_FILE), cache_bytes)?;
+        // Snapshot files are named durably in this directory before a
+        // region's state names them; the directory's own name must be
+        // durable first, with the data file's.
+        let snapshot_dir = dir.join("snapshots");
+        std::fs::create_dir_all(&snapshot_dir)?;
         // A data file just created is not there after a power cut until its
         // directory is synced; the log would outlive it.
         disk.sync_dir(dir)?;
@@ -140,8 +145,6 @@ impl Engine {
         tx.open_table(STORE_META).map_err(io_err)?;
         tx.commit().map_err(io_err)?;
         tombstone_sweep::clear_tombstones_raft_state(&db, &log)?;
-        let snapshot_dir = dir.join("snapshots");
-        std::fs::create_dir_all(&snapshot_dir)?;
         let db = Arc::new(db);
         let writer = GroupWriter::start_with(log.clone(), db.clone(), failpoints);
         Ok(Arc::new(Engine { db, log, writer, snapshot_dir }))

@@ -268,7 +268,7 @@ impl RegionStateMachine {
         if current.as_ref().is_some_and(|(m, _)| index(m) > index(meta)) {
             // Built from an older state while a newer snapshot was
             // installed: the caller still reads it through its handle.
-            let _ = std::fs::remove_file(&path);
+            let _ = crate::disk::current().remove_file(&path);
             return;
         }
         snapshot::remove_older(&self.engine.snapshot_dir, self.shared.region_id, index(meta));

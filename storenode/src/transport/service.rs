@@ -11,10 +11,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use openraft::raft::AppendEntriesRequest;
 use proto::metapb;
 use proto::raftpb::{self, raft_transport_server::RaftTransport};
-use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::info;
 
@@ -22,8 +22,7 @@ use super::client::kind_name;
 use crate::metrics;
 use crate::node::hibernation::WakeCause;
 use crate::node::{Node, PeerOrigin, RegionPeer};
-use crate::raft::snapshot::format::StreamCheck;
-use crate::raft::snapshot::{self, SnapshotFile};
+use crate::raft::snapshot;
 use crate::raft::{Snapshot, SnapshotMeta, TypeConfig, Vote, decode, encode};
 
 #[derive(Clone)]
@@ -252,7 +251,10 @@ impl RaftTransport for TransportService {
         let header = first.header.ok_or_else(|| Status::invalid_argument("first snapshot chunk has no header"))?;
         // Chunks go to a file as they arrive: memory stays at a chunk
         // whatever the region's size. Dropped unless installed.
-        let (snapshot, bytes) = match receive(&self.node, header.region_id, first.data, &mut stream).await {
+        let chunks = futures::stream::iter([Ok(first.data)])
+            .chain(stream.map(|c| c.map(|c| c.data).map_err(|s| std::io::Error::other(s.message().to_string()))));
+        let dir = &self.node.engine.snapshot_dir;
+        let (snapshot, bytes) = match snapshot::receive::receive(dir, header.region_id, chunks).await {
             Ok(v) => v,
             Err(e) => return Err(Status::internal(format!("receiving snapshot: {e}"))),
         };
@@ -289,69 +291,4 @@ impl RaftTransport for TransportService {
         metrics::SNAPSHOT_SECONDS.with_label_values(&["receive"]).observe(started.elapsed().as_secs_f64());
         Ok(Response::new(answer(res)))
     }
-}
-
-/// Received bytes after which the receiver starts flushing them to disk in
-/// the background: the fsync that must precede the install then has little
-/// left to write, instead of the whole region at once.
-const SYNC_EVERY: usize = 32 << 20;
-
-/// Writes a snapshot stream to a temporary file in the store's snapshot
-/// directory, durably, checking its checksum as the chunks go by; returns
-/// the file (marked verified when the checksum matched) and its size.
-async fn receive(
-    node: &Node,
-    region_id: u64,
-    first: Vec<u8>,
-    stream: &mut Streaming<raftpb::SnapshotChunk>,
-) -> Result<(SnapshotFile, u64), String> {
-    let path = snapshot::temp_path(&node.engine.snapshot_dir, &format!("region-{region_id}-recv"));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    // From here the guard deletes the file on any early return.
-    let mut guard = SnapshotFile::temporary(path, file.try_clone().map_err(|e| e.to_string())?);
-    let syncer = file.try_clone().map_err(|e| e.to_string())?;
-    let mut out = tokio::fs::File::from_std(file);
-    let mut check = StreamCheck::default();
-    let mut bytes = 0u64;
-    let mut unsynced = 0usize;
-    let mut syncing: Option<tokio::task::JoinHandle<std::io::Result<()>>> = None;
-    let mut chunk = first;
-    loop {
-        check.update(&chunk);
-        bytes += chunk.len() as u64;
-        unsynced += chunk.len();
-        out.write_all(&chunk).await.map_err(|e| e.to_string())?;
-        drop(chunk);
-        if unsynced >= SYNC_EVERY && syncing.as_ref().is_none_or(|h| h.is_finished()) {
-            if let Some(h) = syncing.take() {
-                h.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
-            }
-            // What the file has been handed so far goes to disk while the
-            // next chunks arrive.
-            out.flush().await.map_err(|e| e.to_string())?;
-            let f = syncer.try_clone().map_err(|e| e.to_string())?;
-            syncing = Some(tokio::task::spawn_blocking(move || f.sync_data()));
-            unsynced = 0;
-        }
-        match stream.message().await.map_err(|s| s.message().to_string())? {
-            Some(next) => chunk = next.data,
-            None => break,
-        }
-    }
-    if let Some(h) = syncing.take() {
-        h.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
-    }
-    out.flush().await.map_err(|e| e.to_string())?;
-    // Installing names the file in the region's durable state: its bytes
-    // must be on disk first.
-    out.sync_all().await.map_err(|e| e.to_string())?;
-    if check.finish() {
-        guard.mark_verified();
-    }
-    Ok((guard, bytes))
 }

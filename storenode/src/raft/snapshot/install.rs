@@ -10,7 +10,9 @@
 //!
 //! 1. the file is verified whole (trailer counts and checksum; a file
 //!    whose checksum the receiver checked as it arrived is not read again
-//!    for this) and given its final name, durably;
+//!    for this) and given its final name, durably: the directory is
+//!    synced before the mark below names the file, or a power cut could
+//!    keep the mark and lose the name;
 //! 2. one durable job sets the region's local state to `APPLYING`, naming
 //!    the file;
 //! 3. lazy jobs delete the region's range, then write the pairs (a crash
@@ -26,7 +28,7 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,7 +36,8 @@ use prost::Message;
 use proto::{metapb, raftpb};
 
 use super::format::{Record, SnapshotHead, SnapshotReader};
-use super::{SnapshotFile, file_name, sync_dir, temp_path};
+use super::{SnapshotFile, file_name, temp_path};
+use crate::disk::{self, Open};
 use crate::engine::{APPLY_STATE, DATA, Engine, REGION_STATE, SESSIONS, data_range, io_err};
 use crate::raft::apply_state::ApplyState;
 use crate::raft::fence::Fence;
@@ -155,24 +158,12 @@ pub async fn begin(
     let dir = engine.snapshot_dir.clone();
     let name = file_name(region_id, meta.last_log_id.map_or(0, |l| l.index()));
     let path = dir.join(&name);
-    let file = if snapshot.path == path {
-        file
-    } else if snapshot.path.parent() == Some(dir.as_path()) {
-        std::fs::rename(&snapshot.path, &path)?;
-        file
-    } else {
-        // Not ours (another store's directory in tests): copy it in, so a
-        // restart finds it.
-        let tmp = temp_path(&dir, &format!("region-{region_id}-copy"));
-        let copied = std::fs::copy(&snapshot.path, &tmp).and_then(|_| std::fs::rename(&tmp, &path));
-        if let Err(e) = copied {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        File::open(&path)?
-    };
-    file.sync_all()?;
-    sync_dir(&dir)?;
+    let from = snapshot.path.clone();
+    let file = blocking({
+        let path = path.clone();
+        move || name_durably(&dir, &from, &path, file)
+    })
+    .await?;
     snapshot.keep(path.clone());
     let local = raftpb::RegionLocalState {
         region: Some(region),
@@ -190,6 +181,42 @@ pub async fn begin(
         })
         .await?;
     Ok((file, path, head))
+}
+
+/// Gives the snapshot at `from` (open as `file`, its bytes already synced
+/// by whoever wrote it) the final name `path` in `dir`, and syncs `dir`:
+/// the `APPLYING` mark that names the file comes after this, so a power
+/// cut can never leave the mark durable and the name lost. Returns a
+/// handle on the file under its final name.
+///
+/// # Errors
+///
+/// File failures; a copy left half made is removed.
+fn name_durably(dir: &Path, from: &Path, path: &Path, file: File) -> io::Result<File> {
+    let disk = disk::current();
+    let file = if from == path {
+        file
+    } else if from.parent() == Some(dir) {
+        disk.rename(from, path)?;
+        file
+    } else {
+        // Not ours (another store's directory in tests): copied in, so a
+        // restart finds it.
+        let tmp = temp_path(dir, "copy");
+        let copied = (|| {
+            let mut out = disk.open(&tmp, Open::Truncate)?;
+            io::copy(&mut BufReader::with_capacity(1 << 20, File::open(from)?), &mut out)?;
+            out.sync_all()?;
+            disk.rename(&tmp, path)
+        })();
+        if let Err(e) = copied {
+            let _ = disk.remove_file(&tmp);
+            return Err(e);
+        }
+        File::open(path)?
+    };
+    disk.sync_dir(dir)?;
+    Ok(file)
 }
 
 /// Finishes an install a restart interrupted, from the file `state` names.

@@ -2,9 +2,10 @@
 //!
 //! A snapshot is never held in memory whole. It is built by streaming one
 //! redb read transaction into a file ([`build`]), sent by streaming that file
-//! in chunks, received by writing the chunks to a file, and installed from
-//! that file in bounded steps ([`install`]). The file format is in
-//! [`format`].
+//! in chunks, received by writing the chunks to a file ([`receive`]), and
+//! installed from that file in bounded steps ([`install`]). The file format
+//! is in [`format`]. Every file, rename, removal and directory sync here
+//! goes through the store's disk ([`crate::disk`]).
 //!
 //! Files live in the store's snapshot directory
 //! ([`crate::engine::Engine::snapshot_dir`]):
@@ -21,6 +22,7 @@
 pub mod build;
 pub mod format;
 pub mod install;
+pub mod receive;
 #[cfg(test)]
 mod tests;
 
@@ -90,7 +92,7 @@ impl SnapshotFile {
 impl Drop for SnapshotFile {
     fn drop(&mut self) {
         if self.temporary {
-            let _ = std::fs::remove_file(&self.path);
+            let _ = crate::disk::current().remove_file(&self.path);
         }
     }
 }
@@ -122,8 +124,7 @@ pub fn temp_path(dir: &Path, what: &str) -> PathBuf {
 /// Directory read failures; a file whose head cannot be read is skipped.
 pub fn latest(dir: &Path, region_id: u64) -> io::Result<Option<(SnapshotMeta, PathBuf)>> {
     let mut best: Option<(u64, PathBuf)> = None;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
+    for entry in crate::disk::current().read_dir(dir)? {
         let Some((id, index)) = entry.file_name().to_str().and_then(parse_name) else { continue };
         if id == region_id && best.as_ref().is_none_or(|(i, _)| index > *i) {
             best = Some((index, entry.path()));
@@ -151,14 +152,18 @@ pub fn region_of(path: &Path) -> io::Result<proto::metapb::Region> {
 }
 
 /// Deletes the region's final snapshot files older than `index`.
+///
+/// The removals are not synced: one a power cut undoes leaves a stale file
+/// that [`clean_dir`] removes at the next start, never a file missing.
 pub fn remove_older(dir: &Path, region_id: u64, index: u64) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
+    let disk = crate::disk::current();
+    let Ok(entries) = disk.read_dir(dir) else { return };
+    for entry in entries {
         if let Some((id, i)) = entry.file_name().to_str().and_then(parse_name)
             && id == region_id
             && i < index
         {
-            let _ = std::fs::remove_file(entry.path());
+            let _ = disk.remove_file(&entry.path());
         }
     }
 }
@@ -176,13 +181,13 @@ pub fn clean_dir(dir: &Path, states: &[raftpb::RegionLocalState]) -> io::Result<
             .iter()
             .find(|s| s.region.as_ref().is_some_and(|r| r.id == id) && s.state != raftpb::PeerState::Tombstone as i32)
     };
+    let disk = crate::disk::current();
     let mut newest = std::collections::HashMap::<u64, u64>::new();
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
+    for entry in disk.read_dir(dir)? {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".tmp") {
-            let _ = std::fs::remove_file(entry.path());
+            let _ = disk.remove_file(&entry.path());
             continue;
         }
         if let Some((id, index)) = parse_name(&name) {
@@ -198,7 +203,7 @@ pub fn clean_dir(dir: &Path, states: &[raftpb::RegionLocalState]) -> io::Result<
         };
         if !keep {
             tracing::info!(path = %path.display(), "removing stale snapshot file");
-            let _ = std::fs::remove_file(path);
+            let _ = disk.remove_file(&path);
         }
     }
     Ok(())
