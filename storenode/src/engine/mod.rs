@@ -131,6 +131,9 @@ impl Engine {
         // durable first, with the data file's.
         let snapshot_dir = dir.join("snapshots");
         std::fs::create_dir_all(&snapshot_dir)?;
+        // So is the log's directory: its segments' names are synced within
+        // it, which helps nothing if its own name can be lost.
+        std::fs::create_dir_all(dir.join(LOG_DIR))?;
         // A data file just created is not there after a power cut until its
         // directory is synced; the log would outlive it.
         disk.sync_dir(dir)?;
