@@ -295,8 +295,8 @@ pub fn init() {
     LazyLock::force(&RAFT_LOG_SEGMENTS);
     LazyLock::force(&RAFT_LOG_CARRIED_ENTRIES);
     LazyLock::force(&RAFT_LOG_TORN_TAILS);
-    for reason in [crate::engine::log_engine::Refusal::Damage, crate::engine::log_engine::Refusal::TornTail] {
-        RAFT_LOG_OPEN_REFUSALS.with_label_values(&[reason.label()]);
+    for reason in ["damage", "torn_tail"] {
+        RAFT_LOG_OPEN_REFUSALS.with_label_values(&[reason]);
     }
     LazyLock::force(&GROUP_COMMIT_SECONDS);
     LazyLock::force(&GROUP_COMMIT_BATCH_SIZE);
@@ -317,7 +317,7 @@ pub fn init() {
     for reason in ["removed", "routes"] {
         PEERS_DESTROYED.with_label_values(&[reason]);
     }
-    for job in crate::raft::fence::JOB_LABELS {
+    for job in ["apply", "install", "log"] {
         FENCED_JOBS.with_label_values(&[job]);
     }
     LazyLock::force(&DIRECTIVES);

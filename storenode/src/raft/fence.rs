@@ -58,9 +58,6 @@ pub struct Fenced {
     pub job: &'static str,
 }
 
-/// The `job` label values of `store_fenced_jobs_total`.
-pub const JOB_LABELS: [&str; 3] = ["apply", "install", "log"];
-
 impl Fence {
     /// Whether a destroy has begun.
     pub fn is_raised(&self) -> bool {
