@@ -219,7 +219,9 @@ pub(super) async fn launch(
     sm: RegionStateMachine,
 ) -> std::io::Result<RegionRaft> {
     let shared = sm.shared();
-    let log = RegionLogStore::for_peer(engine, &shared);
+    let log = RegionLogStore::new(shared.region_id, engine)
+        .with_stage_clock(shared.peer_id, shared.stages.clone())
+        .with_fence(shared.fence.clone());
     let network = RegionNetwork { shared: shared.clone(), transport };
     RegionRaft::new(shared.peer_id, config, network, log, sm)
         .await

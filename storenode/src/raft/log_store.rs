@@ -29,7 +29,6 @@ use serde::de::DeserializeOwned;
 use super::fence::Fence;
 use super::log_cache::LogCache;
 use super::stage_clock::StageClock;
-use super::state_machine::RegionShared;
 use super::{Entry, LogId, TypeConfig, Vote, decode, encode};
 use crate::engine::{Engine, Txn};
 use crate::metrics;
@@ -70,13 +69,12 @@ impl RegionLogStore {
         }
     }
 
-    /// The log of the peer `shared` describes: its appends timed by its
-    /// stage clock, its writes behind its fence.
-    pub fn for_peer(engine: Arc<Engine>, shared: &RegionShared) -> Self {
-        let mut log =
-            RegionLogStore::new(shared.region_id, engine).with_stage_clock(shared.peer_id, shared.stages.clone());
-        log.fence = shared.fence.clone();
-        log
+    /// Puts the log's writes behind the peer's fence: once a destroy
+    /// raises it, every write is refused.
+    #[must_use]
+    pub fn with_fence(mut self, fence: Fence) -> Self {
+        self.fence = fence;
+        self
     }
 
     /// Times the appends of entries that peer `peer_id` proposed as leader.

@@ -260,7 +260,8 @@ async fn raft_log_writes_after_the_destroy_leave_no_raft_state() {
     node.start_existing_peers().await.unwrap();
     let peer = node.peer(7).expect("region 7 started");
     // The log store the peer's raft core writes through.
-    let mut log = log_store::RegionLogStore::for_peer(engine.clone(), &peer.shared);
+    let mut log =
+        log_store::RegionLogStore::new(peer.shared.region_id, engine.clone()).with_fence(peer.shared.fence.clone());
     tokio::time::timeout(WAIT, node.destroy_peer(7, 1, DestroyReason::Routes))
         .await
         .expect("destroyed in time")
