@@ -16,8 +16,8 @@
 //! too, their routes proposed to the catalog), and directive failures.
 //!
 //! The read loop never waits for raft: a report that changes routes goes to
-//! the [`report_queue`](super::report_queue), which proposes it in the
-//! background, one proposal per region at a time; one whose epoch is older
+//! the [`report_driver`](super::report_driver), which proposes it in the
+//! background in the [`report_queue`](super::report_queue)'s order, one proposal per region at a time; one whose epoch is older
 //! than the catalog's, or whose leader's term is older than the one the
 //! catalog has for that region at the same epoch, is ignored, counted and
 //! logged (at most once per [`LOG_EVERY`](super::log_limit::LOG_EVERY)).
@@ -40,7 +40,8 @@ use tracing::{debug, info, warn};
 
 use super::context::{PdContext, StoreRuntime, now_ms, until_not_leader};
 use super::log_limit::REFUSALS_LOG;
-use super::report_queue::{self, Report};
+use super::report_driver;
+use super::report_queue::Report;
 use super::store_streams::{Registration, Tx};
 use super::stream_status::BoxStream;
 use super::watch::GaugeGuard;
@@ -279,7 +280,7 @@ fn region_heartbeat(ctx: &Arc<PdContext>, store_id: u64, hb: pdpb::RegionHeartbe
         term: hb.term,
         leaderships: Vec::new(),
     };
-    report_queue::submit(ctx, id, Report::heartbeat(cmd));
+    report_driver::submit(ctx, id, Report::heartbeat(cmd));
     Ok(())
 }
 
@@ -332,6 +333,6 @@ fn split_report(ctx: &Arc<PdContext>, store_id: u64, split: pdpb::SplitReport) -
         term: split.term,
         leaderships: split.leaderships,
     };
-    report_queue::submit(ctx, key, Report::split(cmd, split.directive_id));
+    report_driver::submit(ctx, key, Report::split(cmd, split.directive_id));
     Ok(())
 }

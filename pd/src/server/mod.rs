@@ -5,8 +5,8 @@
 //!   operators).
 //! - [`grpc`]: the `pdpb.PD` service.
 //! - [`heartbeat`]: store heartbeat streams; [`store_streams`] lets others
-//!   send directives down them; [`report_queue`] proposes their region
-//!   reports in the background; [`region_stats`] keeps the sizes they report
+//!   send directives down them; [`report_queue`] orders their region
+//!   reports and [`report_driver`] proposes them in the background; [`region_stats`] keeps the sizes they report
 //!   (and the context, their pending and down peers).
 //! - [`operators`]: the operator driver and the admin operations on
 //!   operators.
@@ -28,6 +28,7 @@ pub mod log_limit;
 pub mod operators;
 pub mod region_stats;
 pub mod replica_check;
+pub mod report_driver;
 pub mod report_queue;
 pub mod split_check;
 pub mod store_streams;

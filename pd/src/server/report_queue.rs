@@ -15,13 +15,15 @@
 //! heartbeat of a split region's new epoch is refused until the split is in.
 //! The catalog refuses stale epochs on its own, so ordering is about not
 //! wasting proposals, not about safety.
+//!
+//! This file decides (the order, and what a proposal's result means); the
+//! tasks that propose are in [`report_driver`](super::report_driver).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use tracing::{debug, info, warn};
 
-use super::context::PdContext;
 use crate::catalog::{CatalogCommand, CommandOutcome};
 use crate::error::PdError;
 use crate::metrics;
@@ -110,38 +112,33 @@ impl ReportQueue {
     }
 }
 
-/// Queues a report for region `key`, starting a task to propose it if none
-/// runs for the region.
-pub fn submit(ctx: &Arc<PdContext>, key: u64, report: Report) {
-    if let Offer::Start(report) = ctx.reports.offer(key, report) {
-        tokio::spawn(drain(ctx.clone(), key, report));
-    }
+/// What became of a proposed report, for the caller that owns the
+/// operators to act on.
+#[derive(Debug, PartialEq)]
+pub enum Settled {
+    /// The catalog took a split report; `directive_id` is the directive
+    /// that asked for it (0 if none did), `version` the catalog's version
+    /// after it.
+    SplitApplied { directive_id: u64, version: u64 },
+    /// Taken (a heartbeat), or refused and counted: nothing to follow up.
+    Done,
 }
 
-/// Proposes `report`, then whatever waited for the region meanwhile.
-async fn drain(ctx: Arc<PdContext>, key: u64, mut report: Report) {
-    loop {
-        let res = ctx.propose(report.cmd.clone()).await;
-        settle(&ctx, &report, res);
-        match ctx.reports.next(key) {
-            Some(next) => report = next,
-            None => return,
-        }
-    }
-}
-
-/// Counts a refusal; hands an accepted split to the operators.
-fn settle(ctx: &PdContext, report: &Report, res: Result<CommandOutcome, PdError>) {
+/// Counts a refusal and says whether an accepted split needs following up.
+/// The queue does not act on a split itself: that is the operator driver's
+/// business, and calling it from here would make the queue, the context
+/// that holds it and the driver import each other.
+pub fn settle(report: &Report, res: Result<CommandOutcome, PdError>) -> Settled {
     let reason = match res {
         Ok(CommandOutcome::Regions { version, .. }) => {
-            if let Some(directive_id) = report.split_directive {
-                super::operators::split_applied(ctx, directive_id, version);
-            }
-            return;
+            return match report.split_directive {
+                Some(directive_id) => Settled::SplitApplied { directive_id, version },
+                None => Settled::Done,
+            };
         }
         Ok(other) => {
             warn!(?other, "region report answered with an unexpected outcome");
-            return;
+            return Settled::Done;
         }
         Err(PdError::StaleEpoch(m)) => {
             if let Some(held_back) = super::log_limit::REFUSALS_LOG.admit(std::time::Instant::now()) {
@@ -165,6 +162,7 @@ fn settle(ctx: &PdContext, report: &Report, res: Result<CommandOutcome, PdError>
         }
     };
     metrics::REGION_REPORTS_REFUSED.with_label_values(&[reason]).inc();
+    Settled::Done
 }
 
 #[cfg(test)]
@@ -228,5 +226,14 @@ mod tests {
             assert_eq!(q.offer(2, split(2 + i, 10 + i)), Offer::Queued);
         }
         assert_eq!(q.offer(2, split(100, 100)), Offer::Dropped);
+    }
+
+    #[test]
+    fn an_accepted_split_is_handed_back_and_nothing_else_is() {
+        let taken = || Ok(CommandOutcome::Regions { changed: true, version: 9 });
+        assert_eq!(settle(&split(2, 7), taken()), Settled::SplitApplied { directive_id: 7, version: 9 });
+        assert_eq!(settle(&heartbeat(2), taken()), Settled::Done);
+        let stale = Err(PdError::StaleEpoch("older epoch".into()));
+        assert_eq!(settle(&split(2, 7), stale), Settled::Done, "a refused split is not applied");
     }
 }
