@@ -16,7 +16,7 @@
 //! The controller does no I/O and reads no clock: callers pass the time,
 //! the catalog, the stores' route versions and a [`DirectiveSink`], so its
 //! tests drive time by hand. The server's driver
-//! (`server/operators.rs`) calls [`OperatorController::tick`] on a timer
+//! (`server/operator_driver.rs`) calls [`OperatorController::tick`] on a timer
 //! and whenever the catalog, a store's route version or a stream changes.
 
 use super::clock::Now;

@@ -1,7 +1,7 @@
 //! Schedulers: pure functions of a cluster view that decide which
 //! operators to start. The server runs them on the leader and carries the
-//! decisions out ([`crate::server::split_check`],
-//! [`crate::server::replica_check`]); here they only decide, so their tests
+//! decisions out ([`crate::server::split_runner`],
+//! [`crate::server::replica_runner`]); here they only decide, so their tests
 //! are fast, deterministic, and partly golden (`testdata/*.golden`: input
 //! views and the decisions expected, reviewed like code;
 //! `UPDATE_GOLDEN=1 cargo test -p pd schedule` rewrites them).

@@ -3,7 +3,7 @@
 //! An Up store becomes Offline: it keeps serving while the decommission
 //! checker ([`crate::schedule::decommission`]) plans moves of its replicas to
 //! healthy stores, and the replica check loop
-//! ([`super::replica_check`]) marks it Tombstone once the catalog lists no
+//! ([`super::replica_runner`]) marks it Tombstone once the catalog lists no
 //! peer on it. A store holding no replica goes straight to Tombstone.
 //! Deleting an Offline store again is not an error: it answers the store as
 //! it is, so a caller can repeat the request to follow the decommission.

@@ -17,7 +17,7 @@ use tracing::instrument;
 
 use super::context::PdContext;
 use super::stream_status::{BoxStream, refusal};
-use super::{delete_store, heartbeat, operators, watch};
+use super::{delete_store, heartbeat, operator_driver, watch};
 use crate::catalog::{CatalogCommand, CommandOutcome, keys};
 use crate::error::{PdError, Result};
 use crate::metrics;
@@ -304,7 +304,8 @@ impl pd_server::Pd for PdService {
         handle("transfer_leader", async {
             let req = req.into_inner();
             self.ctx.linearizable().await?;
-            let op = operators::start_transfer_leader(&self.ctx, req.region_id, req.to_store_id, Source::Admin).await?;
+            let op = operator_driver::start_transfer_leader(&self.ctx, req.region_id, req.to_store_id, Source::Admin)
+                .await?;
             Ok(pdpb::TransferLeaderResponse { header: None, operator: Some(op) })
         })
         .await
@@ -318,8 +319,14 @@ impl pd_server::Pd for PdService {
         handle("move_region", async {
             let req = req.into_inner();
             self.ctx.linearizable().await?;
-            let op = operators::start_move(&self.ctx, req.region_id, req.from_store_id, req.to_store_id, Source::Admin)
-                .await?;
+            let op = operator_driver::start_move(
+                &self.ctx,
+                req.region_id,
+                req.from_store_id,
+                req.to_store_id,
+                Source::Admin,
+            )
+            .await?;
             Ok(pdpb::MoveRegionResponse { header: None, operator: Some(op) })
         })
         .await
@@ -333,7 +340,7 @@ impl pd_server::Pd for PdService {
         handle("add_region_peer", async {
             let req = req.into_inner();
             self.ctx.linearizable().await?;
-            let op = operators::start_add_peer(&self.ctx, req.region_id, req.store_id, Source::Admin).await?;
+            let op = operator_driver::start_add_peer(&self.ctx, req.region_id, req.store_id, Source::Admin).await?;
             Ok(pdpb::AddRegionPeerResponse { header: None, operator: Some(op) })
         })
         .await
@@ -347,7 +354,7 @@ impl pd_server::Pd for PdService {
         handle("remove_region_peer", async {
             let req = req.into_inner();
             self.ctx.linearizable().await?;
-            let op = operators::start_remove_peer(&self.ctx, req.region_id, req.store_id, Source::Admin).await?;
+            let op = operator_driver::start_remove_peer(&self.ctx, req.region_id, req.store_id, Source::Admin).await?;
             Ok(pdpb::RemoveRegionPeerResponse { header: None, operator: Some(op) })
         })
         .await
@@ -375,8 +382,9 @@ impl pd_server::Pd for PdService {
                 return Err(PdError::InvalidArgument("region id 0".into()));
             }
             self.ctx.linearizable().await?;
-            let op = operators::start_split(&self.ctx, req.region_id, req.split_key, req.region_epoch, Source::Admin)
-                .await?;
+            let op =
+                operator_driver::start_split(&self.ctx, req.region_id, req.split_key, req.region_epoch, Source::Admin)
+                    .await?;
             Ok(pdpb::SplitRegionResponse { header: None, operator: Some(op) })
         })
         .await
@@ -387,7 +395,7 @@ impl pd_server::Pd for PdService {
         req: Request<pdpb::ListOperatorsRequest>,
     ) -> std::result::Result<Response<pdpb::ListOperatorsResponse>, Status> {
         handle("list_operators", async {
-            let operators = operators::list(&self.ctx, req.into_inner().include_finished)?;
+            let operators = operator_driver::list(&self.ctx, req.into_inner().include_finished)?;
             Ok(pdpb::ListOperatorsResponse { header: None, operators })
         })
         .await
@@ -399,7 +407,7 @@ impl pd_server::Pd for PdService {
     ) -> std::result::Result<Response<pdpb::GetOperatorResponse>, Status> {
         handle("get_operator", async {
             let id = operator_id(req.into_inner().operator_id)?;
-            Ok(pdpb::GetOperatorResponse { header: None, operator: Some(operators::get(&self.ctx, id)?) })
+            Ok(pdpb::GetOperatorResponse { header: None, operator: Some(operator_driver::get(&self.ctx, id)?) })
         })
         .await
     }
@@ -411,7 +419,7 @@ impl pd_server::Pd for PdService {
     ) -> std::result::Result<Response<pdpb::CancelOperatorResponse>, Status> {
         handle("cancel_operator", async {
             let id = operator_id(req.into_inner().operator_id)?;
-            Ok(pdpb::CancelOperatorResponse { header: None, operator: Some(operators::cancel(&self.ctx, id)?) })
+            Ok(pdpb::CancelOperatorResponse { header: None, operator: Some(operator_driver::cancel(&self.ctx, id)?) })
         })
         .await
     }

@@ -195,7 +195,7 @@ pub(super) fn handle(ctx: &Arc<PdContext>, store_id: u64, msg: pdpb::StoreHeartb
             "split"
         }
         Payload::DirectiveFailed(f) => {
-            super::operators::directive_failed(ctx, store_id, f);
+            super::operator_driver::directive_failed(ctx, store_id, f);
             "directive_failed"
         }
         Payload::RoutesWanted(w) => {

@@ -35,7 +35,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::context::PdContext;
-use super::operators;
+use super::operator_driver;
 use crate::catalog::keys;
 use crate::error::PdError;
 use crate::operator::Source;
@@ -242,7 +242,7 @@ async fn split_region(
     let id = parse_id(&id, "region")?;
     let (key, epoch) = parse_split_body(&body).map_err(ApiError)?;
     ctx.linearizable().await.map_err(ApiError)?;
-    let op = operators::start_split(&ctx, id, key, epoch, Source::Admin).await.map_err(ApiError)?;
+    let op = operator_driver::start_split(&ctx, id, key, epoch, Source::Admin).await.map_err(ApiError)?;
     Ok((StatusCode::CREATED, Json(view::operator(&op))))
 }
 
@@ -262,7 +262,7 @@ async fn transfer_leader(
     let body: TransferLeaderBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError(PdError::InvalidArgument(format!("transfer-leader request body: {e}"))))?;
     ctx.linearizable().await.map_err(ApiError)?;
-    let op = operators::start_transfer_leader(&ctx, id, body.store_id, Source::Admin).await.map_err(ApiError)?;
+    let op = operator_driver::start_transfer_leader(&ctx, id, body.store_id, Source::Admin).await.map_err(ApiError)?;
     Ok((StatusCode::CREATED, Json(view::operator(&op))))
 }
 
@@ -293,8 +293,9 @@ async fn move_region(
     let id = parse_id(&id, "region")?;
     let body: MoveBody = parse_body(&body, "move")?;
     ctx.linearizable().await.map_err(ApiError)?;
-    let op =
-        operators::start_move(&ctx, id, body.from_store_id, body.to_store_id, Source::Admin).await.map_err(ApiError)?;
+    let op = operator_driver::start_move(&ctx, id, body.from_store_id, body.to_store_id, Source::Admin)
+        .await
+        .map_err(ApiError)?;
     Ok((StatusCode::CREATED, Json(view::operator(&op))))
 }
 
@@ -306,7 +307,7 @@ async fn add_peer(
     let id = parse_id(&id, "region")?;
     let body: StoreBody = parse_body(&body, "add-peer")?;
     ctx.linearizable().await.map_err(ApiError)?;
-    let op = operators::start_add_peer(&ctx, id, body.store_id, Source::Admin).await.map_err(ApiError)?;
+    let op = operator_driver::start_add_peer(&ctx, id, body.store_id, Source::Admin).await.map_err(ApiError)?;
     Ok((StatusCode::CREATED, Json(view::operator(&op))))
 }
 
@@ -318,7 +319,7 @@ async fn remove_peer(
     let id = parse_id(&id, "region")?;
     let body: StoreBody = parse_body(&body, "remove-peer")?;
     ctx.linearizable().await.map_err(ApiError)?;
-    let op = operators::start_remove_peer(&ctx, id, body.store_id, Source::Admin).await.map_err(ApiError)?;
+    let op = operator_driver::start_remove_peer(&ctx, id, body.store_id, Source::Admin).await.map_err(ApiError)?;
     Ok((StatusCode::CREATED, Json(view::operator(&op))))
 }
 
@@ -335,7 +336,7 @@ async fn list_operators(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError(PdError::InvalidArgument(e.body_text())))?;
-    let ops = operators::list(&ctx, q.all).map_err(ApiError)?;
+    let ops = operator_driver::list(&ctx, q.all).map_err(ApiError)?;
     Ok(Json(view::operators(&ops)))
 }
 
@@ -344,7 +345,7 @@ async fn get_operator(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = parse_id(&id, "operator")?;
-    Ok(Json(view::operator(&operators::get(&ctx, id).map_err(ApiError)?)))
+    Ok(Json(view::operator(&operator_driver::get(&ctx, id).map_err(ApiError)?)))
 }
 
 async fn cancel_operator(
@@ -352,7 +353,7 @@ async fn cancel_operator(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = parse_id(&id, "operator")?;
-    Ok(Json(view::operator(&operators::cancel(&ctx, id).map_err(ApiError)?)))
+    Ok(Json(view::operator(&operator_driver::cancel(&ctx, id).map_err(ApiError)?)))
 }
 
 #[cfg(test)]

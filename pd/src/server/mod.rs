@@ -6,13 +6,24 @@
 //! - [`grpc`]: the `pdpb.PD` service.
 //! - [`heartbeat`]: store heartbeat streams; [`store_streams`] lets others
 //!   send directives down them; [`report_queue`] orders their region
-//!   reports and [`report_driver`] proposes them in the background; [`region_stats`] keeps the sizes they report
-//!   (and the context, their pending and down peers).
-//! - [`operators`]: the operator driver and the admin operations on
-//!   operators.
-//! - [`split_check`]: runs the split checker on its interval.
-//! - [`replica_check`]: runs the replica checkers (repair, decommission,
-//!   joint) on their interval and tombstones drained Offline stores.
+//!   reports and [`report_driver`] proposes them in the background;
+//!   [`region_stats`] keeps the sizes they report (and the context, their
+//!   pending and down peers).
+//!
+//! Decisions are made by pure code outside this module and carried out
+//! here; each pair is named so a reader can tell which file decides and
+//! which does the I/O:
+//!
+//! - [`operator_driver`]: drives the [`crate::operator`] plans and
+//!   controller, and the admin operations on operators.
+//! - [`split_runner`]: runs the [`crate::schedule::split_checker`] on its
+//!   interval.
+//! - [`replica_runner`]: runs the replica checkers
+//!   ([`crate::schedule::replica_checks`]: repair, decommission, joint) on
+//!   their interval and tombstones drained Offline stores.
+//!
+//! The rest:
+//!
 //! - [`delete_store`]: `DeleteStore`, the start of a store's decommission.
 //! - [`watch`]: watch-routes streams.
 //! - [`bootstrap`]: the first regions, once enough stores are up.
@@ -25,12 +36,12 @@ pub mod grpc;
 pub mod heartbeat;
 pub mod http;
 pub mod log_limit;
-pub mod operators;
+pub mod operator_driver;
 pub mod region_stats;
-pub mod replica_check;
+pub mod replica_runner;
 pub mod report_driver;
 pub mod report_queue;
-pub mod split_check;
+pub mod split_runner;
 pub mod store_streams;
 pub mod stream_status;
 pub mod watch;
@@ -198,9 +209,13 @@ impl PdServer {
         } else {
             tasks.push(tokio::spawn(join(config.node_id, me, config.join.clone(), shutdown_rx.clone())));
         }
-        tasks.push(tokio::spawn(operators::run(ctx.clone(), shutdown_rx.clone())));
-        tasks.push(tokio::spawn(split_check::run(ctx.clone(), shutdown_rx.clone())));
-        tasks.push(tokio::spawn(replica_check::run(ctx.clone(), shutdown_rx.clone(), replica_check::start_operators)));
+        tasks.push(tokio::spawn(operator_driver::run(ctx.clone(), shutdown_rx.clone())));
+        tasks.push(tokio::spawn(split_runner::run(ctx.clone(), shutdown_rx.clone())));
+        tasks.push(tokio::spawn(replica_runner::run(
+            ctx.clone(),
+            shutdown_rx.clone(),
+            replica_runner::start_operators,
+        )));
         tasks.push(tokio::spawn(bootstrap::run(ctx.clone(), shutdown_rx)));
 
         Ok(PdServer { grpc_addr, http_addr, advertise_grpc_addr, advertise_http_addr, ctx, shutdown_tx, tasks })

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::context::PdContext;
-use super::operators;
+use super::operator_driver;
 use super::report_queue::{self, Offer, Report, Settled};
 
 /// Queues a report for region `key`, starting a task to propose it if none
@@ -22,7 +22,7 @@ async fn drain(ctx: Arc<PdContext>, key: u64, mut report: Report) {
     loop {
         let res = ctx.propose(report.cmd.clone()).await;
         if let Settled::SplitApplied { directive_id, version } = report_queue::settle(&report, res) {
-            operators::split_applied(&ctx, directive_id, version);
+            operator_driver::split_applied(&ctx, directive_id, version);
         }
         match ctx.reports.next(key) {
             Some(next) => report = next,

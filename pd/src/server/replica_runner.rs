@@ -21,10 +21,10 @@
 //! (`replica-repair`, `decommission`, `joint-checker`):
 //!
 //! ```text
-//! Move { from, to }    -> operators::start_move(ctx, region_id, from, to, source)
-//! AddPeer { store }    -> operators::start_add_peer(ctx, region_id, store, source)
-//! RemovePeer { store } -> operators::start_remove_peer(ctx, region_id, store, source)
-//! LeaveJoint           -> operators::start_leave_joint(ctx, region_id, source)
+//! Move { from, to }    -> operator_driver::start_move(ctx, region_id, from, to, source)
+//! AddPeer { store }    -> operator_driver::start_add_peer(ctx, region_id, store, source)
+//! RemovePeer { store } -> operator_driver::start_remove_peer(ctx, region_id, store, source)
+//! LeaveJoint           -> operator_driver::start_leave_joint(ctx, region_id, source)
 //! ```
 //!
 //! A plan whose operator is refused (the region changed since the view was
@@ -42,7 +42,7 @@ use tracing::{debug, info, warn};
 
 use super::context::{PdContext, now_ms};
 use super::delete_store::set_state;
-use super::operators;
+use super::operator_driver;
 use crate::metrics;
 use crate::operator::state::Source;
 use crate::schedule::cluster::{ClusterView, PeerView, RegionView, StoreView};
@@ -135,10 +135,10 @@ pub async fn start_operators(ctx: Arc<PdContext>, plans: Vec<CheckedPlan>) {
         };
         let region_id = plan.region_id;
         let started = match plan.kind {
-            PlanKind::Move { from, to } => operators::start_move(&ctx, region_id, from, to, source).await,
-            PlanKind::AddPeer { store } => operators::start_add_peer(&ctx, region_id, store, source).await,
-            PlanKind::RemovePeer { store } => operators::start_remove_peer(&ctx, region_id, store, source).await,
-            PlanKind::LeaveJoint => operators::start_leave_joint(&ctx, region_id, source).await,
+            PlanKind::Move { from, to } => operator_driver::start_move(&ctx, region_id, from, to, source).await,
+            PlanKind::AddPeer { store } => operator_driver::start_add_peer(&ctx, region_id, store, source).await,
+            PlanKind::RemovePeer { store } => operator_driver::start_remove_peer(&ctx, region_id, store, source).await,
+            PlanKind::LeaveJoint => operator_driver::start_leave_joint(&ctx, region_id, source).await,
         };
         match started {
             Ok(op) => info!(operator = op.id, region_id, %plan, "checker started an operator"),

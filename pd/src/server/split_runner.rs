@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tracing::{debug, info};
 
 use super::context::PdContext;
-use super::operators;
+use super::operator_driver;
 use crate::metrics;
 use crate::operator::Source;
 use crate::schedule::split_checker::{self, RegionView, SplitDecision};
@@ -45,7 +45,7 @@ pub async fn check_once(ctx: &PdContext) -> Vec<SplitDecision> {
     let decisions = split_checker::check(&view(ctx), &ctx.config.schedule);
     metrics::SPLIT_CHECKS.inc();
     for d in &decisions {
-        match operators::start_split(ctx, d.region_id, Vec::new(), Some(d.epoch), Source::SplitChecker).await {
+        match operator_driver::start_split(ctx, d.region_id, Vec::new(), Some(d.epoch), Source::SplitChecker).await {
             Ok(op) => info!(operator = op.id, region_id = d.region_id, reason = %d.reason, "automatic split started"),
             // The region changed or got an operator since the view was taken:
             // the next check looks again.
