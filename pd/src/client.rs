@@ -8,9 +8,13 @@ use std::time::Duration;
 
 use proto::pdpb::{self, pd_client::PdClient as PdGrpc};
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::error::{PdError, Result, check_header};
+use crate::net::MAX_GRPC_MESSAGE;
+/// Re-exported where callers have always found them: storage nodes, tools
+/// and tests open channels through `pd::client`.
+pub use crate::net::{channel, endpoint_url};
 
 /// How long one call may spend finding the leader and retrying.
 pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(10);
@@ -53,35 +57,11 @@ has_header!(
     pdpb::DeleteStoreResponse
 );
 
-/// Adds `http://` to a bare `host:port`.
-pub fn endpoint_url(addr: &str) -> String {
-    if addr.starts_with("http://") || addr.starts_with("https://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    }
-}
-
-/// A lazily connected gRPC channel to `addr`.
-///
-/// # Errors
-///
-/// `InvalidArgument` when the address is not a valid URI.
 /// A PD gRPC client on `ch` that takes messages as large as PD sends: a
 /// full route snapshot of 100,000 regions is about 10 MB, past tonic's
 /// 4 MiB default.
 fn pd_grpc(ch: Channel) -> PdGrpc<Channel> {
-    PdGrpc::new(ch)
-        .max_decoding_message_size(crate::server::MAX_GRPC_MESSAGE)
-        .max_encoding_message_size(crate::server::MAX_GRPC_MESSAGE)
-}
-
-pub fn channel(addr: &str) -> Result<Channel> {
-    let ep = Endpoint::from_shared(endpoint_url(addr))
-        .map_err(|e| PdError::InvalidArgument(format!("bad PD address {addr:?}: {e}")))?
-        .connect_timeout(Duration::from_secs(2))
-        .tcp_nodelay(true);
-    Ok(ep.connect_lazy())
+    PdGrpc::new(ch).max_decoding_message_size(MAX_GRPC_MESSAGE).max_encoding_message_size(MAX_GRPC_MESSAGE)
 }
 
 pub struct PdClient {

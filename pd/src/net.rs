@@ -1,9 +1,46 @@
-//! Listener plumbing shared by PD and the storage nodes.
+//! Listener and channel plumbing shared by PD and the storage nodes. It
+//! sits below both `client` and `server`, so that PD's raft network, its
+//! server and its client share the gRPC channel and message bound without
+//! importing one another.
+
+use std::time::Duration;
 
 use futures::Stream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::{PdError, Result};
+
+/// Largest gRPC message PD accepts: a route snapshot of many thousands of
+/// regions is several MiB, above tonic's 4 MiB default.
+pub const MAX_GRPC_MESSAGE: usize = 64 << 20;
+/// Bound on opening a connection: below the client's per-attempt timeout,
+/// so an unreachable member fails while the attempt can still try another.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Adds `http://` to a bare `host:port`.
+pub fn endpoint_url(addr: &str) -> String {
+    if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+/// A lazily connected gRPC channel to `addr`.
+///
+/// # Errors
+///
+/// `InvalidArgument` when the address is not a valid URI.
+pub fn channel(addr: &str) -> Result<Channel> {
+    let ep = Endpoint::from_shared(endpoint_url(addr))
+        .map_err(|e| PdError::InvalidArgument(format!("bad PD address {addr:?}: {e}")))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true);
+    Ok(ep.connect_lazy())
+}
 
 /// Accepted connections with Nagle's algorithm off. tonic sets
 /// `TCP_NODELAY` only on sockets it accepts itself; on connections handed

@@ -61,7 +61,7 @@ impl PeerClient {
     ) -> Result<Resp, Unreachable<TypeConfig>> {
         let data = serde_json::to_vec(req).map_err(|e| self.unreachable(e))?;
         if self.client.is_none() {
-            let ch = crate::client::channel(&self.address).map_err(|e| self.unreachable(e))?;
+            let ch = crate::net::channel(&self.address).map_err(|e| self.unreachable(e))?;
             // Snapshots of a large catalog exceed tonic's 4 MiB default.
             self.client =
                 Some(PdRaftClient::new(ch).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20));

@@ -63,6 +63,7 @@ use tracing::{info, warn};
 use crate::config::PdConfig;
 use crate::error::{PdError, Result};
 use crate::metrics;
+use crate::net::MAX_GRPC_MESSAGE;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::PdNetwork;
 use crate::raft::service::PdRaftService;
@@ -70,9 +71,6 @@ use crate::raft::state_machine::CatalogStateMachine;
 use crate::raft::{PdMember, PdRaft};
 use context::PdContext;
 
-/// Largest gRPC message PD accepts: a route snapshot of many thousands of
-/// regions is several MiB, above tonic's 4 MiB default.
-pub const MAX_GRPC_MESSAGE: usize = 64 << 20;
 /// Longest the regions-missing-replicas gauge lags the catalog: a tenth of
 /// a typical scrape interval, and at most one walk of the catalog a second.
 const REPLICA_SCAN_INTERVAL: Duration = Duration::from_secs(1);
@@ -302,7 +300,7 @@ async fn join(node_id: u64, me: PdMember, seeds: Vec<String>, mut shutdown: toki
     let mut targets = seeds.clone();
     loop {
         for addr in std::mem::take(&mut targets) {
-            let Ok(ch) = crate::client::channel(&addr) else {
+            let Ok(ch) = crate::net::channel(&addr) else {
                 continue;
             };
             match PdRaftClient::new(ch).join(req.clone()).await {
