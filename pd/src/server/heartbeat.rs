@@ -16,7 +16,7 @@
 //! too, their routes proposed to the catalog), and directive failures.
 //!
 //! The read loop never waits for raft: a report that changes routes goes to
-//! the [`report_driver`](super::report_driver), which proposes it in the
+//! the [`report_driver`], which proposes it in the
 //! background in the [`report_queue`](super::report_queue)'s order, one proposal per region at a time; one whose epoch is older
 //! than the catalog's, or whose leader's term is older than the one the
 //! catalog has for that region at the same epoch, is ignored, counted and

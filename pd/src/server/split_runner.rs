@@ -1,10 +1,9 @@
 //! Runs the split checker on the leader every `split-check-interval-ms`:
 //! builds the cluster view (regions, the stats their leaders reported,
-//! running and failed operators), asks
-//! [`split_checker::check`](crate::schedule::split_checker::check) which
+//! running and failed operators), asks [`split_checker::check`] which
 //! regions to split, and starts a split operator (empty key: the leader
 //! picks the middle) for each, as the admin API would, with source
-//! `split-checker`.
+//! `split-checker`. The checker decides; this file only carries out.
 
 use std::collections::HashSet;
 use std::sync::Arc;
