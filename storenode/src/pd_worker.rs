@@ -35,6 +35,7 @@ use tracing::{info, warn};
 use crate::engine::Engine;
 use crate::metrics;
 use crate::node::Node;
+use crate::space;
 
 /// Pause between attempts to reach PD, doubling up to the cap.
 const RETRY_MIN: Duration = Duration::from_millis(100);
@@ -267,10 +268,22 @@ fn store_stats(node: &Node) -> pdpb::StoreHeartbeatRequest {
     let peers = node.peers();
     let leaders = peers.iter().filter(|p| p.is_leader()).count();
     metrics::PD_HEARTBEATS.with_label_values(&["store"]).inc();
+    let used = Engine::used_bytes(&node.config.data_dir);
+    // A failed statvfs reports zero space, which PD shows as unknown, rather
+    // than skipping the heartbeat that also carries the counts.
+    let space = match space::fs_space(&node.config.data_dir) {
+        Ok(fs) => space::store_space(fs, used, node.config.capacity.bytes()),
+        Err(e) => {
+            warn!(error = %e, "cannot read the data directory's file system size");
+            space::StoreSpace { capacity: 0, available: 0 }
+        }
+    };
     up(
         node,
         Payload::Store(pdpb::StoreStats {
-            used_size: Engine::used_bytes(&node.config.data_dir),
+            capacity: space.capacity,
+            available: space.available,
+            used_size: used,
             region_count: peers.len() as u32,
             leader_count: leaders as u32,
             route_version: node.routes.version(),

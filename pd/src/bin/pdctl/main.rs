@@ -462,18 +462,22 @@ pub fn store_table(stores: &[pdpb::StoreInfo]) -> String {
         .iter()
         .map(|i| {
             let s = i.store.clone().unwrap_or_default();
+            let stats = i.stats.unwrap_or_default();
             vec![
                 s.id.to_string(),
                 s.address,
                 view::store_state_name(s.state).to_string(),
                 if i.down { "down".into() } else { "-".into() },
+                // A zero capacity is no disk: the store has not reported yet.
+                if stats.capacity == 0 { "-".into() } else { view::human_space(stats.capacity) },
+                if stats.capacity == 0 { "-".into() } else { view::human_space(stats.available) },
                 i.region_count.to_string(),
                 i.leader_count.to_string(),
                 age::ago(i.last_heartbeat_ms, now),
             ]
         })
         .collect();
-    table(&["ID", "ADDRESS", "STATE", "DOWN", "REGIONS", "LEADERS", "LAST_HEARTBEAT"], &rows)
+    table(&["ID", "ADDRESS", "STATE", "DOWN", "CAPACITY", "AVAILABLE", "REGIONS", "LEADERS", "LAST_HEARTBEAT"], &rows)
 }
 
 pub fn show_key(k: &[u8], empty: &str) -> String {
