@@ -79,6 +79,10 @@ pub fn store_info(info: &pdpb::StoreInfo) -> Value {
             "capacity": stats.capacity,
             "available": stats.available,
             "used_size": stats.used_size,
+            "bytes_written": stats.bytes_written,
+            "keys_written": stats.keys_written,
+            "bytes_read": stats.bytes_read,
+            "keys_read": stats.keys_read,
             "route_version": stats.route_version,
             "last_heartbeat_ts": info.last_heartbeat_ms,
             "down": info.down,
@@ -92,6 +96,11 @@ pub fn region(route: &pdpb::RegionRoute, stats: Option<&pdpb::RegionStats>) -> V
     v["leader"] = json!(route.leader.as_ref().map(peer));
     v["approximate_size"] = json!(stats.approximate_size);
     v["approximate_keys"] = json!(stats.approximate_keys);
+    v["bytes_written"] = json!(stats.bytes_written);
+    v["keys_written"] = json!(stats.keys_written);
+    v["bytes_read"] = json!(stats.bytes_read);
+    v["keys_read"] = json!(stats.keys_read);
+    v["interval_ms"] = json!(stats.interval_ms);
     v
 }
 
