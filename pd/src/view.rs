@@ -40,6 +40,19 @@ pub fn human_size(bytes: u64) -> String {
     format!("{value:.1}{}", UNITS[unit])
 }
 
+/// A store's capacity or available space with a space before the unit, as
+/// operators read disk sizes: "1.8 TiB", "512 B", "0 B".
+pub fn human_space(bytes: u64) -> String {
+    if bytes == 0 {
+        return "0 B".into();
+    }
+    let text = human_size(bytes);
+    match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => format!("{} {}", &text[..at], &text[at..]),
+        None => text,
+    }
+}
+
 pub fn peer(p: &metapb::Peer) -> Value {
     json!({"id": p.id, "store_id": p.store_id, "role_name": role_name(p.role)})
 }
@@ -66,6 +79,10 @@ pub fn store_info(info: &pdpb::StoreInfo) -> Value {
             "capacity": stats.capacity,
             "available": stats.available,
             "used_size": stats.used_size,
+            "bytes_written": stats.bytes_written,
+            "keys_written": stats.keys_written,
+            "bytes_read": stats.bytes_read,
+            "keys_read": stats.keys_read,
             "route_version": stats.route_version,
             "last_heartbeat_ts": info.last_heartbeat_ms,
             "down": info.down,
@@ -79,6 +96,11 @@ pub fn region(route: &pdpb::RegionRoute, stats: Option<&pdpb::RegionStats>) -> V
     v["leader"] = json!(route.leader.as_ref().map(peer));
     v["approximate_size"] = json!(stats.approximate_size);
     v["approximate_keys"] = json!(stats.approximate_keys);
+    v["bytes_written"] = json!(stats.bytes_written);
+    v["keys_written"] = json!(stats.keys_written);
+    v["bytes_read"] = json!(stats.bytes_read);
+    v["keys_read"] = json!(stats.keys_read);
+    v["interval_ms"] = json!(stats.interval_ms);
     v
 }
 
@@ -194,5 +216,14 @@ mod tests {
         assert_eq!(human_size(3584), "3.5KiB");
         assert_eq!(human_size(96 << 20), "96.0MiB");
         assert_eq!(human_size(3 << 40), "3.0TiB");
+    }
+
+    #[test]
+    fn store_space_reads_like_a_disk_size() {
+        assert_eq!(human_space(0), "0 B");
+        assert_eq!(human_space(812), "812 B");
+        assert_eq!(human_space(1_979_120_929_996), "1.8 TiB");
+        assert_eq!(human_space(10 << 30), "10.0 GiB");
+        assert_eq!(human_space(64 << 20), "64.0 MiB");
     }
 }

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use pd::byte_size::ByteSize;
 use pd::config::{ConfigError, LogConfig, check_log, check_raft_timing, parse_yaml, read_yaml};
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,11 @@ pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// Scan page size when the request names none, and the most it may name.
 pub const DEFAULT_SCAN_LIMIT: usize = 1_000;
 pub const MAX_SCAN_LIMIT: usize = 10_000;
+
+/// Smallest nonzero `capacity`: a store below it could not hold one
+/// region's raft log and data, so the number would be a typo (`10` for
+/// `10GiB`).
+pub const MIN_CAPACITY: u64 = 1 << 20;
 
 /// Region raft timing. Idle regions hibernate and cost nothing, so the
 /// regions with traffic can afford etcd's pace. A follower campaigns once
@@ -51,6 +57,10 @@ pub struct StoreConfig {
     /// PD gRPC endpoints (any members).
     pub pd_endpoints: Vec<String>,
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The size this store reports to PD instead of its disk's (`10GiB`);
+    /// 0 reports the file system holding `data-dir`. For stores that share
+    /// a disk, as TiKV's `raftstore.capacity`.
+    pub capacity: ByteSize,
     pub raft: RegionRaftConfig,
     pub heartbeat: HeartbeatConfig,
     pub engine: EngineConfig,
@@ -135,6 +145,7 @@ impl Default for StoreConfig {
             advertise_http_addr: String::new(),
             pd_endpoints: vec!["127.0.0.1:2379".into()],
             labels: Default::default(),
+            capacity: ByteSize(0),
             raft: RegionRaftConfig::default(),
             heartbeat: HeartbeatConfig::default(),
             engine: EngineConfig::default(),
@@ -219,6 +230,9 @@ impl StoreConfig {
         if let Some(v) = lookup("STORE_LOG_LEVEL") {
             self.log.level = v;
         }
+        if let Some(v) = lookup("STORE_CAPACITY") {
+            self.capacity = v.parse().map_err(|e| invalid("STORE_CAPACITY", e))?;
+        }
         if let Some(v) = lookup("STORE_RAFT_HEARTBEAT_MS") {
             let ms: u64 = v
                 .trim()
@@ -259,6 +273,12 @@ impl StoreConfig {
         for ep in &self.pd_endpoints {
             pd::catalog::validate_address("pd-endpoints", ep.trim_start_matches("http://"))
                 .map_err(|e| invalid("pd-endpoints", e.to_string()))?;
+        }
+        if self.capacity.bytes() != 0 && self.capacity.bytes() < MIN_CAPACITY {
+            return Err(invalid(
+                "capacity",
+                format!("{} is below {} (0: the whole disk)", self.capacity, ByteSize(MIN_CAPACITY)),
+            ));
         }
         let r = &self.raft;
         check_raft_timing(
@@ -325,6 +345,20 @@ mod tests {
         assert_eq!(c.engine.recovery_mode, RecoveryMode::AbsoluteConsistency);
         let err = StoreConfig::default().apply_env(|k| (k == "STORE_ENGINE_RECOVERY_MODE").then(|| "strict".into()));
         assert!(matches!(err, Err(ConfigError::Invalid { field: "STORE_ENGINE_RECOVERY_MODE", .. })), "{err:?}");
+    }
+
+    #[test]
+    fn capacity_takes_sizes_in_yaml_env_and_refuses_typos() {
+        let c = StoreConfig::from_yaml("capacity: 10GiB\n", "t.yaml").unwrap();
+        assert_eq!(c.capacity.bytes(), 10 << 30);
+        let mut c = StoreConfig::default();
+        c.apply_env(|k| (k == "STORE_CAPACITY").then(|| "512MiB".into())).unwrap();
+        assert_eq!(c.capacity.bytes(), 512 << 20);
+        c.validate().unwrap();
+        let err = StoreConfig::default().apply_env(|k| (k == "STORE_CAPACITY").then(|| "ten".into()));
+        assert!(err.unwrap_err().to_string().contains("STORE_CAPACITY"));
+        c.capacity = ByteSize(10);
+        assert!(c.validate().unwrap_err().to_string().contains("capacity"));
     }
 
     #[test]

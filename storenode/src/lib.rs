@@ -55,4 +55,5 @@ pub mod request_id;
 pub mod retry;
 pub mod routes;
 pub mod server;
+pub mod space;
 pub mod transport;

@@ -21,7 +21,7 @@
 //! store sends its stats, so PD learns at once that it has converged.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pd::client::PdClient;
@@ -35,6 +35,7 @@ use tracing::{info, warn};
 use crate::engine::Engine;
 use crate::metrics;
 use crate::node::Node;
+use crate::space;
 
 /// Pause between attempts to reach PD, doubling up to the cap.
 const RETRY_MIN: Duration = Duration::from_millis(100);
@@ -267,15 +268,30 @@ fn store_stats(node: &Node) -> pdpb::StoreHeartbeatRequest {
     let peers = node.peers();
     let leaders = peers.iter().filter(|p| p.is_leader()).count();
     metrics::PD_HEARTBEATS.with_label_values(&["store"]).inc();
+    let used = Engine::used_bytes(&node.config.data_dir);
+    // A failed statvfs reports zero space, which PD shows as unknown, rather
+    // than skipping the heartbeat that also carries the counts.
+    let space = match space::fs_space(&node.config.data_dir) {
+        Ok(fs) => space::store_space(fs, used, node.config.capacity.bytes()),
+        Err(e) => {
+            warn!(error = %e, "cannot read the data directory's file system size");
+            space::StoreSpace { capacity: 0, available: 0 }
+        }
+    };
     up(
         node,
         Payload::Store(pdpb::StoreStats {
-            used_size: Engine::used_bytes(&node.config.data_dir),
+            capacity: space.capacity,
+            available: space.available,
+            used_size: used,
             region_count: peers.len() as u32,
             leader_count: leaders as u32,
             route_version: node.routes.version(),
             hibernated_region_count: node.hibernated_count() as u32,
-            ..Default::default()
+            bytes_written: node.reported_flow.bytes_written.swap(0, Ordering::Relaxed),
+            keys_written: node.reported_flow.keys_written.swap(0, Ordering::Relaxed),
+            bytes_read: node.reported_flow.bytes_read.swap(0, Ordering::Relaxed),
+            keys_read: node.reported_flow.keys_read.swap(0, Ordering::Relaxed),
         }),
     )
 }
@@ -299,6 +315,18 @@ fn region_heartbeat(node: &Node, region_id: u64) -> Option<pdpb::StoreHeartbeatR
     let leader = metapb::Peer { id: s.peer_id, store_id: node.store_id, role: metapb::PeerRole::Voter as i32 };
     let region = peer.region();
     let (pending_peers, down_peers) = peer.lagging_peers(&region);
+    let now = unix_ms();
+    let since = s.flow_since_ms.swap(now, Ordering::Relaxed);
+    let flow = pdpb::RegionStats {
+        bytes_written: s.written_bytes.swap(0, Ordering::Relaxed),
+        keys_written: s.written_keys.swap(0, Ordering::Relaxed),
+        bytes_read: s.read_bytes.swap(0, Ordering::Relaxed),
+        keys_read: s.read_keys.swap(0, Ordering::Relaxed),
+        // The first report's counts cover an unknown span: no rate.
+        interval_ms: if since == 0 { 0 } else { now.saturating_sub(since) },
+        ..Default::default()
+    };
+    node.reported_flow.add(&flow);
     Some(up(
         node,
         Payload::Region(pdpb::RegionHeartbeat {
@@ -308,11 +336,33 @@ fn region_heartbeat(node: &Node, region_id: u64) -> Option<pdpb::StoreHeartbeatR
             stats: Some(pdpb::RegionStats {
                 approximate_size: size,
                 approximate_keys: s.approximate_keys.load(Ordering::Relaxed),
-                bytes_written: s.written_bytes.swap(0, Ordering::Relaxed),
-                keys_written: s.written_keys.swap(0, Ordering::Relaxed),
+                ..flow
             }),
             pending_peers,
             down_peers,
         }),
     ))
+}
+
+/// The flow region heartbeats reported, summed until the next store
+/// heartbeat takes it.
+#[derive(Debug, Default)]
+pub struct FlowTotals {
+    pub bytes_written: AtomicU64,
+    pub keys_written: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub keys_read: AtomicU64,
+}
+
+impl FlowTotals {
+    fn add(&self, s: &pdpb::RegionStats) {
+        self.bytes_written.fetch_add(s.bytes_written, Ordering::Relaxed);
+        self.keys_written.fetch_add(s.keys_written, Ordering::Relaxed);
+        self.bytes_read.fetch_add(s.bytes_read, Ordering::Relaxed);
+        self.keys_read.fetch_add(s.keys_read, Ordering::Relaxed);
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

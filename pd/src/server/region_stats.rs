@@ -1,5 +1,7 @@
 //! The leader's memory of what each region's leader last reported about its
-//! size: approximate bytes and keys, and writes since the last report.
+//! size: approximate bytes and keys, and the bytes and keys written and
+//! read since its previous report with the interval they cover (which
+//! `pdctl region list --top-write | --top-read` turns into rates).
 //!
 //! Stats are only meaningful for the range they were measured over, so each
 //! entry keeps the region epoch it came with. A newer report replaces an

@@ -74,6 +74,9 @@ struct Args {
     log_level: Option<String>,
     #[arg(long, value_parser = ["text", "json"])]
     log_format: Option<String>,
+    /// The size reported to PD instead of the disk's, e.g. 10GiB (0: the disk).
+    #[arg(long)]
+    capacity: Option<String>,
     /// The engine's page cache in MiB.
     #[arg(long)]
     engine_cache_mb: Option<u64>,
@@ -165,6 +168,9 @@ fn load(args: &Args) -> Result<StoreConfig, pd::config::ConfigError> {
     }
     if let Some(v) = args.snapshot_max_send_rate_mb {
         c.snapshot.max_send_rate_mb = v;
+    }
+    if let Some(v) = &args.capacity {
+        c.capacity = v.parse().map_err(|e| pd::config::ConfigError::Invalid { field: "--capacity", reason: e })?;
     }
     if let Some(v) = args.engine_cache_mb {
         c.engine.cache_size_mb = v;

@@ -32,6 +32,9 @@ impl Node {
                     return Err(key_not_in_region(&key, &region));
                 }
                 let value = self.engine.get(&key).map_err(storage)?;
+                if let Some(v) = &value {
+                    peer.shared.count_read([(key.as_slice(), v.as_slice())]);
+                }
                 Ok(kvpb::GetResponse { found: value.is_some(), value: value.unwrap_or_default(), ..Default::default() })
             },
             |mut c, ctx| async move { c.get(kvpb::GetRequest { context: Some(ctx), ..req }).await },
@@ -71,7 +74,8 @@ impl Node {
                     .map_err(storage)?
                     .into_iter()
                     .map(|(key, value)| kvpb::KvPair { key, value })
-                    .collect();
+                    .collect::<Vec<_>>();
+                peer.shared.count_read(pairs.iter().map(|p| (p.key.as_slice(), p.value.as_slice())));
                 Ok(kvpb::ScanResponse { pairs, region_end_key: region.end_key, ..Default::default() })
             },
             |mut c, ctx| async move { c.scan(kvpb::ScanRequest { context: Some(ctx), ..req }).await },
@@ -104,6 +108,7 @@ impl Node {
                         pairs.push(kvpb::KvPair { key, value });
                     }
                 }
+                peer.shared.count_read(pairs.iter().map(|p| (p.key.as_slice(), p.value.as_slice())));
                 Ok(kvpb::BatchGetResponse { pairs, ..Default::default() })
             },
             |mut c, ctx| async move { c.batch_get(kvpb::BatchGetRequest { context: Some(ctx), ..req }).await },

@@ -134,6 +134,9 @@ pub struct Node {
     asleep_config: Arc<openraft::Config>,
     /// Peers whose groups are shut down while they sleep.
     dormant: std::sync::atomic::AtomicUsize,
+    /// Flow the region heartbeats reported since the last store heartbeat,
+    /// which carries it as the store's totals.
+    pub reported_flow: crate::pd_worker::FlowTotals,
     /// This node, for tasks its methods spawn.
     me: std::sync::Weak<Node>,
     peers: RwLock<HashMap<u64, Arc<RegionPeer>>>,
@@ -233,6 +236,7 @@ impl Node {
             revive_config: Arc::new(revive_config),
             asleep_config: Arc::new(asleep_config),
             dormant: Default::default(),
+            reported_flow: Default::default(),
             me: me.clone(),
             peers: RwLock::new(HashMap::new()),
             ranges: Mutex::new(RangeIndex::new()),

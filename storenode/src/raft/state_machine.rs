@@ -77,6 +77,13 @@ pub struct RegionShared {
     /// Since the last region heartbeat; swapped to zero when reported.
     pub written_bytes: AtomicU64,
     pub written_keys: AtomicU64,
+    /// Keys and bytes get, batch get and scan returned since the last
+    /// region heartbeat; swapped to zero when reported.
+    pub read_bytes: AtomicU64,
+    pub read_keys: AtomicU64,
+    /// Unix milliseconds of the last region heartbeat, 0 before the first:
+    /// the start of the interval the counters cover.
+    pub flow_since_ms: AtomicU64,
     /// Told the region's meta after each installed snapshot: the node keeps
     /// its range index in step with the range the data now covers.
     snapshot_installed: OnceLock<SnapshotHook>,
@@ -108,6 +115,17 @@ type MembershipHook = Box<dyn Fn(MembershipApplied, &metapb::Region) + Send + Sy
 type AppliedHook = Box<dyn Fn(u64) + Send + Sync>;
 
 impl RegionShared {
+    /// Counts a read that returned `pairs` for the next region heartbeat.
+    pub fn count_read<'a>(&self, pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) {
+        let (mut keys, mut bytes) = (0u64, 0u64);
+        for (k, v) in pairs {
+            keys += 1;
+            bytes += (k.len() + v.len()) as u64;
+        }
+        self.read_keys.fetch_add(keys, Ordering::Relaxed);
+        self.read_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     pub fn region(&self) -> metapb::Region {
         self.region.read().unwrap().clone()
     }
@@ -245,6 +263,9 @@ impl RegionStateMachine {
             approximate_size: AtomicU64::new(size),
             written_bytes: AtomicU64::new(0),
             written_keys: AtomicU64::new(0),
+            read_bytes: AtomicU64::new(0),
+            read_keys: AtomicU64::new(0),
+            flow_since_ms: AtomicU64::new(0),
             snapshot_installed: OnceLock::new(),
             split_applied: OnceLock::new(),
             membership_applied: OnceLock::new(),

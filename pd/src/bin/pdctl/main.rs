@@ -31,6 +31,7 @@
 mod add_peer;
 mod age;
 mod delete_store;
+mod hot_regions;
 mod move_region;
 mod operator;
 mod progress;
@@ -120,7 +121,14 @@ enum StoreCmd {
 
 #[derive(Subcommand, Debug)]
 enum RegionCmd {
-    List,
+    /// Every region, or the N hottest by written or read bytes per second
+    /// over their last report interval.
+    List {
+        #[arg(long, value_name = "N")]
+        top_write: Option<usize>,
+        #[arg(long, value_name = "N")]
+        top_read: Option<usize>,
+    },
     Show {
         id: u64,
     },
@@ -295,9 +303,18 @@ async fn run(args: Args) -> Result<(), Failure> {
         Cmd::Store { cmd: StoreCmd::Delete { id, no_wait, timeout } } => {
             delete_store::run(&client, out, delete_store::DeleteArgs { id, no_wait, timeout_secs: timeout }).await?;
         }
-        Cmd::Region { cmd: RegionCmd::List } => {
+        Cmd::Region { cmd: RegionCmd::List { top_write, top_read } } => {
+            let ranking = hot_regions::ranking(top_write, top_read)?;
             let regions = client.scan_regions_with_stats(b"", b"", 0).await?;
-            print(out, &view::regions(regions.iter().map(|(r, s)| (r, Some(*s)))), || region_table(&regions));
+            match ranking {
+                Some((flow, n)) => {
+                    let hot = hot_regions::top(regions, flow, n);
+                    print(out, &hot_regions::json(&hot), || hot_regions::table_text(&hot));
+                }
+                None => {
+                    print(out, &view::regions(regions.iter().map(|(r, s)| (r, Some(*s)))), || region_table(&regions))
+                }
+            }
         }
         Cmd::Region { cmd: RegionCmd::Show { id } } => {
             let resp = client.get_region_by_id(id).await?;
@@ -462,18 +479,22 @@ pub fn store_table(stores: &[pdpb::StoreInfo]) -> String {
         .iter()
         .map(|i| {
             let s = i.store.clone().unwrap_or_default();
+            let stats = i.stats.unwrap_or_default();
             vec![
                 s.id.to_string(),
                 s.address,
                 view::store_state_name(s.state).to_string(),
                 if i.down { "down".into() } else { "-".into() },
+                // A zero capacity is no disk: the store has not reported yet.
+                if stats.capacity == 0 { "-".into() } else { view::human_space(stats.capacity) },
+                if stats.capacity == 0 { "-".into() } else { view::human_space(stats.available) },
                 i.region_count.to_string(),
                 i.leader_count.to_string(),
                 age::ago(i.last_heartbeat_ms, now),
             ]
         })
         .collect();
-    table(&["ID", "ADDRESS", "STATE", "DOWN", "REGIONS", "LEADERS", "LAST_HEARTBEAT"], &rows)
+    table(&["ID", "ADDRESS", "STATE", "DOWN", "CAPACITY", "AVAILABLE", "REGIONS", "LEADERS", "LAST_HEARTBEAT"], &rows)
 }
 
 pub fn show_key(k: &[u8], empty: &str) -> String {
@@ -500,7 +521,7 @@ fn route_table(routes: &[pdpb::RegionRoute]) -> String {
     table(&["ID", "START", "END", "CONF_VER/VERSION", "PEERS(id@store)", "LEADER"], &rows)
 }
 
-fn route_row(route: &pdpb::RegionRoute) -> Vec<String> {
+pub fn route_row(route: &pdpb::RegionRoute) -> Vec<String> {
     let r = route.region.clone().unwrap_or_default();
     let epoch = r.region_epoch.unwrap_or_default();
     let peers: Vec<String> = r
