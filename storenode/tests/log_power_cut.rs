@@ -3,9 +3,12 @@
 //! the unsynced ones (nothing, a random subset of pages, a torn page), and
 //! the log opens.
 //!
-//! Its own test binary: the write-back disk is the whole process's.
+//! Its own test binary: the write-back disk is the whole process's, and a
+//! cut drops every file's unsynced writes, so the tests take turns (a cut
+//! from one test in the middle of the other's write and sync would leave a
+//! log running past a loss no real power cut lets a process outlive).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use storenode::disk::{self, Disk, PowerCut, PowerCutConfig, WriteBack};
 use storenode::engine::{DATA_FILE, Engine, LogEngine};
@@ -21,6 +24,9 @@ fn write_back() -> Arc<WriteBack> {
     .clone()
 }
 
+/// Held by each test for its whole run.
+static TURN: Mutex<()> = Mutex::new(());
+
 /// Small segments, so the cuts also meet rotations.
 const SEGMENT_BYTES: u64 = 64 * 1024;
 const REGION: u64 = 1;
@@ -31,6 +37,7 @@ fn entry(round: u64, index: u64) -> Vec<u8> {
 
 #[test]
 fn every_synced_record_survives_power_cuts() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let wb = write_back();
     let dir = tempfile::tempdir().unwrap();
     // What the log acknowledged as synced: (index, entry).
@@ -70,6 +77,7 @@ fn every_synced_record_survives_power_cuts() {
 
 #[test]
 fn the_data_file_outlives_a_cut_right_after_the_first_open() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let wb = write_back();
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(dir.path()).unwrap();
